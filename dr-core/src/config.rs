@@ -1,0 +1,194 @@
+//! The director's construction-time configuration and the errors of every configuration
+//! call.
+
+use crate::conn::{MAX_CAPACITY, TimeoutSettings};
+use crate::mac::MacAddr;
+use crate::service::{MAX_WEIGHT, ServiceKey};
+use crate::time::Duration;
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The longest timeout the kernel accepts: `INT_MAX / HZ` seconds at HZ=1000.
+pub const MAX_TIMEOUT_SECS: u32 = 2_147_483;
+
+/// How a [`Director`](crate::Director) is built. Fields not set keep the kernel's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The director's MAC: the source of every frame it sends.
+    pub mac: MacAddr,
+    /// Connection entries, fixed for the director's life (default 1 048 576). All memory
+    /// for them is reserved at construction.
+    pub capacity: usize,
+    /// The key of every hash a client's packets can steer (connection table, neighbour and
+    /// service indexes). Give it fresh randomness, or colliding flows can be precomputed.
+    pub hash_seed: [u64; 4],
+    /// Linux parity mode: decrement the IPv4 TTL (fixing the header checksum) or IPv6 hop
+    /// limit of forwarded packets, and drop those that arrive with 1 or less. Off by default:
+    /// LVS-DR as designed changes only the MAC addresses.
+    pub decrement_ttl: bool,
+    /// `ipvsadm --set tcp tcpfin udp`, in seconds; 0 keeps the kernel default.
+    pub timeouts: TimeoutSettings,
+    /// The IPv4 source of ARP requests for real servers (0.0.0.0, an RFC 5227 probe, when
+    /// `None`).
+    pub ipv4: Option<Ipv4Addr>,
+    /// The IPv6 source of Neighbor Solicitations for real servers (the EUI-64 link-local
+    /// address of `mac` when `None`).
+    pub ipv6: Option<Ipv6Addr>,
+    /// How long to wait before asking again for a real server's MAC.
+    pub neighbour_retry: Duration,
+}
+
+impl Config {
+    /// The default capacity.
+    pub const DEFAULT_CAPACITY: usize = 1 << 20;
+
+    /// A configuration with the kernel's defaults, for a director at `mac`, hashing with
+    /// `hash_seed`.
+    pub fn new(mac: MacAddr, hash_seed: [u64; 4]) -> Self {
+        Self {
+            mac,
+            capacity: Self::DEFAULT_CAPACITY,
+            hash_seed,
+            decrement_ttl: false,
+            timeouts: TimeoutSettings::default(),
+            ipv4: None,
+            ipv6: None,
+            neighbour_retry: Duration::from_secs(1),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if !self.mac.is_unicast() {
+            return Err(ConfigError::DirectorMac(self.mac));
+        }
+        if self.capacity == 0 || self.capacity > MAX_CAPACITY {
+            return Err(ConfigError::Capacity(self.capacity));
+        }
+        validate_timeouts(self.timeouts)?;
+        if self.neighbour_retry.is_zero() {
+            return Err(ConfigError::NeighbourRetry);
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn validate_timeouts(t: TimeoutSettings) -> Result<(), ConfigError> {
+    for (field, secs) in [("tcp", t.tcp), ("tcpfin", t.tcpfin), ("udp", t.udp)] {
+        if secs > MAX_TIMEOUT_SECS {
+            return Err(ConfigError::Timeout { field, secs });
+        }
+    }
+    Ok(())
+}
+
+/// A configuration call was refused; nothing was changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `mac` is not a unicast address.
+    DirectorMac(MacAddr),
+    /// `capacity` is outside 1 ..= [`MAX_CAPACITY`](crate::conn::MAX_CAPACITY).
+    Capacity(usize),
+    /// A timeout is longer than the kernel allows.
+    Timeout {
+        /// `tcp`, `tcpfin` or `udp`.
+        field: &'static str,
+        /// The value given.
+        secs: u32,
+    },
+    /// `neighbour_retry` is zero.
+    NeighbourRetry,
+    /// The service already exists.
+    ServiceExists(ServiceKey),
+    /// The VIP is unspecified, multicast or broadcast.
+    InvalidVip(IpAddr),
+    /// Port 0 means "any port", which IPVS allows only for persistent services.
+    PortZero(ServiceKey),
+    /// The service handle does not name a service of this director.
+    UnknownService,
+    /// The real server is already in the service.
+    RealExists(IpAddr),
+    /// The real server's address is unspecified, multicast or broadcast.
+    InvalidRealAddr(IpAddr),
+    /// The real server's address family differs from the VIP's (Direct Routing forwards on
+    /// the same link, in the same family).
+    FamilyMismatch {
+        /// The service's VIP.
+        vip: IpAddr,
+        /// The real server's address.
+        real: IpAddr,
+    },
+    /// A weight above [`MAX_WEIGHT`](crate::service::MAX_WEIGHT).
+    Weight(u32),
+    /// A real server MAC that is not unicast.
+    RealMac(MacAddr),
+    /// The same real server address was configured with two different MACs.
+    MacConflict {
+        /// The address.
+        addr: IpAddr,
+        /// The MAC configured first.
+        existing: MacAddr,
+        /// The MAC configured now.
+        new: MacAddr,
+    },
+    /// More services or real servers than a director holds (65 535 each).
+    TooMany(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::DirectorMac(mac) => write!(
+                f,
+                "director mac {mac} is not a unicast address: use the interface's own MAC"
+            ),
+            Self::Capacity(n) => write!(
+                f,
+                "capacity {n} is out of range: give 1 to {MAX_CAPACITY} connection entries"
+            ),
+            Self::Timeout { field, secs } => write!(
+                f,
+                "timeouts.{field} = {secs} is too long: the kernel allows at most \
+                 {MAX_TIMEOUT_SECS} seconds"
+            ),
+            Self::NeighbourRetry => {
+                f.write_str("neighbour retry interval is zero: give at least one millisecond")
+            }
+            Self::ServiceExists(key) => write!(f, "service {key} already exists: edit it instead"),
+            Self::InvalidVip(ip) => {
+                write!(f, "vip {ip} cannot be a virtual service address: give a unicast address")
+            }
+            Self::PortZero(key) => write!(
+                f,
+                "service {key}: port 0 (any port) needs persistence; give the service port"
+            ),
+            Self::UnknownService => f.write_str("no such service in this director"),
+            Self::RealExists(ip) => {
+                write!(f, "real server {ip} is already in this service: edit it instead")
+            }
+            Self::InvalidRealAddr(ip) => write!(
+                f,
+                "real server address {ip} is not a unicast host address: give the server's own IP"
+            ),
+            Self::FamilyMismatch { vip, real } => write!(
+                f,
+                "real server {real} and vip {vip} are of different families: direct routing \
+                 needs real servers of the VIP's family"
+            ),
+            Self::Weight(w) => write!(f, "weight {w} is out of range: give 0 to {MAX_WEIGHT}"),
+            Self::RealMac(mac) => write!(
+                f,
+                "real server mac {mac} is not a unicast address: give the server's interface MAC"
+            ),
+            Self::MacConflict { addr, existing, new } => write!(
+                f,
+                "real server {addr} is configured with mac {existing} and {new}: one address, \
+                 one MAC"
+            ),
+            Self::TooMany(what) => write!(f, "too many {what}: a director holds at most 65535"),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}

@@ -1,0 +1,9 @@
+//! Connection entries: the table, the TCP state machine, timeouts and expiry.
+
+mod state;
+mod table;
+mod wheel;
+
+pub use state::{ConnState, TimeoutSettings, Timeouts};
+pub use table::MAX_CAPACITY;
+pub(crate) use table::{Conn, ConnId, ConnTable, FLAG_INACTIVE, expiry};

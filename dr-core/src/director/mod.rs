@@ -1,0 +1,331 @@
+//! The director: the state machine that owns services, real servers, connections and the
+//! neighbour table, and decides what happens to every frame.
+//!
+//! - [`Director::process`] is the packet path (in `packet.rs`): classify, find or create the
+//!   connection, rewrite the MACs in place. It never allocates, never panics, never reads a
+//!   clock.
+//! - [`Director::poll_timeout`] / [`Director::handle_timeout`] expire connections.
+//! - The configuration methods (here) change services and real servers while the
+//!   connections live on, as `ipvsadm` does.
+//! - Layer 2 ownership of the VIPs (ARP, Neighbor Discovery, announcements, neighbour
+//!   requests) is in `link.rs`.
+
+mod link;
+mod packet;
+
+use crate::config::{Config, ConfigError, validate_timeouts};
+use crate::conn::{Conn, ConnState, ConnTable, TimeoutSettings, Timeouts};
+use crate::flow::FlowKey;
+use crate::neigh::Neighbours;
+use crate::sched::{Dests, Scheduler};
+use crate::service::{
+    RealConfig, RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,
+};
+use crate::stats::{Counters, Stats};
+use crate::time::{Duration, Instant};
+use alloc::vec::Vec;
+use core::net::IpAddr;
+use hashbrown::HashMap;
+
+/// An LVS Direct Routing director.
+///
+/// Build it from a [`Config`], add services and real servers, then hand it every frame
+/// received on the interface with [`process`](Self::process), and call
+/// [`handle_timeout`](Self::handle_timeout) whenever [`poll_timeout`](Self::poll_timeout)
+/// says. See the crate documentation for a walk-through.
+#[derive(Debug)]
+pub struct Director {
+    config: Config,
+    timeouts: Timeouts,
+    conns: ConnTable,
+    services: Vec<Service>,
+    service_index: HashMap<ServiceKey, ServiceId, ahash::RandomState>,
+    /// Each VIP with the number of services on it.
+    vips: HashMap<IpAddr, u32, ahash::RandomState>,
+    /// The VIPs in the order their first service was added.
+    vip_order: Vec<IpAddr>,
+    reals: Vec<RealServer>,
+    neighbours: Neighbours,
+    counters: Counters,
+    totals: Stats,
+    /// The latest `now` seen: time never runs backwards inside the director.
+    clock: Instant,
+}
+
+/// A read-only view of one connection entry, for listings (`ipvsadm -L -c`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnInfo {
+    /// The connection's key.
+    pub key: FlowKey,
+    /// Its state.
+    pub state: ConnState,
+    /// The service it belongs to.
+    pub service: ServiceId,
+    /// The real server it is bound to.
+    pub real: RealId,
+    /// When it expires unless another packet re-arms it.
+    pub expires: Instant,
+}
+
+impl Director {
+    /// Builds a director, reserving all memory for its connection table.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the field that is out of range.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let [a, b, c, d] = config.hash_seed;
+        let hasher = || ahash::RandomState::with_seeds(d, c, b, a);
+        let mut timeouts = Timeouts::default();
+        timeouts.apply(config.timeouts);
+        Ok(Self {
+            conns: ConnTable::new(config.capacity, config.hash_seed),
+            timeouts,
+            services: Vec::new(),
+            service_index: HashMap::with_hasher(hasher()),
+            vips: HashMap::with_hasher(hasher()),
+            vip_order: Vec::new(),
+            reals: Vec::new(),
+            neighbours: Neighbours::new(hasher()),
+            counters: Counters::default(),
+            totals: Stats::default(),
+            clock: Instant::ZERO,
+            config,
+        })
+    }
+
+    /// The configuration the director was built with (timeouts as last set).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Adds a virtual service (`ipvsadm -A`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ServiceExists`], [`ConfigError::InvalidVip`], [`ConfigError::PortZero`]
+    /// or [`ConfigError::TooMany`].
+    pub fn add_service(&mut self, service: ServiceConfig) -> Result<ServiceId, ConfigError> {
+        let key = service.key;
+        if self.service_index.contains_key(&key) {
+            return Err(ConfigError::ServiceExists(key));
+        }
+        if !is_unicast_host(key.vip) {
+            return Err(ConfigError::InvalidVip(key.vip));
+        }
+        if key.port == 0 {
+            return Err(ConfigError::PortZero(key));
+        }
+        if self.services.len() >= usize::from(u16::MAX) {
+            return Err(ConfigError::TooMany("services"));
+        }
+        let id = ServiceId::from_index(self.services.len());
+        self.services.push(Service {
+            key,
+            scheduler: Scheduler::new(service.scheduler),
+            reals: Vec::new(),
+            stats: Stats::default(),
+        });
+        self.service_index.insert(key, id);
+        let count = self.vips.entry(key.vip).or_insert(0);
+        if *count == 0 {
+            self.vip_order.push(key.vip);
+        }
+        *count += 1;
+        Ok(id)
+    }
+
+    /// Adds a real server to a service (`ipvsadm -a`). It goes to the head of the service's
+    /// list, as in the kernel, so schedulers meet the newest server first.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownService`], [`ConfigError::RealExists`],
+    /// [`ConfigError::InvalidRealAddr`], [`ConfigError::FamilyMismatch`],
+    /// [`ConfigError::Weight`], [`ConfigError::RealMac`], [`ConfigError::MacConflict`] or
+    /// [`ConfigError::TooMany`].
+    pub fn add_real(
+        &mut self,
+        service: ServiceId,
+        real: RealConfig,
+    ) -> Result<RealId, ConfigError> {
+        let svc = self.services.get(service.index()).ok_or(ConfigError::UnknownService)?;
+        let addr = real.addr;
+        if svc.reals.iter().any(|r| self.reals[r.index()].addr == addr) {
+            return Err(ConfigError::RealExists(addr));
+        }
+        if !is_unicast_host(addr) {
+            return Err(ConfigError::InvalidRealAddr(addr));
+        }
+        if addr.is_ipv4() != svc.key.vip.is_ipv4() {
+            return Err(ConfigError::FamilyMismatch { vip: svc.key.vip, real: addr });
+        }
+        if real.weight > crate::service::MAX_WEIGHT {
+            return Err(ConfigError::Weight(real.weight));
+        }
+        if let Some(mac) = real.mac.filter(|m| !m.is_unicast()) {
+            return Err(ConfigError::RealMac(mac));
+        }
+        if self.reals.len() >= usize::from(u16::MAX) {
+            return Err(ConfigError::TooMany("real servers"));
+        }
+        let neighbour =
+            self.neighbours.ensure(addr, real.mac).map_err(|c| ConfigError::MacConflict {
+                addr,
+                existing: c.existing,
+                new: real.mac.unwrap_or_default(),
+            })?;
+        let mac = self.neighbours.get(neighbour).mac;
+        // A static MAC given now applies to every server at that address.
+        for other in self.reals.iter_mut().filter(|r| r.neighbour == neighbour) {
+            other.mac = mac;
+        }
+        let id = RealId::from_index(self.reals.len());
+        self.reals.push(RealServer {
+            addr,
+            service,
+            weight: real.weight,
+            mac,
+            neighbour,
+            active: 0,
+            inactive: 0,
+            stats: Stats::default(),
+        });
+        let Service { scheduler, reals: order, .. } = &mut self.services[service.index()];
+        order.insert(0, id);
+        scheduler.real_added(&Dests { order, reals: &self.reals });
+        Ok(id)
+    }
+
+    /// Sets the three timeouts `ipvsadm --set tcp tcpfin udp` sets (0 keeps the current
+    /// value). Live connections keep their timers until their next packet, as in the kernel.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Timeout`] when a value exceeds the kernel's limit.
+    pub fn set_timeouts(&mut self, settings: TimeoutSettings) -> Result<(), ConfigError> {
+        validate_timeouts(settings)?;
+        self.timeouts.apply(settings);
+        self.config.timeouts = self.timeouts.settings();
+        Ok(())
+    }
+
+    /// The timeout of every state.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// The service with this handle.
+    pub fn service(&self, id: ServiceId) -> Option<&Service> {
+        self.services.get(id.index())
+    }
+
+    /// Every service, in the order added, with its handle.
+    pub fn services(&self) -> impl Iterator<Item = (ServiceId, &Service)> + '_ {
+        self.services.iter().enumerate().map(|(i, s)| (ServiceId::from_index(i), s))
+    }
+
+    /// The service for `(protocol, VIP, port)`.
+    pub fn find_service(&self, key: &ServiceKey) -> Option<ServiceId> {
+        self.service_index.get(key).copied()
+    }
+
+    /// The real server with this handle.
+    pub fn real(&self, id: RealId) -> Option<&RealServer> {
+        self.reals.get(id.index())
+    }
+
+    /// Every connection entry, in no particular order.
+    pub fn connections(&self) -> impl Iterator<Item = ConnInfo> + '_ {
+        self.conns.iter().map(|c| ConnInfo {
+            key: c.key,
+            state: c.state,
+            service: c.service,
+            real: c.real,
+            expires: c.expires,
+        })
+    }
+
+    /// The number of connection entries.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The connection table's fixed capacity.
+    pub fn capacity(&self) -> usize {
+        self.conns.capacity()
+    }
+
+    /// Bytes reserved for the connection table at construction.
+    pub fn table_bytes(&self) -> usize {
+        self.conns.reserved_bytes()
+    }
+
+    /// Verdict and event counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The counters summed over every service (`ipvsadm`'s totals).
+    pub fn totals(&self) -> &Stats {
+        &self.totals
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) has work: a connection
+    /// may expire, or a neighbour request is due. `None` when there is nothing to wait for.
+    ///
+    /// It may change after [`process`](Self::process), [`handle_timeout`](Self::handle_timeout)
+    /// and [`add_real`](Self::add_real). Calling `handle_timeout` earlier than this is
+    /// harmless; calling it later delays expiry (and so the counts schedulers see), never
+    /// the correctness of the packet path: an expired entry found by a packet is expired
+    /// on the spot.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let conns = self.conns.next_expiry();
+        let neighbours = self.neighbours.next_request_due(self.config.neighbour_retry);
+        match (conns, neighbours) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Expires every connection whose time has come by `now`. The work is proportional to
+    /// the entries due, never a scan of the table. Neighbour requests that are due are
+    /// fetched with [`poll_neighbour_request`](Self::poll_neighbour_request).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.advance_clock(now);
+        let Self { conns, reals, counters, .. } = self;
+        conns.expire(now, |conn| release(reals, counters, conn));
+    }
+
+    /// Clamps `now` to the latest time seen.
+    fn advance_clock(&mut self, now: Instant) -> Instant {
+        self.clock = self.clock.max(now);
+        self.clock
+    }
+
+    fn timeout_of(&self, state: ConnState) -> Duration {
+        self.timeouts.of(state)
+    }
+}
+
+/// Unbinds a connection that is going away from its real server's counts.
+fn release(reals: &mut [RealServer], counters: &mut Counters, conn: &Conn) {
+    if let Some(real) = reals.get_mut(conn.real.index()) {
+        if conn.is_inactive() {
+            real.inactive = real.inactive.saturating_sub(1);
+        } else {
+            real.active = real.active.saturating_sub(1);
+        }
+    }
+    counters.conns_expired = counters.conns_expired.wrapping_add(1);
+}
+
+/// Unicast host addresses: not unspecified, multicast or the IPv4 broadcast.
+fn is_unicast_host(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()),
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast()),
+    }
+}

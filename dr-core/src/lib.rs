@@ -1,0 +1,95 @@
+//! # dr-core: the sans-I/O core of an LVS Direct Routing director
+//!
+//! A Direct Routing director receives the Ethernet frames clients send to a virtual IP
+//! (VIP), picks a real server for each new connection with an IPVS scheduler, and sends the
+//! *same frame* back onto the LAN with only the MAC addresses changed. The real servers hold
+//! the VIP on a non-ARP interface and answer the clients directly.
+//!
+//! This crate is the whole decision-making part of such a director, with no I/O: it never
+//! reads a clock (time is a parameter), never reads randomness (the hash seed is given),
+//! never allocates after construction, and never panics on any input. Backends (pcap files,
+//! `AF_PACKET` sockets, the in-memory [`MemoryIo`]) move frames through the [`FrameIo`]
+//! trait.
+//!
+//! ```
+//! use dr_core::{Config, Director, Instant, MacAddr, Protocol, RealConfig, SchedulerKind, ServiceConfig};
+//!
+//! let mac: MacAddr = "02:00:00:00:00:01".parse()?;
+//! let mut director = Director::new(Config::new(mac, [1, 2, 3, 4]))?;
+//! let web = director.add_service(ServiceConfig::new(
+//!     Protocol::Tcp, "10.0.0.100".parse()?, 80, SchedulerKind::Rr))?;
+//! director.add_real(web, RealConfig::new("10.0.0.11".parse()?)
+//!     .with_mac("02:00:00:00:00:11".parse()?))?;
+//!
+//! let mut frame = [0u8; 64]; // a frame from the wire
+//! let verdict = director.process(Instant::from_secs(1), &mut frame);
+//! assert!(!verdict.is_transmit()); // zeros are not a packet
+//! if let Some(at) = director.poll_timeout() {
+//!     director.handle_timeout(at);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layout
+//!
+//! - [`wire`]: the frame classifier (over etherparse's slicing API) and frame writers.
+//! - [`conn`]: connection states, timeouts and the fixed-capacity table.
+//! - [`sched`]: the schedulers, one module each.
+//! - [`Director`]: services, real servers, the packet path, ARP and Neighbor Discovery.
+//! - [`io`]: the [`FrameIo`] seam, the [`Driver`] loop and the in-memory backend.
+//!
+//! # Where dr differs from Linux IPVS on purpose
+//!
+//! - The TTL is left alone unless [`Config::decrement_ttl`] is set (Linux decrements it);
+//!   with it set, a TTL of 1 or less is dropped rather than answered with ICMP.
+//! - The connection table has a fixed capacity; a new connection that finds it full is
+//!   dropped ([`DropReason::ConnTableFull`]) and established ones are never evicted.
+//! - Expiry times are rounded up to a 1 ms tick (the kernel's jiffies are as coarse at
+//!   HZ=1000, and its timer wheel coarser still for long timeouts).
+//! - Fragments of datagrams to a VIP service are dropped ([`DropReason::Fragment`]): there is
+//!   no reassembly.
+//!
+//! # Features
+//!
+//! - `std` (default): implies `alloc`; nothing else yet.
+//! - `alloc`: the in-memory backend [`MemoryIo`].
+//!
+//! The crate always needs a global allocator, to reserve its tables at construction.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod config;
+pub mod conn;
+mod director;
+mod flow;
+pub mod io;
+mod mac;
+mod neigh;
+pub mod sched;
+mod service;
+mod stats;
+mod time;
+mod verdict;
+pub mod wire;
+
+pub use config::{Config, ConfigError, MAX_TIMEOUT_SECS};
+pub use conn::{ConnState, TimeoutSettings, Timeouts};
+pub use director::{ConnInfo, Director};
+pub use flow::{FlowKey, Protocol, SocketDisplay};
+#[cfg(feature = "alloc")]
+pub use io::MemoryIo;
+pub use io::{Batch, Driver, DriverOptions, FrameIo, RunStats};
+pub use mac::{MacAddr, MacParseError};
+pub use sched::{SchedulerKind, UnknownScheduler};
+pub use service::{
+    MAX_WEIGHT, RealConfig, RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,
+};
+pub use stats::{Counters, Stats};
+pub use time::{Duration, Instant};
+pub use verdict::{DropReason, PassReason, Verdict};

@@ -1,0 +1,30 @@
+//! `rr`, round robin (`net/netfilter/ipvs/ip_vs_rr.c`).
+//!
+//! The scheduler remembers the last real server it picked and resumes just after it,
+//! walking the list circularly; servers with weight 0 (and unavailable ones) are skipped,
+//! other weights are ignored. When nothing is eligible the position stays where it was.
+
+use super::Dests;
+
+/// Round-robin state: the list position of the last pick, `None` for the list head.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RoundRobin {
+    last: Option<usize>,
+}
+
+impl RoundRobin {
+    pub(crate) fn schedule(&mut self, dests: &Dests<'_>) -> Option<usize> {
+        let n = dests.len();
+        // From the head: one pass over the list. From a server: every other server, then
+        // that server itself as the last candidate.
+        let start = self.last.map_or(0, |last| last + 1);
+        let pick = (0..n).map(|i| (start + i) % n).find(|&pos| dests.is_schedulable(pos))?;
+        self.last = Some(pick);
+        Some(pick)
+    }
+
+    /// A server went in at the head: the remembered server moved one position down.
+    pub(crate) fn real_added(&mut self) {
+        self.last = self.last.map(|last| last + 1);
+    }
+}

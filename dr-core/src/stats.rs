@@ -1,0 +1,124 @@
+//! Counters: per service and real server as IPVS keeps them, and per verdict reason.
+
+use crate::verdict::{DropReason, PassReason, Verdict};
+
+/// IPVS's per-service, per-real and total counters. In Direct Routing replies never cross
+/// the director, so there are no `outpkts`/`outbytes`: they are always 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections scheduled.
+    pub conns: u64,
+    /// Packets forwarded for connections.
+    pub inpkts: u64,
+    /// Bytes of those packets, counted as IP datagram length (no link layer), as the kernel
+    /// counts `skb->len` at `LOCAL_IN`.
+    pub inbytes: u64,
+}
+
+impl Stats {
+    pub(crate) fn count_packet(&mut self, datagram_len: u32) {
+        self.inpkts = self.inpkts.wrapping_add(1);
+        self.inbytes = self.inbytes.wrapping_add(u64::from(datagram_len));
+    }
+
+    pub(crate) fn count_conn(&mut self) {
+        self.conns = self.conns.wrapping_add(1);
+    }
+}
+
+/// Counters for every verdict of the director.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counters {
+    drops: [u64; DropReason::COUNT],
+    passes: [u64; PassReason::COUNT],
+    forwarded: u64,
+    replies: u64,
+    /// Connection entries created.
+    pub(crate) conns_created: u64,
+    /// Connection entries that expired or were removed.
+    pub(crate) conns_expired: u64,
+    /// MAC addresses learned or changed by ARP or Neighbor Discovery.
+    pub(crate) neighbours_learned: u64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            drops: [0; DropReason::COUNT],
+            passes: [0; PassReason::COUNT],
+            forwarded: 0,
+            replies: 0,
+            conns_created: 0,
+            conns_expired: 0,
+            neighbours_learned: 0,
+        }
+    }
+}
+
+impl Counters {
+    pub(crate) fn record(&mut self, verdict: Verdict) {
+        let counter = match verdict {
+            Verdict::Forward { .. } => &mut self.forwarded,
+            Verdict::Reply => &mut self.replies,
+            Verdict::Pass(reason) => &mut self.passes[reason.index()],
+            Verdict::Drop(reason) => &mut self.drops[reason.index()],
+        };
+        *counter = counter.wrapping_add(1);
+    }
+
+    /// Frames dropped for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    /// Frames passed to the host for `reason`.
+    pub fn passes(&self, reason: PassReason) -> u64 {
+        self.passes[reason.index()]
+    }
+
+    /// Every drop reason with its count.
+    pub fn drop_counts(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.iter().map(|&r| (r, self.drops(r)))
+    }
+
+    /// Every pass reason with its count.
+    pub fn pass_counts(&self) -> impl Iterator<Item = (PassReason, u64)> + '_ {
+        PassReason::ALL.iter().map(|&r| (r, self.passes(r)))
+    }
+
+    /// Frames forwarded to real servers.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded
+    }
+
+    /// ARP replies and Neighbor Advertisements written in answer to a frame.
+    pub fn replies(&self) -> u64 {
+        self.replies
+    }
+
+    /// All frames dropped.
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// All frames passed.
+    pub fn passed(&self) -> u64 {
+        self.passes.iter().sum()
+    }
+
+    /// Connection entries created.
+    pub fn conns_created(&self) -> u64 {
+        self.conns_created
+    }
+
+    /// Connection entries expired or removed.
+    pub fn conns_expired(&self) -> u64 {
+        self.conns_expired
+    }
+
+    /// MAC addresses learned or changed.
+    pub fn neighbours_learned(&self) -> u64 {
+        self.neighbours_learned
+    }
+}

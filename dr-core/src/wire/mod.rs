@@ -1,0 +1,74 @@
+//! Frame classification and in-place frame writing.
+//!
+//! # Contract
+//!
+//! [`classify`] takes any byte slice, never panics, never allocates, and either returns a
+//! [`Packet`] whose offsets are all inside the slice it was given, or the [`DropReason`]
+//! that names the first thing wrong with it. Every writer in this module takes offsets that
+//! came out of a successful [`classify`] of the same bytes, and checks them again before it
+//! writes, so a stale offset can cost a frame but never a panic.
+//!
+//! Parsing goes through etherparse's zero-copy slicing API; the fields it does not judge
+//! (the IPv4 header checksum, Neighbor Discovery validity) are checked here.
+//!
+//! [`DropReason`]: crate::DropReason
+
+mod arp;
+mod checksum;
+mod classify;
+mod ndp;
+
+pub use classify::{
+    ArpInfo, Fragment, IpPacket, Network, Packet, TcpFlags, Transport, VlanTag, classify,
+};
+
+pub(crate) use arp::{write_arp_announcement, write_arp_reply, write_arp_request};
+pub(crate) use checksum::decrement_ttl;
+pub(crate) use ndp::{
+    NdMessage, link_local, parse_neighbor_message, write_neighbor_advertisement,
+    write_neighbor_solicitation, write_unsolicited_advertisement,
+};
+
+/// The length of an Ethernet II header without VLAN tags.
+pub const ETHERNET_HEADER_LEN: usize = 14;
+/// The shortest Ethernet frame on the wire, without the frame check sequence.
+pub const MIN_FRAME_LEN: usize = 60;
+
+/// A frame the director builds on its own (an announcement or a neighbour request), held
+/// inline so that building one never allocates.
+#[derive(Clone, Copy)]
+pub struct GeneratedFrame {
+    bytes: [u8; Self::CAPACITY],
+    len: u8,
+}
+
+impl GeneratedFrame {
+    /// The largest generated frame: an untagged Neighbor Solicitation is 86 bytes.
+    pub const CAPACITY: usize = 96;
+
+    /// Builds a frame with `write`, which returns the length it wrote (0 for none).
+    pub(crate) fn build(write: impl FnOnce(&mut [u8]) -> usize) -> Option<Self> {
+        let mut bytes = [0u8; Self::CAPACITY];
+        let len = write(&mut bytes);
+        (len > 0 && len <= Self::CAPACITY).then_some(Self { bytes, len: len as u8 })
+    }
+
+    /// The frame's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl core::ops::Deref for GeneratedFrame {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl core::fmt::Debug for GeneratedFrame {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GeneratedFrame").field("len", &self.len).finish_non_exhaustive()
+    }
+}
