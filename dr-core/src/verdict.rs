@@ -118,8 +118,6 @@ reasons! {
         TtlExceeded => "ttl-exceeded",
         /// The scheduler found no real server (all weight 0, overloaded or unresolved).
         NoRealAvailable => "no-real-available",
-        /// The connection's real server has no known MAC address.
-        RealUnresolved => "real-unresolved",
         /// A new connection arrived while the connection table was full.
         ConnTableFull => "conn-table-full",
     }

@@ -197,8 +197,9 @@ impl Director {
         let mac = real.mac;
         self.conns.rearm(id, expiry(now, self.timeouts.of(next)));
 
+        // Only servers with a MAC are scheduled, and a MAC once known is never forgotten.
         let Some(mac) = mac else {
-            return Verdict::Drop(DropReason::RealUnresolved);
+            return Verdict::Drop(DropReason::NoRealAvailable);
         };
         if self.config.decrement_ttl
             && let Err(reason) = wire::decrement_ttl(frame, packet.l3_offset, ip.src.is_ipv4())

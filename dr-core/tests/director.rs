@@ -1,0 +1,478 @@
+//! The director's packet path: what happens to each kind of frame.
+
+mod support;
+
+use dr_core::{
+    Config, Director, DropReason, Instant, PassReason, Protocol, RealConfig, RealId, SchedulerKind,
+    ServiceConfig, ServiceId, Verdict,
+};
+use smoltcp::wire::{ArpOperation, ArpRepr, Icmpv6Repr, Ipv4Packet, NdiscNeighborFlags, NdiscRepr};
+use support::*;
+
+const VIP: &str = "10.0.0.100";
+const VIP6: &str = "2001:db8::100";
+
+fn t(secs: u64) -> Instant {
+    Instant::from_secs(secs)
+}
+
+/// A director with a TCP and a UDP service on VIP and a TCP service on VIP6, `n` reals each
+/// with static MACs, added in order .11, .12, ...
+fn setup(n: usize) -> (Director, ServiceId, Vec<RealId>) {
+    let mut d = director(1024);
+    let web =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr)).unwrap();
+    let dns =
+        d.add_service(ServiceConfig::new(Protocol::Udp, ip(VIP), 53, SchedulerKind::Rr)).unwrap();
+    let web6 =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP6), 80, SchedulerKind::Rr)).unwrap();
+    let mut reals = Vec::new();
+    for (i, m) in REAL_MACS.iter().enumerate().take(n) {
+        reals.push(
+            d.add_real(web, RealConfig::new(ip(&format!("10.0.0.{}", 11 + i))).with_mac(mac(*m)))
+                .unwrap(),
+        );
+        d.add_real(dns, RealConfig::new(ip(&format!("10.0.0.{}", 11 + i))).with_mac(mac(*m)))
+            .unwrap();
+        d.add_real(web6, RealConfig::new(ip(&format!("2001:db8::{}", 11 + i))).with_mac(mac(*m)))
+            .unwrap();
+    }
+    (d, web, reals)
+}
+
+#[test]
+fn syn_is_forwarded_with_only_the_macs_changed() {
+    let (mut d, _, reals) = setup(1);
+    let frame = tcp4_payload("192.0.2.7", 40000, VIP, 80, SYN, b"");
+    let mut out = frame.clone();
+    assert_eq!(d.process(t(1), &mut out), Verdict::Forward { real: reals[0] });
+    assert_eq!(&out[0..6], &REAL_MACS[0]);
+    assert_eq!(&out[6..12], &DIRECTOR_MAC);
+    assert!(diff(&frame, &out).iter().all(|&i| i < 12));
+    assert_eq!(d.connection_count(), 1);
+    assert_eq!(d.counters().forwarded(), 1);
+    assert_eq!(d.counters().conns_created(), 1);
+}
+
+#[test]
+fn established_flow_follows_its_connection() {
+    let (mut d, web, reals) = setup(3);
+    let mut syn = tcp4("192.0.2.7", 40000, VIP, 80, SYN);
+    let Verdict::Forward { real } = d.process(t(1), &mut syn) else { panic!() };
+    for i in 0..10 {
+        let mut data =
+            tcp4_payload("192.0.2.7", 40000, VIP, 80, ACK | PSH, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(d.process(t(2 + i), &mut data), Verdict::Forward { real });
+    }
+    let stats = d.service(web).unwrap().stats();
+    assert_eq!((stats.conns, stats.inpkts), (1, 11));
+    // IP datagram lengths: a 40-byte SYN and ten 58-byte segments.
+    assert_eq!(stats.inbytes, 40 + 10 * 58);
+    assert_eq!(d.real(real).unwrap().stats().inpkts, 11);
+    assert_eq!(d.totals().inpkts, 11);
+    assert!(reals.contains(&real));
+}
+
+#[test]
+fn rr_walks_reals_newest_first() {
+    let (mut d, _, reals) = setup(3);
+    // Added .11, .12, .13: the kernel's list is .13, .12, .11.
+    let picks: Vec<RealId> = (0..6)
+        .map(|i| match d.process(t(1), &mut tcp4("192.0.2.7", 40000 + i, VIP, 80, SYN)) {
+            Verdict::Forward { real } => real,
+            v => panic!("{v:?}"),
+        })
+        .collect();
+    assert_eq!(picks, [reals[2], reals[1], reals[0], reals[2], reals[1], reals[0]]);
+}
+
+#[test]
+fn rr_skips_weight_zero_as_in_the_spec() {
+    // Spec §1.1: list order A(1), B(0), C(5) gives A, C, A, C.
+    let mut d = director(64);
+    let s =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr)).unwrap();
+    let c = d
+        .add_real(s, RealConfig::new(ip("10.0.0.13")).with_weight(5).with_mac(mac(REAL_MACS[2])))
+        .unwrap();
+    d.add_real(s, RealConfig::new(ip("10.0.0.12")).with_weight(0).with_mac(mac(REAL_MACS[1])))
+        .unwrap();
+    let a = d
+        .add_real(s, RealConfig::new(ip("10.0.0.11")).with_weight(1).with_mac(mac(REAL_MACS[0])))
+        .unwrap();
+    let picks: Vec<Verdict> =
+        (0..4).map(|i| d.process(t(1), &mut tcp4("192.0.2.7", 1000 + i, VIP, 80, SYN))).collect();
+    let expected = [a, c, a, c].map(|real| Verdict::Forward { real });
+    assert_eq!(picks, expected);
+}
+
+#[test]
+fn what_is_passed_to_the_host() {
+    let (mut d, _, _) = setup(1);
+    let cases = [
+        (tcp4("192.0.2.7", 40000, "10.0.0.2", 22, SYN), PassReason::NotVip),
+        (tcp4("192.0.2.7", 40000, VIP, 443, SYN), PassReason::NoService),
+        (tcp4("192.0.2.7", 40000, VIP, 80, ACK), PassReason::NoConnection),
+        (tcp4("192.0.2.7", 40000, VIP, 80, SYN | RST), PassReason::NoConnection),
+        (icmp4_echo("192.0.2.7", VIP), PassReason::Icmp),
+        (icmp4_echo("192.0.2.7", "10.0.0.2"), PassReason::NotVip),
+        (udp6("2001:db8::7", 5353, VIP6, 53, b"q"), PassReason::NoService),
+    ];
+    for (mut frame, reason) in cases {
+        assert_eq!(d.process(t(1), &mut frame), Verdict::Pass(reason));
+    }
+    let gre =
+        ipv4_packet(v4("192.0.2.7"), v4(VIP), smoltcp::wire::IpProtocol::Unknown(47), 64, &[0; 8]);
+    let mut f = ethernet(DIRECTOR_MAC, ROUTER_MAC, smoltcp::wire::EthernetProtocol::Ipv4, &gre);
+    assert_eq!(d.process(t(1), &mut f), Verdict::Pass(PassReason::OtherProtocol));
+    let mut other = ethernet(
+        DIRECTOR_MAC,
+        ROUTER_MAC,
+        smoltcp::wire::EthernetProtocol::Unknown(0x88b5),
+        &[0; 46],
+    );
+    assert_eq!(d.process(t(1), &mut other), Verdict::Pass(PassReason::OtherEtherType));
+    assert_eq!(d.counters().passes(PassReason::NoConnection), 2);
+    assert_eq!(d.connection_count(), 0);
+}
+
+#[test]
+fn link_layer_drops() {
+    let (mut d, _, _) = setup(1);
+    let syn = tcp4("192.0.2.7", 40000, VIP, 80, SYN);
+    let mut own = syn.clone();
+    own[6..12].copy_from_slice(&DIRECTOR_MAC);
+    assert_eq!(d.process(t(1), &mut own), Verdict::Drop(DropReason::OwnFrame));
+    let mut group_src = syn.clone();
+    group_src[6] = 0x03;
+    assert_eq!(d.process(t(1), &mut group_src), Verdict::Drop(DropReason::InvalidSourceMac));
+    let mut broadcast = syn.clone();
+    broadcast[0..6].fill(0xff);
+    assert_eq!(d.process(t(1), &mut broadcast), Verdict::Drop(DropReason::NotUnicast));
+    let mut multicast = syn.clone();
+    multicast[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0, 0, 1]);
+    assert_eq!(d.process(t(1), &mut multicast), Verdict::Drop(DropReason::NotUnicast));
+    let mut other = syn;
+    other[0..6].copy_from_slice(&REAL_MACS[3]);
+    assert_eq!(d.process(t(1), &mut other), Verdict::Drop(DropReason::OtherHost));
+    assert_eq!(d.connection_count(), 0);
+    assert_eq!(d.counters().dropped(), 5);
+}
+
+#[test]
+fn arp_request_for_a_vip_is_answered_in_place() {
+    let (mut d, _, _) = setup(1);
+    let mut frame = arp_request(VIP);
+    let len = frame.len();
+    assert_eq!(d.process(t(1), &mut frame), Verdict::Reply);
+    assert_eq!(frame.len(), len);
+    let (eth, arp) = parse_arp(&frame);
+    assert_eq!(eth.dst_addr.0, ROUTER_MAC);
+    assert_eq!(eth.src_addr.0, DIRECTOR_MAC);
+    assert_eq!(
+        arp,
+        ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: smoltcp::wire::EthernetAddress(DIRECTOR_MAC),
+            source_protocol_addr: v4(VIP),
+            target_hardware_addr: smoltcp::wire::EthernetAddress(ROUTER_MAC),
+            target_protocol_addr: v4("10.0.0.1"),
+        }
+    );
+    // Tagged requests are answered on the same VLAN.
+    let mut tagged = with_vlans(&arp_request(VIP), &[(0x8100, 42)]);
+    assert_eq!(d.process(t(1), &mut tagged), Verdict::Reply);
+    assert_eq!(&tagged[12..16], &[0x81, 0x00, 0x00, 42]);
+    assert_eq!(&tagged[6..12], &DIRECTOR_MAC);
+    assert_eq!(d.counters().replies(), 2);
+}
+
+#[test]
+fn other_arp_is_not_answered() {
+    let (mut d, _, _) = setup(1);
+    let mut not_vip = arp_request("10.0.0.2");
+    assert_eq!(d.process(t(1), &mut not_vip), Verdict::Drop(DropReason::NotUnicast));
+    let mut announcement = arp(ArpOperation::Request, [0xff; 6], ROUTER_MAC, VIP, [0; 6], VIP);
+    assert_eq!(d.process(t(1), &mut announcement), Verdict::Drop(DropReason::NotUnicast));
+    let mut unicast =
+        arp(ArpOperation::Request, DIRECTOR_MAC, ROUTER_MAC, "10.0.0.1", [0; 6], "10.0.0.2");
+    assert_eq!(d.process(t(1), &mut unicast), Verdict::Pass(PassReason::Arp));
+    assert_eq!(d.counters().replies(), 0);
+}
+
+#[test]
+fn neighbor_solicitation_for_a_vip_is_answered() {
+    let (mut d, _, _) = setup(1);
+    let mut frame = neighbor_solicitation(ROUTER_MAC, "2001:db8::1", VIP6);
+    assert_eq!(d.process(t(1), &mut frame), Verdict::Reply);
+    let (eth, ip, icmp) = parse_ndisc(&frame);
+    assert_eq!(eth.dst_addr.0, ROUTER_MAC);
+    assert_eq!(eth.src_addr.0, DIRECTOR_MAC);
+    assert_eq!(ip.src_addr, v6(VIP6));
+    assert_eq!(ip.dst_addr, v6("2001:db8::1"));
+    assert_eq!(ip.hop_limit, 255);
+    let Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert { flags, target_addr, lladdr: ll }) = icmp
+    else {
+        panic!("{icmp:?}")
+    };
+    assert_eq!(target_addr, v6(VIP6));
+    assert_eq!(flags, NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE);
+    assert_eq!(lladdr(ll), Some(DIRECTOR_MAC));
+}
+
+#[test]
+fn invalid_neighbor_discovery_is_dropped() {
+    let (mut d, _, _) = setup(1);
+    let frame = neighbor_solicitation(ROUTER_MAC, "2001:db8::1", VIP6);
+    let mut hop = frame.clone();
+    hop[14 + 7] = 64; // hop limit must be 255
+    assert_eq!(d.process(t(1), &mut hop), Verdict::Drop(DropReason::MalformedNeighborDiscovery));
+    let mut checksum = frame.clone();
+    checksum[14 + 40 + 2] ^= 0xff;
+    assert_eq!(
+        d.process(t(1), &mut checksum),
+        Verdict::Drop(DropReason::MalformedNeighborDiscovery)
+    );
+    let mut zero_option = frame;
+    zero_option[14 + 40 + 25] = 0; // option length 0
+    assert_eq!(
+        d.process(t(1), &mut zero_option),
+        Verdict::Drop(DropReason::MalformedNeighborDiscovery)
+    );
+}
+
+#[test]
+fn macs_are_learned_and_unknown_reals_are_not_scheduled() {
+    let mut d = director(64);
+    let s =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr)).unwrap();
+    let real = d.add_real(s, RealConfig::new(ip("10.0.0.11"))).unwrap();
+    let s6 =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP6), 80, SchedulerKind::Rr)).unwrap();
+    let real6 = d.add_real(s6, RealConfig::new(ip("2001:db8::11"))).unwrap();
+    assert_eq!(
+        d.process(t(1), &mut tcp4("192.0.2.7", 1, VIP, 80, SYN)),
+        Verdict::Drop(DropReason::NoRealAvailable)
+    );
+    assert_eq!(d.poll_timeout(), Some(Instant::ZERO), "requests are due at once");
+
+    // The director asks: an ARP probe and a Neighbor Solicitation, then nothing until retry.
+    let arp_req = d.poll_neighbour_request(t(1)).unwrap();
+    let (eth, request) = parse_arp(&arp_req);
+    assert_eq!(eth.dst_addr.0, [0xff; 6]);
+    let ArpRepr::EthernetIpv4 { operation, target_protocol_addr, source_hardware_addr, .. } =
+        request
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (operation, target_protocol_addr, source_hardware_addr.0),
+        (ArpOperation::Request, v4("10.0.0.11"), DIRECTOR_MAC)
+    );
+    let ns = d.poll_neighbour_request(t(1)).unwrap();
+    let (eth, ip6, icmp) = parse_ndisc(&ns);
+    assert_eq!(eth.dst_addr.0, [0x33, 0x33, 0xff, 0, 0, 0x11]);
+    assert_eq!(ip6.dst_addr, solicited_node(v6("2001:db8::11")));
+    assert!(
+        matches!(icmp, Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { target_addr, .. }) if target_addr == v6("2001:db8::11"))
+    );
+    assert!(d.poll_neighbour_request(t(1)).is_none());
+    assert_eq!(d.poll_timeout(), Some(t(2)));
+
+    // The replies teach the MACs.
+    let mut reply =
+        arp(ArpOperation::Reply, DIRECTOR_MAC, REAL_MACS[0], "10.0.0.11", DIRECTOR_MAC, "0.0.0.0");
+    assert_eq!(d.process(t(2), &mut reply), Verdict::Pass(PassReason::Arp));
+    let mut na = neighbor_advertisement(REAL_MACS[1], "2001:db8::11", "fe80::ff:fe00:1");
+    assert!(matches!(d.process(t(2), &mut na), Verdict::Pass(_)));
+    assert_eq!(d.real(real).unwrap().mac(), Some(mac(REAL_MACS[0])));
+    assert_eq!(d.real(real6).unwrap().mac(), Some(mac(REAL_MACS[1])));
+    assert_eq!(d.counters().neighbours_learned(), 2);
+    assert!(d.poll_neighbour_request(t(10)).is_none());
+    assert_eq!(d.process(t(3), &mut tcp4("192.0.2.7", 1, VIP, 80, SYN)), Verdict::Forward { real });
+}
+
+#[test]
+fn static_macs_are_not_overridden() {
+    let (mut d, _, reals) = setup(1);
+    let mut spoof =
+        arp(ArpOperation::Reply, DIRECTOR_MAC, REAL_MACS[3], "10.0.0.11", DIRECTOR_MAC, "0.0.0.0");
+    let _ = d.process(t(1), &mut spoof);
+    assert_eq!(d.real(reals[0]).unwrap().mac(), Some(mac(REAL_MACS[0])));
+    assert_eq!(d.counters().neighbours_learned(), 0);
+}
+
+#[test]
+fn announcements_cover_every_vip_once() {
+    let (d, _, _) = setup(1);
+    let frames: Vec<_> = d.announcements().collect();
+    assert_eq!(frames.len(), 2, "one for the IPv4 VIP (two services), one for the IPv6 VIP");
+    let (eth, arp) = parse_arp(&frames[0]);
+    assert_eq!(eth.dst_addr.0, [0xff; 6]);
+    assert_eq!(frames[0].len(), 60);
+    let ArpRepr::EthernetIpv4 { source_protocol_addr, target_protocol_addr, .. } = arp else {
+        panic!()
+    };
+    assert_eq!((source_protocol_addr, target_protocol_addr), (v4(VIP), v4(VIP)));
+    let (eth, ip6, icmp) = parse_ndisc(&frames[1]);
+    assert_eq!(eth.dst_addr.0, [0x33, 0x33, 0, 0, 0, 1]);
+    assert_eq!(ip6.src_addr, v6(VIP6));
+    let Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert { flags, target_addr, lladdr: ll }) = icmp
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (flags, target_addr, lladdr(ll)),
+        (NdiscNeighborFlags::OVERRIDE, v6(VIP6), Some(DIRECTOR_MAC))
+    );
+}
+
+#[test]
+fn decrement_ttl_mode() {
+    let mut config = Config::new(mac(DIRECTOR_MAC), [1, 2, 3, 4]);
+    config.decrement_ttl = true;
+    let mut d = Director::new(config).unwrap();
+    let s =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr)).unwrap();
+    d.add_real(s, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
+    let s6 =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP6), 80, SchedulerKind::Rr)).unwrap();
+    d.add_real(s6, RealConfig::new(ip("2001:db8::11")).with_mac(mac(REAL_MACS[0]))).unwrap();
+
+    let frame = tcp4("192.0.2.7", 40000, VIP, 80, SYN);
+    let mut out = frame.clone();
+    assert!(matches!(d.process(t(1), &mut out), Verdict::Forward { .. }));
+    let changed: Vec<usize> = diff(&frame, &out).into_iter().filter(|&i| i >= 12).collect();
+    assert!(changed.iter().all(|&i| i == 14 + 8 || i == 14 + 10 || i == 14 + 11), "{changed:?}");
+    let packet = Ipv4Packet::new_checked(&out[14..]).unwrap();
+    assert_eq!(packet.hop_limit(), 63);
+    assert!(packet.verify_checksum());
+
+    let frame6 = tcp6("2001:db8::7", 40000, VIP6, 80, SYN);
+    let mut out6 = frame6.clone();
+    assert!(matches!(d.process(t(1), &mut out6), Verdict::Forward { .. }));
+    assert_eq!(diff(&frame6, &out6).into_iter().filter(|&i| i >= 12).collect::<Vec<_>>(), [14 + 7]);
+    assert_eq!(out6[14 + 7], 63);
+
+    let mut expiring = tcp4("192.0.2.8", 40000, VIP, 80, SYN);
+    let mut p = Ipv4Packet::new_unchecked(&mut expiring[14..]);
+    p.set_hop_limit(1);
+    p.fill_checksum();
+    assert_eq!(d.process(t(1), &mut expiring), Verdict::Drop(DropReason::TtlExceeded));
+}
+
+#[test]
+fn full_table_refuses_new_connections_but_keeps_established_ones() {
+    let mut d = director(4);
+    let s =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr)).unwrap();
+    d.add_real(s, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
+    for port in 0..4 {
+        assert!(matches!(
+            d.process(t(1), &mut tcp4("192.0.2.7", port, VIP, 80, SYN)),
+            Verdict::Forward { .. }
+        ));
+    }
+    assert_eq!(
+        d.process(t(1), &mut tcp4("192.0.2.9", 9, VIP, 80, SYN)),
+        Verdict::Drop(DropReason::ConnTableFull)
+    );
+    assert_eq!(
+        d.process(t(1), &mut udp4("192.0.2.9", 9, VIP, 80, b"")),
+        Verdict::Pass(PassReason::NoService)
+    );
+    for port in 0..4 {
+        assert!(matches!(
+            d.process(t(2), &mut tcp4("192.0.2.7", port, VIP, 80, ACK)),
+            Verdict::Forward { .. }
+        ));
+    }
+    assert_eq!(d.connection_count(), 4);
+    assert_eq!(d.counters().drops(DropReason::ConnTableFull), 1);
+}
+
+#[test]
+fn fragments_to_a_vip_are_dropped() {
+    let (mut d, _, _) = setup(1);
+    let mut first = tcp4("192.0.2.7", 40000, VIP, 80, SYN);
+    let mut p = Ipv4Packet::new_unchecked(&mut first[14..]);
+    p.set_more_frags(true);
+    p.fill_checksum();
+    assert_eq!(d.process(t(1), &mut first), Verdict::Drop(DropReason::Fragment));
+    let mut later = udp4("192.0.2.7", 5353, VIP, 53, b"abcdefgh");
+    let mut p = Ipv4Packet::new_unchecked(&mut later[14..]);
+    p.set_frag_offset(8);
+    p.fill_checksum();
+    assert_eq!(d.process(t(1), &mut later), Verdict::Drop(DropReason::Fragment));
+    let mut elsewhere = udp4("192.0.2.7", 5353, "10.0.0.2", 53, b"abcdefgh");
+    let mut p = Ipv4Packet::new_unchecked(&mut elsewhere[14..]);
+    p.set_frag_offset(8);
+    p.fill_checksum();
+    assert_eq!(d.process(t(1), &mut elsewhere), Verdict::Pass(PassReason::NotVip));
+}
+
+#[test]
+fn vlan_tagged_traffic_is_forwarded_with_its_tags() {
+    let (mut d, _, _) = setup(1);
+    let frame = with_vlans(&tcp4("192.0.2.7", 40000, VIP, 80, SYN), &[(0x88a8, 10), (0x8100, 20)]);
+    let mut out = frame.clone();
+    assert!(matches!(d.process(t(1), &mut out), Verdict::Forward { .. }));
+    assert!(diff(&frame, &out).iter().all(|&i| i < 12));
+}
+
+#[test]
+fn ipv6_and_udp_services() {
+    let (mut d, _, _) = setup(2);
+    assert!(matches!(
+        d.process(t(1), &mut tcp6("2001:db8::7", 40000, VIP6, 80, SYN)),
+        Verdict::Forward { .. }
+    ));
+    assert!(matches!(
+        d.process(t(1), &mut udp4("192.0.2.7", 5353, VIP, 53, b"q")),
+        Verdict::Forward { .. }
+    ));
+    assert_eq!(d.connection_count(), 2);
+}
+
+#[test]
+fn configuration_errors_name_the_problem() {
+    use dr_core::ConfigError;
+    let (mut d, web, _) = setup(1);
+    let dup = d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr));
+    assert!(matches!(dup, Err(ConfigError::ServiceExists(_))));
+    assert!(matches!(
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip("224.0.0.1"), 80, SchedulerKind::Rr)),
+        Err(ConfigError::InvalidVip(_))
+    ));
+    assert!(matches!(
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 0, SchedulerKind::Rr)),
+        Err(ConfigError::PortZero(_))
+    ));
+    assert!(matches!(
+        d.add_real(web, RealConfig::new(ip("10.0.0.11"))),
+        Err(ConfigError::RealExists(_))
+    ));
+    assert!(matches!(
+        d.add_real(web, RealConfig::new(ip("2001:db8::1"))),
+        Err(ConfigError::FamilyMismatch { .. })
+    ));
+    assert!(matches!(
+        d.add_real(web, RealConfig::new(ip("10.0.0.20")).with_weight(u32::MAX)),
+        Err(ConfigError::Weight(_))
+    ));
+    let clash = d.add_real(web, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[3])));
+    assert!(matches!(clash, Err(ConfigError::RealExists(_))));
+    let other =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 8080, SchedulerKind::Rr)).unwrap();
+    let err = d
+        .add_real(other, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[3])))
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::MacConflict { .. }));
+    assert!(err.to_string().contains("10.0.0.11"), "{err}");
+    let mut config = Config::new(mac([0xff; 6]), [0; 4]);
+    assert!(matches!(Director::new(config.clone()), Err(ConfigError::DirectorMac(_))));
+    config.mac = mac(DIRECTOR_MAC);
+    config.capacity = 0;
+    let err = Director::new(config).unwrap_err();
+    assert!(err.to_string().contains("capacity"), "{err}");
+}
