@@ -141,14 +141,10 @@ impl ConnTable {
         &mut self.slab.entries[id.0 as usize]
     }
 
-    /// Inserts `conn` expiring at `expires` (from [`expiry`]), or gives it back when the
-    /// table is full. The caller has checked that the key is not present.
-    pub(crate) fn insert(
-        &mut self,
-        hash: u64,
-        mut conn: Conn,
-        expires: Instant,
-    ) -> Result<ConnId, Conn> {
+    /// Inserts `conn`, or gives it back when the table is full. The caller has checked that
+    /// the key is not present, and arms the timer with [`rearm`](Self::rearm) before it
+    /// returns to its caller: until then the entry is in no timer slot.
+    pub(crate) fn insert(&mut self, hash: u64, mut conn: Conn) -> Result<ConnId, Conn> {
         let id = if self.slab.free != NIL {
             let id = self.slab.free;
             self.slab.free = self.slab.entries[id as usize].link.next;
@@ -159,22 +155,22 @@ impl ConnTable {
         } else {
             return Err(conn);
         };
-        conn.expires = expires;
+        conn.expires = Instant::ZERO;
         conn.link = Link::UNLINKED;
         self.slab.entries[id as usize] = conn;
         let entries = &self.slab.entries;
         self.index.insert_unique(hash, id, |&i| self.hasher.hash_one(entries[i as usize].key));
-        self.wheel.link(&mut self.slab, id, tick_of(expires));
         self.len += 1;
         Ok(ConnId(id))
     }
 
-    /// Re-arms the entry's timer to `expires` (from [`expiry`]).
+    /// Arms or re-arms the entry's timer to `expires` (from [`expiry`]). A later expiry is
+    /// one store: the entry stays in its earlier slot and moves when that slot comes up.
     pub(crate) fn rearm(&mut self, id: ConnId, expires: Instant) {
         let entry = &mut self.slab.entries[id.0 as usize];
-        let earlier = expires < entry.expires;
+        let relink = expires < entry.expires || entry.link == Link::UNLINKED;
         entry.expires = expires;
-        if earlier {
+        if relink {
             self.wheel.unlink(&mut self.slab, id.0);
             self.wheel.link(&mut self.slab, id.0, tick_of(expires));
         }

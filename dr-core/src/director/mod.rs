@@ -22,7 +22,7 @@ use crate::service::{
     RealConfig, RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,
 };
 use crate::stats::{Counters, Stats};
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 use alloc::vec::Vec;
 use core::net::IpAddr;
 use hashbrown::HashMap;
@@ -303,10 +303,6 @@ impl Director {
     fn advance_clock(&mut self, now: Instant) -> Instant {
         self.clock = self.clock.max(now);
         self.clock
-    }
-
-    fn timeout_of(&self, state: ConnState) -> Duration {
-        self.timeouts.of(state)
     }
 }
 

@@ -148,9 +148,8 @@ impl Director {
         };
         let real_id = order[position];
         stats.count_conn();
-        let conn = Conn::new(key, service_id, real_id);
-        let expires = expiry(now, self.timeout_of(ConnState::None));
-        let Ok(id) = self.conns.insert(hash, conn, expires) else {
+        // forward() applies the first packet's transition and arms the timer.
+        let Ok(id) = self.conns.insert(hash, Conn::new(key, service_id, real_id)) else {
             return Verdict::Drop(DropReason::ConnTableFull);
         };
         let real = &mut self.reals[real_id.index()];
