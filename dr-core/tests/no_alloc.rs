@@ -1,0 +1,83 @@
+//! The packet path allocates nothing: a counting global allocator (allocation-counter)
+//! watches `process`, `handle_timeout`, `poll_timeout` and `poll_neighbour_request` over
+//! every kind of frame, a full table and churn.
+
+mod support;
+
+use dr_core::{Instant, Protocol, RealConfig, SchedulerKind, ServiceConfig};
+use support::*;
+
+/// Runs `f` counting the allocations this thread makes.
+fn watched<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let mut result = None;
+    let info = allocation_counter::measure(|| result = Some(f()));
+    (result.expect("the closure ran"), info.count_total)
+}
+
+#[test]
+fn the_packet_path_never_allocates() {
+    let capacity = 512;
+    let mut d = director(capacity);
+    let web = d
+        .add_service(ServiceConfig::new(Protocol::Tcp, ip("10.0.0.100"), 80, SchedulerKind::Rr))
+        .unwrap();
+    let dns = d
+        .add_service(ServiceConfig::new(Protocol::Udp, ip("10.0.0.100"), 53, SchedulerKind::Rr))
+        .unwrap();
+    let web6 = d
+        .add_service(ServiceConfig::new(Protocol::Tcp, ip("2001:db8::100"), 80, SchedulerKind::Rr))
+        .unwrap();
+    d.add_real(web, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
+    d.add_real(web, RealConfig::new(ip("10.0.0.12"))).unwrap();
+    d.add_real(dns, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
+    d.add_real(web6, RealConfig::new(ip("2001:db8::11")).with_mac(mac(REAL_MACS[1]))).unwrap();
+
+    // Frames prepared outside the watched sections.
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    for i in 0..(capacity as u16 * 4) {
+        let client = format!("192.0.2.{}", i % 250 + 1);
+        frames.push(tcp4(&client, i, "10.0.0.100", 80, SYN));
+        frames.push(tcp4(&client, i, "10.0.0.100", 80, ACK));
+        frames.push(udp4(&client, i, "10.0.0.100", 53, b"query"));
+        frames.push(tcp6("2001:db8:1::7", i, "2001:db8::100", 80, SYN));
+    }
+    let learn = arp(
+        smoltcp::wire::ArpOperation::Reply,
+        DIRECTOR_MAC,
+        REAL_MACS[1],
+        "10.0.0.12",
+        DIRECTOR_MAC,
+        "10.0.0.1",
+    );
+    frames.push(learn);
+    frames.push(arp_request("10.0.0.100"));
+    frames.push(neighbor_solicitation(ROUTER_MAC, "2001:db8::1", "2001:db8::100"));
+    frames.push(icmp4_echo("192.0.2.1", "10.0.0.100"));
+    frames.push(vec![0u8; 10]);
+    let copies: Vec<Vec<u8>> = frames.clone();
+
+    let mut now = 0;
+    let mut total = 0;
+    // Several rounds: fill the table past capacity, let it expire, fill again (churn).
+    for round in 0..6 {
+        let mut batch = copies.clone();
+        let ((), allocations) = watched(|| {
+            for frame in &mut batch {
+                now += 1_000_000; // 1 ms per frame
+                let at = Instant::from_nanos(now);
+                if d.poll_timeout().is_some_and(|due| due <= at) {
+                    d.handle_timeout(at);
+                }
+                let _ = d.process(at, frame);
+                let _ = d.poll_neighbour_request(at);
+            }
+            now += 400_000_000_000; // everything expires
+            d.handle_timeout(Instant::from_nanos(now));
+        });
+        assert_eq!(allocations, 0, "round {round} allocated");
+        total += batch.len();
+    }
+    assert!(d.counters().conns_created() > capacity as u64 * 4, "the table churned");
+    assert!(d.counters().drops(dr_core::DropReason::ConnTableFull) > 0, "the table filled up");
+    assert!(total > 0);
+}
