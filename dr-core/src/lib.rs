@@ -94,3 +94,8 @@ pub use service::{
 pub use stats::{Counters, Stats};
 pub use time::{Duration, Instant};
 pub use verdict::{DropReason, PassReason, Verdict};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

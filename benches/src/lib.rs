@@ -1,0 +1,129 @@
+//! Workloads for the benchmarks, and the naive baseline they are measured against.
+//!
+//! The baseline is what a straightforward balancer does: decode every header into owned
+//! structs (etherparse's `PacketHeaders`), look the 5-tuple up in a `std` `HashMap` with its
+//! default SipHash, and rewrite the MACs.
+
+use dr_core::{
+    Config, Director, Instant, MacAddr, Protocol, RealConfig, SchedulerKind, ServiceConfig,
+};
+use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The director's MAC in every workload.
+pub const DIRECTOR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// The router's MAC, the source of client frames.
+pub const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
+/// The VIP.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+
+/// The client address and port of flow `i`.
+pub fn client(i: usize) -> (Ipv4Addr, u16) {
+    let host = (i / 50_000) as u32;
+    (Ipv4Addr::from(0xc000_0000 | (host << 8) | ((i % 250) as u32 + 1)), 1024 + (i % 50_000) as u16)
+}
+
+/// A TCP segment of flow `i` to the VIP on port 80.
+pub fn tcp_frame(i: usize, syn: bool, payload: &[u8]) -> Vec<u8> {
+    let (addr, port) = client(i);
+    let builder = PacketBuilder::ethernet2(ROUTER_MAC, DIRECTOR_MAC)
+        .ipv4(addr.octets(), VIP.octets(), 64)
+        .tcp(port, 80, 1000, 64240);
+    let builder = if syn { builder.syn() } else { builder.ack(1) };
+    let mut frame = Vec::with_capacity(builder.size(payload.len()));
+    builder.write(&mut frame, payload).expect("writing to a Vec cannot fail");
+    frame
+}
+
+/// A director with one TCP service of `reals` real servers and `flows` established flows,
+/// and one data segment of each flow in a shuffled order.
+pub fn established(flows: usize, reals: usize) -> (Director, Vec<Vec<u8>>) {
+    let mut config = Config::new(MacAddr(DIRECTOR_MAC), [0x1234, 0x5678, 0x9abc, 0xdef0]);
+    config.capacity = flows.next_power_of_two();
+    let mut director = Director::new(config).expect("valid configuration");
+    let service = director
+        .add_service(ServiceConfig::new(Protocol::Tcp, IpAddr::V4(VIP), 80, SchedulerKind::Rr))
+        .expect("new service");
+    for r in 0..reals {
+        let addr = IpAddr::V4(Ipv4Addr::from(0x0a00_0100 + r as u32));
+        let mac = MacAddr([0x02, 0, 0, 1, (r >> 8) as u8, r as u8]);
+        director.add_real(service, RealConfig::new(addr).with_mac(mac)).expect("new real");
+    }
+    for i in 0..flows {
+        let verdict = director.process(Instant::from_secs(1), &mut tcp_frame(i, true, b""));
+        assert!(verdict.is_transmit(), "flow {i}: {verdict:?}");
+    }
+    (director, shuffled((0..flows).map(|i| tcp_frame(i, false, &[0u8; 64])).collect()))
+}
+
+/// A deterministic shuffle (xorshift), so runs compare.
+pub fn shuffled<T>(mut items: Vec<T>) -> Vec<T> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        items.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    items
+}
+
+/// The 5-tuple the baseline keys on.
+type Tuple = (u8, IpAddr, u16, IpAddr, u16);
+
+/// The naive balancer: owned header structs and a SipHash `HashMap`.
+#[derive(Debug, Default)]
+pub struct Baseline {
+    table: HashMap<Tuple, [u8; 6]>,
+    reals: Vec<[u8; 6]>,
+    next: usize,
+}
+
+impl Baseline {
+    /// A baseline with `reals` real servers and the flows of `frames` already established.
+    pub fn established(reals: usize, frames: &[Vec<u8>]) -> Self {
+        let mut baseline = Self {
+            reals: (0..reals).map(|r| [0x02, 0, 0, 1, (r >> 8) as u8, r as u8]).collect(),
+            ..Self::default()
+        };
+        for frame in frames {
+            let mut f = frame.clone();
+            baseline.process(&mut f);
+        }
+        baseline
+    }
+
+    /// Forwards a frame: true if it was rewritten.
+    pub fn process(&mut self, frame: &mut [u8]) -> bool {
+        let Ok(headers) = PacketHeaders::from_ethernet_slice(frame) else {
+            return false;
+        };
+        let (src, dst) = match &headers.net {
+            Some(NetHeaders::Ipv4(ip, _)) => {
+                (IpAddr::from(ip.source), IpAddr::from(ip.destination))
+            }
+            _ => return false,
+        };
+        let (proto, sport, dport) = match &headers.transport {
+            Some(TransportHeader::Tcp(t)) => (6, t.source_port, t.destination_port),
+            Some(TransportHeader::Udp(u)) => (17, u.source_port, u.destination_port),
+            _ => return false,
+        };
+        let reals = &self.reals;
+        let next = &mut self.next;
+        let mac = *self.table.entry((proto, src, sport, dst, dport)).or_insert_with(|| {
+            *next = (*next + 1) % reals.len();
+            reals[*next]
+        });
+        frame[0..6].copy_from_slice(&mac);
+        frame[6..12].copy_from_slice(&DIRECTOR_MAC);
+        true
+    }
+}
+
+/// Puts a frame's original MACs back, so the same frame can be processed again.
+pub fn restore_macs(frame: &mut [u8]) {
+    frame[0..6].copy_from_slice(&DIRECTOR_MAC);
+    frame[6..12].copy_from_slice(&ROUTER_MAC);
+}
