@@ -1,10 +1,10 @@
 //! Schedulers: which real server gets a new connection.
 //!
-//! One module per scheduler, after IPVS's `ip_vs_<name>.c` files, dispatched through the
-//! [`Scheduler`] enum (no `Box<dyn>`: no allocation, and the calls inline). Each scheduler
-//! sees the service's real servers as [`Dests`], in the kernel's list order (most recently
-//! added first), and keeps whatever position it needs across picks. The change hooks mirror
-//! `ip_vs_scheduler`'s `add_dest` / `del_dest` / `upd_dest`.
+//! One module per scheduler, after IPVS's `ip_vs_<name>.c` files, dispatched through one
+//! enum (no `Box<dyn>`: no allocation, and the calls inline). Each scheduler sees the
+//! service's real servers in the kernel's list order (most recently added first), and keeps
+//! whatever position it needs across picks. The change hooks mirror `ip_vs_scheduler`'s
+//! `add_dest` / `del_dest` / `upd_dest`.
 
 mod rr;
 
