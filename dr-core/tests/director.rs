@@ -476,3 +476,103 @@ fn configuration_errors_name_the_problem() {
     let err = Director::new(config).unwrap_err();
     assert!(err.to_string().contains("capacity"), "{err}");
 }
+
+#[test]
+fn every_reason_is_reachable_and_counted() {
+    use smoltcp::wire::{EthernetProtocol, IpProtocol};
+    let mut config = Config::new(mac(DIRECTOR_MAC), [9, 9, 9, 9]);
+    config.capacity = 2;
+    config.decrement_ttl = true;
+    let mut d = Director::new(config).unwrap();
+    let web =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr)).unwrap();
+    d.add_real(web, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
+    let dark =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 81, SchedulerKind::Rr)).unwrap();
+    d.add_real(dark, RealConfig::new(ip("10.0.0.12"))).unwrap();
+    d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP6), 80, SchedulerKind::Rr)).unwrap();
+
+    let syn = tcp4("192.0.2.7", 1, VIP, 80, SYN);
+    let with = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut frame = syn.clone();
+        f(&mut frame);
+        frame
+    };
+    let ipv4_fix =
+        |frame: &mut Vec<u8>| Ipv4Packet::new_unchecked(&mut frame[14..]).fill_checksum();
+    let ns = neighbor_solicitation(ROUTER_MAC, "2001:db8::1", VIP6);
+    let mut corpus = vec![
+        vec![0u8; 10],
+        with_vlans(&syn, &[(0x8100, 1)])[..16].to_vec(),
+        with_vlans(&syn, &[(0x8100, 1), (0x8100, 2), (0x8100, 3)]),
+        with(&|f| f[6..12].copy_from_slice(&DIRECTOR_MAC)),
+        with(&|f| f[6] = 1),
+        with(&|f| f[0..6].fill(0xff)),
+        with(&|f| f[0..6].copy_from_slice(&REAL_MACS[3])),
+        arp_request(VIP)[..30].to_vec(),
+        with(&|f| f[14] = 0x35),
+        with(&|f| f[24] ^= 1),
+        syn[..30].to_vec(),
+        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv6, &[0x60; 20]),
+        tcp6("2001:db8::7", 1, VIP6, 80, SYN)[..70].to_vec(),
+        tcp6_with_extensions(
+            "2001:db8::7",
+            VIP6,
+            IpProtocol::Ipv6Opts,
+            &[vec![60, 0, 1, 4, 0, 0, 0, 0], vec![0, 0, 1, 4, 0, 0, 0, 0]],
+            SYN,
+        ),
+        with(&|f| f[14 + 20 + 12] = 0x20),
+        ethernet(
+            DIRECTOR_MAC,
+            ROUTER_MAC,
+            EthernetProtocol::Ipv4,
+            &ipv4_packet(v4("192.0.2.7"), v4(VIP), IpProtocol::Udp, 64, &[0; 4]),
+        ),
+        ethernet(
+            DIRECTOR_MAC,
+            ROUTER_MAC,
+            EthernetProtocol::Ipv4,
+            &ipv4_packet(v4("192.0.2.7"), v4(VIP), IpProtocol::Icmp, 64, &[0; 4]),
+        ),
+        {
+            let mut f = ns.clone();
+            f[14 + 7] = 1;
+            f
+        },
+        with(&|f| {
+            Ipv4Packet::new_unchecked(&mut f[14..]).set_more_frags(true);
+            ipv4_fix(f);
+        }),
+        with(&|f| {
+            Ipv4Packet::new_unchecked(&mut f[14..]).set_hop_limit(1);
+            ipv4_fix(f);
+        }),
+        tcp4("192.0.2.7", 1, VIP, 81, SYN),
+        tcp4("192.0.2.7", 2, VIP, 80, SYN),
+        tcp4("192.0.2.7", 3, VIP, 80, SYN),
+        tcp4("192.0.2.7", 4, VIP, 80, SYN),
+        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Unknown(0x88b5), &[0; 46]),
+        arp(ArpOperation::Request, DIRECTOR_MAC, ROUTER_MAC, "10.0.0.1", [0; 6], "10.0.0.2"),
+        tcp4("192.0.2.7", 1, "10.0.0.2", 80, SYN),
+        tcp4("192.0.2.7", 1, VIP, 443, SYN),
+        tcp4("192.0.2.7", 9, VIP, 80, ACK),
+        icmp4_echo("192.0.2.7", VIP),
+        ethernet(
+            DIRECTOR_MAC,
+            ROUTER_MAC,
+            EthernetProtocol::Ipv4,
+            &ipv4_packet(v4("192.0.2.7"), v4(VIP), IpProtocol::Unknown(47), 64, &[0; 8]),
+        ),
+    ];
+    for frame in &mut corpus {
+        let _ = d.process(t(1), frame);
+    }
+    let counters = d.counters();
+    for &reason in DropReason::ALL {
+        assert!(counters.drops(reason) > 0, "no frame of the corpus was dropped for {reason}");
+    }
+    for &reason in PassReason::ALL {
+        assert!(counters.passes(reason) > 0, "no frame of the corpus was passed for {reason}");
+    }
+}

@@ -76,7 +76,8 @@ fn tick_of(instant: Instant) -> u64 {
 pub(crate) fn expiry(now: Instant, timeout: core::time::Duration) -> Instant {
     let at = now.saturating_add(timeout).as_nanos();
     let ticks = at / TICK_NANOS + u64::from(!at.is_multiple_of(TICK_NANOS));
-    Instant::from_nanos(ticks.saturating_mul(TICK_NANOS))
+    // At the end of time, the last whole tick.
+    Instant::from_nanos(ticks.min(u64::MAX / TICK_NANOS) * TICK_NANOS)
 }
 
 /// The connection table.
@@ -235,5 +236,36 @@ impl ConnTable {
         self.index.allocation_size()
             + self.slab.entries.capacity() * size_of::<Conn>()
             + self.wheel_slots() * (size_of::<Link>() + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_fits_a_cache_line() {
+        assert!(size_of::<Conn>() <= 64, "Conn is {} bytes", size_of::<Conn>());
+    }
+
+    #[test]
+    fn the_index_never_needs_to_grow() {
+        // hashbrown rehashes in place (no allocation) while items <= full capacity / 2.
+        let table = ConnTable::new(1000, [1, 2, 3, 4]);
+        assert!(table.index.capacity() >= 2 * table.capacity());
+    }
+
+    #[test]
+    fn expiry_rounds_up_to_whole_ticks() {
+        let now = Instant::from_nanos(1_000_000_001);
+        assert_eq!(expiry(now, core::time::Duration::from_secs(1)), Instant::from_millis(2_001));
+        assert_eq!(
+            expiry(Instant::from_secs(1), core::time::Duration::from_secs(1)),
+            Instant::from_secs(2)
+        );
+        assert_eq!(
+            expiry(Instant::MAX, core::time::Duration::from_secs(1)).as_nanos() % TICK_NANOS,
+            0
+        );
     }
 }

@@ -67,7 +67,11 @@ impl FrameIo for MemoryIo {
                 self.tx.push((now, frame));
             }
         }
-        Ok(Batch::new(frames, transmitted, self.now, self.rx.is_empty()))
+        Ok(Batch::new(frames, transmitted, self.rx.is_empty()))
+    }
+
+    fn now(&self) -> Instant {
+        self.rx.front().map_or(self.now, |(at, _)| self.now.max(*at))
     }
 
     fn send(&mut self, now: Instant, frame: &[u8]) -> Result<(), Self::Error> {

@@ -27,16 +27,14 @@ pub struct Batch {
     pub frames: usize,
     /// Frames transmitted because the handler said so.
     pub transmitted: usize,
-    /// The backend's time after the batch (the last frame's timestamp for a replay).
-    pub now: Instant,
     /// The source is exhausted (end of a capture); a live backend never says so.
     pub finished: bool,
 }
 
 impl Batch {
     /// A batch report.
-    pub const fn new(frames: usize, transmitted: usize, now: Instant, finished: bool) -> Self {
-        Self { frames, transmitted, now, finished }
+    pub const fn new(frames: usize, transmitted: usize, finished: bool) -> Self {
+        Self { frames, transmitted, finished }
     }
 }
 
@@ -63,6 +61,10 @@ pub trait FrameIo {
     ///
     /// The backend's transmit error.
     fn send(&mut self, now: Instant, frame: &[u8]) -> Result<(), Self::Error>;
+
+    /// The backend's clock: the system clock for a live backend; for a replay, the
+    /// timestamp of the next frame to come (the last one once the source is exhausted).
+    fn now(&self) -> Instant;
 }
 
 /// What a [`Driver`] does besides processing frames.
@@ -114,9 +116,10 @@ impl Driver {
         self.stats
     }
 
-    /// Processes one batch: expires connections that come due before each frame, so the
-    /// schedulers always see the counts of that instant, then sends what the director
-    /// generated (announcements on the first call, neighbour requests when due).
+    /// Processes one batch: on the first call sends the VIP announcements first; expires
+    /// connections that come due before each frame, so the schedulers always see the counts
+    /// of that instant; then expires what is due by the backend's clock and sends the
+    /// neighbour requests that are due.
     ///
     /// # Errors
     ///
@@ -126,6 +129,16 @@ impl Driver {
         director: &mut Director,
         io: &mut I,
     ) -> Result<Batch, I::Error> {
+        if !self.started {
+            self.started = true;
+            if self.options.announce {
+                let now = io.now();
+                for frame in director.announcements() {
+                    io.send(now, &frame)?;
+                    self.stats.generated += 1;
+                }
+            }
+        }
         let mut due = director.poll_timeout();
         let batch = io.process_batch(|now, frame| {
             if due.is_some_and(|at| at <= now) {
@@ -141,16 +154,7 @@ impl Driver {
         self.stats.frames += batch.frames as u64;
         self.stats.transmitted += batch.transmitted as u64;
         self.stats.batches += 1;
-        if !self.started {
-            self.started = true;
-            if self.options.announce {
-                for frame in director.announcements() {
-                    io.send(batch.now, &frame)?;
-                    self.stats.generated += 1;
-                }
-            }
-        }
-        self.housekeeping(director, io, batch.now)?;
+        self.housekeeping(director, io, io.now())?;
         Ok(batch)
     }
 
