@@ -6,65 +6,48 @@
 //!
 //! `cargo run -p dr-core --example demo`
 
+// The frame builders the tests use, over smoltcp's `wire` module.
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use dr_core::{
     Config, Director, Driver, DriverOptions, Instant, MacAddr, MemoryIo, Protocol, RealConfig,
     SchedulerKind, ServiceConfig,
 };
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, Icmpv6Packet, Icmpv6Repr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr,
-    Ipv6Packet, Ipv6Repr, NdiscRepr, RawHardwareAddress, TcpControl, TcpPacket, TcpRepr,
-    TcpSeqNumber, UdpPacket, UdpRepr,
-};
+use smoltcp::wire::ArpOperation;
 use std::error::Error;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use support::{
+    ACK, DIRECTOR_MAC, FIN, REAL_MACS, ROUTER_MAC, SYN, arp, ip, neighbor_solicitation, tcp4,
+    tcp4_payload, tcp6, udp4,
+};
 
-const DIRECTOR: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const ROUTER: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
-const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
-const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
-const REALS: [(Ipv4Addr, [u8; 6], u32, bool); 4] = [
-    (Ipv4Addr::new(10, 0, 0, 11), [0x02, 0, 0, 0, 0, 0x11], 1, true),
-    (Ipv4Addr::new(10, 0, 0, 12), [0x02, 0, 0, 0, 0, 0x12], 1, true),
-    (Ipv4Addr::new(10, 0, 0, 13), [0x02, 0, 0, 0, 0, 0x13], 0, true),
-    (Ipv4Addr::new(10, 0, 0, 14), [0x02, 0, 0, 0, 0, 0x14], 1, false),
+const VIP: &str = "10.0.0.100";
+const VIP6: &str = "2001:db8::100";
+/// Address, weight, and whether the MAC is configured (the last one is learned by ARP).
+const REALS: [(&str, u32, bool); 4] = [
+    ("10.0.0.11", 1, true),
+    ("10.0.0.12", 1, true),
+    ("10.0.0.13", 0, true),
+    ("10.0.0.14", 1, false),
 ];
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const FIN: u8 = 0x01;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let mut config = Config::new(MacAddr(DIRECTOR), [0x5eed, 1, 2, 3]);
+    let mut config = Config::new(MacAddr(DIRECTOR_MAC), [0x5eed, 1, 2, 3]);
     config.capacity = 4096;
-    config.ipv4 = Some(Ipv4Addr::new(10, 0, 0, 2));
+    config.ipv4 = Some("10.0.0.2".parse()?);
     let mut director = Director::new(config)?;
-    let web = director.add_service(ServiceConfig::new(
-        Protocol::Tcp,
-        VIP.into(),
-        80,
-        SchedulerKind::Rr,
-    ))?;
-    let dns = director.add_service(ServiceConfig::new(
-        Protocol::Udp,
-        VIP.into(),
-        53,
-        SchedulerKind::Rr,
-    ))?;
-    let web6 = director.add_service(ServiceConfig::new(
-        Protocol::Tcp,
-        VIP6.into(),
-        80,
-        SchedulerKind::Rr,
-    ))?;
-    for (i, (addr, mac, weight, known)) in REALS.into_iter().enumerate() {
-        let real = RealConfig::new(addr.into()).with_weight(weight);
-        let real = if known { real.with_mac(MacAddr(mac)) } else { real };
+    let service = |proto, vip, port| ServiceConfig::new(proto, ip(vip), port, SchedulerKind::Rr);
+    let web = director.add_service(service(Protocol::Tcp, VIP, 80))?;
+    let dns = director.add_service(service(Protocol::Udp, VIP, 53))?;
+    let web6 = director.add_service(service(Protocol::Tcp, VIP6, 80))?;
+    for (i, (addr, weight, known)) in REALS.into_iter().enumerate() {
+        let real = RealConfig::new(ip(addr)).with_weight(weight);
+        let real = if known { real.with_mac(MacAddr(REAL_MACS[i])) } else { real };
         director.add_real(web, real)?;
         director.add_real(dns, real)?;
         if i < 2 {
-            let addr6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11 + i as u16);
-            director.add_real(web6, RealConfig::new(addr6.into()).with_mac(MacAddr(mac)))?;
+            let addr6 = ip(&format!("2001:db8::{}", 11 + i));
+            director.add_real(web6, RealConfig::new(addr6).with_mac(MacAddr(REAL_MACS[i])))?;
         }
     }
 
@@ -74,262 +57,99 @@ fn main() -> Result<(), Box<dyn Error>> {
         ms += step;
         Instant::from_millis(ms)
     };
-    io.push(at(1), arp(ArpOperation::Request, [0xff; 6], ROUTER, Ipv4Addr::new(10, 0, 0, 1), VIP));
-    io.push(at(1), neighbor_solicitation(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), VIP6));
+    io.push(at(1), support::arp_request(VIP));
+    io.push(at(1), neighbor_solicitation(ROUTER_MAC, "2001:db8::1", VIP6));
     for c in 0..300u16 {
         if c == 20 {
             // By now the director has asked for the MAC it lacks; the real server answers.
-            io.push(
-                at(1),
-                arp(
-                    ArpOperation::Reply,
-                    DIRECTOR,
-                    REALS[3].1,
-                    REALS[3].0,
-                    Ipv4Addr::new(10, 0, 0, 2),
-                ),
+            let reply = arp(
+                ArpOperation::Reply,
+                DIRECTOR_MAC,
+                REAL_MACS[3],
+                REALS[3].0,
+                DIRECTOR_MAC,
+                "10.0.0.2",
             );
+            io.push(at(1), reply);
         }
-        let client = Ipv4Addr::new(192, 0, 2, (c % 250) as u8 + 1);
+        let client = format!("192.0.2.{}", c % 250 + 1);
         let port = 30000 + c;
-        io.push(at(7), tcp4(client, port, SYN, b""));
-        io.push(at(3), tcp4(client, port, ACK, b""));
-        io.push(at(2), tcp4(client, port, ACK, b"GET / HTTP/1.1\r\nHost: demo\r\n\r\n"));
+        io.push(at(7), tcp4(&client, port, VIP, 80, SYN));
+        io.push(at(3), tcp4(&client, port, VIP, 80, ACK));
+        io.push(
+            at(2),
+            tcp4_payload(&client, port, VIP, 80, ACK, b"GET / HTTP/1.1\r\nHost: demo\r\n\r\n"),
+        );
         if c % 3 != 0 {
-            io.push(at(20), tcp4(client, port, FIN | ACK, b""));
+            io.push(at(20), tcp4(&client, port, VIP, 80, FIN | ACK));
         }
-        io.push(at(1), udp4(client, port, b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"));
+        io.push(
+            at(1),
+            udp4(&client, port, VIP, 53, b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"),
+        );
         if c % 6 == 0 {
-            io.push(at(1), tcp6(c, SYN));
+            io.push(at(1), tcp6(&format!("2001:db8:1::{}", c + 1), 40000 + c, VIP6, 80, SYN));
         }
     }
-    let mut truncated = tcp4(Ipv4Addr::new(198, 51, 100, 1), 1, SYN, b"");
+    let mut truncated = tcp4("198.51.100.1", 1, VIP, 80, SYN);
     truncated.truncate(30);
     io.push(at(1), truncated);
-    let mut corrupt = tcp4(Ipv4Addr::new(198, 51, 100, 2), 2, SYN, b"");
+    let mut corrupt = tcp4("198.51.100.2", 2, VIP, 80, SYN);
     corrupt[24] ^= 0x55;
     io.push(at(1), corrupt);
-    io.push(at(1), tcp4(Ipv4Addr::new(198, 51, 100, 3), 3, ACK, b"stray"));
+    io.push(at(1), tcp4_payload("198.51.100.3", 3, VIP, 80, ACK, b"stray"));
     // Ten minutes later, the last client: by then UDP (300 s) and closed flows (120 s) are gone.
-    io.push(at(600_000), udp4(Ipv4Addr::new(203, 0, 113, 9), 999, b"late"));
+    io.push(at(600_000), udp4("203.0.113.9", 999, VIP, 53, b"late"));
 
     let frames_in = io.pending();
     let mut driver = Driver::new(DriverOptions::default());
     let run = driver.run(&mut director, &mut io)?;
+    report(&director, frames_in, run);
+    Ok(())
+}
 
+fn report(director: &Director, frames_in: usize, run: dr_core::RunStats) {
     println!(
         "dr demo: {frames_in} frames in, {} transmitted, {} generated (announcements, ARP requests)\n",
         run.transmitted, run.generated
     );
     println!(
-        "{:<22} {:>6} {:>6} {:>9} {:>9} {:>7} {:>7} {:>9}",
-        "service / real", "weight", "active", "inactive", "conns", "inpkts", "inbytes", "mac"
+        "{:<26} {:>6} {:>6} {:>8} {:>6} {:>6} {:>7}  mac",
+        "service / real", "weight", "active", "inactive", "conns", "inpkts", "inbytes"
     );
     for (_, service) in director.services() {
-        let key = service.key();
         let s = service.stats();
-        println!("{key} {}  {:>26} {:>7} {:>7}", service.scheduler(), s.conns, s.inpkts, s.inbytes);
-        for &id in service.reals() {
-            let r = director.real(id).ok_or("listed real exists")?;
-            let mac = r.mac().map_or("(unknown)".to_string(), |m| m.to_string());
+        let name = format!("{} {}", service.key(), service.scheduler());
+        println!("{name:<26} {:>30} {:>6} {:>7}", s.conns, s.inpkts, s.inbytes);
+        for real in service.reals().iter().filter_map(|&id| director.real(id)) {
+            let mac = real.mac().map_or_else(|| "(unknown)".to_string(), |m| m.to_string());
+            let st = real.stats();
             println!(
-                "  -> {:<17} {:>6} {:>6} {:>9} {:>9} {:>7} {:>7} {mac}",
-                r.addr().to_string(),
-                r.weight(),
-                r.active_conns(),
-                r.inactive_conns(),
-                r.stats().conns,
-                r.stats().inpkts,
-                r.stats().inbytes
+                "  -> {:<21} {:>6} {:>6} {:>8} {:>6} {:>6} {:>7}  {mac}",
+                real.addr().to_string(),
+                real.weight(),
+                real.active_conns(),
+                real.inactive_conns(),
+                st.conns,
+                st.inpkts,
+                st.inbytes
             );
         }
     }
-    let counters = director.counters();
+    let c = director.counters();
     println!(
         "\nforwarded {}  replies {}  connections now {} (created {}, expired {})  MACs learned {}",
-        counters.forwarded(),
-        counters.replies(),
+        c.forwarded(),
+        c.replies(),
         director.connection_count(),
-        counters.conns_created(),
-        counters.conns_expired(),
-        counters.neighbours_learned()
+        c.conns_created(),
+        c.conns_expired(),
+        c.neighbours_learned()
     );
-    for (reason, n) in counters.pass_counts().filter(|(_, n)| *n > 0) {
+    for (reason, n) in c.pass_counts().filter(|(_, n)| *n > 0) {
         println!("passed  {reason:<28} {n}");
     }
-    for (reason, n) in counters.drop_counts().filter(|(_, n)| *n > 0) {
+    for (reason, n) in c.drop_counts().filter(|(_, n)| *n > 0) {
         println!("dropped {reason:<28} {n}");
     }
-    Ok(())
-}
-
-fn ethernet(dst: [u8; 6], ethertype: EthernetProtocol, payload: &[u8]) -> Vec<u8> {
-    let repr = EthernetRepr {
-        src_addr: EthernetAddress(ROUTER),
-        dst_addr: EthernetAddress(dst),
-        ethertype,
-    };
-    let mut buf = vec![0u8; repr.buffer_len() + payload.len()];
-    let mut frame = EthernetFrame::new_unchecked(&mut buf);
-    repr.emit(&mut frame);
-    frame.payload_mut().copy_from_slice(payload);
-    buf
-}
-
-fn ethernet_from(
-    src: [u8; 6],
-    dst: [u8; 6],
-    ethertype: EthernetProtocol,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut frame = ethernet(dst, ethertype, payload);
-    frame[6..12].copy_from_slice(&src);
-    frame
-}
-
-fn tcp_segment(src: IpAddress, dst: IpAddress, port: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let repr = TcpRepr {
-        src_port: port,
-        dst_port: 80,
-        control: if flags & SYN != 0 {
-            TcpControl::Syn
-        } else if flags & FIN != 0 {
-            TcpControl::Fin
-        } else {
-            TcpControl::None
-        },
-        seq_number: TcpSeqNumber(1),
-        ack_number: (flags & ACK != 0).then_some(TcpSeqNumber(1)),
-        window_len: 64240,
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload,
-    };
-    let mut buf = vec![0u8; repr.buffer_len()];
-    repr.emit(
-        &mut TcpPacket::new_unchecked(&mut buf),
-        &src,
-        &dst,
-        &ChecksumCapabilities::default(),
-    );
-    buf
-}
-
-fn ipv4(src: Ipv4Addr, protocol: IpProtocol, payload: &[u8]) -> Vec<u8> {
-    let repr = Ipv4Repr {
-        src_addr: src,
-        dst_addr: VIP,
-        next_header: protocol,
-        payload_len: payload.len(),
-        hop_limit: 64,
-    };
-    let mut buf = vec![0u8; repr.buffer_len() + payload.len()];
-    let mut packet = Ipv4Packet::new_unchecked(&mut buf);
-    repr.emit(&mut packet, &ChecksumCapabilities::default());
-    packet.payload_mut().copy_from_slice(payload);
-    ethernet(DIRECTOR, EthernetProtocol::Ipv4, &buf)
-}
-
-fn ipv6(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    protocol: IpProtocol,
-    hop_limit: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    let repr = Ipv6Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: protocol,
-        payload_len: payload.len(),
-        hop_limit,
-    };
-    let mut buf = vec![0u8; repr.buffer_len() + payload.len()];
-    let mut packet = Ipv6Packet::new_unchecked(&mut buf);
-    repr.emit(&mut packet);
-    packet.payload_mut().copy_from_slice(payload);
-    buf
-}
-
-fn tcp4(client: Ipv4Addr, port: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
-    ipv4(
-        client,
-        IpProtocol::Tcp,
-        &tcp_segment(IpAddress::Ipv4(client), IpAddress::Ipv4(VIP), port, flags, payload),
-    )
-}
-
-fn udp4(client: Ipv4Addr, port: u16, payload: &[u8]) -> Vec<u8> {
-    let repr = UdpRepr { src_port: port, dst_port: 53 };
-    let mut buf = vec![0u8; repr.header_len() + payload.len()];
-    let (src, dst) = (IpAddress::Ipv4(client), IpAddress::Ipv4(VIP));
-    repr.emit(
-        &mut UdpPacket::new_unchecked(&mut buf),
-        &src,
-        &dst,
-        payload.len(),
-        |p| p.copy_from_slice(payload),
-        &ChecksumCapabilities::default(),
-    );
-    ipv4(client, IpProtocol::Udp, &buf)
-}
-
-fn tcp6(c: u16, flags: u8) -> Vec<u8> {
-    let client = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, c + 1);
-    let segment =
-        tcp_segment(IpAddress::Ipv6(client), IpAddress::Ipv6(VIP6), 40000 + c, flags, b"");
-    ethernet(DIRECTOR, EthernetProtocol::Ipv6, &ipv6(client, VIP6, IpProtocol::Tcp, 64, &segment))
-}
-
-fn arp(
-    operation: ArpOperation,
-    dst: [u8; 6],
-    sender: [u8; 6],
-    sender_ip: Ipv4Addr,
-    target_ip: Ipv4Addr,
-) -> Vec<u8> {
-    let repr = ArpRepr::EthernetIpv4 {
-        operation,
-        source_hardware_addr: EthernetAddress(sender),
-        source_protocol_addr: sender_ip,
-        target_hardware_addr: EthernetAddress(if dst == [0xff; 6] { [0; 6] } else { dst }),
-        target_protocol_addr: target_ip,
-    };
-    let mut buf = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut ArpPacket::new_unchecked(&mut buf));
-    ethernet_from(sender, dst, EthernetProtocol::Arp, &buf)
-}
-
-fn neighbor_solicitation(src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    let t = target.octets();
-    let group = Ipv6Addr::new(
-        0xff02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0xff00 | u16::from(t[13]),
-        u16::from_be_bytes([t[14], t[15]]),
-    );
-    let repr = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
-        target_addr: target,
-        lladdr: Some(RawHardwareAddress::from_bytes(&ROUTER)),
-    });
-    let mut buf = vec![0u8; repr.buffer_len()];
-    repr.emit(
-        &src,
-        &group,
-        &mut Icmpv6Packet::new_unchecked(&mut buf),
-        &ChecksumCapabilities::default(),
-    );
-    let g = group.octets();
-    ethernet(
-        [0x33, 0x33, g[12], g[13], g[14], g[15]],
-        EthernetProtocol::Ipv6,
-        &ipv6(src, group, IpProtocol::Icmpv6, 255, &buf),
-    )
 }
