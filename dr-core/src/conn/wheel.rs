@@ -193,3 +193,101 @@ impl Wheel {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use proptest::prelude::*;
+
+    /// Entries with an expiry tick, as the table keeps them.
+    struct Nodes {
+        links: Vec<Link>,
+        expires: Vec<Option<u64>>,
+    }
+
+    impl Linked for Nodes {
+        fn link(&self, id: u32) -> Link {
+            self.links[id as usize]
+        }
+        fn set_link(&mut self, id: u32, link: Link) {
+            self.links[id as usize] = link;
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Arm (or re-arm) entry `id` to expire `delay` ticks from now.
+        Arm { id: usize, delay: u64 },
+        /// Let time pass.
+        Advance { ticks: u64 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0usize..32, 1u64..3_000).prop_map(|(id, delay)| Op::Arm { id, delay }),
+            (0u64..2_000).prop_map(|ticks| Op::Advance { ticks }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the arms, re-arms (later or earlier) and advances, the wheel expires
+        /// exactly the entries a naive model says are due, never one early or late.
+        #[test]
+        fn expires_exactly_what_is_due(ops in prop::collection::vec(op(), 1..200)) {
+            const N: usize = 32;
+            let mut nodes = Nodes { links: alloc::vec![Link::UNLINKED; N], expires: alloc::vec![None; N] };
+            let mut wheel = Wheel::new(N as u32, 256);
+            let mut now = 0u64;
+            for op in ops {
+                match op {
+                    Op::Arm { id, delay } => {
+                        let at = now + delay;
+                        // As the table does: a later expiry is one store, an earlier one relinks.
+                        let relink = nodes.expires[id].is_none_or(|old| at < old);
+                        nodes.expires[id] = Some(at);
+                        if relink {
+                            wheel.unlink(&mut nodes, id as u32);
+                            wheel.link(&mut nodes, id as u32, at);
+                        }
+                    }
+                    Op::Advance { ticks } => {
+                        now += ticks;
+                        let mut expired = Vec::new();
+                        wheel.advance(&mut nodes, now, |nodes, id| {
+                            let at = nodes.expires[id as usize].expect("linked entries are armed");
+                            if at > now {
+                                return Some(at);
+                            }
+                            nodes.expires[id as usize] = None;
+                            expired.push(id);
+                            None
+                        });
+                        for id in &expired {
+                            prop_assert!(nodes.links[*id as usize] == Link::UNLINKED);
+                        }
+                        for (id, at) in nodes.expires.iter().enumerate() {
+                            if let Some(at) = at {
+                                prop_assert!(*at > now, "entry {} due at {} still armed at {}", id, at, now);
+                                let due = wheel.next_due().expect("armed entries keep a due time");
+                                prop_assert!(due <= *at, "next_due {} after an expiry at {}", due, at);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_wheel_has_nothing_due() {
+        let mut nodes = Nodes { links: alloc::vec![Link::UNLINKED; 1], expires: alloc::vec![None] };
+        let mut wheel = Wheel::new(1, 256);
+        assert_eq!(wheel.next_due(), None);
+        wheel.link(&mut nodes, 0, 10);
+        assert_eq!(wheel.next_due(), Some(10));
+        wheel.unlink(&mut nodes, 0);
+        wheel.advance(&mut nodes, 100, |_, _| None);
+        assert_eq!(wheel.next_due(), None);
+    }
+}
