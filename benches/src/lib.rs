@@ -122,6 +122,34 @@ impl Baseline {
     }
 }
 
+/// Frames laid out back to back at a fixed stride, walked in order, as in a receive ring.
+#[derive(Debug)]
+pub struct Ring {
+    buf: Vec<u8>,
+    lens: Vec<usize>,
+    stride: usize,
+    next: usize,
+}
+
+impl Ring {
+    /// A ring holding `frames` in order.
+    pub fn new(frames: &[Vec<u8>]) -> Self {
+        let stride = frames.iter().map(Vec::len).max().unwrap_or(0).next_multiple_of(64);
+        let mut buf = vec![0u8; stride * frames.len()];
+        for (slot, frame) in buf.chunks_mut(stride.max(1)).zip(frames) {
+            slot[..frame.len()].copy_from_slice(frame);
+        }
+        Self { buf, lens: frames.iter().map(Vec::len).collect(), stride, next: 0 }
+    }
+
+    /// The next frame, wrapping around at the end.
+    pub fn next_frame(&mut self) -> &mut [u8] {
+        let i = self.next;
+        self.next = (i + 1) % self.lens.len();
+        &mut self.buf[i * self.stride..i * self.stride + self.lens[i]]
+    }
+}
+
 /// Puts a frame's original MACs back, so the same frame can be processed again.
 pub fn restore_macs(frame: &mut [u8]) {
     frame[0..6].copy_from_slice(&DIRECTOR_MAC);
