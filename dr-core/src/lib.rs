@@ -70,6 +70,7 @@ pub mod conn;
 mod director;
 mod flow;
 pub mod io;
+mod listing;
 mod mac;
 mod neigh;
 pub mod sched;
@@ -86,6 +87,7 @@ pub use flow::{FlowKey, Protocol, SocketDisplay};
 #[cfg(feature = "alloc")]
 pub use io::MemoryIo;
 pub use io::{Batch, Driver, DriverOptions, FrameIo, RunStats};
+pub use listing::{Listing, ListingFormat};
 pub use mac::{MacAddr, MacParseError};
 pub use sched::{SchedulerKind, UnknownScheduler};
 pub use service::{
