@@ -1,0 +1,327 @@
+//! The TOML configuration of DESIGN.md, loaded into a [`Director`].
+//!
+//! Unknown fields and bad values are errors that name the field and its line. Real servers
+//! are added in the order listed, as `ipvsadm -a` lines would add them.
+
+use dr_core::{
+    Config, Director, MacAddr, Protocol, RealConfig, SchedulerKind, ServiceConfig, TimeoutSettings,
+};
+use serde::Deserialize;
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::Range;
+use toml::Spanned;
+
+/// A configuration error, with the line it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFileError {
+    /// The 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong and how to fix it, naming the field.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigFileError {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    director: DirectorSection,
+    #[serde(default)]
+    timeouts: Option<Spanned<TimeoutsSection>>,
+    #[serde(default)]
+    service: Vec<Spanned<ServiceSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectorSection {
+    mac: Option<Spanned<String>>,
+    capacity: Option<Spanned<usize>>,
+    #[serde(default)]
+    decrement_ttl: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeoutsSection {
+    #[serde(default)]
+    tcp: u32,
+    #[serde(default)]
+    tcpfin: u32,
+    #[serde(default)]
+    udp: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceSection {
+    proto: Spanned<String>,
+    vip: Spanned<String>,
+    port: Spanned<u16>,
+    scheduler: Option<Spanned<String>>,
+    persistent: Option<Spanned<u32>>,
+    netmask: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    flags: Vec<Spanned<String>>,
+    health: Option<Spanned<HealthSection>>,
+    #[serde(default)]
+    real: Vec<Spanned<RealSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthSection {
+    kind: Option<Spanned<String>>,
+    interval: Option<Spanned<u32>>,
+    path: Option<Spanned<String>>,
+    expect: Option<Spanned<u16>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RealSection {
+    ip: Spanned<String>,
+    weight: Option<Spanned<u32>>,
+    mac: Option<Spanned<String>>,
+    u_threshold: Option<Spanned<u32>>,
+    l_threshold: Option<Spanned<u32>>,
+}
+
+/// What the binary needs besides the configuration file.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// The key of the director's hashes.
+    pub hash_seed: [u64; 4],
+    /// Whether every real server must have a MAC in the file (dr-replay cannot ask).
+    pub require_real_macs: bool,
+    /// The director MAC to use when the file has none (dr-director: the interface's).
+    pub default_mac: Option<MacAddr>,
+}
+
+/// Loads a configuration file's text into a director.
+///
+/// # Errors
+///
+/// A [`ConfigFileError`] naming the field and line of the first problem.
+pub fn load(text: &str, options: LoadOptions) -> Result<Director, ConfigFileError> {
+    let file: File = toml::from_str(text).map_err(|e| ConfigFileError {
+        line: e.span().map(|s| line_of(text, s.start)),
+        message: e.message().trim_end().to_string(),
+    })?;
+    let at = |span: Range<usize>, message: String| ConfigFileError {
+        line: Some(line_of(text, span.start)),
+        message,
+    };
+
+    let mac = match (&file.director.mac, options.default_mac) {
+        (Some(mac), _) => parse_mac(mac, "director.mac", &at)?,
+        (None, Some(mac)) => mac,
+        (None, None) => {
+            return Err(ConfigFileError {
+                line: None,
+                message: "director.mac is missing: give the director's MAC, e.g. mac = \"02:00:00:00:00:01\"".into(),
+            });
+        }
+    };
+    let mut config = Config::new(mac, options.hash_seed);
+    if let Some(capacity) = &file.director.capacity {
+        config.capacity = *capacity.get_ref();
+    }
+    config.decrement_ttl = file.director.decrement_ttl;
+    if let Some(timeouts) = &file.timeouts {
+        let t = timeouts.get_ref();
+        config.timeouts = TimeoutSettings { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp };
+    }
+    let mut director = Director::new(config).map_err(|e| {
+        let span = match e {
+            dr_core::ConfigError::Capacity(_) => file.director.capacity.as_ref().map(Spanned::span),
+            dr_core::ConfigError::Timeout { .. } => file.timeouts.as_ref().map(Spanned::span),
+            _ => file.director.mac.as_ref().map(Spanned::span),
+        };
+        ConfigFileError { line: span.map(|s| line_of(text, s.start)), message: e.to_string() }
+    })?;
+
+    for (i, service) in file.service.iter().enumerate() {
+        let field = |name: &str| format!("service[{i}].{name}");
+        let s = service.get_ref();
+        let protocol = match s.proto.get_ref().as_str() {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            other => {
+                return Err(at(
+                    s.proto.span(),
+                    format!("{} = {other:?}: expected \"tcp\" or \"udp\"", field("proto")),
+                ));
+            }
+        };
+        let vip: IpAddr = s.vip.get_ref().parse().map_err(|_| {
+            at(
+                s.vip.span(),
+                format!("{} = {:?} is not an IPv4 or IPv6 address", field("vip"), s.vip.get_ref()),
+            )
+        })?;
+        let scheduler = match &s.scheduler {
+            None => {
+                return Err(at(
+                    service.span(),
+                    format!(
+                        "{} is missing: the default scheduler wlc is not available in this build; give scheduler = \"rr\"",
+                        field("scheduler")
+                    ),
+                ));
+            }
+            Some(name) => name.get_ref().parse::<SchedulerKind>().map_err(|e| {
+                at(name.span(), format!("{} = {:?}: {e}", field("scheduler"), name.get_ref()))
+            })?,
+        };
+        unsupported(
+            s.persistent.as_ref().filter(|p| *p.get_ref() != 0).map(Spanned::span),
+            &field("persistent"),
+            "persistence",
+            &at,
+        )?;
+        unsupported(s.netmask.as_ref().map(Spanned::span), &field("netmask"), "persistence", &at)?;
+        unsupported(
+            s.flags.first().map(Spanned::span),
+            &field("flags"),
+            "scheduler flags (sh-port, sh-fallback)",
+            &at,
+        )?;
+        if let Some(health) = &s.health {
+            validate_health(health, &field("health"), &at)?;
+        }
+        let id = director
+            .add_service(ServiceConfig::new(protocol, vip, *s.port.get_ref(), scheduler))
+            .map_err(|e| at(service.span(), format!("{}: {e}", field(""))))?;
+
+        for (j, real) in s.real.iter().enumerate() {
+            let rfield = |name: &str| format!("service[{i}].real[{j}].{name}");
+            let r = real.get_ref();
+            let addr: IpAddr = r.ip.get_ref().parse().map_err(|_| {
+                at(
+                    r.ip.span(),
+                    format!(
+                        "{} = {:?} is not an IPv4 or IPv6 address",
+                        rfield("ip"),
+                        r.ip.get_ref()
+                    ),
+                )
+            })?;
+            let mut rc = RealConfig::new(addr);
+            if let Some(weight) = &r.weight {
+                rc = rc.with_weight(*weight.get_ref());
+            }
+            match &r.mac {
+                Some(mac) => rc = rc.with_mac(parse_mac(mac, &rfield("mac"), &at)?),
+                None if options.require_real_macs => {
+                    return Err(at(
+                        real.span(),
+                        format!(
+                            "{} is missing: a replay cannot learn MACs by ARP; give mac = \"02:..\"",
+                            rfield("mac")
+                        ),
+                    ));
+                }
+                None => {}
+            }
+            let thresholds = [&r.u_threshold, &r.l_threshold];
+            let set = thresholds.iter().flat_map(|t| t.as_ref()).find(|t| *t.get_ref() != 0);
+            unsupported(
+                set.map(Spanned::span),
+                &rfield("u_threshold / l_threshold"),
+                "connection thresholds",
+                &at,
+            )?;
+            director.add_real(id, rc).map_err(|e| {
+                let span = match e {
+                    dr_core::ConfigError::Weight(_) => {
+                        r.weight.as_ref().map_or(real.span(), Spanned::span)
+                    }
+                    dr_core::ConfigError::RealMac(_) | dr_core::ConfigError::MacConflict { .. } => {
+                        r.mac.as_ref().map_or(real.span(), Spanned::span)
+                    }
+                    _ => r.ip.span(),
+                };
+                at(span, format!("{}: {e}", rfield("")))
+            })?;
+        }
+    }
+    Ok(director)
+}
+
+/// A feature this build cannot apply: refuse it rather than run without it.
+fn unsupported(
+    span: Option<Range<usize>>,
+    field: &str,
+    feature: &str,
+    at: &impl Fn(Range<usize>, String) -> ConfigFileError,
+) -> Result<(), ConfigFileError> {
+    match span {
+        Some(span) => Err(at(
+            span,
+            format!("{field}: {feature} is not available in this build; remove the field"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn validate_health(
+    health: &Spanned<HealthSection>,
+    field: &str,
+    at: &impl Fn(Range<usize>, String) -> ConfigFileError,
+) -> Result<(), ConfigFileError> {
+    let h = health.get_ref();
+    if let Some(kind) = &h.kind
+        && !matches!(kind.get_ref().as_str(), "tcp" | "http" | "none")
+    {
+        return Err(at(
+            kind.span(),
+            format!("{field}.kind = {:?}: expected \"tcp\", \"http\" or \"none\"", kind.get_ref()),
+        ));
+    }
+    if let Some(interval) = &h.interval
+        && *interval.get_ref() == 0
+    {
+        return Err(at(interval.span(), format!("{field}.interval = 0: give at least 1 second")));
+    }
+    if let Some(path) = &h.path
+        && !path.get_ref().starts_with('/')
+    {
+        return Err(at(
+            path.span(),
+            format!("{field}.path = {:?}: an HTTP path starts with /", path.get_ref()),
+        ));
+    }
+    if let Some(expect) = &h.expect
+        && !(100..=599).contains(expect.get_ref())
+    {
+        return Err(at(
+            expect.span(),
+            format!("{field}.expect = {}: give an HTTP status, 100 to 599", expect.get_ref()),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_mac(
+    mac: &Spanned<String>,
+    field: &str,
+    at: &impl Fn(Range<usize>, String) -> ConfigFileError,
+) -> Result<MacAddr, ConfigFileError> {
+    mac.get_ref().parse().map_err(|e| at(mac.span(), format!("{field} = {:?}: {e}", mac.get_ref())))
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}

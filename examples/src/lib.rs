@@ -1,0 +1,3 @@
+//! What the example binaries share: loading the configuration file into a director.
+
+pub mod config;

@@ -1,0 +1,170 @@
+//! The configuration file: what loads, and the error (field and line) for what does not.
+
+use dr_core::{MacAddr, Protocol, SchedulerKind, ServiceKey};
+use dr_examples::config::{ConfigFileError, LoadOptions, load};
+
+const OPTIONS: LoadOptions =
+    LoadOptions { hash_seed: [1, 2, 3, 4], require_real_macs: true, default_mac: None };
+
+const VALID: &str = r#"
+[director]
+mac = "02:00:00:00:00:01"
+capacity = 4096
+decrement_ttl = true
+
+[timeouts]
+tcp = 600
+udp = 60
+
+[[service]]
+proto = "tcp"
+vip = "10.0.0.100"
+port = 80
+scheduler = "rr"
+persistent = 0
+
+[service.health]
+kind = "http"
+interval = 2
+path = "/health"
+expect = 200
+
+[[service.real]]
+ip = "10.0.0.11"
+weight = 3
+mac = "02:00:00:00:00:11"
+
+[[service.real]]
+ip = "10.0.0.12"
+mac = "02:00:00:00:00:12"
+u_threshold = 0
+
+[[service]]
+proto = "udp"
+vip = "2001:db8::100"
+port = 53
+scheduler = "rr"
+
+[[service.real]]
+ip = "2001:db8::11"
+mac = "02:00:00:00:00:11"
+"#;
+
+#[test]
+fn a_full_file_loads() {
+    let d = load(VALID, OPTIONS).unwrap();
+    assert_eq!(d.config().mac, MacAddr([2, 0, 0, 0, 0, 1]));
+    assert_eq!(d.capacity(), 4096);
+    assert!(d.config().decrement_ttl);
+    let t = d.timeouts().settings();
+    assert_eq!((t.tcp, t.tcpfin, t.udp), (600, 120, 60));
+    let web = d
+        .find_service(&ServiceKey {
+            protocol: Protocol::Tcp,
+            vip: "10.0.0.100".parse().unwrap(),
+            port: 80,
+        })
+        .unwrap();
+    let service = d.service(web).unwrap();
+    assert_eq!(service.scheduler(), SchedulerKind::Rr);
+    // Added in the order listed: the kernel's list is newest first.
+    let addrs: Vec<String> =
+        service.reals().iter().map(|&r| d.real(r).unwrap().addr().to_string()).collect();
+    assert_eq!(addrs, ["10.0.0.12", "10.0.0.11"]);
+    assert_eq!(d.real(service.reals()[1]).unwrap().weight(), 3);
+    assert_eq!(d.services().count(), 2);
+}
+
+fn error(text: &str) -> ConfigFileError {
+    load(text, OPTIONS).unwrap_err()
+}
+
+fn replace(from: &str, to: &str) -> String {
+    assert!(VALID.contains(from), "{from}");
+    VALID.replacen(from, to, 1)
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn errors_name_the_field_and_the_line() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (replace this, with this, the error mentions, on the line containing)
+        ("capacity = 4096", "capacity = 4096\nbogus = 1", "bogus", "bogus = 1"),
+        (
+            "mac = \"02:00:00:00:00:01\"",
+            "mac = \"02:00:00:00:00\"",
+            "director.mac",
+            "mac = \"02:00:00:00:00\"",
+        ),
+        ("vip = \"10.0.0.100\"", "vip = \"10.0.0.300\"", "service[0].vip", "10.0.0.300"),
+        ("proto = \"tcp\"", "proto = \"sctp\"", "service[0].proto", "sctp"),
+        (
+            "scheduler = \"rr\"\npersistent",
+            "scheduler = \"fair\"\npersistent",
+            "service[0].scheduler",
+            "fair",
+        ),
+        ("persistent = 0", "persistent = 360", "service[0].persistent", "persistent = 360"),
+        ("weight = 3", "weight = 3000000000", "weight", "weight = 3000000000"),
+        (
+            "mac = \"02:00:00:00:00:12\"",
+            "mac = \"01:00:5e:00:00:12\"",
+            "service[0].real[1]",
+            "01:00:5e:00:00:12",
+        ),
+        (
+            "ip = \"10.0.0.12\"",
+            "ip = \"10.0.0.11\"",
+            "already in this service",
+            "ip = \"10.0.0.11\"\nmac = \"02:00:00:00:00:12\"",
+        ),
+        ("u_threshold = 0", "u_threshold = 100", "thresholds", "u_threshold = 100"),
+        ("kind = \"http\"", "kind = \"icmp\"", "service[0].health.kind", "icmp"),
+        ("path = \"/health\"", "path = \"health\"", "service[0].health.path", "path = \"health\""),
+        ("port = 80", "port = 80000", "", "port = 80000"),
+        ("capacity = 4096", "capacity = 0", "capacity", "capacity = 0"),
+        ("tcp = 600", "tcp = 9999999", "timeouts.tcp", "[timeouts]"),
+    ];
+    for (from, to, mentions, on_line) in cases {
+        let text = replace(from, to);
+        let err = error(&text);
+        assert!(err.message.contains(mentions), "{to}: {err}");
+        let first_line_of_needle = on_line.lines().next().unwrap();
+        let expected = if *on_line == "ip = \"10.0.0.11\"\nmac = \"02:00:00:00:00:12\"" {
+            // the second real server, now also .11
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains("ip = \"10.0.0.11\""))
+                .nth(1)
+                .unwrap()
+                .0
+                + 1
+        } else {
+            line_of(&text, first_line_of_needle)
+        };
+        assert_eq!(err.line, Some(expected), "{to}: {err}");
+    }
+}
+
+#[test]
+fn a_replay_needs_every_mac_and_a_director_mac() {
+    let text = replace("mac = \"02:00:00:00:00:12\"\n", "");
+    let err = error(&text);
+    assert!(err.message.contains("service[0].real[1].mac is missing"), "{err}");
+    let learn = LoadOptions { require_real_macs: false, ..OPTIONS };
+    assert!(load(&text, learn).is_ok(), "a live director may learn it");
+    let no_mac = replace("mac = \"02:00:00:00:00:01\"\n", "");
+    assert!(error(&no_mac).message.contains("director.mac is missing"));
+    let given = LoadOptions { default_mac: Some(MacAddr([2, 0, 0, 0, 0, 9])), ..OPTIONS };
+    assert_eq!(load(&no_mac, given).unwrap().config().mac, MacAddr([2, 0, 0, 0, 0, 9]));
+}
+
+#[test]
+fn the_default_scheduler_is_refused_until_it_exists() {
+    let text = replace("scheduler = \"rr\"\npersistent = 0\n", "");
+    let err = error(&text);
+    assert!(err.message.contains("service[0].scheduler is missing"), "{err}");
+}
