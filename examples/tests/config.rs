@@ -168,3 +168,11 @@ fn the_default_scheduler_is_refused_until_it_exists() {
     let err = error(&text);
     assert!(err.message.contains("service[0].scheduler is missing"), "{err}");
 }
+
+#[test]
+fn the_reference_configuration_loads() {
+    let text = include_str!("../director.toml");
+    let d = load(text, OPTIONS).unwrap();
+    assert_eq!(d.services().count(), 1);
+    assert_eq!(d.timeouts().settings(), dr_core::TimeoutSettings::default());
+}

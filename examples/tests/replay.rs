@@ -1,0 +1,218 @@
+//! dr-replay end to end: a capture made here with smoltcp, replayed twice, the output read
+//! back by two independent readers (tcpdump and etherparse over pcap-file's raw records).
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+    TcpSeqNumber,
+};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const DIRECTOR: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const ROUTER: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+const CONFIG: &str = r#"
+[director]
+mac = "02:00:00:00:00:01"
+capacity = 1024
+
+[[service]]
+proto = "tcp"
+vip = "10.0.0.100"
+port = 80
+scheduler = "rr"
+
+[[service.real]]
+ip = "10.0.0.11"
+mac = "02:00:00:00:00:11"
+
+[[service.real]]
+ip = "10.0.0.12"
+mac = "02:00:00:00:00:12"
+"#;
+
+/// A scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("dr-replay-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: EthernetProtocol, payload: &[u8]) -> Vec<u8> {
+    let repr =
+        EthernetRepr { src_addr: EthernetAddress(src), dst_addr: EthernetAddress(dst), ethertype };
+    let mut buf = vec![0u8; repr.buffer_len() + payload.len()];
+    let mut frame = EthernetFrame::new_unchecked(&mut buf);
+    repr.emit(&mut frame);
+    frame.payload_mut().copy_from_slice(payload);
+    buf
+}
+
+fn tcp(client: Ipv4Addr, port: u16, control: TcpControl, ack: bool) -> Vec<u8> {
+    let repr = TcpRepr {
+        src_port: port,
+        dst_port: 80,
+        control,
+        seq_number: TcpSeqNumber(1),
+        ack_number: ack.then_some(TcpSeqNumber(1)),
+        window_len: 1024,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let mut seg = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut TcpPacket::new_unchecked(&mut seg),
+        &IpAddress::Ipv4(client),
+        &IpAddress::Ipv4(VIP),
+        &ChecksumCapabilities::default(),
+    );
+    let ip = Ipv4Repr {
+        src_addr: client,
+        dst_addr: VIP,
+        next_header: IpProtocol::Tcp,
+        payload_len: seg.len(),
+        hop_limit: 64,
+    };
+    let mut packet = vec![0u8; 20 + seg.len()];
+    let mut p = Ipv4Packet::new_unchecked(&mut packet);
+    ip.emit(&mut p, &ChecksumCapabilities::default());
+    p.payload_mut().copy_from_slice(&seg);
+    ethernet(DIRECTOR, ROUTER, EthernetProtocol::Ipv4, &packet)
+}
+
+fn arp_request_for_vip() -> Vec<u8> {
+    let repr = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: EthernetAddress(ROUTER),
+        source_protocol_addr: Ipv4Addr::new(10, 0, 0, 1),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: VIP,
+    };
+    let mut buf = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut ArpPacket::new_unchecked(&mut buf));
+    ethernet([0xff; 6], ROUTER, EthernetProtocol::Arp, &buf)
+}
+
+/// Six clients' SYN and ACK, an ARP request for the VIP, a stray ACK and a runt frame.
+fn write_input(path: &Path) -> usize {
+    let mut frames = vec![arp_request_for_vip()];
+    for c in 0..6u8 {
+        let client = Ipv4Addr::new(192, 0, 2, c + 1);
+        frames.push(tcp(client, 40000, TcpControl::Syn, false));
+        frames.push(tcp(client, 40000, TcpControl::None, true));
+    }
+    frames.push(tcp(Ipv4Addr::new(198, 51, 100, 1), 1, TcpControl::None, true));
+    frames.push(vec![0u8; 12]);
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = PcapWriter::with_header(file, PcapHeader::default()).unwrap();
+    for (i, frame) in frames.iter().enumerate() {
+        let ts = Duration::new(1_700_000_000, 0) + Duration::from_millis(i as u64 * 10);
+        writer.write_packet(&PcapPacket::new(ts, frame.len() as u32, frame)).unwrap();
+    }
+    frames.len()
+}
+
+fn dr_replay(args: &[&Path]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dr-replay"));
+    cmd.arg("--config").arg(args[0]).arg(args[1]).arg("-o").arg(args[2]);
+    cmd.output().unwrap()
+}
+
+#[test]
+fn replays_are_identical_and_readable_by_other_tools() {
+    let dir = Scratch::new("golden");
+    let (config, input, a, b) =
+        (dir.path("c.toml"), dir.path("in.pcap"), dir.path("a.pcap"), dir.path("b.pcap"));
+    std::fs::write(&config, CONFIG).unwrap();
+    write_input(&input);
+    let run = dr_replay(&[&config, &input, &a]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    assert!(stdout.starts_with("IP Virtual Server version 1.2.1 (size=1024)\n"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "TCP  10.0.0.100:80                       6       12        0      480        0\n"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("frames: 12 forwarded, 1 replies, 1 passed, 1 dropped\n"), "{stdout}");
+    assert!(stdout.contains("drop malformed-ethernet"), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("drop ")).count(),
+        dr_core::DropReason::ALL.len()
+    );
+    assert!(dr_replay(&[&config, &input, &b]).status.success());
+    let (a_bytes, b_bytes) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_eq!(a_bytes, b_bytes, "two replays of the same capture differ");
+
+    // etherparse over pcap-file's records: 13 frames, the reply first, all with valid headers.
+    let mut reader = PcapReader::new(&a_bytes[..]).unwrap();
+    let mut records = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        let packet = packet.unwrap();
+        etherparse::SlicedPacket::from_ethernet(&packet.data).unwrap();
+        records.push((packet.timestamp, packet.data.into_owned()));
+    }
+    assert_eq!(records.len(), 13);
+    assert_eq!(&records[0].1[0..6], &ROUTER, "the ARP reply goes back to the router");
+    let reals = [[0x02, 0, 0, 0, 0, 0x11], [0x02, 0, 0, 0, 0, 0x12]];
+    for (ts, frame) in &records[1..] {
+        assert!(reals.iter().any(|m| frame[0..6] == *m));
+        assert_eq!(&frame[6..12], &DIRECTOR);
+        assert!(ts.as_secs() == 1_700_000_000);
+    }
+
+    // tcpdump, a reader that shares no code with us. CI installs it; elsewhere it is optional.
+    match Command::new("tcpdump").arg("-nn").arg("-r").arg(&a).output() {
+        Ok(out) => {
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(text.lines().count(), 13, "{text}");
+            assert!(text.contains("ARP, Reply 10.0.0.100 is-at 02:00:00:00:00:01"), "{text}");
+            assert!(text.contains("192.0.2.1.40000 > 10.0.0.100.80: Flags [S]"), "{text}");
+        }
+        Err(e) => assert!(std::env::var_os("CI").is_none(), "tcpdump is required in CI: {e}"),
+    }
+}
+
+#[test]
+fn errors_name_the_file_and_line() {
+    let dir = Scratch::new("errors");
+    let (config, input, out) = (dir.path("c.toml"), dir.path("in.pcap"), dir.path("out.pcap"));
+    std::fs::write(&config, CONFIG.replace("port = 80", "port = 80\nweight = 2")).unwrap();
+    write_input(&input);
+    let run = dr_replay(&[&config, &input, &out]);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("c.toml: line 10"), "{stderr}");
+    assert!(stderr.contains("weight"), "{stderr}");
+
+    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&input, b"not a capture").unwrap();
+    let run = dr_replay(&[&config, &input, &out]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("in.pcap: not a pcap or pcapng capture"));
+}
