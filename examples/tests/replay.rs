@@ -199,6 +199,32 @@ fn replays_are_identical_and_readable_by_other_tools() {
 }
 
 #[test]
+fn json_report_carries_the_same_counts() {
+    let dir = Scratch::new("json");
+    let (config, input, out) = (dir.path("c.toml"), dir.path("in.pcap"), dir.path("out.pcap"));
+    std::fs::write(&config, CONFIG).unwrap();
+    write_input(&input);
+    let run = Command::new(env!("CARGO_BIN_EXE_dr-replay"))
+        .arg("--config")
+        .arg(&config)
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["services"][0]["conns"], 6);
+    assert_eq!(report["services"][0]["inbytes"], 480);
+    assert_eq!(report["services"][0]["reals"].as_array().unwrap().len(), 2);
+    assert_eq!(report["frames"]["forwarded"], 12);
+    assert_eq!(report["drops"]["malformed-ethernet"], 1);
+    assert_eq!(report["passes"]["no-connection"], 1);
+    assert!(run.stderr.is_empty(), "no progress bar when stderr is not a terminal");
+}
+
+#[test]
 fn errors_name_the_file_and_line() {
     let dir = Scratch::new("errors");
     let (config, input, out) = (dir.path("c.toml"), dir.path("in.pcap"), dir.path("out.pcap"));

@@ -3,9 +3,13 @@
 //! always give a byte-identical output.
 
 use clap::Parser;
-use dr_core::{Director, Driver, DriverOptions, DropReason, ListingFormat};
+use dr_core::{Director, Driver, DriverOptions};
 use dr_examples::config::{LoadOptions, load};
+use dr_examples::report;
 use dr_io_pcap::{PcapReplay, PcapSink, PcapSource};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::fs::File;
+use std::io::BufReader;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,7 +34,10 @@ struct Args {
     /// Where to write the transmitted frames.
     #[arg(short, long, value_name = "OUTPUT.pcap")]
     output: PathBuf,
-    /// Print nothing but errors.
+    /// Print the report as one JSON object instead of the listing.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar, and no report; only errors.
     #[arg(short, long)]
     quiet: bool,
 }
@@ -39,8 +46,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
         Ok(director) => {
-            if !args.quiet {
-                print!("{}", report(&director));
+            if args.json {
+                println!("{}", report::json(&director));
+            } else if !args.quiet {
+                print!("{}", report::text(&director));
             }
             ExitCode::SUCCESS
         }
@@ -57,7 +66,10 @@ fn run(args: &Args) -> Result<Director, String> {
     let options = LoadOptions { hash_seed: SEED, require_real_macs: true, default_mac: None };
     let mut director =
         load(&text, options).map_err(|e| format!("{}: {e}", args.config.display()))?;
-    let source = PcapSource::open(&args.input).map_err(|e| e.to_string())?;
+    let file = File::open(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?;
+    let progress = progress_bar(&file, args.quiet);
+    let reader = BufReader::with_capacity(1 << 16, progress.wrap_read(file));
+    let source = PcapSource::from_reader(reader, &args.input).map_err(|e| e.to_string())?;
     let sink = PcapSink::create(&args.output).map_err(|e| e.to_string())?;
     let mut io = PcapReplay::new(source, sink, BATCH).map_err(|e| e.to_string())?;
     let mut driver_options = DriverOptions::default();
@@ -65,22 +77,21 @@ fn run(args: &Args) -> Result<Director, String> {
     driver_options.solicit_neighbours = false;
     Driver::new(driver_options).run(&mut director, &mut io).map_err(|e| e.to_string())?;
     io.finish().map_err(|e| e.to_string())?;
+    progress.finish_and_clear();
     Ok(director)
 }
 
-/// The `ipvsadm -L -n --stats` listing, the frame counts and a line per drop reason.
-fn report(director: &Director) -> String {
-    let c = director.counters();
-    let mut out = director.listing(ListingFormat::Stats).to_string();
-    out.push_str(&format!(
-        "\nframes: {} forwarded, {} replies, {} passed, {} dropped\n",
-        c.forwarded(),
-        c.replies(),
-        c.passed(),
-        c.dropped()
-    ));
-    for &reason in DropReason::ALL {
-        out.push_str(&format!("drop {:<28} {}\n", reason.name(), c.drops(reason)));
-    }
-    out
+/// A bar over the capture's bytes on stderr, cleared at the end; hidden when stderr is not a
+/// terminal (indicatif checks) or with `--quiet`.
+fn progress_bar(file: &File, quiet: bool) -> ProgressBar {
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+    let bar = ProgressBar::with_draw_target(Some(len), target);
+    let style = ProgressStyle::with_template(
+        "{spinner} replaying [{bar:40}] {bytes}/{total_bytes} ({eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
 }

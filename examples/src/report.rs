@@ -1,0 +1,84 @@
+//! What a run of the director comes to: the `ipvsadm -L -n --stats` listing with frame and
+//! drop counts, as text or as one JSON object with the same content.
+
+use dr_core::{Director, DropReason, ListingFormat, PassReason, Stats};
+use serde_json::{Map, Value, json};
+use std::fmt::Write;
+
+/// The `--stats` listing, the frame counts, and a line per drop reason.
+pub fn text(director: &Director) -> String {
+    let c = director.counters();
+    let mut out = director.listing(ListingFormat::Stats).to_string();
+    let _ = writeln!(
+        out,
+        "\nframes: {} forwarded, {} replies, {} passed, {} dropped",
+        c.forwarded(),
+        c.replies(),
+        c.passed(),
+        c.dropped()
+    );
+    for &reason in DropReason::ALL {
+        let _ = writeln!(out, "drop {:<28} {}", reason.name(), c.drops(reason));
+    }
+    out
+}
+
+fn stats(s: &Stats) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("conns".into(), s.conns.into());
+    m.insert("inpkts".into(), s.inpkts.into());
+    m.insert("outpkts".into(), 0.into());
+    m.insert("inbytes".into(), s.inbytes.into());
+    m.insert("outbytes".into(), 0.into());
+    m
+}
+
+/// The same as [`text`], as one JSON object.
+pub fn json(director: &Director) -> Value {
+    let services: Vec<Value> = director
+        .services()
+        .map(|(_, service)| {
+            let key = service.key();
+            let reals: Vec<Value> = service
+                .reals()
+                .iter()
+                .filter_map(|&id| director.real(id))
+                .map(|real| {
+                    let mut m = stats(real.stats());
+                    m.insert("addr".into(), real.addr().to_string().into());
+                    m.insert("port".into(), key.port.into());
+                    m.insert("weight".into(), real.weight().into());
+                    m.insert("active".into(), real.active_conns().into());
+                    m.insert("inactive".into(), real.inactive_conns().into());
+                    Value::Object(m)
+                })
+                .collect();
+            let mut m = stats(service.stats());
+            m.insert("protocol".into(), key.protocol.name().into());
+            m.insert("vip".into(), key.vip.to_string().into());
+            m.insert("port".into(), key.port.into());
+            m.insert("scheduler".into(), service.scheduler().name().into());
+            m.insert("reals".into(), reals.into());
+            Value::Object(m)
+        })
+        .collect();
+    let c = director.counters();
+    let drops: Map<String, Value> =
+        DropReason::ALL.iter().map(|r| (r.name().to_string(), c.drops(*r).into())).collect();
+    let passes: Map<String, Value> =
+        PassReason::ALL.iter().map(|r| (r.name().to_string(), c.passes(*r).into())).collect();
+    json!({
+        "capacity": director.capacity(),
+        "connections": director.connection_count(),
+        "totals": Value::Object(stats(director.totals())),
+        "services": services,
+        "frames": {
+            "forwarded": c.forwarded(),
+            "replies": c.replies(),
+            "passed": c.passed(),
+            "dropped": c.dropped(),
+        },
+        "drops": drops,
+        "passes": passes,
+    })
+}
