@@ -225,6 +225,46 @@ fn json_report_carries_the_same_counts() {
 }
 
 #[test]
+fn rules_give_the_same_replay_as_the_configuration() {
+    let dir = Scratch::new("rules");
+    let (config, rules, input) = (dir.path("c.toml"), dir.path("rules"), dir.path("in.pcap"));
+    let (from_config, from_rules) = (dir.path("a.pcap"), dir.path("b.pcap"));
+    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&rules, "-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 10.0.0.11:80 -g -w 1\n-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 1\n").unwrap();
+    write_input(&input);
+    assert!(dr_replay(&[&config, &input, &from_config]).status.success());
+    let run = Command::new(env!("CARGO_BIN_EXE_dr-replay"))
+        .arg("--rules")
+        .arg(&rules)
+        .args([
+            "--mac",
+            "02:00:00:00:00:01",
+            "--neigh",
+            "10.0.0.11=02:00:00:00:00:11",
+            "--neigh",
+            "10.0.0.12=02:00:00:00:00:12",
+        ])
+        .arg(&input)
+        .arg("-o")
+        .arg(&from_rules)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(std::fs::read(&from_config).unwrap(), std::fs::read(&from_rules).unwrap());
+    // --rules without --mac is a usage error.
+    let run = Command::new(env!("CARGO_BIN_EXE_dr-replay"))
+        .arg("--rules")
+        .arg(&rules)
+        .arg(&input)
+        .arg("-o")
+        .arg(&from_rules)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--mac"));
+}
+
+#[test]
 fn errors_name_the_file_and_line() {
     let dir = Scratch::new("errors");
     let (config, input, out) = (dir.path("c.toml"), dir.path("in.pcap"), dir.path("out.pcap"));

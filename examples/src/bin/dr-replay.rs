@@ -3,13 +3,15 @@
 //! always give a byte-identical output.
 
 use clap::Parser;
-use dr_core::{Director, Driver, DriverOptions};
+use dr_core::{Config, Director, Driver, DriverOptions, MacAddr};
 use dr_examples::config::{LoadOptions, load};
-use dr_examples::report;
+use dr_examples::{report, rules};
 use dr_io_pcap::{PcapReplay, PcapSink, PcapSource};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,10 +26,21 @@ const BATCH: usize = 64;
 /// of the input record that produced it) to a classic pcap file.
 #[derive(Debug, Parser)]
 #[command(name = "dr-replay", version)]
+#[command(group(clap::ArgGroup::new("services").required(true).args(["config", "rules"])))]
 struct Args {
-    /// The director's configuration (TOML, as in DESIGN.md); every real server needs a mac.
+    /// The director's configuration (TOML, see examples/director.toml); every real server
+    /// needs a mac.
     #[arg(long, value_name = "CONFIG.toml")]
-    config: PathBuf,
+    config: Option<PathBuf>,
+    /// Rules in the `ipvsadm-save -n` format instead of a configuration file.
+    #[arg(long, value_name = "FILE", requires = "mac")]
+    rules: Option<PathBuf>,
+    /// With --rules: a real server's MAC (repeatable).
+    #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour, requires = "rules")]
+    neigh: Vec<(IpAddr, MacAddr)>,
+    /// With --rules: the director's MAC.
+    #[arg(long, value_name = "MAC", requires = "rules")]
+    mac: Option<MacAddr>,
     /// The capture to replay (pcap or pcapng, Ethernet link type).
     #[arg(value_name = "INPUT.pcap")]
     input: PathBuf,
@@ -60,12 +73,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// The director, from the configuration file or the rules.
+fn director(args: &Args) -> Result<Director, String> {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    if let Some(path) = &args.config {
+        let options = LoadOptions { hash_seed: SEED, require_real_macs: true, default_mac: None };
+        return load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let (Some(path), Some(mac)) = (&args.rules, args.mac) else {
+        return Err("give --config FILE, or --rules FILE with --mac".into());
+    };
+    let options = rules::RulesOptions {
+        config: Config::new(mac, SEED),
+        neighbours: args.neigh.iter().copied().collect::<HashMap<_, _>>(),
+        require_real_macs: true,
+    };
+    rules::load(&read(path)?, &options).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn run(args: &Args) -> Result<Director, String> {
-    let text = std::fs::read_to_string(&args.config)
-        .map_err(|e| format!("{}: {e}", args.config.display()))?;
-    let options = LoadOptions { hash_seed: SEED, require_real_macs: true, default_mac: None };
-    let mut director =
-        load(&text, options).map_err(|e| format!("{}: {e}", args.config.display()))?;
+    let mut director = director(args)?;
     let file = File::open(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?;
     let progress = progress_bar(&file, args.quiet);
     let reader = BufReader::with_capacity(1 << 16, progress.wrap_read(file));
