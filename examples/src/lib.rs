@@ -1,5 +1,6 @@
 //! What the example binaries share: loading the configuration file into a director.
 
 pub mod config;
+pub mod frames;
 pub mod report;
 pub mod rules;

@@ -1,0 +1,188 @@
+//! `dr-demo-capture OUTPUT.pcap`: writes the bundled demo capture, `examples/data/demo.pcap`.
+//!
+//! Ten minutes of traffic to the VIPs of `examples/data/demo.toml`, built with smoltcp and
+//! timed by a fixed-seed generator, so the same build always writes the same bytes:
+//!
+//! - 400 IPv4 and 60 IPv6 web clients: SYN, ACK, requests, then FIN (most), RST (some) or
+//!   nothing (left open); 40 of the IPv4 clients come over VLAN 10;
+//! - 300 DNS queries over UDP from 150 clients;
+//! - a second wave of clients five minutes later, after the first wave's UDP flows (300 s)
+//!   and closed connections (120 s) have expired;
+//! - ARP and Neighbor Solicitations for the VIPs, traffic for the director's own address,
+//!   broadcasts and multicasts, stray ACKs, and a dozen malformed frames.
+
+use dr_core::Instant;
+use dr_examples::frames::{
+    ACK, DIRECTOR_MAC, EthernetProtocol, FIN, IpProtocol, PSH, ROUTER_MAC, RST, SYN, arp_request,
+    ethernet, icmp4_echo, ipv4_packet, neighbor_solicitation, tcp4, tcp4_payload, tcp6, udp4, v4,
+    with_vlans,
+};
+use dr_io_pcap::PcapSink;
+use std::process::ExitCode;
+
+/// 2026-01-01 00:00:00 UTC.
+const EPOCH_SECS: u64 = 1_767_225_600;
+const VIP: &str = "10.0.0.100";
+const VIP6: &str = "2001:db8::100";
+
+/// A fixed-seed xorshift generator: the capture must not change from run to run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Frames with their time in milliseconds from the start.
+struct Timeline(Vec<(u64, Vec<u8>)>);
+
+impl Timeline {
+    fn at(&mut self, ms: u64, frame: Vec<u8>) {
+        self.0.push((ms, frame));
+    }
+}
+
+fn web_client(t: &mut Timeline, rng: &mut Rng, start: u64, client: &str, port: u16, vlan: bool) {
+    let tag = |f: Vec<u8>| if vlan { with_vlans(&f, &[(0x8100, 10)]) } else { f };
+    let mut at = start;
+    t.at(at, tag(tcp4(client, port, VIP, 80, SYN)));
+    at += 1 + rng.below(40);
+    t.at(at, tag(tcp4(client, port, VIP, 80, ACK)));
+    for request in 0..=rng.below(3) {
+        at += 1 + rng.below(200);
+        let body = format!("GET /page/{request} HTTP/1.1\r\nHost: demo\r\n\r\n");
+        t.at(at, tag(tcp4_payload(client, port, VIP, 80, ACK | PSH, body.as_bytes())));
+    }
+    at += 50 + rng.below(2_000);
+    match rng.below(10) {
+        0 => t.at(at, tag(tcp4(client, port, VIP, 80, RST | ACK))),
+        1 => {} // left open: still established at the end
+        _ => {
+            t.at(at, tag(tcp4(client, port, VIP, 80, FIN | ACK)));
+            t.at(at + 1 + rng.below(30), tag(tcp4(client, port, VIP, 80, ACK)));
+        }
+    }
+}
+
+fn scenario() -> Vec<(u64, Vec<u8>)> {
+    let mut rng = Rng(0x0dd5_eed5_dead_beef);
+    let mut t = Timeline(Vec::new());
+    // The router resolves the VIPs first.
+    t.at(0, arp_request(VIP));
+    t.at(2, neighbor_solicitation(ROUTER_MAC, "2001:db8::1", VIP6));
+    for wave in 0..2u64 {
+        let base = 10 + wave * 300_000;
+        for c in 0..200u64 {
+            let client = format!("198.51.{}.{}", 100 + c / 200, c % 200 + 1);
+            let port = 40_000 + (c as u16) + 1_000 * wave as u16;
+            let start = base + rng.below(60_000);
+            web_client(&mut t, &mut rng, start, &client, port, wave == 0 && c < 40);
+        }
+        for c in 0..30u64 {
+            let start = base + rng.below(60_000);
+            let client = format!("2001:db8:1::{:x}", c + 1 + 100 * wave);
+            let port = 50_000 + c as u16;
+            t.at(start, tcp6(&client, port, VIP6, 80, SYN));
+            t.at(start + 5 + rng.below(20), tcp6(&client, port, VIP6, 80, ACK));
+            t.at(start + 200 + rng.below(500), tcp6(&client, port, VIP6, 80, FIN | ACK));
+        }
+        for q in 0..150u64 {
+            let client = format!("203.0.113.{}", q % 75 + 1);
+            let start = base + rng.below(120_000);
+            let query = [0x12, q as u8, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            t.at(start, udp4(&client, 5_300 + q as u16, VIP, 53, &query));
+        }
+    }
+    // Not for a VIP service: the host's own traffic, other ports, echo, broadcasts.
+    t.at(1_000, tcp4("198.51.100.7", 51_000, "10.0.0.2", 22, SYN));
+    t.at(1_100, tcp4("198.51.100.7", 51_001, VIP, 443, SYN));
+    t.at(1_200, icmp4_echo("198.51.100.7", VIP));
+    t.at(1_300, arp_request("10.0.0.1"));
+    let mut multicast = udp4("10.0.0.50", 5353, "224.0.0.251", 5353, b"mdns");
+    multicast[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb]);
+    t.at(1_400, multicast);
+    t.at(1_500, tcp4("198.51.100.9", 42_424, VIP, 80, ACK | PSH)); // no connection
+    // Malformed frames.
+    let good = tcp4("198.51.100.66", 6_666, VIP, 80, SYN);
+    let malformed: Vec<Vec<u8>> = vec![
+        good[..10].to_vec(),
+        good[..30].to_vec(),
+        {
+            let mut f = good.clone();
+            f[24] ^= 0x40;
+            f
+        },
+        {
+            let mut f = good.clone();
+            f[14] = 0x55;
+            f
+        },
+        {
+            let mut f = good.clone();
+            f[14 + 20 + 12] = 0x30;
+            f
+        },
+        with_vlans(&good, &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)]),
+        with_vlans(&good, &[(0x8100, 7)])[..16].to_vec(),
+        ethernet(
+            DIRECTOR_MAC,
+            ROUTER_MAC,
+            EthernetProtocol::Ipv4,
+            &ipv4_packet(v4("198.51.100.66"), v4(VIP), IpProtocol::Udp, 64, &[0; 4]),
+        ),
+        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Arp, &[0, 1, 8, 0, 6, 4]),
+        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv6, &[0x60; 30]),
+        {
+            let mut f = good.clone();
+            f[6..12].copy_from_slice(&DIRECTOR_MAC);
+            f
+        },
+        {
+            let mut f = good;
+            f[6] |= 1;
+            f
+        },
+    ];
+    for (i, frame) in malformed.into_iter().enumerate() {
+        t.at(2_000 + 37 * i as u64, frame);
+    }
+    let mut frames = t.0;
+    frames.sort_by_key(|(ms, _)| *ms); // stable: equal times keep their order
+    frames
+}
+
+fn main() -> ExitCode {
+    let Some(path) = std::env::args_os().nth(1) else {
+        eprintln!("usage: dr-demo-capture OUTPUT.pcap");
+        return ExitCode::FAILURE;
+    };
+    let write = || -> Result<usize, dr_io_pcap::PcapIoError> {
+        let mut sink = PcapSink::create(&path)?;
+        let frames = scenario();
+        for (ms, frame) in &frames {
+            sink.write(Instant::from_millis(EPOCH_SECS * 1_000 + ms), frame)?;
+        }
+        sink.finish()?;
+        Ok(frames.len())
+    };
+    match write() {
+        Ok(n) => {
+            eprintln!(
+                "dr-demo-capture: {n} frames written to {}",
+                std::path::Path::new(&path).display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dr-demo-capture: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
