@@ -121,16 +121,10 @@ fn what_is_passed_to_the_host() {
     for (mut frame, reason) in cases {
         assert_eq!(d.process(t(1), &mut frame), Verdict::Pass(reason));
     }
-    let gre =
-        ipv4_packet(v4("192.0.2.7"), v4(VIP), IpProtocol::Unknown(47), 64, &[0; 8]);
+    let gre = ipv4_packet(v4("192.0.2.7"), v4(VIP), IpProtocol::Unknown(47), 64, &[0; 8]);
     let mut f = ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv4, &gre);
     assert_eq!(d.process(t(1), &mut f), Verdict::Pass(PassReason::OtherProtocol));
-    let mut other = ethernet(
-        DIRECTOR_MAC,
-        ROUTER_MAC,
-        EthernetProtocol::Unknown(0x88b5),
-        &[0; 46],
-    );
+    let mut other = ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Unknown(0x88b5), &[0; 46]);
     assert_eq!(d.process(t(1), &mut other), Verdict::Pass(PassReason::OtherEtherType));
     assert_eq!(d.counters().passes(PassReason::NoConnection), 2);
     assert_eq!(d.connection_count(), 0);
