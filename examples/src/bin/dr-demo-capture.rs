@@ -1,4 +1,6 @@
-//! `dr-demo-capture OUTPUT.pcap`: writes the bundled demo capture, `examples/data/demo.pcap`.
+//! `dr-demo-capture [--repeat N] OUTPUT.pcap`: writes the bundled demo capture,
+//! `examples/data/demo.pcap` (or, with `--repeat`, the scenario N times over, in consecutive
+//! ten-minute windows: a large capture for load tests).
 //!
 //! Ten minutes of traffic to the VIPs of `examples/data/demo.toml`, built with smoltcp and
 //! timed by a fixed-seed generator, so the same build always writes the same bytes:
@@ -158,19 +160,40 @@ fn scenario() -> Vec<(u64, Vec<u8>)> {
     frames
 }
 
+/// The length of one run of the scenario, for `--repeat`.
+const WINDOW_MS: u64 = 600_000;
+
 fn main() -> ExitCode {
-    let Some(path) = std::env::args_os().nth(1) else {
-        eprintln!("usage: dr-demo-capture OUTPUT.pcap");
-        return ExitCode::FAILURE;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let (repeat, path) = match args.as_slice() {
+        [path] => (1, path.clone()),
+        [flag, n, path] if flag == "--repeat" => {
+            match n.to_str().and_then(|n| n.parse::<u64>().ok()) {
+                Some(n) if n > 0 => (n, path.clone()),
+                _ => {
+                    eprintln!("dr-demo-capture: --repeat takes a count of 1 or more");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => {
+            eprintln!("usage: dr-demo-capture [--repeat N] OUTPUT.pcap");
+            return ExitCode::FAILURE;
+        }
     };
-    let write = || -> Result<usize, dr_io_pcap::PcapIoError> {
+    let write = || -> Result<u64, dr_io_pcap::PcapIoError> {
         let mut sink = PcapSink::create(&path)?;
         let frames = scenario();
-        for (ms, frame) in &frames {
-            sink.write(Instant::from_millis(EPOCH_SECS * 1_000 + ms), frame)?;
+        for round in 0..repeat {
+            for (ms, frame) in &frames {
+                sink.write(
+                    Instant::from_millis(EPOCH_SECS * 1_000 + round * WINDOW_MS + ms),
+                    frame,
+                )?;
+            }
         }
         sink.finish()?;
-        Ok(frames.len())
+        Ok(frames.len() as u64 * repeat)
     };
     match write() {
         Ok(n) => {
