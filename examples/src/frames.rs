@@ -5,13 +5,13 @@
 //! which is a bug in the caller's fixed scenario, never input from outside.
 
 use smoltcp::phy::ChecksumCapabilities;
+pub use smoltcp::wire::{ArpOperation, EthernetProtocol, IpProtocol};
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv4Packet,
-    Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpAddress, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
+    ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv4Packet, Icmpv4Repr,
+    Icmpv6Packet, Icmpv6Repr, IpAddress, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
     NdiscNeighborFlags, NdiscRepr, RawHardwareAddress, TcpControl, TcpPacket, TcpRepr,
     TcpSeqNumber, UdpPacket, UdpRepr,
 };
-pub use smoltcp::wire::{EthernetProtocol, IpProtocol};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The director's MAC in generated traffic.

@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod frames;
+pub mod golden;
 pub mod report;
 pub mod rules;

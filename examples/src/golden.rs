@@ -1,0 +1,220 @@
+//! The golden replay cases under `testdata/`: each a capture built here with smoltcp, run
+//! through `testdata/director.toml`, whose output is kept and compared byte for byte.
+
+use crate::frames::{
+    ACK, ArpOperation, DIRECTOR_MAC, EthernetProtocol, FIN, IpProtocol, PSH, REAL_MACS, ROUTER_MAC,
+    RST, SYN, arp, arp_request, ethernet, icmp4_echo, ipv4_packet, neighbor_solicitation, tcp4,
+    tcp4_payload, tcp6, udp4, udp6, v4, with_vlans,
+};
+
+/// 2026-01-01 00:00:00 UTC, the start of every case.
+pub const EPOCH_MS: u64 = 1_767_225_600_000;
+const VIP: &str = "10.0.0.100";
+const VIP6: &str = "2001:db8::100";
+
+/// One golden case: its name (the directory under `testdata/`), what it covers, and its
+/// frames with their time in milliseconds from [`EPOCH_MS`].
+#[derive(Debug)]
+pub struct Case {
+    /// The directory under `testdata/`.
+    pub name: &'static str,
+    /// What the case covers.
+    pub covers: &'static str,
+    /// The input frames, in time order.
+    pub frames: Vec<(u64, Vec<u8>)>,
+}
+
+fn sorted(mut frames: Vec<(u64, Vec<u8>)>) -> Vec<(u64, Vec<u8>)> {
+    frames.sort_by_key(|(ms, _)| *ms);
+    frames
+}
+
+fn tcp_lifecycle() -> Case {
+    let c = "192.0.2.10";
+    let frames = vec![
+        // A full life: SYN, ACK, data, FIN, last ACK.
+        (0, tcp4(c, 1000, VIP, 80, SYN)),
+        (10, tcp4(c, 1000, VIP, 80, ACK)),
+        (20, tcp4_payload(c, 1000, VIP, 80, ACK | PSH, b"GET / HTTP/1.1\r\n\r\n")),
+        (30, tcp4(c, 1000, VIP, 80, FIN | ACK)),
+        (40, tcp4(c, 1000, VIP, 80, ACK)),
+        // Reset: CLOSE for 10 s. A packet in CLOSE re-arms those 10 s; at their end the
+        // flow is unknown.
+        (1_000, tcp4(c, 2000, VIP, 80, SYN)),
+        (1_010, tcp4(c, 2000, VIP, 80, ACK)),
+        (2_000, tcp4(c, 2000, VIP, 80, RST)),
+        (11_999, tcp4(c, 2000, VIP, 80, ACK)),
+        (21_999, tcp4(c, 2000, VIP, 80, ACK)),
+        // Established, then idle past 900 s.
+        (5_000, tcp4(c, 3000, VIP, 80, SYN)),
+        (5_010, tcp4(c, 3000, VIP, 80, ACK)),
+        (905_009, tcp4(c, 3000, VIP, 80, ACK)),
+        (1_805_010, tcp4(c, 3000, VIP, 80, ACK)),
+        // The first flow's port again, long after FIN_WAIT (120 s) ran out: a new connection.
+        (200_000, tcp4(c, 1000, VIP, 80, SYN)),
+        // A SYN while in FIN_WAIT reuses the entry and its real server.
+        (300_000, tcp4(c, 4000, VIP, 80, SYN)),
+        (300_010, tcp4(c, 4000, VIP, 80, FIN | ACK)),
+        (300_020, tcp4(c, 4000, VIP, 80, SYN)),
+    ];
+    Case {
+        name: "tcp-lifecycle",
+        covers: "new and established TCP, FIN and RST lives, timeouts over minutes",
+        frames: sorted(frames),
+    }
+}
+
+fn udp() -> Case {
+    let frames = vec![
+        (0, udp4("192.0.2.20", 5000, VIP, 53, b"query 1")),
+        (100_000, udp4("192.0.2.20", 5000, VIP, 53, b"query 2")),
+        (399_999, udp4("192.0.2.21", 5001, VIP, 53, b"other client")),
+        (401_000, udp4("192.0.2.20", 5000, VIP, 53, b"after 300 s idle")),
+    ];
+    Case { name: "udp", covers: "UDP flows and their 300 s timeout", frames: sorted(frames) }
+}
+
+fn ipv6() -> Case {
+    let c = "2001:db8:1::10";
+    let frames = vec![
+        (0, neighbor_solicitation(ROUTER_MAC, "2001:db8::1", VIP6)),
+        (10, tcp6(c, 40000, VIP6, 80, SYN)),
+        (20, tcp6(c, 40000, VIP6, 80, ACK)),
+        (30, tcp6(c, 40000, VIP6, 80, FIN | ACK)),
+        (40, tcp6(c, 40001, VIP6, 80, SYN)),
+        (50, udp6(c, 5353, VIP6, 53, b"no such service")),
+    ];
+    Case {
+        name: "ipv6",
+        covers: "IPv6 TCP, Neighbor Discovery for the VIP, no IPv6 UDP service",
+        frames: sorted(frames),
+    }
+}
+
+fn vlan() -> Case {
+    let q = |f: Vec<u8>| with_vlans(&f, &[(0x8100, 10)]);
+    let qinq = |f: Vec<u8>| with_vlans(&f, &[(0x88a8, 100), (0x8100, 10)]);
+    let frames = vec![
+        (0, q(arp_request(VIP))),
+        (10, q(tcp4("192.0.2.30", 1000, VIP, 80, SYN))),
+        (20, q(tcp4("192.0.2.30", 1000, VIP, 80, ACK))),
+        (30, qinq(tcp4("192.0.2.31", 1000, VIP, 80, SYN))),
+        (40, qinq(udp4("192.0.2.31", 1000, VIP, 53, b"q"))),
+    ];
+    Case {
+        name: "vlan",
+        covers: "802.1Q and 802.1ad tagged traffic and ARP, answered on the same VLAN",
+        frames: sorted(frames),
+    }
+}
+
+fn arp_nd() -> Case {
+    let frames = vec![
+        (0, arp_request(VIP)),
+        (10, arp_request("10.0.0.1")),
+        (20, arp(ArpOperation::Request, DIRECTOR_MAC, ROUTER_MAC, "10.0.0.1", [0; 6], "10.0.0.2")),
+        (30, arp(ArpOperation::Request, [0xff; 6], ROUTER_MAC, VIP, [0; 6], VIP)),
+        (40, neighbor_solicitation(ROUTER_MAC, "2001:db8::1", VIP6)),
+        (50, neighbor_solicitation(ROUTER_MAC, "2001:db8::1", "2001:db8::77")),
+        (
+            60,
+            arp(
+                ArpOperation::Reply,
+                DIRECTOR_MAC,
+                REAL_MACS[3],
+                "10.0.0.11",
+                DIRECTOR_MAC,
+                "10.0.0.2",
+            ),
+        ),
+    ];
+    Case {
+        name: "arp-nd",
+        covers: "ARP and ND for the VIPs answered; other ARP and ND not",
+        frames: sorted(frames),
+    }
+}
+
+fn non_vip() -> Case {
+    let mut other_host = tcp4("192.0.2.40", 1, VIP, 80, SYN);
+    other_host[0..6].copy_from_slice(&REAL_MACS[3]);
+    let frames = vec![
+        (0, tcp4("192.0.2.40", 1, "10.0.0.2", 22, SYN)),
+        (10, tcp4("192.0.2.40", 2, VIP, 443, SYN)),
+        (20, icmp4_echo("192.0.2.40", VIP)),
+        (
+            30,
+            ethernet(
+                DIRECTOR_MAC,
+                ROUTER_MAC,
+                EthernetProtocol::Ipv4,
+                &ipv4_packet(v4("192.0.2.40"), v4(VIP), IpProtocol::Unknown(47), 64, &[0; 8]),
+            ),
+        ),
+        (
+            40,
+            ethernet(
+                [0x01, 0x80, 0xc2, 0, 0, 0x0e],
+                ROUTER_MAC,
+                EthernetProtocol::Unknown(0x88cc),
+                &[0; 46],
+            ),
+        ),
+        (50, other_host),
+        (60, tcp4("192.0.2.40", 3, VIP, 80, ACK)),
+    ];
+    Case {
+        name: "non-vip",
+        covers: "traffic that is not for a VIP service: passed or dropped, never forwarded",
+        frames: sorted(frames),
+    }
+}
+
+fn malformed() -> Case {
+    let good = tcp4("192.0.2.50", 6666, VIP, 80, SYN);
+    let bad: Vec<Vec<u8>> = vec![
+        good[..10].to_vec(),
+        good[..30].to_vec(),
+        {
+            let mut f = good.clone();
+            f[24] ^= 0x40;
+            f
+        },
+        {
+            let mut f = good.clone();
+            f[14] = 0x55;
+            f
+        },
+        {
+            let mut f = good.clone();
+            f[14 + 20 + 12] = 0x30;
+            f
+        },
+        with_vlans(&good, &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)]),
+        with_vlans(&good, &[(0x8100, 7)])[..16].to_vec(),
+        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Arp, &[0, 1, 8, 0, 6, 4]),
+        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv6, &[0x60; 30]),
+        {
+            let mut f = good.clone();
+            f[6..12].copy_from_slice(&DIRECTOR_MAC);
+            f
+        },
+        {
+            let mut f = good.clone();
+            f[6] |= 1;
+            f
+        },
+        good,
+    ];
+    let frames = bad.into_iter().enumerate().map(|(i, f)| (10 * i as u64, f)).collect();
+    Case {
+        name: "malformed",
+        covers: "malformed frames dropped with their reasons; the one good SYN forwarded",
+        frames,
+    }
+}
+
+/// Every golden case.
+pub fn cases() -> Vec<Case> {
+    vec![tcp_lifecycle(), udp(), ipv6(), vlan(), arp_nd(), non_vip(), malformed()]
+}

@@ -1,0 +1,85 @@
+//! Golden replays: `testdata/<case>/input.pcap` is exactly what `dr_examples::golden` builds,
+//! and `dr-replay` on it with `testdata/director.toml` gives exactly `expected.pcap`.
+//!
+//! `DR_UPDATE_GOLDEN=1 cargo test -p dr-examples --test golden` rewrites both files; review
+//! the difference (`tcpdump -nn -r`) before committing it.
+
+use dr_core::Instant;
+use dr_examples::golden::{EPOCH_MS, cases};
+use dr_io_pcap::PcapSink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+}
+
+fn capture(frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let mut sink = PcapSink::from_writer(Vec::new(), "input.pcap").unwrap();
+    for (ms, frame) in frames {
+        sink.write(Instant::from_millis(EPOCH_MS + ms), frame).unwrap();
+    }
+    sink.finish().unwrap()
+}
+
+fn replay(input: &Path, output: &Path) {
+    let run = Command::new(env!("CARGO_BIN_EXE_dr-replay"))
+        .arg("--quiet")
+        .arg("--config")
+        .arg(testdata().join("director.toml"))
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+}
+
+/// Frames the director transmits for each case (see testdata/README.md for why).
+const TRANSMITTED: &[(&str, usize)] = &[
+    ("tcp-lifecycle", 16),
+    ("udp", 4),
+    ("ipv6", 5),
+    ("vlan", 5),
+    ("arp-nd", 2),
+    ("non-vip", 0),
+    ("malformed", 1),
+];
+
+#[test]
+fn golden_replays() {
+    let update = std::env::var_os("DR_UPDATE_GOLDEN").is_some();
+    let cases = cases();
+    assert_eq!(cases.len(), TRANSMITTED.len());
+    for (case, (name, transmitted)) in cases.iter().zip(TRANSMITTED) {
+        assert_eq!(case.name, *name);
+        let dir = testdata().join(case.name);
+        let (input, expected) = (dir.join("input.pcap"), dir.join("expected.pcap"));
+        let built = capture(&case.frames);
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&input, &built).unwrap();
+            replay(&input, &expected);
+            continue;
+        }
+        let committed = std::fs::read(&input).unwrap_or_default();
+        assert!(committed == built, "{}: input.pcap differs from what golden.rs builds", case.name);
+        let output = std::env::temp_dir().join(format!(
+            "dr-golden-{}-{}.pcap",
+            case.name,
+            std::process::id()
+        ));
+        replay(&input, &output);
+        let got = std::fs::read(&output).unwrap();
+        let _ = std::fs::remove_file(&output);
+        let want = std::fs::read(&expected).unwrap_or_default();
+        assert!(got == want, "{}: the replay differs from expected.pcap", case.name);
+        let mut reader = pcap_file::pcap::PcapReader::new(&got[..]).unwrap();
+        let mut records = 0;
+        while let Some(packet) = reader.next_packet() {
+            packet.unwrap();
+            records += 1;
+        }
+        assert_eq!(records, *transmitted, "{}", case.name);
+    }
+}
