@@ -41,14 +41,8 @@ fn the_packet_path_never_allocates() {
         frames.push(udp4(&client, i, "10.0.0.100", 53, b"query"));
         frames.push(tcp6("2001:db8:1::7", i, "2001:db8::100", 80, SYN));
     }
-    let learn = arp(
-        smoltcp::wire::ArpOperation::Reply,
-        DIRECTOR_MAC,
-        REAL_MACS[1],
-        "10.0.0.12",
-        DIRECTOR_MAC,
-        "10.0.0.1",
-    );
+    let learn =
+        arp(ArpOperation::Reply, DIRECTOR_MAC, REAL_MACS[1], "10.0.0.12", DIRECTOR_MAC, "10.0.0.1");
     frames.push(learn);
     frames.push(arp_request("10.0.0.100"));
     frames.push(neighbor_solicitation(ROUTER_MAC, "2001:db8::1", "2001:db8::100"));
