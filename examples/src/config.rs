@@ -3,34 +3,14 @@
 //! Unknown fields and bad values are errors that name the field and its line. Real servers
 //! are added in the order listed, as `ipvsadm -a` lines would add them.
 
+use crate::LineError;
 use dr_core::{
     Config, Director, MacAddr, Protocol, RealConfig, SchedulerKind, ServiceConfig, TimeoutSettings,
 };
 use serde::Deserialize;
-use std::fmt;
 use std::net::IpAddr;
 use std::ops::Range;
 use toml::Spanned;
-
-/// A configuration error, with the line it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigFileError {
-    /// The 1-based line, when known.
-    pub line: Option<usize>,
-    /// What is wrong and how to fix it, naming the field.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigFileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "line {line}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConfigFileError {}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,13 +92,13 @@ pub struct LoadOptions {
 ///
 /// # Errors
 ///
-/// A [`ConfigFileError`] naming the field and line of the first problem.
-pub fn load(text: &str, options: LoadOptions) -> Result<Director, ConfigFileError> {
-    let file: File = toml::from_str(text).map_err(|e| ConfigFileError {
+/// A [`LineError`] naming the field and line of the first problem.
+pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
+    let file: File = toml::from_str(text).map_err(|e| LineError {
         line: e.span().map(|s| line_of(text, s.start)),
         message: e.message().trim_end().to_string(),
     })?;
-    let at = |span: Range<usize>, message: String| ConfigFileError {
+    let at = |span: Range<usize>, message: String| LineError {
         line: Some(line_of(text, span.start)),
         message,
     };
@@ -127,7 +107,7 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, ConfigFileErro
         (Some(mac), _) => parse_mac(mac, "director.mac", &at)?,
         (None, Some(mac)) => mac,
         (None, None) => {
-            return Err(ConfigFileError {
+            return Err(LineError {
                 line: None,
                 message: "director.mac is missing: give the director's MAC, e.g. mac = \"02:00:00:00:00:01\"".into(),
             });
@@ -148,7 +128,7 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, ConfigFileErro
             dr_core::ConfigError::Timeout { .. } => file.timeouts.as_ref().map(Spanned::span),
             _ => file.director.mac.as_ref().map(Spanned::span),
         };
-        ConfigFileError { line: span.map(|s| line_of(text, s.start)), message: e.to_string() }
+        LineError { line: span.map(|s| line_of(text, s.start)), message: e.to_string() }
     })?;
 
     for (i, service) in file.service.iter().enumerate() {
@@ -264,8 +244,8 @@ fn unsupported(
     span: Option<Range<usize>>,
     field: &str,
     feature: &str,
-    at: &impl Fn(Range<usize>, String) -> ConfigFileError,
-) -> Result<(), ConfigFileError> {
+    at: &impl Fn(Range<usize>, String) -> LineError,
+) -> Result<(), LineError> {
     match span {
         Some(span) => Err(at(
             span,
@@ -278,8 +258,8 @@ fn unsupported(
 fn validate_health(
     health: &Spanned<HealthSection>,
     field: &str,
-    at: &impl Fn(Range<usize>, String) -> ConfigFileError,
-) -> Result<(), ConfigFileError> {
+    at: &impl Fn(Range<usize>, String) -> LineError,
+) -> Result<(), LineError> {
     let h = health.get_ref();
     if let Some(kind) = &h.kind
         && !matches!(kind.get_ref().as_str(), "tcp" | "http" | "none")
@@ -316,8 +296,8 @@ fn validate_health(
 fn parse_mac(
     mac: &Spanned<String>,
     field: &str,
-    at: &impl Fn(Range<usize>, String) -> ConfigFileError,
-) -> Result<MacAddr, ConfigFileError> {
+    at: &impl Fn(Range<usize>, String) -> LineError,
+) -> Result<MacAddr, LineError> {
     mac.get_ref().parse().map_err(|e| at(mac.span(), format!("{field} = {:?}: {e}", mac.get_ref())))
 }
 

@@ -331,3 +331,28 @@ pub fn neighbor_advertisement(src_mac: [u8; 6], src: &str, to: &str) -> Vec<u8> 
     };
     icmpv6_frame(DIRECTOR_MAC, src_mac, v6(src), v6(to), repr)
 }
+
+/// Eleven malformed variants of `good` (a client's frame to the director, untagged IPv4
+/// TCP), each dropped for a different reason: cut to 10 and 30 bytes, a bad header
+/// checksum, IP version 5, a TCP data offset of 3, three VLAN tags, a cut VLAN tag, a short
+/// ARP packet, a short IPv6 header, the director's own source MAC, a group source MAC.
+pub fn malformed_variants(good: &[u8]) -> Vec<Vec<u8>> {
+    let with = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut frame = good.to_vec();
+        f(&mut frame);
+        frame
+    };
+    vec![
+        good[..10].to_vec(),
+        good[..30].to_vec(),
+        with(&|f| f[24] ^= 0x40),
+        with(&|f| f[14] = 0x55),
+        with(&|f| f[14 + 20 + 12] = 0x30),
+        with_vlans(good, &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)]),
+        with_vlans(good, &[(0x8100, 7)])[..16].to_vec(),
+        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Arp, &[0, 1, 8, 0, 6, 4]),
+        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv6, &[0x60; 30]),
+        with(&|f| f[6..12].copy_from_slice(&DIRECTOR_MAC)),
+        with(&|f| f[6] |= 1),
+    ]
+}

@@ -3,8 +3,8 @@
 
 use crate::frames::{
     ACK, ArpOperation, DIRECTOR_MAC, EthernetProtocol, FIN, IpProtocol, PSH, REAL_MACS, ROUTER_MAC,
-    RST, SYN, arp, arp_request, ethernet, icmp4_echo, ipv4_packet, neighbor_solicitation, tcp4,
-    tcp4_payload, tcp6, udp4, udp6, v4, with_vlans,
+    RST, SYN, arp, arp_request, ethernet, icmp4_echo, ipv4_packet, malformed_variants,
+    neighbor_solicitation, tcp4, tcp4_payload, tcp6, udp4, udp6, v4, with_vlans,
 };
 
 /// 2026-01-01 00:00:00 UTC, the start of every case.
@@ -172,41 +172,9 @@ fn non_vip() -> Case {
 
 fn malformed() -> Case {
     let good = tcp4("192.0.2.50", 6666, VIP, 80, SYN);
-    let bad: Vec<Vec<u8>> = vec![
-        good[..10].to_vec(),
-        good[..30].to_vec(),
-        {
-            let mut f = good.clone();
-            f[24] ^= 0x40;
-            f
-        },
-        {
-            let mut f = good.clone();
-            f[14] = 0x55;
-            f
-        },
-        {
-            let mut f = good.clone();
-            f[14 + 20 + 12] = 0x30;
-            f
-        },
-        with_vlans(&good, &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)]),
-        with_vlans(&good, &[(0x8100, 7)])[..16].to_vec(),
-        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Arp, &[0, 1, 8, 0, 6, 4]),
-        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv6, &[0x60; 30]),
-        {
-            let mut f = good.clone();
-            f[6..12].copy_from_slice(&DIRECTOR_MAC);
-            f
-        },
-        {
-            let mut f = good.clone();
-            f[6] |= 1;
-            f
-        },
-        good,
-    ];
-    let frames = bad.into_iter().enumerate().map(|(i, f)| (10 * i as u64, f)).collect();
+    let mut frames = malformed_variants(&good);
+    frames.push(good);
+    let frames = frames.into_iter().enumerate().map(|(i, f)| (10 * i as u64, f)).collect();
     Case {
         name: "malformed",
         covers: "malformed frames dropped with their reasons; the one good SYN forwarded",

@@ -1,7 +1,30 @@
-//! What the example binaries share: loading the configuration file into a director.
+//! What the example binaries share: loading a configuration file or `ipvsadm-save` rules
+//! into a director, the run report, and the frame builders of the demo and golden captures.
+
+use std::fmt;
 
 pub mod config;
 pub mod frames;
 pub mod golden;
 pub mod report;
 pub mod rules;
+
+/// A problem in a configuration or rules file, with the line it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    /// The 1-based line, when the problem has one.
+    pub line: Option<usize>,
+    /// What is wrong and how to fix it, naming the field or option.
+    pub message: String,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for LineError {}

@@ -4,32 +4,12 @@
 //! or long options; blank lines and `#` comments are skipped. Real servers have no MAC in
 //! this format: the caller gives them (`--neigh IP=MAC`) or the director learns them.
 
+use crate::LineError;
 use dr_core::{
     Config, Director, MacAddr, Protocol, RealConfig, SchedulerKind, ServiceConfig, ServiceKey,
 };
 use std::collections::HashMap;
-use std::fmt;
 use std::net::IpAddr;
-
-/// A rules error, with the line it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RulesError {
-    /// The 1-based line, when the problem has one.
-    pub line: Option<usize>,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-impl fmt::Display for RulesError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "line {line}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for RulesError {}
 
 /// Where the MAC addresses come from.
 #[derive(Debug, Clone)]
@@ -63,13 +43,13 @@ enum Command {
 ///
 /// # Errors
 ///
-/// A [`RulesError`] naming the line and the option at fault.
-pub fn load(text: &str, options: &RulesOptions) -> Result<Director, RulesError> {
+/// A [`LineError`] naming the line and the option at fault.
+pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
     let mut director = Director::new(options.config.clone())
-        .map_err(|e| RulesError { line: None, message: e.to_string() })?;
+        .map_err(|e| LineError { line: None, message: e.to_string() })?;
     for (n, raw) in text.lines().enumerate() {
         let line = n + 1;
-        let err = |message: String| RulesError { line: Some(line), message };
+        let err = |message: String| LineError { line: Some(line), message };
         let content = raw.split('#').next().unwrap_or("").trim();
         if content.is_empty() {
             continue;

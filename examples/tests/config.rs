@@ -1,7 +1,8 @@
 //! The configuration file: what loads, and the error (field and line) for what does not.
 
 use dr_core::{MacAddr, Protocol, SchedulerKind, ServiceKey};
-use dr_examples::config::{ConfigFileError, LoadOptions, load};
+use dr_examples::LineError;
+use dr_examples::config::{LoadOptions, load};
 
 const OPTIONS: LoadOptions =
     LoadOptions { hash_seed: [1, 2, 3, 4], require_real_macs: true, default_mac: None };
@@ -75,7 +76,7 @@ fn a_full_file_loads() {
     assert_eq!(d.services().count(), 2);
 }
 
-fn error(text: &str) -> ConfigFileError {
+fn error(text: &str) -> LineError {
     load(text, OPTIONS).unwrap_err()
 }
 

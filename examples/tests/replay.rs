@@ -1,21 +1,12 @@
 //! dr-replay end to end: a capture made here with smoltcp, replayed twice, the output read
 //! back by two independent readers (tcpdump and etherparse over pcap-file's raw records).
 
+use dr_examples::frames::{ACK, DIRECTOR_MAC, ROUTER_MAC, SYN, arp_request, tcp4};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
-    TcpSeqNumber,
-};
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-const DIRECTOR: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const ROUTER: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
-const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const CONFIG: &str = r#"
 [director]
 mac = "02:00:00:00:00:01"
@@ -57,74 +48,15 @@ impl Drop for Scratch {
     }
 }
 
-fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: EthernetProtocol, payload: &[u8]) -> Vec<u8> {
-    let repr =
-        EthernetRepr { src_addr: EthernetAddress(src), dst_addr: EthernetAddress(dst), ethertype };
-    let mut buf = vec![0u8; repr.buffer_len() + payload.len()];
-    let mut frame = EthernetFrame::new_unchecked(&mut buf);
-    repr.emit(&mut frame);
-    frame.payload_mut().copy_from_slice(payload);
-    buf
-}
-
-fn tcp(client: Ipv4Addr, port: u16, control: TcpControl, ack: bool) -> Vec<u8> {
-    let repr = TcpRepr {
-        src_port: port,
-        dst_port: 80,
-        control,
-        seq_number: TcpSeqNumber(1),
-        ack_number: ack.then_some(TcpSeqNumber(1)),
-        window_len: 1024,
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload: &[],
-    };
-    let mut seg = vec![0u8; repr.buffer_len()];
-    repr.emit(
-        &mut TcpPacket::new_unchecked(&mut seg),
-        &IpAddress::Ipv4(client),
-        &IpAddress::Ipv4(VIP),
-        &ChecksumCapabilities::default(),
-    );
-    let ip = Ipv4Repr {
-        src_addr: client,
-        dst_addr: VIP,
-        next_header: IpProtocol::Tcp,
-        payload_len: seg.len(),
-        hop_limit: 64,
-    };
-    let mut packet = vec![0u8; 20 + seg.len()];
-    let mut p = Ipv4Packet::new_unchecked(&mut packet);
-    ip.emit(&mut p, &ChecksumCapabilities::default());
-    p.payload_mut().copy_from_slice(&seg);
-    ethernet(DIRECTOR, ROUTER, EthernetProtocol::Ipv4, &packet)
-}
-
-fn arp_request_for_vip() -> Vec<u8> {
-    let repr = ArpRepr::EthernetIpv4 {
-        operation: ArpOperation::Request,
-        source_hardware_addr: EthernetAddress(ROUTER),
-        source_protocol_addr: Ipv4Addr::new(10, 0, 0, 1),
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: VIP,
-    };
-    let mut buf = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut ArpPacket::new_unchecked(&mut buf));
-    ethernet([0xff; 6], ROUTER, EthernetProtocol::Arp, &buf)
-}
-
 /// Six clients' SYN and ACK, an ARP request for the VIP, a stray ACK and a runt frame.
 fn write_input(path: &Path) -> usize {
-    let mut frames = vec![arp_request_for_vip()];
-    for c in 0..6u8 {
-        let client = Ipv4Addr::new(192, 0, 2, c + 1);
-        frames.push(tcp(client, 40000, TcpControl::Syn, false));
-        frames.push(tcp(client, 40000, TcpControl::None, true));
+    let mut frames = vec![arp_request("10.0.0.100")];
+    for c in 1..=6 {
+        let client = format!("192.0.2.{c}");
+        frames.push(tcp4(&client, 40000, "10.0.0.100", 80, SYN));
+        frames.push(tcp4(&client, 40000, "10.0.0.100", 80, ACK));
     }
-    frames.push(tcp(Ipv4Addr::new(198, 51, 100, 1), 1, TcpControl::None, true));
+    frames.push(tcp4("198.51.100.1", 1, "10.0.0.100", 80, ACK));
     frames.push(vec![0u8; 12]);
     let file = std::fs::File::create(path).unwrap();
     let mut writer = PcapWriter::with_header(file, PcapHeader::default()).unwrap();
@@ -177,11 +109,11 @@ fn replays_are_identical_and_readable_by_other_tools() {
         records.push((packet.timestamp, packet.data.into_owned()));
     }
     assert_eq!(records.len(), 13);
-    assert_eq!(&records[0].1[0..6], &ROUTER, "the ARP reply goes back to the router");
+    assert_eq!(&records[0].1[0..6], &ROUTER_MAC, "the ARP reply goes back to the router");
     let reals = [[0x02, 0, 0, 0, 0, 0x11], [0x02, 0, 0, 0, 0, 0x12]];
     for (ts, frame) in &records[1..] {
         assert!(reals.iter().any(|m| frame[0..6] == *m));
-        assert_eq!(&frame[6..12], &DIRECTOR);
+        assert_eq!(&frame[6..12], &DIRECTOR_MAC);
         assert!(ts.as_secs() == 1_700_000_000);
     }
 

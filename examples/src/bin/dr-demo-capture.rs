@@ -16,8 +16,8 @@
 use dr_core::Instant;
 use dr_examples::frames::{
     ACK, DIRECTOR_MAC, EthernetProtocol, FIN, IpProtocol, PSH, ROUTER_MAC, RST, SYN, arp_request,
-    ethernet, icmp4_echo, ipv4_packet, neighbor_solicitation, tcp4, tcp4_payload, tcp6, udp4, v4,
-    with_vlans,
+    ethernet, icmp4_echo, ipv4_packet, malformed_variants, neighbor_solicitation, tcp4,
+    tcp4_payload, tcp6, udp4, v4, with_vlans,
 };
 use dr_io_pcap::PcapSink;
 use std::process::ExitCode;
@@ -113,45 +113,13 @@ fn scenario() -> Vec<(u64, Vec<u8>)> {
     t.at(1_500, tcp4("198.51.100.9", 42_424, VIP, 80, ACK | PSH)); // no connection
     // Malformed frames.
     let good = tcp4("198.51.100.66", 6_666, VIP, 80, SYN);
-    let malformed: Vec<Vec<u8>> = vec![
-        good[..10].to_vec(),
-        good[..30].to_vec(),
-        {
-            let mut f = good.clone();
-            f[24] ^= 0x40;
-            f
-        },
-        {
-            let mut f = good.clone();
-            f[14] = 0x55;
-            f
-        },
-        {
-            let mut f = good.clone();
-            f[14 + 20 + 12] = 0x30;
-            f
-        },
-        with_vlans(&good, &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)]),
-        with_vlans(&good, &[(0x8100, 7)])[..16].to_vec(),
-        ethernet(
-            DIRECTOR_MAC,
-            ROUTER_MAC,
-            EthernetProtocol::Ipv4,
-            &ipv4_packet(v4("198.51.100.66"), v4(VIP), IpProtocol::Udp, 64, &[0; 4]),
-        ),
-        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Arp, &[0, 1, 8, 0, 6, 4]),
-        ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv6, &[0x60; 30]),
-        {
-            let mut f = good.clone();
-            f[6..12].copy_from_slice(&DIRECTOR_MAC);
-            f
-        },
-        {
-            let mut f = good;
-            f[6] |= 1;
-            f
-        },
-    ];
+    let mut malformed = malformed_variants(&good);
+    malformed.push(ethernet(
+        DIRECTOR_MAC,
+        ROUTER_MAC,
+        EthernetProtocol::Ipv4,
+        &ipv4_packet(v4("198.51.100.66"), v4(VIP), IpProtocol::Udp, 64, &[0; 4]),
+    ));
     for (i, frame) in malformed.into_iter().enumerate() {
         t.at(2_000 + 37 * i as u64, frame);
     }
