@@ -37,6 +37,10 @@ pub struct Config {
     pub ipv6: Option<Ipv6Addr>,
     /// How long to wait before asking again for a real server's MAC.
     pub neighbour_retry: Duration,
+    /// `expire_nodest_conn`: when a real server is removed, expire its connections (their
+    /// next SYN or UDP datagram is scheduled afresh) instead of dropping their packets (the
+    /// kernel's default, off).
+    pub expire_nodest_conn: bool,
 }
 
 impl Config {
@@ -55,6 +59,7 @@ impl Config {
             ipv4: None,
             ipv6: None,
             neighbour_retry: Duration::from_secs(1),
+            expire_nodest_conn: false,
         }
     }
 
@@ -107,6 +112,8 @@ pub enum ConfigError {
     PortZero(ServiceKey),
     /// The service handle does not name a service of this director.
     UnknownService,
+    /// The real server handle does not name a real server in a service of this director.
+    UnknownReal,
     /// The real server is already in the service.
     RealExists(IpAddr),
     /// The real server's address is unspecified, multicast or broadcast.
@@ -123,6 +130,14 @@ pub enum ConfigError {
     Weight(u32),
     /// A real server MAC that is not unicast.
     RealMac(MacAddr),
+    /// A lower threshold above the upper one (the kernel refuses it, so a lower threshold
+    /// needs an upper one).
+    Thresholds {
+        /// The upper threshold.
+        upper: u32,
+        /// The lower threshold.
+        lower: u32,
+    },
     /// The same real server address was configured with two different MACs.
     MacConflict {
         /// The address.
@@ -164,6 +179,7 @@ impl fmt::Display for ConfigError {
                 "service {key}: port 0 (any port) needs persistence; give the service port"
             ),
             Self::UnknownService => f.write_str("no such service in this director"),
+            Self::UnknownReal => f.write_str("no such real server in any service of this director"),
             Self::RealExists(ip) => {
                 write!(f, "real server {ip} is already in this service: edit it instead")
             }
@@ -180,6 +196,11 @@ impl fmt::Display for ConfigError {
             Self::RealMac(mac) => write!(
                 f,
                 "real server mac {mac} is not a unicast address: give the server's interface MAC"
+            ),
+            Self::Thresholds { upper, lower } => write!(
+                f,
+                "l_threshold {lower} is above u_threshold {upper}: the lower threshold must not \
+                 exceed the upper one (set u_threshold too)"
             ),
             Self::MacConflict { addr, existing, new } => write!(
                 f,

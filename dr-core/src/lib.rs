@@ -89,9 +89,10 @@ pub use io::MemoryIo;
 pub use io::{Batch, Driver, DriverOptions, FrameIo, RunStats};
 pub use listing::{Listing, ListingFormat};
 pub use mac::{MacAddr, MacParseError};
-pub use sched::{SchedulerKind, UnknownScheduler};
+pub use sched::{SchedFlags, SchedulerKind, UnknownScheduler};
 pub use service::{
-    MAX_WEIGHT, RealConfig, RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,
+    MAX_WEIGHT, RealConfig, RealEdit, RealId, RealServer, Service, ServiceConfig, ServiceId,
+    ServiceKey,
 };
 pub use stats::{Counters, Stats};
 pub use time::{Duration, Instant};

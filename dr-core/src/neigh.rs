@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 
 /// A handle to a neighbour entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct NeighbourId(u16);
+pub(crate) struct NeighbourId(pub(crate) u16);
 
 impl NeighbourId {
     pub(crate) fn index(self) -> usize {

@@ -3,7 +3,7 @@
 use crate::flow::{Protocol, SocketDisplay};
 use crate::mac::MacAddr;
 use crate::neigh::NeighbourId;
-use crate::sched::{Scheduler, SchedulerKind};
+use crate::sched::{SchedFlags, Scheduler, SchedulerKind};
 use crate::stats::Stats;
 use alloc::vec::Vec;
 use core::fmt;
@@ -59,12 +59,21 @@ pub struct ServiceConfig {
     pub key: ServiceKey,
     /// The scheduler that picks a real server for each new connection.
     pub scheduler: SchedulerKind,
+    /// Scheduler flags (`ipvsadm -b`).
+    pub flags: SchedFlags,
 }
 
 impl ServiceConfig {
     /// A service on `vip:port` with the given scheduler.
     pub const fn new(protocol: Protocol, vip: IpAddr, port: u16, scheduler: SchedulerKind) -> Self {
-        Self { key: ServiceKey { protocol, vip, port }, scheduler }
+        Self { key: ServiceKey { protocol, vip, port }, scheduler, flags: SchedFlags::NONE }
+    }
+
+    /// Sets the scheduler flags.
+    #[must_use]
+    pub const fn with_flags(mut self, flags: SchedFlags) -> Self {
+        self.flags = flags;
+        self
     }
 }
 
@@ -79,15 +88,55 @@ pub struct RealConfig {
     pub weight: u32,
     /// The server's MAC address; `None` to learn it by ARP or Neighbor Discovery.
     pub mac: Option<MacAddr>,
+    /// Upper connection threshold: at this many connections (active + inactive) the server
+    /// is overloaded and no scheduler picks it. 0 = no limit.
+    pub u_threshold: u32,
+    /// Lower connection threshold: the overload clears below it (0: below 3/4 of the upper
+    /// threshold). Must not exceed the upper threshold.
+    pub l_threshold: u32,
 }
 
 /// The largest weight the kernel stores (an `int`).
 pub const MAX_WEIGHT: u32 = i32::MAX as u32;
 
+/// A change to a real server's weight and thresholds (`ipvsadm -e`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RealEdit {
+    /// The new weight; 0 quiesces the server (its connections continue).
+    pub weight: u32,
+    /// The new upper threshold.
+    pub u_threshold: u32,
+    /// The new lower threshold.
+    pub l_threshold: u32,
+}
+
+impl RealEdit {
+    /// The server's current settings, to change from.
+    pub fn of(real: &RealServer) -> Self {
+        Self { weight: real.weight, u_threshold: real.u_threshold, l_threshold: real.l_threshold }
+    }
+
+    /// Sets the weight.
+    #[must_use]
+    pub const fn with_weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// Sets the thresholds.
+    #[must_use]
+    pub const fn with_thresholds(mut self, upper: u32, lower: u32) -> Self {
+        self.u_threshold = upper;
+        self.l_threshold = lower;
+        self
+    }
+}
+
 impl RealConfig {
     /// A real server at `addr` with weight 1 (the `ipvsadm` default) and a MAC to learn.
     pub const fn new(addr: IpAddr) -> Self {
-        Self { addr, weight: 1, mac: None }
+        Self { addr, weight: 1, mac: None, u_threshold: 0, l_threshold: 0 }
     }
 
     /// Sets the weight.
@@ -103,6 +152,14 @@ impl RealConfig {
         self.mac = Some(mac);
         self
     }
+
+    /// Sets the upper and lower connection thresholds (`ipvsadm -x`, `-y`).
+    #[must_use]
+    pub const fn with_thresholds(mut self, upper: u32, lower: u32) -> Self {
+        self.u_threshold = upper;
+        self.l_threshold = lower;
+        self
+    }
 }
 
 /// A virtual service and its state.
@@ -110,9 +167,12 @@ impl RealConfig {
 pub struct Service {
     pub(crate) key: ServiceKey,
     pub(crate) scheduler: Scheduler,
+    pub(crate) flags: SchedFlags,
     /// Real servers in the kernel's list order: the most recently added first.
     pub(crate) reals: Vec<RealId>,
     pub(crate) stats: Stats,
+    /// Deleted (`ipvsadm -D`); kept so handles stay valid.
+    pub(crate) removed: bool,
 }
 
 impl Service {
@@ -124,6 +184,11 @@ impl Service {
     /// The scheduler.
     pub fn scheduler(&self) -> SchedulerKind {
         self.scheduler.kind()
+    }
+
+    /// The scheduler flags.
+    pub fn flags(&self) -> SchedFlags {
+        self.flags
     }
 
     /// The real servers in the kernel's list order (most recently added first), which is the
@@ -148,6 +213,12 @@ pub struct RealServer {
     pub(crate) neighbour: NeighbourId,
     pub(crate) active: u32,
     pub(crate) inactive: u32,
+    pub(crate) u_threshold: u32,
+    pub(crate) l_threshold: u32,
+    /// IPVS's `IP_VS_DEST_F_OVERLOAD`.
+    pub(crate) overloaded: bool,
+    /// IPVS's `IP_VS_DEST_F_AVAILABLE`: cleared when the server is removed from its service.
+    pub(crate) available: bool,
     pub(crate) stats: Stats,
 }
 
@@ -187,8 +258,68 @@ impl RealServer {
         &self.stats
     }
 
-    /// Whether a scheduler may pick it: weight above 0 and a known MAC.
-    pub(crate) fn is_schedulable(&self) -> bool {
-        self.weight > 0 && self.mac.is_some()
+    /// The upper and lower connection thresholds.
+    pub fn thresholds(&self) -> (u32, u32) {
+        (self.u_threshold, self.l_threshold)
+    }
+
+    /// Whether it is still in its service (a removed server lingers while its connections
+    /// do, and comes back with its counters if added again).
+    pub fn is_available(&self) -> bool {
+        self.available
+    }
+
+    /// Whether the upper threshold has been reached (`IP_VS_DEST_F_OVERLOAD`).
+    pub fn is_overloaded(&self) -> bool {
+        self.overloaded
+    }
+
+    /// Active plus inactive connections (`ip_vs_dest_totalconns`).
+    pub(crate) fn total_conns(&self) -> u32 {
+        self.active.saturating_add(self.inactive)
+    }
+
+    /// `ip_vs_dest_conn_overhead`: an active connection weighs 256 inactive ones, computed in
+    /// the kernel's `int`.
+    pub(crate) fn overhead(&self) -> i32 {
+        (self.active.wrapping_shl(8)).wrapping_add(self.inactive) as i32
+    }
+
+    /// Whether schedulers may consider it at all: not overloaded, and its MAC known (a server
+    /// the director cannot address is treated like an overloaded one). Weight is each
+    /// scheduler's own test.
+    pub(crate) fn is_usable(&self) -> bool {
+        !self.overloaded && self.mac.is_some()
+    }
+
+    /// A new connection is bound (`ip_vs_bind_dest`): counted inactive, and the overload
+    /// flag set when the total reaches the upper threshold.
+    pub(crate) fn bind(&mut self) {
+        self.inactive = self.inactive.saturating_add(1);
+        if self.u_threshold != 0 && self.total_conns() >= self.u_threshold {
+            self.overloaded = true;
+        }
+    }
+
+    /// A connection goes away (`ip_vs_unbind_dest`): uncounted, and the overload flag
+    /// cleared below the lower threshold, or below 3/4 of the upper one without a lower one,
+    /// or at once without thresholds.
+    pub(crate) fn unbind(&mut self, inactive: bool) {
+        if inactive {
+            self.inactive = self.inactive.saturating_sub(1);
+        } else {
+            self.active = self.active.saturating_sub(1);
+        }
+        let total = u64::from(self.total_conns());
+        let clear = if self.l_threshold != 0 {
+            total < u64::from(self.l_threshold)
+        } else if self.u_threshold != 0 {
+            total * 4 < u64::from(self.u_threshold) * 3
+        } else {
+            true
+        };
+        if clear {
+            self.overloaded = false;
+        }
     }
 }

@@ -120,6 +120,9 @@ reasons! {
         NoRealAvailable => "no-real-available",
         /// A new connection arrived while the connection table was full.
         ConnTableFull => "conn-table-full",
+        /// A packet of a connection whose real server was removed (`expire_nodest_conn` off,
+        /// as the kernel's default).
+        RealRemoved => "real-removed",
     }
 }
 

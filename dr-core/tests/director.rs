@@ -562,6 +562,10 @@ fn every_reason_is_reachable_and_counted() {
     for frame in &mut corpus {
         let _ = d.process(t(1), frame);
     }
+    // A connection whose real server is then removed.
+    let real = d.service(web).unwrap().reals()[0];
+    d.remove_real(real).unwrap();
+    let _ = d.process(t(2), &mut tcp4("192.0.2.7", 2, VIP, 80, ACK));
     let counters = d.counters();
     for &reason in DropReason::ALL {
         assert!(counters.drops(reason) > 0, "no frame of the corpus was dropped for {reason}");

@@ -195,6 +195,25 @@ impl ConnTable {
         self.len -= 1;
     }
 
+    /// Removes every entry `doomed` selects, handing each to `on_remove` first. A scan of the
+    /// whole table: for configuration changes, never the packet path.
+    pub(crate) fn remove_where(
+        &mut self,
+        doomed: impl Fn(&Conn) -> bool,
+        mut on_remove: impl FnMut(&Conn),
+    ) {
+        let ids: Vec<u32> = self
+            .index
+            .iter()
+            .copied()
+            .filter(|&i| doomed(&self.slab.entries[i as usize]))
+            .collect();
+        for id in ids {
+            let conn = self.remove(ConnId(id));
+            on_remove(&conn);
+        }
+    }
+
     /// The earliest time an entry may expire.
     pub(crate) fn next_expiry(&self) -> Option<Instant> {
         self.wheel.next_due().map(|tick| Instant::from_nanos(tick.saturating_mul(TICK_NANOS)))

@@ -10,17 +10,15 @@
 //! - Layer 2 ownership of the VIPs (ARP, Neighbor Discovery, announcements, neighbour
 //!   requests) is in `link.rs`.
 
+mod admin;
 mod link;
 mod packet;
 
-use crate::config::{Config, ConfigError, validate_timeouts};
-use crate::conn::{Conn, ConnState, ConnTable, TimeoutSettings, Timeouts};
+use crate::config::{Config, ConfigError};
+use crate::conn::{Conn, ConnState, ConnTable, Timeouts};
 use crate::flow::FlowKey;
 use crate::neigh::Neighbours;
-use crate::sched::{Dests, Scheduler};
-use crate::service::{
-    RealConfig, RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,
-};
+use crate::service::{RealId, RealServer, Service, ServiceId, ServiceKey};
 use crate::stats::{Counters, Stats};
 use crate::time::Instant;
 use alloc::vec::Vec;
@@ -101,130 +99,23 @@ impl Director {
         &self.config
     }
 
-    /// Adds a virtual service (`ipvsadm -A`).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::ServiceExists`], [`ConfigError::InvalidVip`], [`ConfigError::PortZero`]
-    /// or [`ConfigError::TooMany`].
-    pub fn add_service(&mut self, service: ServiceConfig) -> Result<ServiceId, ConfigError> {
-        let key = service.key;
-        if self.service_index.contains_key(&key) {
-            return Err(ConfigError::ServiceExists(key));
-        }
-        if !is_unicast_host(key.vip) {
-            return Err(ConfigError::InvalidVip(key.vip));
-        }
-        if key.port == 0 {
-            return Err(ConfigError::PortZero(key));
-        }
-        if self.services.len() >= usize::from(u16::MAX) {
-            return Err(ConfigError::TooMany("services"));
-        }
-        let id = ServiceId::from_index(self.services.len());
-        self.services.push(Service {
-            key,
-            scheduler: Scheduler::new(service.scheduler),
-            reals: Vec::new(),
-            stats: Stats::default(),
-        });
-        self.service_index.insert(key, id);
-        let count = self.vips.entry(key.vip).or_insert(0);
-        if *count == 0 {
-            self.vip_order.push(key.vip);
-        }
-        *count += 1;
-        Ok(id)
-    }
-
-    /// Adds a real server to a service (`ipvsadm -a`). It goes to the head of the service's
-    /// list, as in the kernel, so schedulers meet the newest server first.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::UnknownService`], [`ConfigError::RealExists`],
-    /// [`ConfigError::InvalidRealAddr`], [`ConfigError::FamilyMismatch`],
-    /// [`ConfigError::Weight`], [`ConfigError::RealMac`], [`ConfigError::MacConflict`] or
-    /// [`ConfigError::TooMany`].
-    pub fn add_real(
-        &mut self,
-        service: ServiceId,
-        real: RealConfig,
-    ) -> Result<RealId, ConfigError> {
-        let svc = self.services.get(service.index()).ok_or(ConfigError::UnknownService)?;
-        let addr = real.addr;
-        if svc.reals.iter().any(|r| self.reals[r.index()].addr == addr) {
-            return Err(ConfigError::RealExists(addr));
-        }
-        if !is_unicast_host(addr) {
-            return Err(ConfigError::InvalidRealAddr(addr));
-        }
-        if addr.is_ipv4() != svc.key.vip.is_ipv4() {
-            return Err(ConfigError::FamilyMismatch { vip: svc.key.vip, real: addr });
-        }
-        if real.weight > crate::service::MAX_WEIGHT {
-            return Err(ConfigError::Weight(real.weight));
-        }
-        if let Some(mac) = real.mac.filter(|m| !m.is_unicast()) {
-            return Err(ConfigError::RealMac(mac));
-        }
-        if self.reals.len() >= usize::from(u16::MAX) {
-            return Err(ConfigError::TooMany("real servers"));
-        }
-        let neighbour =
-            self.neighbours.ensure(addr, real.mac).map_err(|c| ConfigError::MacConflict {
-                addr,
-                existing: c.existing,
-                new: real.mac.unwrap_or_default(),
-            })?;
-        let mac = self.neighbours.get(neighbour).mac;
-        // A static MAC given now applies to every server at that address.
-        for other in self.reals.iter_mut().filter(|r| r.neighbour == neighbour) {
-            other.mac = mac;
-        }
-        let id = RealId::from_index(self.reals.len());
-        self.reals.push(RealServer {
-            addr,
-            service,
-            weight: real.weight,
-            mac,
-            neighbour,
-            active: 0,
-            inactive: 0,
-            stats: Stats::default(),
-        });
-        let Service { scheduler, reals: order, .. } = &mut self.services[service.index()];
-        order.insert(0, id);
-        scheduler.real_added(&Dests { order, reals: &self.reals });
-        Ok(id)
-    }
-
-    /// Sets the three timeouts `ipvsadm --set tcp tcpfin udp` sets (0 keeps the current
-    /// value). Live connections keep their timers until their next packet, as in the kernel.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Timeout`] when a value exceeds the kernel's limit.
-    pub fn set_timeouts(&mut self, settings: TimeoutSettings) -> Result<(), ConfigError> {
-        validate_timeouts(settings)?;
-        self.timeouts.apply(settings);
-        self.config.timeouts = self.timeouts.settings();
-        Ok(())
-    }
-
     /// The timeout of every state.
     pub fn timeouts(&self) -> &Timeouts {
         &self.timeouts
     }
 
-    /// The service with this handle.
+    /// The service with this handle, unless it was removed.
     pub fn service(&self, id: ServiceId) -> Option<&Service> {
-        self.services.get(id.index())
+        self.services.get(id.index()).filter(|s| !s.removed)
     }
 
     /// Every service, in the order added, with its handle.
     pub fn services(&self) -> impl Iterator<Item = (ServiceId, &Service)> + '_ {
-        self.services.iter().enumerate().map(|(i, s)| (ServiceId::from_index(i), s))
+        self.services
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.removed)
+            .map(|(i, s)| (ServiceId::from_index(i), s))
     }
 
     /// The service for `(protocol, VIP, port)`.
@@ -309,11 +200,7 @@ impl Director {
 /// Unbinds a connection that is going away from its real server's counts.
 fn release(reals: &mut [RealServer], counters: &mut Counters, conn: &Conn) {
     if let Some(real) = reals.get_mut(conn.real.index()) {
-        if conn.is_inactive() {
-            real.inactive = real.inactive.saturating_sub(1);
-        } else {
-            real.active = real.active.saturating_sub(1);
-        }
+        real.unbind(conn.is_inactive());
     }
     counters.conns_expired = counters.conns_expired.wrapping_add(1);
 }

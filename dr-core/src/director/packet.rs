@@ -109,10 +109,17 @@ impl Director {
         };
         let hash = self.conns.hash(&key);
         if let Some(id) = self.conns.find(hash, &key) {
-            if self.conns.get(id).expires > now {
+            let conn = self.conns.get(id);
+            let available = self.reals.get(conn.real.index()).is_some_and(|r| r.available);
+            if conn.expires > now && available {
                 return self.forward(now, frame, packet, ip, id);
             }
-            // Its timer ran out before handle_timeout came round: it is gone already.
+            if conn.expires > now && !self.config.expire_nodest_conn {
+                // ip_vs_in_hook: the server was removed; its packets are dropped.
+                return Verdict::Drop(DropReason::RealRemoved);
+            }
+            // Its timer ran out before handle_timeout came round, or its server was removed
+            // with expire_nodest_conn: it is gone, and the packet is treated as new.
             let conn = self.conns.remove(id);
             release(&mut self.reals, &mut self.counters, &conn);
         }
@@ -153,7 +160,7 @@ impl Director {
             return Verdict::Drop(DropReason::ConnTableFull);
         };
         let real = &mut self.reals[real_id.index()];
-        real.inactive += 1;
+        real.bind();
         real.stats.count_conn();
         self.totals.count_conn();
         self.counters.conns_created = self.counters.conns_created.wrapping_add(1);

@@ -1,0 +1,264 @@
+//! Runtime configuration, as `ipvsadm -A/-E/-D` (services) and `-a/-e/-d` (real servers)
+//! change a running kernel: existing connections are kept.
+//!
+//! Sources: `ip_vs_ctl.c` (`ip_vs_add_service`, `ip_vs_edit_service`, `ip_vs_del_service`,
+//! `__ip_vs_update_dest`, `ip_vs_del_dest`, `ip_vs_trash_get_dest`).
+
+use super::{Director, is_unicast_host, release};
+use crate::config::{ConfigError, validate_timeouts};
+use crate::conn::TimeoutSettings;
+use crate::sched::{Dests, SchedFlags, Scheduler, SchedulerKind};
+use crate::service::{
+    MAX_WEIGHT, RealConfig, RealEdit, RealId, RealServer, Service, ServiceConfig, ServiceId,
+};
+use crate::stats::Stats;
+use alloc::vec::Vec;
+
+impl Director {
+    /// Adds a virtual service (`ipvsadm -A`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ServiceExists`], [`ConfigError::InvalidVip`], [`ConfigError::PortZero`]
+    /// or [`ConfigError::TooMany`].
+    pub fn add_service(&mut self, service: ServiceConfig) -> Result<ServiceId, ConfigError> {
+        let key = service.key;
+        if self.service_index.contains_key(&key) {
+            return Err(ConfigError::ServiceExists(key));
+        }
+        if !is_unicast_host(key.vip) {
+            return Err(ConfigError::InvalidVip(key.vip));
+        }
+        if key.port == 0 {
+            return Err(ConfigError::PortZero(key));
+        }
+        if self.services.len() >= usize::from(u16::MAX) {
+            return Err(ConfigError::TooMany("services"));
+        }
+        let id = ServiceId::from_index(self.services.len());
+        let no_reals = Dests { order: &[], reals: &self.reals };
+        self.services.push(Service {
+            key,
+            scheduler: Scheduler::new(service.scheduler, service.flags, &no_reals),
+            flags: service.flags,
+            reals: Vec::new(),
+            stats: Stats::default(),
+            removed: false,
+        });
+        self.service_index.insert(key, id);
+        let count = self.vips.entry(key.vip).or_insert(0);
+        if *count == 0 {
+            self.vip_order.push(key.vip);
+        }
+        *count += 1;
+        Ok(id)
+    }
+
+    /// Changes a service's scheduler or flags (`ipvsadm -E`). A new scheduler starts from
+    /// the servers the service has now (`init_service`); flags alone change in place.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownService`].
+    pub fn edit_service(
+        &mut self,
+        id: ServiceId,
+        scheduler: SchedulerKind,
+        flags: SchedFlags,
+    ) -> Result<(), ConfigError> {
+        let service = self.services.get_mut(id.index()).filter(|s| !s.removed);
+        let service = service.ok_or(ConfigError::UnknownService)?;
+        if service.scheduler.kind() != scheduler || service.flags != flags {
+            let dests = Dests { order: &service.reals, reals: &self.reals };
+            if service.scheduler.kind() == scheduler {
+                service.scheduler.set_flags(flags);
+            } else {
+                service.scheduler = Scheduler::new(scheduler, flags, &dests);
+            }
+            service.flags = flags;
+        }
+        Ok(())
+    }
+
+    /// Removes a service (`ipvsadm -D`) and all its real servers, as [`remove_real`] does
+    /// for each: their connections follow `expire_nodest_conn`.
+    ///
+    /// [`remove_real`]: Self::remove_real
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownService`].
+    pub fn remove_service(&mut self, id: ServiceId) -> Result<(), ConfigError> {
+        let service = self.services.get(id.index()).filter(|s| !s.removed);
+        let reals: Vec<RealId> = service.ok_or(ConfigError::UnknownService)?.reals.clone();
+        for real in reals {
+            self.remove_real(real)?;
+        }
+        let service = &mut self.services[id.index()];
+        service.removed = true;
+        let key = service.key;
+        self.service_index.remove(&key);
+        if let Some(count) = self.vips.get_mut(&key.vip) {
+            *count -= 1;
+            if *count == 0 {
+                self.vips.remove(&key.vip);
+                self.vip_order.retain(|vip| *vip != key.vip);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a real server to a service (`ipvsadm -a`). It goes to the head of the service's
+    /// list, as in the kernel, so schedulers meet the newest server first. A server removed
+    /// from this service before comes back with its counters and connections, as the
+    /// kernel takes it back from its trash.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownService`], [`ConfigError::RealExists`],
+    /// [`ConfigError::InvalidRealAddr`], [`ConfigError::FamilyMismatch`],
+    /// [`ConfigError::Weight`], [`ConfigError::RealMac`], [`ConfigError::Thresholds`],
+    /// [`ConfigError::MacConflict`] or [`ConfigError::TooMany`].
+    pub fn add_real(
+        &mut self,
+        service: ServiceId,
+        real: RealConfig,
+    ) -> Result<RealId, ConfigError> {
+        let svc = self.services.get(service.index()).filter(|s| !s.removed);
+        let svc = svc.ok_or(ConfigError::UnknownService)?;
+        let addr = real.addr;
+        if svc.reals.iter().any(|r| self.reals[r.index()].addr == addr) {
+            return Err(ConfigError::RealExists(addr));
+        }
+        if !is_unicast_host(addr) {
+            return Err(ConfigError::InvalidRealAddr(addr));
+        }
+        if addr.is_ipv4() != svc.key.vip.is_ipv4() {
+            return Err(ConfigError::FamilyMismatch { vip: svc.key.vip, real: addr });
+        }
+        validate_edit(RealEdit {
+            weight: real.weight,
+            u_threshold: real.u_threshold,
+            l_threshold: real.l_threshold,
+        })?;
+        if let Some(mac) = real.mac.filter(|m| !m.is_unicast()) {
+            return Err(ConfigError::RealMac(mac));
+        }
+        let trashed =
+            self.reals.iter().position(|r| r.service == service && r.addr == addr && !r.available);
+        if trashed.is_none() && self.reals.len() >= usize::from(u16::MAX) {
+            return Err(ConfigError::TooMany("real servers"));
+        }
+        let neighbour =
+            self.neighbours.ensure(addr, real.mac).map_err(|c| ConfigError::MacConflict {
+                addr,
+                existing: c.existing,
+                new: real.mac.unwrap_or_default(),
+            })?;
+        let mac = self.neighbours.get(neighbour).mac;
+        // A static MAC given now applies to every server at that address.
+        for other in self.reals.iter_mut().filter(|r| r.neighbour == neighbour) {
+            other.mac = mac;
+        }
+        let id = match trashed {
+            Some(index) => {
+                let old = &mut self.reals[index];
+                old.weight = real.weight;
+                old.u_threshold = real.u_threshold;
+                old.l_threshold = real.l_threshold;
+                old.overloaded = false;
+                old.available = true;
+                RealId::from_index(index)
+            }
+            None => {
+                self.reals.push(RealServer {
+                    addr,
+                    service,
+                    weight: real.weight,
+                    mac,
+                    neighbour,
+                    active: 0,
+                    inactive: 0,
+                    u_threshold: real.u_threshold,
+                    l_threshold: real.l_threshold,
+                    overloaded: false,
+                    available: true,
+                    stats: Stats::default(),
+                });
+                RealId::from_index(self.reals.len() - 1)
+            }
+        };
+        let Service { scheduler, reals: order, .. } = &mut self.services[service.index()];
+        order.insert(0, id);
+        scheduler.added(&Dests { order, reals: &self.reals });
+        Ok(id)
+    }
+
+    /// Changes a real server's weight and thresholds (`ipvsadm -e`). Weight 0 quiesces it:
+    /// no new connections, existing ones continue. Raising the upper threshold or setting
+    /// it to 0 clears the overload, as `__ip_vs_update_dest` does.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownReal`], [`ConfigError::Weight`] or [`ConfigError::Thresholds`].
+    pub fn edit_real(&mut self, id: RealId, edit: RealEdit) -> Result<(), ConfigError> {
+        validate_edit(edit)?;
+        let real = self.reals.get_mut(id.index()).filter(|r| r.available);
+        let real = real.ok_or(ConfigError::UnknownReal)?;
+        if edit.u_threshold == 0 || edit.u_threshold > real.u_threshold {
+            real.overloaded = false;
+        }
+        real.weight = edit.weight;
+        real.u_threshold = edit.u_threshold;
+        real.l_threshold = edit.l_threshold;
+        let Service { scheduler, reals: order, .. } = &mut self.services[real.service.index()];
+        scheduler.edited(&Dests { order, reals: &self.reals });
+        Ok(())
+    }
+
+    /// Removes a real server from its service (`ipvsadm -d`). The scheduler forgets it at
+    /// once. Its connections stay and their packets are dropped (`real-removed`), unless
+    /// `expire_nodest_conn` is set: then they are expired now.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownReal`].
+    pub fn remove_real(&mut self, id: RealId) -> Result<(), ConfigError> {
+        let real = self.reals.get_mut(id.index()).filter(|r| r.available);
+        let real = real.ok_or(ConfigError::UnknownReal)?;
+        real.available = false;
+        let Service { scheduler, reals: order, .. } = &mut self.services[real.service.index()];
+        if let Some(position) = order.iter().position(|r| *r == id) {
+            order.remove(position);
+            scheduler.removed(position, &Dests { order, reals: &self.reals });
+        }
+        if self.config.expire_nodest_conn {
+            let Self { conns, reals, counters, .. } = self;
+            conns.remove_where(|conn| conn.real == id, |conn| release(reals, counters, conn));
+        }
+        Ok(())
+    }
+
+    /// Sets the three timeouts `ipvsadm --set tcp tcpfin udp` sets (0 keeps the current
+    /// value). Live connections keep their timers until their next packet, as in the kernel.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Timeout`] when a value exceeds the kernel's limit.
+    pub fn set_timeouts(&mut self, settings: TimeoutSettings) -> Result<(), ConfigError> {
+        validate_timeouts(settings)?;
+        self.timeouts.apply(settings);
+        self.config.timeouts = self.timeouts.settings();
+        Ok(())
+    }
+}
+
+fn validate_edit(edit: RealEdit) -> Result<(), ConfigError> {
+    if edit.weight > MAX_WEIGHT {
+        return Err(ConfigError::Weight(edit.weight));
+    }
+    if edit.l_threshold > edit.u_threshold {
+        return Err(ConfigError::Thresholds { upper: edit.u_threshold, lower: edit.l_threshold });
+    }
+    Ok(())
+}
