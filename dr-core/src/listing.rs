@@ -149,7 +149,14 @@ impl fmt::Display for Listing<'_> {
             let mut name = heapless::String::<64>::new();
             fmt::write(&mut name, format_args!("{key}"))?;
             match self.format {
-                ListingFormat::Plain => writeln!(f, "{name} {}", service.scheduler())?,
+                ListingFormat::Plain => {
+                    write!(f, "{name} {}", service.scheduler())?;
+                    let flags = service.flags();
+                    if flags != crate::sched::SchedFlags::NONE {
+                        write!(f, " ({flags})")?;
+                    }
+                    writeln!(f)?;
+                }
                 ListingFormat::Stats => writeln!(f, "{name:<33}{}", StatsColumns(service.stats()))?,
             }
             let mut reals: Vec<&RealServer> =

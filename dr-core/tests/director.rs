@@ -583,8 +583,9 @@ fn listing_director() -> Director {
     // service is .11, .12 (newest first), so rr gives .11 the first and third SYN.
     let dns =
         d.add_service(ServiceConfig::new(Protocol::Udp, ip(VIP), 53, SchedulerKind::Rr)).unwrap();
-    let web6 =
-        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP6), 80, SchedulerKind::Rr)).unwrap();
+    let flags = dr_core::SchedFlags { sh_port: true, sh_fallback: true };
+    let sh6 = ServiceConfig::new(Protocol::Tcp, ip(VIP6), 80, SchedulerKind::Sh).with_flags(flags);
+    let web6 = d.add_service(sh6).unwrap();
     let web =
         d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr)).unwrap();
     d.add_real(web, RealConfig::new(ip("10.0.0.12")).with_weight(2).with_mac(mac(REAL_MACS[1])))
@@ -612,7 +613,7 @@ TCP  10.0.0.100:80 rr
   -> 10.0.0.12:80                 Route   2      1          0         
 UDP  10.0.0.100:53 rr
   -> 10.0.0.11:53                 Route   1      0          1         
-TCP  [2001:db8::100]:80 rr
+TCP  [2001:db8::100]:80 sh (sh-fallback,sh-port)
   -> [2001:db8::11]:80            Route   1      0          0         
 ";
     assert_eq!(d.listing(dr_core::ListingFormat::Plain).to_string(), expected);

@@ -4,6 +4,7 @@
 //! are added in the order listed, as `ipvsadm -a` lines would add them.
 
 use crate::LineError;
+use dr_core::SchedFlags;
 use dr_core::{
     Config, Director, MacAddr, Protocol, RealConfig, SchedulerKind, ServiceConfig, TimeoutSettings,
 };
@@ -151,15 +152,7 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
             )
         })?;
         let scheduler = match &s.scheduler {
-            None => {
-                return Err(at(
-                    service.span(),
-                    format!(
-                        "{} is missing: the default scheduler wlc is not available in this build; give scheduler = \"rr\"",
-                        field("scheduler")
-                    ),
-                ));
-            }
+            None => SchedulerKind::default(),
             Some(name) => name.get_ref().parse::<SchedulerKind>().map_err(|e| {
                 at(name.span(), format!("{} = {:?}: {e}", field("scheduler"), name.get_ref()))
             })?,
@@ -171,17 +164,29 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
             &at,
         )?;
         unsupported(s.netmask.as_ref().map(Spanned::span), &field("netmask"), "persistence", &at)?;
-        unsupported(
-            s.flags.first().map(Spanned::span),
-            &field("flags"),
-            "scheduler flags (sh-port, sh-fallback)",
-            &at,
-        )?;
+        let mut flags = SchedFlags::NONE;
+        for flag in &s.flags {
+            match flag.get_ref().as_str() {
+                "sh-port" => flags.sh_port = true,
+                "sh-fallback" => flags.sh_fallback = true,
+                other => {
+                    return Err(at(
+                        flag.span(),
+                        format!(
+                            "{} = {other:?}: expected \"sh-port\" or \"sh-fallback\"",
+                            field("flags")
+                        ),
+                    ));
+                }
+            }
+        }
         if let Some(health) = &s.health {
             validate_health(health, &field("health"), &at)?;
         }
         let id = director
-            .add_service(ServiceConfig::new(protocol, vip, *s.port.get_ref(), scheduler))
+            .add_service(
+                ServiceConfig::new(protocol, vip, *s.port.get_ref(), scheduler).with_flags(flags),
+            )
             .map_err(|e| at(service.span(), format!("{}: {e}", field(""))))?;
 
         for (j, real) in s.real.iter().enumerate() {
@@ -214,18 +219,15 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
                 }
                 None => {}
             }
-            let thresholds = [&r.u_threshold, &r.l_threshold];
-            let set = thresholds.iter().flat_map(|t| t.as_ref()).find(|t| *t.get_ref() != 0);
-            unsupported(
-                set.map(Spanned::span),
-                &rfield("u_threshold / l_threshold"),
-                "connection thresholds",
-                &at,
-            )?;
+            let threshold = |t: &Option<Spanned<u32>>| t.as_ref().map_or(0, |t| *t.get_ref());
+            rc = rc.with_thresholds(threshold(&r.u_threshold), threshold(&r.l_threshold));
             director.add_real(id, rc).map_err(|e| {
                 let span = match e {
                     dr_core::ConfigError::Weight(_) => {
                         r.weight.as_ref().map_or(real.span(), Spanned::span)
+                    }
+                    dr_core::ConfigError::Thresholds { .. } => {
+                        r.l_threshold.as_ref().map_or(real.span(), Spanned::span)
                     }
                     dr_core::ConfigError::RealMac(_) | dr_core::ConfigError::MacConflict { .. } => {
                         r.mac.as_ref().map_or(real.span(), Spanned::span)

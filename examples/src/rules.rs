@@ -5,6 +5,7 @@
 //! this format: the caller gives them (`--neigh IP=MAC`) or the director learns them.
 
 use crate::LineError;
+use dr_core::SchedFlags;
 use dr_core::{
     Config, Director, MacAddr, Protocol, RealConfig, SchedulerKind, ServiceConfig, ServiceKey,
 };
@@ -72,6 +73,8 @@ pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
         let mut scheduler: Option<SchedulerKind> = None;
         let mut real: Option<(IpAddr, Option<u16>)> = None;
         let mut weight = 1u32;
+        let mut flags = SchedFlags::NONE;
+        let (mut upper, mut lower) = (0u32, 0u32);
         while let Some(option) = words.next() {
             let mut value =
                 |name: &str| words.next().ok_or_else(|| err(format!("{name} needs a value")));
@@ -111,8 +114,31 @@ pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
                         "-p: persistence is not available in this build; remove it".into()
                     ));
                 }
-                "-M" | "--netmask" | "-b" | "--sched-flags" | "-o" | "--ops" | "--pe" | "-x"
-                | "--u-threshold" | "-y" | "--l-threshold" => {
+                "-b" | "--sched-flags" => {
+                    for flag in value(option)?.split(',') {
+                        match flag {
+                            "sh-port" | "flag-2" => flags.sh_port = true,
+                            "sh-fallback" | "flag-1" => flags.sh_fallback = true,
+                            other => {
+                                return Err(err(format!(
+                                    "-b {other}: expected sh-port or sh-fallback"
+                                )));
+                            }
+                        }
+                    }
+                }
+                "-x" | "--u-threshold" | "-y" | "--l-threshold" => {
+                    let v = value(option)?;
+                    let n: u32 = v
+                        .parse()
+                        .map_err(|_| err(format!("{option} {v}: give a connection count")))?;
+                    if matches!(option, "-x" | "--u-threshold") {
+                        upper = n;
+                    } else {
+                        lower = n;
+                    }
+                }
+                "-M" | "--netmask" | "-o" | "--ops" | "--pe" => {
                     return Err(err(format!("{option}: not available in this build; remove it")));
                 }
                 other => return Err(err(format!("{other:?}: unknown option"))),
@@ -125,11 +151,12 @@ pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
                 if real.is_some() {
                     return Err(err("-r belongs on an -a line".into()));
                 }
-                let scheduler = scheduler.ok_or_else(|| {
-                    err("no -s: the default scheduler wlc is not available in this build; add -s rr".into())
-                })?;
+                let scheduler = scheduler.unwrap_or_default();
                 director
-                    .add_service(ServiceConfig::new(key.protocol, key.vip, key.port, scheduler))
+                    .add_service(
+                        ServiceConfig::new(key.protocol, key.vip, key.port, scheduler)
+                            .with_flags(flags),
+                    )
                     .map_err(|e| err(e.to_string()))?;
             }
             Command::AddReal => {
@@ -147,7 +174,8 @@ pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
                         key.port
                     )));
                 }
-                let mut rc = RealConfig::new(addr).with_weight(weight);
+                let mut rc =
+                    RealConfig::new(addr).with_weight(weight).with_thresholds(upper, lower);
                 match options.neighbours.get(&addr) {
                     Some(mac) => rc = rc.with_mac(*mac),
                     None if options.require_real_macs => {

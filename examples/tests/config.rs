@@ -122,7 +122,18 @@ fn errors_name_the_field_and_the_line() {
             "already in this service",
             "ip = \"10.0.0.11\"\nmac = \"02:00:00:00:00:12\"",
         ),
-        ("u_threshold = 0", "u_threshold = 100", "thresholds", "u_threshold = 100"),
+        (
+            "u_threshold = 0",
+            "l_threshold = 5",
+            "l_threshold 5 is above u_threshold 0",
+            "l_threshold = 5",
+        ),
+        (
+            "persistent = 0",
+            "persistent = 0\nflags = [\"sh-port\", \"sh-bogus\"]",
+            "service[0].flags",
+            "flags = [",
+        ),
         ("kind = \"http\"", "kind = \"icmp\"", "service[0].health.kind", "icmp"),
         ("path = \"/health\"", "path = \"health\"", "service[0].health.path", "path = \"health\""),
         ("port = 80", "port = 80000", "", "port = 80000"),
@@ -164,10 +175,23 @@ fn a_replay_needs_every_mac_and_a_director_mac() {
 }
 
 #[test]
-fn the_default_scheduler_is_refused_until_it_exists() {
-    let text = replace("scheduler = \"rr\"\npersistent = 0\n", "");
-    let err = error(&text);
-    assert!(err.message.contains("service[0].scheduler is missing"), "{err}");
+fn defaults_flags_and_thresholds() {
+    let text =
+        replace("scheduler = \"rr\"\npersistent = 0\n", "flags = [\"sh-port\", \"sh-fallback\"]\n");
+    let text = text.replacen("u_threshold = 0", "u_threshold = 100\nl_threshold = 50", 1);
+    let d = load(&text, OPTIONS).unwrap();
+    let web = d
+        .find_service(&ServiceKey {
+            protocol: Protocol::Tcp,
+            vip: "10.0.0.100".parse().unwrap(),
+            port: 80,
+        })
+        .unwrap();
+    let service = d.service(web).unwrap();
+    assert_eq!(service.scheduler(), SchedulerKind::Wlc, "wlc is the default, as in ipvsadm");
+    assert_eq!(service.flags(), dr_core::SchedFlags { sh_port: true, sh_fallback: true });
+    let twelve = d.real(service.reals()[0]).unwrap();
+    assert_eq!(twelve.thresholds(), (100, 50));
 }
 
 #[test]

@@ -49,7 +49,7 @@ fn saved_rules_load() {
 #[test]
 fn errors_name_the_line() {
     let cases = [
-        ("-A -t 10.0.0.100:80", "add -s rr"),
+        ("-A -t 10.0.0.100:80 -b sh-bogus", "expected sh-port or sh-fallback"),
         ("-A -t 10.0.0.100 -s rr", "needs a port"),
         ("-A -f 1 -s rr", "firewall-mark"),
         ("-A -t 10.0.0.100:80 -s rr -p 360", "persistence"),
@@ -75,6 +75,20 @@ fn errors_name_the_line() {
         assert_eq!(err.line, Some(2), "{rules}: {err}");
         assert!(err.message.contains(says), "{rules}: {err}");
     }
+}
+
+#[test]
+fn defaults_flags_and_thresholds() {
+    let rules = "-A -t 10.0.0.100:80 -b sh-fallback,sh-port\n-a -t 10.0.0.100:80 -r 10.0.0.11 -x 100 -y 50\n";
+    let d = load(rules, &options()).unwrap();
+    let (_, service) = d.services().next().unwrap();
+    assert_eq!(service.scheduler(), SchedulerKind::Wlc);
+    assert_eq!(service.flags(), dr_core::SchedFlags { sh_port: true, sh_fallback: true });
+    assert_eq!(d.real(service.reals()[0]).unwrap().thresholds(), (100, 50));
+    let err = load("-A -t 10.0.0.100:80\n-a -t 10.0.0.100:80 -r 10.0.0.11 -y 5\n", &options())
+        .unwrap_err();
+    assert_eq!(err.line, Some(2));
+    assert!(err.message.contains("l_threshold 5 is above u_threshold 0"), "{err}");
 }
 
 #[test]

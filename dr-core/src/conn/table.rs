@@ -85,7 +85,6 @@ pub(crate) fn expiry(now: Instant, timeout: core::time::Duration) -> Instant {
 /// All memory is reserved at construction: the slab holds `capacity` entries and the index
 /// is sized for twice that, so hashbrown's tombstone clean-up always rehashes in place and
 /// never allocates.
-#[derive(Debug)]
 pub(crate) struct ConnTable {
     index: HashTable<u32>,
     hasher: ahash::RandomState,
@@ -93,6 +92,17 @@ pub(crate) struct ConnTable {
     wheel: Wheel,
     capacity: u32,
     len: u32,
+}
+
+impl core::fmt::Debug for ConnTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ConnTable")
+            .field("len", &self.len)
+            .field("capacity", &self.capacity)
+            .field("wheel_slots", &self.wheel.slots())
+            .field("next_expiry", &self.next_expiry())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConnTable {
