@@ -75,3 +75,35 @@ fn the_packet_path_never_allocates() {
     assert!(d.counters().drops(dr_core::DropReason::ConnTableFull) > 0, "the table filled up");
     assert!(total > 0);
 }
+
+#[test]
+fn every_scheduler_picks_without_allocating() {
+    for &kind in dr_core::SchedulerKind::ALL {
+        let mut d = director(256);
+        let flags = dr_core::SchedFlags { sh_port: true, sh_fallback: true };
+        let s = d
+            .add_service(
+                ServiceConfig::new(Protocol::Tcp, ip("10.0.0.100"), 80, kind).with_flags(flags),
+            )
+            .unwrap();
+        for (i, m) in REAL_MACS.iter().enumerate() {
+            let real = RealConfig::new(ip(&format!("10.0.0.{}", 11 + i)))
+                .with_weight(i as u32)
+                .with_thresholds(8, 0);
+            d.add_real(s, real.with_mac(mac(*m))).unwrap();
+        }
+        let mut frames: Vec<Vec<u8>> =
+            (0..600u16).map(|p| tcp4("192.0.2.7", p, "10.0.0.100", 80, SYN)).collect();
+        let ((), allocations) = watched(|| {
+            for (i, frame) in frames.iter_mut().enumerate() {
+                let at = Instant::from_millis(1_000 * i as u64);
+                if d.poll_timeout().is_some_and(|due| due <= at) {
+                    d.handle_timeout(at);
+                }
+                let _ = d.process(at, frame);
+            }
+        });
+        assert_eq!(allocations, 0, "{kind} allocated");
+        assert!(d.counters().forwarded() > 0, "{kind} forwarded nothing");
+    }
+}
