@@ -78,7 +78,7 @@ fn the_packet_path_never_allocates() {
 
 #[test]
 fn every_scheduler_picks_without_allocating() {
-    for &kind in dr_core::SchedulerKind::ALL {
+    for &kind in SchedulerKind::ALL {
         let mut d = director(256);
         let flags = dr_core::SchedFlags { sh_port: true, sh_fallback: true };
         let s = d
