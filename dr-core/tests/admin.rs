@@ -199,6 +199,24 @@ fn built_one_at_a_time_wrr_starts_at_cw_one() {
 }
 
 #[test]
+fn schedule_answers_without_creating_a_connection() {
+    let (mut d, s, ids) =
+        with_reals(config(), SchedulerKind::Rr, &[("a", real(0)), ("b", real(1))]);
+    let flow = dr_core::FlowKey {
+        protocol: Protocol::Tcp,
+        client: ip("192.0.2.7"),
+        client_port: 1,
+        vip: ip(VIP),
+        vip_port: 80,
+    };
+    // The list is b, a: rr answers b, then a, and the next real SYN gets b again.
+    assert_eq!(d.schedule(s, &flow), Some(ids[1]));
+    assert_eq!(d.schedule(s, &flow), Some(ids[0]));
+    assert_eq!(d.connection_count(), 0);
+    assert_eq!(syn(&mut d, t(1), 1), Verdict::Forward { real: ids[1] });
+}
+
+#[test]
 fn removing_a_service_keeps_its_connections_out() {
     let (mut d, s, _) = with_reals(config(), SchedulerKind::Wlc, &[("a", real(0))]);
     assert!(syn(&mut d, t(1), 1).is_transmit());

@@ -239,6 +239,16 @@ impl Director {
         Ok(())
     }
 
+    /// Runs the service's scheduler as a new connection from `flow` would, without creating
+    /// the connection: which real server would it get? The scheduler's own position (rr,
+    /// wrr) moves on as for a real pick; connection counts do not change.
+    pub fn schedule(&mut self, service: ServiceId, flow: &crate::flow::FlowKey) -> Option<RealId> {
+        let svc = self.services.get_mut(service.index()).filter(|s| !s.removed)?;
+        let Service { scheduler, reals: order, .. } = svc;
+        let position = scheduler.schedule(&Dests { order, reals: &self.reals }, flow)?;
+        order.get(position).copied()
+    }
+
     /// Sets the three timeouts `ipvsadm --set tcp tcpfin udp` sets (0 keeps the current
     /// value). Live connections keep their timers until their next packet, as in the kernel.
     ///
