@@ -4,18 +4,22 @@
 //! ties keep the earlier server, and weight 0 can never win).
 
 use super::Dests;
+use crate::service::RealServer;
 
-pub(crate) fn least_weighted(dests: &Dests<'_>, overhead: impl Fn(usize) -> i64) -> Option<usize> {
-    let first = (0..dests.len()).find(|&pos| dests.usable(pos) && dests.weight(pos) > 0)?;
-    let (mut least, mut loh) = (first, overhead(first));
-    for pos in first + 1..dests.len() {
-        if !dests.usable(pos) {
+pub(crate) fn least_weighted(
+    dests: &Dests<'_>,
+    overhead: impl Fn(&RealServer) -> i64,
+) -> Option<usize> {
+    let mut servers = (0..dests.len()).filter_map(|pos| dests.get(pos).map(|real| (pos, real)));
+    let (mut least, first) = servers.by_ref().find(|(_, r)| r.is_usable() && r.weight > 0)?;
+    let (mut loh, mut lw) = (overhead(first), i64::from(first.weight));
+    for (pos, real) in servers {
+        if !real.is_usable() {
             continue;
         }
-        let doh = overhead(pos);
-        if loh * i64::from(dests.weight(pos)) > doh * i64::from(dests.weight(least)) {
-            least = pos;
-            loh = doh;
+        let (doh, dw) = (overhead(real), i64::from(real.weight));
+        if loh * dw > doh * lw {
+            (least, loh, lw) = (pos, doh, dw);
         }
     }
     Some(least)

@@ -5,5 +5,5 @@ use super::Dests;
 use super::weighted::least_weighted;
 
 pub(crate) fn schedule(dests: &Dests<'_>) -> Option<usize> {
-    least_weighted(dests, |pos| i64::from(dests.overhead(pos)))
+    least_weighted(dests, |real| i64::from(real.overhead()))
 }
