@@ -1,6 +1,8 @@
 //! The golden replay cases under `testdata/`: each a capture built here with smoltcp, run
 //! through `testdata/director.toml`, whose output is kept and compared byte for byte.
 
+use dr_core::SchedulerKind;
+
 use crate::frames::{
     ACK, ArpOperation, DIRECTOR_MAC, EthernetProtocol, FIN, IpProtocol, PSH, REAL_MACS, ROUTER_MAC,
     RST, SYN, arp, arp_request, ethernet, icmp4_echo, ipv4_packet, malformed_variants,
@@ -12,16 +14,25 @@ pub const EPOCH_MS: u64 = 1_767_225_600_000;
 const VIP: &str = "10.0.0.100";
 const VIP6: &str = "2001:db8::100";
 
-/// One golden case: its name (the directory under `testdata/`), what it covers, and its
-/// frames with their time in milliseconds from [`EPOCH_MS`].
+/// One golden case: its name (the directory under `testdata/`), what it covers, its own
+/// configuration if it has one, and its frames with their time in milliseconds from
+/// [`EPOCH_MS`].
 #[derive(Debug)]
 pub struct Case {
     /// The directory under `testdata/`.
-    pub name: &'static str,
+    pub name: String,
     /// What the case covers.
     pub covers: &'static str,
+    /// The case's `director.toml`; `None` for the shared `testdata/director.toml`.
+    pub config: Option<String>,
     /// The input frames, in time order.
     pub frames: Vec<(u64, Vec<u8>)>,
+}
+
+impl Case {
+    fn shared(name: &str, covers: &'static str, frames: Vec<(u64, Vec<u8>)>) -> Self {
+        Self { name: name.to_string(), covers, config: None, frames }
+    }
 }
 
 fn sorted(mut frames: Vec<(u64, Vec<u8>)>) -> Vec<(u64, Vec<u8>)> {
@@ -57,11 +68,11 @@ fn tcp_lifecycle() -> Case {
         (300_010, tcp4(c, 4000, VIP, 80, FIN | ACK)),
         (300_020, tcp4(c, 4000, VIP, 80, SYN)),
     ];
-    Case {
-        name: "tcp-lifecycle",
-        covers: "new and established TCP, FIN and RST lives, timeouts over minutes",
-        frames: sorted(frames),
-    }
+    Case::shared(
+        "tcp-lifecycle",
+        "new and established TCP, FIN and RST lives, timeouts over minutes",
+        sorted(frames),
+    )
 }
 
 fn udp() -> Case {
@@ -71,7 +82,7 @@ fn udp() -> Case {
         (399_999, udp4("192.0.2.21", 5001, VIP, 53, b"other client")),
         (401_000, udp4("192.0.2.20", 5000, VIP, 53, b"after 300 s idle")),
     ];
-    Case { name: "udp", covers: "UDP flows and their 300 s timeout", frames: sorted(frames) }
+    Case::shared("udp", "UDP flows and their 300 s timeout", sorted(frames))
 }
 
 fn ipv6() -> Case {
@@ -84,11 +95,11 @@ fn ipv6() -> Case {
         (40, tcp6(c, 40001, VIP6, 80, SYN)),
         (50, udp6(c, 5353, VIP6, 53, b"no such service")),
     ];
-    Case {
-        name: "ipv6",
-        covers: "IPv6 TCP, Neighbor Discovery for the VIP, no IPv6 UDP service",
-        frames: sorted(frames),
-    }
+    Case::shared(
+        "ipv6",
+        "IPv6 TCP, Neighbor Discovery for the VIP, no IPv6 UDP service",
+        sorted(frames),
+    )
 }
 
 fn vlan() -> Case {
@@ -101,11 +112,11 @@ fn vlan() -> Case {
         (30, qinq(tcp4("192.0.2.31", 1000, VIP, 80, SYN))),
         (40, qinq(udp4("192.0.2.31", 1000, VIP, 53, b"q"))),
     ];
-    Case {
-        name: "vlan",
-        covers: "802.1Q and 802.1ad tagged traffic and ARP, answered on the same VLAN",
-        frames: sorted(frames),
-    }
+    Case::shared(
+        "vlan",
+        "802.1Q and 802.1ad tagged traffic and ARP, answered on the same VLAN",
+        sorted(frames),
+    )
 }
 
 fn arp_nd() -> Case {
@@ -128,11 +139,7 @@ fn arp_nd() -> Case {
             ),
         ),
     ];
-    Case {
-        name: "arp-nd",
-        covers: "ARP and ND for the VIPs answered; other ARP and ND not",
-        frames: sorted(frames),
-    }
+    Case::shared("arp-nd", "ARP and ND for the VIPs answered; other ARP and ND not", sorted(frames))
 }
 
 fn non_vip() -> Case {
@@ -163,11 +170,11 @@ fn non_vip() -> Case {
         (50, other_host),
         (60, tcp4("192.0.2.40", 3, VIP, 80, ACK)),
     ];
-    Case {
-        name: "non-vip",
-        covers: "traffic that is not for a VIP service: passed or dropped, never forwarded",
-        frames: sorted(frames),
-    }
+    Case::shared(
+        "non-vip",
+        "traffic that is not for a VIP service: passed or dropped, never forwarded",
+        sorted(frames),
+    )
 }
 
 fn malformed() -> Case {
@@ -175,14 +182,54 @@ fn malformed() -> Case {
     let mut frames = malformed_variants(&good);
     frames.push(good);
     let frames = frames.into_iter().enumerate().map(|(i, f)| (10 * i as u64, f)).collect();
-    Case {
-        name: "malformed",
-        covers: "malformed frames dropped with their reasons; the one good SYN forwarded",
+    Case::shared(
+        "malformed",
+        "malformed frames dropped with their reasons; the one good SYN forwarded",
         frames,
+    )
+}
+
+/// One scheduler's case: four real servers (weights 4, 3, 2 and 0; the second overloaded
+/// at 6 connections), clients opening, closing and resetting connections over four minutes,
+/// so the connection-counting schedulers see their counts change.
+fn scheduler(kind: SchedulerKind) -> Case {
+    let flags =
+        if kind == SchedulerKind::Sh { "\nflags = [\"sh-port\", \"sh-fallback\"]" } else { "" };
+    let mut config = format!(
+        "# The {kind} golden case.\n\n[director]\nmac = \"02:00:00:00:00:01\"\ncapacity = 4096\n\n\
+         [[service]]\nproto = \"tcp\"\nvip = \"{VIP}\"\nport = 80\nscheduler = \"{kind}\"{flags}\n"
+    );
+    for (i, (weight, upper)) in [(4, 0), (3, 6), (2, 0), (0, 0)].into_iter().enumerate() {
+        config.push_str(&format!(
+            "\n[[service.real]]\nip = \"10.0.0.{}\"\nweight = {weight}\nu_threshold = {upper}\nmac = \"02:00:00:00:00:{:02x}\"\n",
+            11 + i,
+            0x11 + i
+        ));
+    }
+    let mut frames = Vec::new();
+    for c in 0..48u64 {
+        let client = format!("192.0.2.{}", 10 + c % 24);
+        let port = 20_000 + c as u16;
+        let start = c * 5_000;
+        frames.push((start, tcp4(&client, port, VIP, 80, SYN)));
+        frames.push((start + 10, tcp4(&client, port, VIP, 80, ACK)));
+        match c % 4 {
+            0 => frames.push((start + 20_000, tcp4(&client, port, VIP, 80, FIN | ACK))),
+            1 => frames.push((start + 7_000, tcp4(&client, port, VIP, 80, RST))),
+            _ => {}
+        }
+    }
+    Case {
+        name: format!("sched-{kind}"),
+        covers: "the scheduler's picks as counts change",
+        config: Some(config),
+        frames: sorted(frames),
     }
 }
 
 /// Every golden case.
 pub fn cases() -> Vec<Case> {
-    vec![tcp_lifecycle(), udp(), ipv6(), vlan(), arp_nd(), non_vip(), malformed()]
+    let mut cases = vec![tcp_lifecycle(), udp(), ipv6(), vlan(), arp_nd(), non_vip(), malformed()];
+    cases.extend(SchedulerKind::ALL.iter().map(|&kind| scheduler(kind)));
+    cases
 }

@@ -22,11 +22,11 @@ fn capture(frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
     sink.finish().unwrap()
 }
 
-fn replay(input: &Path, output: &Path) {
+fn replay(config: &Path, input: &Path, output: &Path) {
     let run = Command::new(env!("CARGO_BIN_EXE_dr-replay"))
         .arg("--quiet")
         .arg("--config")
-        .arg(testdata().join("director.toml"))
+        .arg(config)
         .arg(input)
         .arg("-o")
         .arg(output)
@@ -44,6 +44,13 @@ const TRANSMITTED: &[(&str, usize)] = &[
     ("arp-nd", 2),
     ("non-vip", 0),
     ("malformed", 1),
+    ("sched-rr", 120),
+    ("sched-wrr", 120),
+    ("sched-lc", 120),
+    ("sched-wlc", 120),
+    ("sched-sh", 120),
+    ("sched-sed", 120),
+    ("sched-nq", 120),
 ];
 
 #[test]
@@ -53,14 +60,29 @@ fn golden_replays() {
     assert_eq!(cases.len(), TRANSMITTED.len());
     for (case, (name, transmitted)) in cases.iter().zip(TRANSMITTED) {
         assert_eq!(case.name, *name);
-        let dir = testdata().join(case.name);
+        let dir = testdata().join(&case.name);
         let (input, expected) = (dir.join("input.pcap"), dir.join("expected.pcap"));
+        let config = match &case.config {
+            Some(_) => dir.join("director.toml"),
+            None => testdata().join("director.toml"),
+        };
         let built = capture(&case.frames);
         if update {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&input, &built).unwrap();
-            replay(&input, &expected);
+            if let Some(text) = &case.config {
+                std::fs::write(&config, text).unwrap();
+            }
+            replay(&config, &input, &expected);
             continue;
+        }
+        if let Some(text) = &case.config {
+            let committed = std::fs::read_to_string(&config).unwrap_or_default();
+            assert!(
+                committed == *text,
+                "{}: director.toml differs from what golden.rs writes",
+                case.name
+            );
         }
         let committed = std::fs::read(&input).unwrap_or_default();
         assert!(committed == built, "{}: input.pcap differs from what golden.rs builds", case.name);
@@ -69,7 +91,7 @@ fn golden_replays() {
             case.name,
             std::process::id()
         ));
-        replay(&input, &output);
+        replay(&config, &input, &output);
         let got = std::fs::read(&output).unwrap();
         let _ = std::fs::remove_file(&output);
         let want = std::fs::read(&expected).unwrap_or_default();
