@@ -41,6 +41,12 @@ pub struct Config {
     /// next SYN or UDP datagram is scheduled afresh) instead of dropping their packets (the
     /// kernel's default, off).
     pub expire_nodest_conn: bool,
+    /// When a new connection finds no real server, also answer the client with ICMP (or
+    /// ICMPv6) port unreachable from the VIP, as the kernel's `ip_vs_leave` does; off by
+    /// default. Replies are rate limited like the kernel's global ICMP limit (1000 per
+    /// second, bursts of 50) and fetched with
+    /// [`poll_reply`](crate::Director::poll_reply).
+    pub icmp_port_unreachable: bool,
 }
 
 impl Config {
@@ -60,6 +66,7 @@ impl Config {
             ipv6: None,
             neighbour_retry: Duration::from_secs(1),
             expire_nodest_conn: false,
+            icmp_port_unreachable: false,
         }
     }
 

@@ -40,6 +40,10 @@ pub struct Counters {
     pub(crate) conns_expired: u64,
     /// MAC addresses learned or changed by ARP or Neighbor Discovery.
     pub(crate) neighbours_learned: u64,
+    /// ICMP port-unreachable replies queued.
+    pub(crate) icmp_replies: u64,
+    /// ICMP port-unreachable replies not sent: over the rate limit or the queue full.
+    pub(crate) icmp_suppressed: u64,
 }
 
 impl Default for Counters {
@@ -52,6 +56,8 @@ impl Default for Counters {
             conns_created: 0,
             conns_expired: 0,
             neighbours_learned: 0,
+            icmp_replies: 0,
+            icmp_suppressed: 0,
         }
     }
 }
@@ -120,5 +126,15 @@ impl Counters {
     /// MAC addresses learned or changed.
     pub fn neighbours_learned(&self) -> u64 {
         self.neighbours_learned
+    }
+
+    /// ICMP port-unreachable replies queued for clients.
+    pub fn icmp_replies(&self) -> u64 {
+        self.icmp_replies
+    }
+
+    /// ICMP port-unreachable replies suppressed by the rate limit or a full queue.
+    pub fn icmp_suppressed(&self) -> u64 {
+        self.icmp_suppressed
     }
 }

@@ -30,6 +30,10 @@ struct DirectorSection {
     capacity: Option<Spanned<usize>>,
     #[serde(default)]
     decrement_ttl: bool,
+    #[serde(default)]
+    expire_nodest_conn: bool,
+    #[serde(default)]
+    icmp_port_unreachable: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +123,8 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
         config.capacity = *capacity.get_ref();
     }
     config.decrement_ttl = file.director.decrement_ttl;
+    config.expire_nodest_conn = file.director.expire_nodest_conn;
+    config.icmp_port_unreachable = file.director.icmp_port_unreachable;
     if let Some(timeouts) = &file.timeouts {
         let t = timeouts.get_ref();
         config.timeouts = TimeoutSettings { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp };

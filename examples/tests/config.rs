@@ -12,6 +12,8 @@ const VALID: &str = r#"
 mac = "02:00:00:00:00:01"
 capacity = 4096
 decrement_ttl = true
+expire_nodest_conn = true
+icmp_port_unreachable = true
 
 [timeouts]
 tcp = 600
@@ -57,6 +59,7 @@ fn a_full_file_loads() {
     assert_eq!(d.config().mac, MacAddr([2, 0, 0, 0, 0, 1]));
     assert_eq!(d.capacity(), 4096);
     assert!(d.config().decrement_ttl);
+    assert!(d.config().expire_nodest_conn && d.config().icmp_port_unreachable);
     let t = d.timeouts().settings();
     assert_eq!((t.tcp, t.tcpfin, t.udp), (600, 120, 60));
     let web = d
@@ -134,7 +137,7 @@ fn errors_name_the_field_and_the_line() {
             "service[0].flags",
             "flags = [",
         ),
-        ("kind = \"http\"", "kind = \"icmp\"", "service[0].health.kind", "icmp"),
+        ("kind = \"http\"", "kind = \"icmp\"", "service[0].health.kind", "kind = \"icmp\""),
         ("path = \"/health\"", "path = \"health\"", "service[0].health.path", "path = \"health\""),
         ("port = 80", "port = 80000", "", "port = 80000"),
         ("capacity = 4096", "capacity = 0", "capacity", "capacity = 0"),

@@ -13,6 +13,7 @@
 mod admin;
 mod link;
 mod packet;
+mod replies;
 
 use crate::config::{Config, ConfigError};
 use crate::conn::{Conn, ConnState, ConnTable, Timeouts};
@@ -48,6 +49,8 @@ pub struct Director {
     totals: Stats,
     /// The latest `now` seen: time never runs backwards inside the director.
     clock: Instant,
+    /// ICMP replies waiting to be sent.
+    replies: replies::Replies,
 }
 
 /// A read-only view of one connection entry, for listings (`ipvsadm -L -c`).
@@ -90,6 +93,7 @@ impl Director {
             counters: Counters::default(),
             totals: Stats::default(),
             clock: Instant::ZERO,
+            replies: replies::Replies::default(),
             config,
         })
     }

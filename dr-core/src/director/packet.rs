@@ -151,6 +151,9 @@ impl Director {
         }
         let Service { scheduler, reals: order, stats, .. } = &mut self.services[service_id.index()];
         let Some(position) = scheduler.schedule(&Dests { order, reals: &self.reals }, &key) else {
+            if self.config.icmp_port_unreachable {
+                self.queue_port_unreachable(now, frame, packet, ip);
+            }
             return Verdict::Drop(DropReason::NoRealAvailable);
         };
         let real_id = order[position];

@@ -154,6 +154,10 @@ impl Driver {
         self.stats.frames += batch.frames as u64;
         self.stats.transmitted += batch.transmitted as u64;
         self.stats.batches += 1;
+        while let Some((at, reply)) = director.poll_reply() {
+            io.send(at, &reply)?;
+            self.stats.generated += 1;
+        }
         self.housekeeping(director, io, io.now())?;
         Ok(batch)
     }

@@ -17,6 +17,7 @@ mod arp;
 mod checksum;
 mod classify;
 mod ndp;
+mod unreach;
 
 pub use classify::{
     ArpInfo, Fragment, IpPacket, Network, Packet, TcpFlags, Transport, VlanTag, classify,
@@ -28,6 +29,7 @@ pub(crate) use ndp::{
     NdMessage, link_local, parse_neighbor_message, write_neighbor_advertisement,
     write_neighbor_solicitation, write_unsolicited_advertisement,
 };
+pub(crate) use unreach::write_port_unreachable;
 
 /// The length of an Ethernet II header without VLAN tags.
 pub const ETHERNET_HEADER_LEN: usize = 14;
@@ -39,18 +41,19 @@ pub const MIN_FRAME_LEN: usize = 60;
 #[derive(Clone, Copy)]
 pub struct GeneratedFrame {
     bytes: [u8; Self::CAPACITY],
-    len: u8,
+    len: u16,
 }
 
 impl GeneratedFrame {
-    /// The largest generated frame: an untagged Neighbor Solicitation is 86 bytes.
-    pub const CAPACITY: usize = 96;
+    /// The largest generated frame: an ICMP port unreachable quoting 548 bytes, behind two
+    /// VLAN tags and an IPv6 header (14 + 8 + 40 + 8 + 548 = 618).
+    pub const CAPACITY: usize = 640;
 
     /// Builds a frame with `write`, which returns the length it wrote (0 for none).
     pub(crate) fn build(write: impl FnOnce(&mut [u8]) -> usize) -> Option<Self> {
         let mut bytes = [0u8; Self::CAPACITY];
         let len = write(&mut bytes);
-        (len > 0 && len <= Self::CAPACITY).then_some(Self { bytes, len: len as u8 })
+        (len > 0 && len <= Self::CAPACITY).then_some(Self { bytes, len: len as u16 })
     }
 
     /// The frame's bytes.
