@@ -272,3 +272,37 @@ fn flags_display_as_ipvsadm_lists_them() {
     assert_eq!(SchedFlags { sh_port: true, sh_fallback: false }.to_string(), "sh-port");
     assert_eq!(SchedFlags::NONE.to_string(), "");
 }
+
+#[test]
+fn rr_delete_moves_the_pointer_to_the_predecessor() {
+    // A B C D, last pick B; delete B: the scan continues with B's successor, C.
+    let mut list = List::weights(&[1, 1, 1, 1]);
+    let mut s = scheduler(SchedulerKind::Rr, &list);
+    assert_eq!(list.picks(&mut s, 2, false), "AB");
+    list.reals.remove(1);
+    list.order = (0..list.reals.len()).map(RealId::from_index).collect();
+    s.removed(1, &list.dests());
+    // Positions are now A C D (printed A B C): the next pick is C, then D, then A.
+    assert_eq!(list.picks(&mut s, 3, false), "BCA");
+    // Deleting the head server while it is the last pick: the pointer goes to the head.
+    let mut list = List::weights(&[1, 1, 1]);
+    let mut s = scheduler(SchedulerKind::Rr, &list);
+    assert_eq!(list.picks(&mut s, 1, false), "A");
+    list.reals.remove(0);
+    list.order = (0..list.reals.len()).map(RealId::from_index).collect();
+    s.removed(0, &list.dests());
+    assert_eq!(list.picks(&mut s, 2, false), "AB");
+}
+
+#[test]
+fn wrr_delete_resets_the_position_and_keeps_cw() {
+    let mut list = List::weights(&[4, 3, 2]);
+    let mut s = scheduler(SchedulerKind::Wrr, &list);
+    assert_eq!(list.picks(&mut s, 4, false), "AABA"); // cw is now 2, at A
+    list.reals.remove(1);
+    list.order = (0..list.reals.len()).map(RealId::from_index).collect();
+    s.removed(1, &list.dests());
+    // A=4, C=2 (gcd 2: mw = 3, cw 2 -> (2/2)*2+1 = 3); from the head: A (4 >= 3), then
+    // cw 1: A C; cw 3: A; cw 1: A C. C is now at position 1, printed as B.
+    assert_eq!(list.picks(&mut s, 6, false), "AABAAB");
+}
