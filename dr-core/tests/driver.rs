@@ -102,22 +102,30 @@ fn driver_announces_first_forwards_and_resolves_neighbours() {
 
 #[test]
 fn driver_expires_connections_between_frames_of_a_batch() {
+    // lc over B, A (list order, newest first). Flows 1-3 go B, A, B: B holds 2, A 1.
+    // Flow 1 (on B) expires at 300 s. If the driver expires it before the fourth frame of
+    // the same batch, B and A hold 1 each and lc picks B (the earlier); if it only expired
+    // after the batch, lc would pick A.
     let mut d = director(256);
     let dns = d
-        .add_service(ServiceConfig::new(Protocol::Udp, ip("10.0.0.100"), 53, SchedulerKind::Rr))
+        .add_service(ServiceConfig::new(Protocol::Udp, ip("10.0.0.100"), 53, SchedulerKind::Lc))
         .unwrap();
-    d.add_real(dns, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
+    let a = d.add_real(dns, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
+    let b = d.add_real(dns, RealConfig::new(ip("10.0.0.12")).with_mac(mac(REAL_MACS[1]))).unwrap();
     let mut io = MemoryIo::new(64);
     io.push(t(0), udp4("192.0.2.7", 1, "10.0.0.100", 53, b"a"));
-    io.push(t(299_999), udp4("192.0.2.7", 2, "10.0.0.100", 53, b"b"));
-    io.push(t(300_000), udp4("192.0.2.7", 3, "10.0.0.100", 53, b"c"));
+    io.push(t(1_000), udp4("192.0.2.7", 2, "10.0.0.100", 53, b"b"));
+    io.push(t(2_000), udp4("192.0.2.7", 3, "10.0.0.100", 53, b"c"));
+    io.push(t(300_000), udp4("192.0.2.7", 4, "10.0.0.100", 53, b"d"));
     let mut options = DriverOptions::default();
     options.announce = false;
     let mut driver = Driver::new(options);
     let batch = driver.step(&mut d, &mut io).unwrap();
     assert!(batch.finished);
-    // The first flow expired at 300 s, inside the batch, before the third frame.
+    assert_eq!(batch.frames, 4);
+    let macs: Vec<&[u8]> = io.transmitted().iter().map(|(_, f)| &f[0..6]).collect();
+    assert_eq!(macs, [&REAL_MACS[1][..], &REAL_MACS[0][..], &REAL_MACS[1][..], &REAL_MACS[1][..]]);
     assert_eq!(d.counters().conns_expired(), 1);
-    assert_eq!(d.connection_count(), 2);
+    assert_eq!((d.real(a).unwrap().inactive_conns(), d.real(b).unwrap().inactive_conns()), (1, 2));
     assert_eq!(driver.stats().generated, 0);
 }
