@@ -3,7 +3,7 @@
 
 use crate::conn::{MAX_CAPACITY, TimeoutSettings};
 use crate::mac::MacAddr;
-use crate::service::{MAX_WEIGHT, ServiceKey};
+use crate::service::{MAX_PERSISTENT_SECS, MAX_WEIGHT, ServiceKey};
 use crate::time::Duration;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -47,6 +47,15 @@ pub struct Config {
     /// second, bursts of 50) and fetched with
     /// [`poll_reply`](crate::Director::poll_reply).
     pub icmp_port_unreachable: bool,
+    /// `conn_reuse_mode` (default 1): a TCP SYN that finds a connection not controlled by a
+    /// template in TIME_WAIT expires it and is scheduled afresh; with bit 2 set (2 or 3) also
+    /// in FIN_WAIT, the state a Direct Routing connection ends in. 0: a SYN always follows
+    /// the state table on the old connection.
+    pub conn_reuse_mode: u8,
+    /// `expire_quiescent_template`: a persistence template whose real server has weight 0
+    /// is no longer honoured (off by default: clients with a template keep reaching a
+    /// quiesced server).
+    pub expire_quiescent_template: bool,
 }
 
 impl Config {
@@ -67,6 +76,8 @@ impl Config {
             neighbour_retry: Duration::from_secs(1),
             expire_nodest_conn: false,
             icmp_port_unreachable: false,
+            conn_reuse_mode: 1,
+            expire_quiescent_template: false,
         }
     }
 
@@ -80,6 +91,9 @@ impl Config {
         validate_timeouts(self.timeouts)?;
         if self.neighbour_retry.is_zero() {
             return Err(ConfigError::NeighbourRetry);
+        }
+        if self.conn_reuse_mode > 3 {
+            return Err(ConfigError::ConnReuseMode(self.conn_reuse_mode));
         }
         Ok(())
     }
@@ -111,6 +125,15 @@ pub enum ConfigError {
     },
     /// `neighbour_retry` is zero.
     NeighbourRetry,
+    /// `conn_reuse_mode` is not 0 to 3.
+    ConnReuseMode(u8),
+    /// Persistence with a timeout outside 1 ..= 31 days, or a prefix longer than 128 bits.
+    Persistence {
+        /// The timeout given, in seconds.
+        timeout_secs: u32,
+        /// The prefix length given.
+        prefix_len: u8,
+    },
     /// The service already exists.
     ServiceExists(ServiceKey),
     /// The VIP is unspecified, multicast or broadcast.
@@ -177,6 +200,16 @@ impl fmt::Display for ConfigError {
             Self::NeighbourRetry => {
                 f.write_str("neighbour retry interval is zero: give at least one millisecond")
             }
+            Self::ConnReuseMode(mode) => write!(
+                f,
+                "conn_reuse_mode {mode} is out of range: give 0 (off), 1 (TIME_WAIT, the \
+                 default) or 2/3 (also FIN_WAIT)"
+            ),
+            Self::Persistence { timeout_secs, prefix_len } => write!(
+                f,
+                "persistence {timeout_secs} s with netmask /{prefix_len} is out of range: give \
+                 1 to {MAX_PERSISTENT_SECS} seconds and a prefix of at most 128 bits"
+            ),
             Self::ServiceExists(key) => write!(f, "service {key} already exists: edit it instead"),
             Self::InvalidVip(ip) => {
                 write!(f, "vip {ip} cannot be a virtual service address: give a unicast address")

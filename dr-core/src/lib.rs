@@ -82,7 +82,7 @@ pub mod wire;
 
 pub use config::{Config, ConfigError, MAX_TIMEOUT_SECS};
 pub use conn::{ConnState, TimeoutSettings, Timeouts};
-pub use director::{ConnInfo, Director};
+pub use director::{ConnInfo, ConnKind, Director};
 pub use flow::{FlowKey, Protocol, SocketDisplay};
 #[cfg(feature = "alloc")]
 pub use io::MemoryIo;
@@ -91,8 +91,8 @@ pub use listing::{Listing, ListingFormat};
 pub use mac::{MacAddr, MacParseError};
 pub use sched::{SchedFlags, SchedulerKind, UnknownScheduler};
 pub use service::{
-    MAX_WEIGHT, RealConfig, RealEdit, RealId, RealServer, Service, ServiceConfig, ServiceId,
-    ServiceKey,
+    DEFAULT_PERSISTENT_SECS, MAX_PERSISTENT_SECS, MAX_WEIGHT, Persistence, RealConfig, RealEdit,
+    RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,
 };
 pub use stats::{Counters, Stats};
 pub use time::{Duration, Instant};

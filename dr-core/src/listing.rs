@@ -155,6 +155,21 @@ impl fmt::Display for Listing<'_> {
                     if flags != crate::sched::SchedFlags::NONE {
                         write!(f, " ({flags})")?;
                     }
+                    if let Some(p) = service.persistence() {
+                        write!(f, " persistent {}", p.timeout_secs)?;
+                        match key.vip {
+                            IpAddr::V4(_) if p.prefix_for(key.vip) < 32 => {
+                                let mask =
+                                    u32::MAX.checked_shl(32 - u32::from(p.prefix_for(key.vip)));
+                                let mask = core::net::Ipv4Addr::from(mask.unwrap_or(0));
+                                write!(f, " mask {mask}")?;
+                            }
+                            IpAddr::V6(_) if p.prefix_len < 128 => {
+                                write!(f, " mask {}", p.prefix_len)?;
+                            }
+                            _ => {}
+                        }
+                    }
                     writeln!(f)?;
                 }
                 ListingFormat::Stats => writeln!(f, "{name:<33}{}", StatsColumns(service.stats()))?,

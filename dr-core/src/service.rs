@@ -51,28 +51,95 @@ impl fmt::Display for ServiceKey {
     }
 }
 
+/// Persistence (`ipvsadm -p timeout -M netmask`): every new connection from a client network
+/// goes to the real server the first one got, while the client's template lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persistence {
+    /// Seconds a template outlives the last connection that used it, 1 ..=
+    /// [`MAX_PERSISTENT_SECS`]. `ipvsadm -p` without a value gives
+    /// [`DEFAULT_PERSISTENT_SECS`].
+    pub timeout_secs: u32,
+    /// The prefix length that groups clients, at most 128: 24 for one template per IPv4 /24
+    /// (`-M 255.255.255.0`), 64 for one per IPv6 /64. The address's width or more (32 for
+    /// IPv4, 128 for IPv6) means one template per client address, ipvsadm's default.
+    pub prefix_len: u8,
+}
+
+/// ipvsadm's `-p` without a value (`IPVS_SVC_PERSISTENT_TIMEOUT`): 6 minutes.
+pub const DEFAULT_PERSISTENT_SECS: u32 = 360;
+/// The longest persistence ipvsadm accepts: 31 days.
+pub const MAX_PERSISTENT_SECS: u32 = 31 * 24 * 3600;
+
+impl Persistence {
+    /// Persistence for `timeout_secs` per client address (netmask /32 or /128).
+    pub const fn new(timeout_secs: u32) -> Self {
+        Self { timeout_secs, prefix_len: 128 }
+    }
+
+    /// Groups clients by a network of `prefix_len` bits.
+    #[must_use]
+    pub const fn with_prefix_len(mut self, prefix_len: u8) -> Self {
+        self.prefix_len = prefix_len;
+        self
+    }
+
+    /// The prefix length for an address family, at most the family's width.
+    pub(crate) fn prefix_for(self, addr: IpAddr) -> u8 {
+        self.prefix_len.min(if addr.is_ipv4() { 32 } else { 128 })
+    }
+
+    /// The client address as a template keys it: `caddr & netmask`.
+    pub(crate) fn mask(self, addr: IpAddr) -> IpAddr {
+        let bits = u32::from(self.prefix_for(addr));
+        match addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        }
+    }
+}
+
 /// A virtual service to add to a director.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServiceConfig {
-    /// Protocol, VIP and port.
+    /// Protocol, VIP and port. Port 0 (any port) needs persistence.
     pub key: ServiceKey,
     /// The scheduler that picks a real server for each new connection.
     pub scheduler: SchedulerKind,
     /// Scheduler flags (`ipvsadm -b`).
     pub flags: SchedFlags,
+    /// Persistence, if the service has it.
+    pub persistence: Option<Persistence>,
 }
 
 impl ServiceConfig {
     /// A service on `vip:port` with the given scheduler.
     pub const fn new(protocol: Protocol, vip: IpAddr, port: u16, scheduler: SchedulerKind) -> Self {
-        Self { key: ServiceKey { protocol, vip, port }, scheduler, flags: SchedFlags::NONE }
+        Self {
+            key: ServiceKey { protocol, vip, port },
+            scheduler,
+            flags: SchedFlags::NONE,
+            persistence: None,
+        }
     }
 
     /// Sets the scheduler flags.
     #[must_use]
     pub const fn with_flags(mut self, flags: SchedFlags) -> Self {
         self.flags = flags;
+        self
+    }
+
+    /// Makes the service persistent.
+    #[must_use]
+    pub const fn with_persistence(mut self, persistence: Persistence) -> Self {
+        self.persistence = Some(persistence);
         self
     }
 }
@@ -168,6 +235,7 @@ pub struct Service {
     pub(crate) key: ServiceKey,
     pub(crate) scheduler: Scheduler,
     pub(crate) flags: SchedFlags,
+    pub(crate) persistence: Option<Persistence>,
     /// Real servers in the kernel's list order: the most recently added first.
     pub(crate) reals: Vec<RealId>,
     pub(crate) stats: Stats,
@@ -189,6 +257,11 @@ impl Service {
     /// The scheduler flags.
     pub fn flags(&self) -> SchedFlags {
         self.flags
+    }
+
+    /// Persistence, if the service has it.
+    pub fn persistence(&self) -> Option<Persistence> {
+        self.persistence
     }
 
     /// The real servers in the kernel's list order (most recently added first), which is the
@@ -213,6 +286,8 @@ pub struct RealServer {
     pub(crate) neighbour: NeighbourId,
     pub(crate) active: u32,
     pub(crate) inactive: u32,
+    /// Persistence templates bound to it (`persistconns`).
+    pub(crate) persistent: u32,
     pub(crate) u_threshold: u32,
     pub(crate) l_threshold: u32,
     /// IPVS's `IP_VS_DEST_F_OVERLOAD`.
@@ -251,6 +326,11 @@ impl RealServer {
     /// Connections counted inactive (`InActConn`).
     pub fn inactive_conns(&self) -> u32 {
         self.inactive
+    }
+
+    /// Persistence templates bound to it (`PersistConn`).
+    pub fn persistent_conns(&self) -> u32 {
+        self.persistent
     }
 
     /// Traffic counters.
@@ -294,8 +374,14 @@ impl RealServer {
 
     /// A new connection is bound (`ip_vs_bind_dest`): counted inactive, and the overload
     /// flag set when the total reaches the upper threshold.
-    pub(crate) fn bind(&mut self) {
-        self.inactive = self.inactive.saturating_add(1);
+    /// A template binds as well: it is counted in `persistconns` instead, and may set the
+    /// flag too, though it is not part of the total.
+    pub(crate) fn bind(&mut self, template: bool) {
+        if template {
+            self.persistent = self.persistent.saturating_add(1);
+        } else {
+            self.inactive = self.inactive.saturating_add(1);
+        }
         if self.u_threshold != 0 && self.total_conns() >= self.u_threshold {
             self.overloaded = true;
         }
@@ -304,8 +390,10 @@ impl RealServer {
     /// A connection goes away (`ip_vs_unbind_dest`): uncounted, and the overload flag
     /// cleared below the lower threshold, or below 3/4 of the upper one without a lower one,
     /// or at once without thresholds.
-    pub(crate) fn unbind(&mut self, inactive: bool) {
-        if inactive {
+    pub(crate) fn unbind(&mut self, conn: &crate::conn::Conn) {
+        if conn.is_template() {
+            self.persistent = self.persistent.saturating_sub(1);
+        } else if conn.is_inactive() {
             self.inactive = self.inactive.saturating_sub(1);
         } else {
             self.active = self.active.saturating_sub(1);

@@ -38,6 +38,14 @@ pub struct Counters {
     pub(crate) conns_created: u64,
     /// Connection entries that expired or were removed.
     pub(crate) conns_expired: u64,
+    /// Half-open entries evicted to make room in a full table.
+    pub(crate) conns_evicted: u64,
+    /// Connections a SYN expired to start afresh (`conn_reuse_mode`, `expire_nodest_conn`).
+    pub(crate) conns_reused: u64,
+    /// Persistence templates created.
+    pub(crate) templates_created: u64,
+    /// Persistence templates expired or removed.
+    pub(crate) templates_expired: u64,
     /// MAC addresses learned or changed by ARP or Neighbor Discovery.
     pub(crate) neighbours_learned: u64,
     /// ICMP port-unreachable replies queued.
@@ -55,6 +63,10 @@ impl Default for Counters {
             replies: 0,
             conns_created: 0,
             conns_expired: 0,
+            conns_evicted: 0,
+            conns_reused: 0,
+            templates_created: 0,
+            templates_expired: 0,
             neighbours_learned: 0,
             icmp_replies: 0,
             icmp_suppressed: 0,
@@ -121,6 +133,29 @@ impl Counters {
     /// Connection entries expired or removed.
     pub fn conns_expired(&self) -> u64 {
         self.conns_expired
+    }
+
+    /// Half-open TCP entries evicted to make room in a full table (each is also counted in
+    /// [`conns_expired`](Self::conns_expired)).
+    pub fn conns_evicted(&self) -> u64 {
+        self.conns_evicted
+    }
+
+    /// Live connections a SYN expired to be scheduled afresh, as `conn_reuse_mode` and
+    /// `expire_nodest_conn` say (each is also counted in
+    /// [`conns_expired`](Self::conns_expired)).
+    pub fn conns_reused(&self) -> u64 {
+        self.conns_reused
+    }
+
+    /// Persistence templates created.
+    pub fn templates_created(&self) -> u64 {
+        self.templates_created
+    }
+
+    /// Persistence templates expired or removed.
+    pub fn templates_expired(&self) -> u64 {
+        self.templates_expired
     }
 
     /// MAC addresses learned or changed.

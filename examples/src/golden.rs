@@ -63,10 +63,16 @@ fn tcp_lifecycle() -> Case {
         (1_805_010, tcp4(c, 3000, VIP, 80, ACK)),
         // The first flow's port again, long after FIN_WAIT (120 s) ran out: a new connection.
         (200_000, tcp4(c, 1000, VIP, 80, SYN)),
-        // A SYN while in FIN_WAIT reuses the entry and its real server.
+        // A SYN in TIME_WAIT (SYN_RECV + FIN) expires the entry and is scheduled afresh
+        // (conn_reuse_mode 1): the next real server.
         (300_000, tcp4(c, 4000, VIP, 80, SYN)),
         (300_010, tcp4(c, 4000, VIP, 80, FIN | ACK)),
         (300_020, tcp4(c, 4000, VIP, 80, SYN)),
+        // A SYN in FIN_WAIT reuses the entry and its real server (FIN_WAIT -> SYN_RECV).
+        (400_000, tcp4(c, 4001, VIP, 80, SYN)),
+        (400_010, tcp4(c, 4001, VIP, 80, ACK)),
+        (400_020, tcp4(c, 4001, VIP, 80, FIN | ACK)),
+        (400_030, tcp4(c, 4001, VIP, 80, SYN)),
     ];
     Case::shared(
         "tcp-lifecycle",

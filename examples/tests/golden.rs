@@ -37,7 +37,7 @@ fn replay(config: &Path, input: &Path, output: &Path) {
 
 /// Frames the director transmits for each case (see testdata/README.md for why).
 const TRANSMITTED: &[(&str, usize)] = &[
-    ("tcp-lifecycle", 16),
+    ("tcp-lifecycle", 20),
     ("udp", 4),
     ("ipv6", 5),
     ("vlan", 5),

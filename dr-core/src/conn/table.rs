@@ -4,8 +4,9 @@
 use super::state::ConnState;
 use super::wheel::{Link, Linked, NIL, TICK_NANOS, Wheel};
 use crate::flow::FlowKey;
-use crate::service::{RealId, ServiceId};
-use crate::time::Instant;
+use crate::service::RealId;
+use crate::time::{Duration, Instant};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use hashbrown::HashTable;
 
@@ -15,41 +16,98 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 /// The entry is counted in its real server's inactive connections (IPVS's
 /// `IP_VS_CONN_F_INACTIVE`).
 pub(crate) const FLAG_INACTIVE: u8 = 0x01;
+/// The entry is a persistence template (`IP_VS_CONN_F_TEMPLATE`).
+pub(crate) const FLAG_TEMPLATE: u8 = 0x02;
+/// A template one of whose connections reached ESTABLISHED (`ASSURED` in listings).
+pub(crate) const FLAG_ASSURED: u8 = 0x04;
+/// A template that outlived its timeout while it controlled connections: like the kernel's
+/// `expire_later`, its timeout is 60 s from then on.
+pub(crate) const FLAG_EXPIRE_LATER: u8 = 0x08;
+/// A template found invalid: re-keyed to port 65535 so no lookup finds it again, left to
+/// expire (`ip_vs_check_template`).
+pub(crate) const FLAG_RETIRED: u8 = 0x10;
+/// The slot is free.
+const FLAG_FREE: u8 = 0x80;
 
-/// One connection entry: Katran's "which real, and until when", plus IPVS's state.
+/// How long a template that still controls connections lives on past its timeout, each time
+/// it comes up (`ip_vs_conn_expire`: `cp->timeout = 60*HZ`).
+pub(crate) const TEMPLATE_EXPIRE_LATER: Duration = Duration::from_secs(60);
+
+/// "No template": the `tie` of a connection not controlled by one.
+pub(crate) const NO_TEMPLATE: u32 = NIL;
+
+/// One connection entry: Katran's "which real, and until when", plus IPVS's state. Exactly
+/// one cache line.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Conn {
     pub(crate) key: FlowKey,
     pub(crate) expires: Instant,
     link: Link,
+    /// A connection: the slot of the template that controls it, or [`NO_TEMPLATE`]
+    /// (`cp->control`). A template: how many connections it controls (`cp->n_control`).
+    pub(crate) tie: u32,
     pub(crate) real: RealId,
-    pub(crate) service: ServiceId,
     pub(crate) state: ConnState,
     pub(crate) flags: u8,
 }
 
 impl Conn {
     /// A new entry as `ip_vs_conn_new` makes it: state NONE, flagged inactive.
-    pub(crate) fn new(key: FlowKey, service: ServiceId, real: RealId) -> Self {
+    pub(crate) fn new(key: FlowKey, real: RealId) -> Self {
         Self {
             key,
             expires: Instant::ZERO,
             link: Link::UNLINKED,
+            tie: NO_TEMPLATE,
             real,
-            service,
             state: ConnState::None,
             flags: FLAG_INACTIVE,
         }
     }
 
+    /// A persistence template: client port 0, controlling nothing yet, counted in neither
+    /// active nor inactive connections.
+    pub(crate) fn template(key: FlowKey, real: RealId) -> Self {
+        Self { tie: 0, flags: FLAG_TEMPLATE, ..Self::new(key, real) }
+    }
+
     pub(crate) fn is_inactive(&self) -> bool {
         self.flags & FLAG_INACTIVE != 0
+    }
+
+    pub(crate) fn is_template(&self) -> bool {
+        self.flags & FLAG_TEMPLATE != 0
+    }
+
+    /// The template slot that controls this connection, if one does.
+    pub(crate) fn template_slot(&self) -> Option<ConnId> {
+        (!self.is_template() && self.tie != NO_TEMPLATE).then_some(ConnId(self.tie))
+    }
+
+    /// A TCP connection waiting for the client's ACK: what a SYN flood leaves behind.
+    fn is_half_open(&self) -> bool {
+        self.state == ConnState::SynRecv && self.flags & (FLAG_TEMPLATE | FLAG_FREE) == 0
     }
 }
 
 /// A handle to a live entry, valid until the entry is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ConnId(u32);
+
+impl ConnId {
+    /// The slot, as a template's connections record it.
+    pub(crate) fn slot(self) -> u32 {
+        self.0
+    }
+}
+
+/// A half-open entry in the order it was opened, with the expiry it had then: an entry whose
+/// expiry moved since has seen another packet, and a reused slot has another expiry.
+#[derive(Clone, Copy, Debug)]
+struct HalfOpen {
+    slot: u32,
+    expires_tick: u32,
+}
 
 #[derive(Debug)]
 struct Slab {
@@ -73,7 +131,7 @@ fn tick_of(instant: Instant) -> u64 {
 }
 
 /// `now + timeout`, rounded up to a whole tick.
-pub(crate) fn expiry(now: Instant, timeout: core::time::Duration) -> Instant {
+pub(crate) fn expiry(now: Instant, timeout: Duration) -> Instant {
     let at = now.saturating_add(timeout).as_nanos();
     let ticks = at / TICK_NANOS + u64::from(!at.is_multiple_of(TICK_NANOS));
     // At the end of time, the last whole tick.
@@ -90,8 +148,11 @@ pub(crate) struct ConnTable {
     hasher: ahash::RandomState,
     slab: Slab,
     wheel: Wheel,
+    /// Half-open TCP entries, oldest first: the first to give way when the table is full.
+    half_open: VecDeque<HalfOpen>,
     capacity: u32,
     len: u32,
+    templates: u32,
 }
 
 impl core::fmt::Debug for ConnTable {
@@ -115,9 +176,21 @@ impl ConnTable {
             hasher: ahash::RandomState::with_seeds(seed[0], seed[1], seed[2], seed[3]),
             slab: Slab { entries: Vec::with_capacity(capacity), free: NIL },
             wheel: Wheel::new(capacity as u32, slots),
+            half_open: VecDeque::with_capacity(capacity),
             capacity: capacity as u32,
             len: 0,
+            templates: 0,
         }
+    }
+
+    /// The number of live persistence templates.
+    pub(crate) fn templates(&self) -> usize {
+        self.templates as usize
+    }
+
+    /// Free slots.
+    pub(crate) fn free(&self) -> usize {
+        (self.capacity - self.len) as usize
     }
 
     /// The number of live entries.
@@ -130,18 +203,22 @@ impl ConnTable {
         self.capacity as usize
     }
 
-    pub(crate) fn is_full(&self) -> bool {
-        self.len >= self.capacity
-    }
-
     /// The keyed hash of a flow.
     pub(crate) fn hash(&self, key: &FlowKey) -> u64 {
         self.hasher.hash_one(key)
     }
 
-    pub(crate) fn find(&self, hash: u64, key: &FlowKey) -> Option<ConnId> {
+    /// The connection with this key (`template = false`) or the live template with this key
+    /// (`template = true`); retired templates are never found.
+    pub(crate) fn find(&self, hash: u64, key: &FlowKey, template: bool) -> Option<ConnId> {
         let entries = &self.slab.entries;
-        self.index.find(hash, |&i| entries[i as usize].key == *key).map(|&i| ConnId(i))
+        let flags = if template { FLAG_TEMPLATE } else { 0 };
+        self.index
+            .find(hash, |&i| {
+                let e = &entries[i as usize];
+                e.key == *key && e.flags & (FLAG_TEMPLATE | FLAG_RETIRED) == flags
+            })
+            .map(|&i| ConnId(i))
     }
 
     pub(crate) fn get(&self, id: ConnId) -> &Conn {
@@ -168,11 +245,54 @@ impl ConnTable {
         };
         conn.expires = Instant::ZERO;
         conn.link = Link::UNLINKED;
+        if let Some(template) = conn.template_slot() {
+            let t = &mut self.slab.entries[template.0 as usize];
+            t.tie = t.tie.saturating_add(1);
+        }
+        self.templates += u32::from(conn.is_template());
         self.slab.entries[id as usize] = conn;
         let entries = &self.slab.entries;
         self.index.insert_unique(hash, id, |&i| self.hasher.hash_one(entries[i as usize].key));
         self.len += 1;
         Ok(ConnId(id))
+    }
+
+    /// Retires an invalid template (`ip_vs_check_template`): re-keyed with port 65535 so no
+    /// lookup finds it again, it lives on until it expires, still counted.
+    pub(crate) fn retire(&mut self, id: ConnId) {
+        let old = self.hasher.hash_one(self.slab.entries[id.0 as usize].key);
+        if let Ok(entry) = self.index.find_entry(old, |&i| i == id.0) {
+            entry.remove();
+        }
+        let conn = &mut self.slab.entries[id.0 as usize];
+        conn.key.vip_port = u16::MAX;
+        conn.flags |= FLAG_RETIRED;
+        let hash = self.hasher.hash_one(conn.key);
+        let entries = &self.slab.entries;
+        self.index.insert_unique(hash, id.0, |&i| self.hasher.hash_one(entries[i as usize].key));
+    }
+
+    /// Records that the entry has just become half-open (a SYN moved it to SYN_RECV), after
+    /// its timer was armed. When the queue is full the oldest record is forgotten: its entry
+    /// then only expires.
+    pub(crate) fn note_half_open(&mut self, id: ConnId) {
+        if self.half_open.len() >= self.capacity as usize {
+            self.half_open.pop_front();
+        }
+        let tick = tick_of(self.slab.entries[id.0 as usize].expires) as u32;
+        self.half_open.push_back(HalfOpen { slot: id.0, expires_tick: tick });
+    }
+
+    /// Removes the oldest entry that is still half-open, as it was when recorded, and returns
+    /// it; `None` when no such entry is left. Amortised O(1): each record is looked at once.
+    pub(crate) fn evict_half_open(&mut self) -> Option<Conn> {
+        while let Some(record) = self.half_open.pop_front() {
+            let conn = &self.slab.entries[record.slot as usize];
+            if conn.is_half_open() && tick_of(conn.expires) as u32 == record.expires_tick {
+                return Some(self.remove(ConnId(record.slot)));
+            }
+        }
+        None
     }
 
     /// Arms or re-arms the entry's timer to `expires` (from [`expiry`]). A later expiry is
@@ -187,7 +307,7 @@ impl ConnTable {
         }
     }
 
-    /// Removes a live entry and returns it.
+    /// Removes a live entry and returns it. A template must control nothing any more.
     pub(crate) fn remove(&mut self, id: ConnId) -> Conn {
         self.wheel.unlink(&mut self.slab, id.0);
         let conn = self.slab.entries[id.0 as usize];
@@ -195,30 +315,32 @@ impl ConnTable {
         if let Ok(entry) = self.index.find_entry(hash, |&i| i == id.0) {
             entry.remove();
         }
-        self.release(id.0);
+        free_slot(&mut self.slab, &mut self.len, &mut self.templates, id.0);
         conn
-    }
-
-    fn release(&mut self, id: u32) {
-        self.slab.entries[id as usize].link = Link { prev: NIL, next: self.slab.free };
-        self.slab.free = id;
-        self.len -= 1;
     }
 
     /// Removes every entry `doomed` selects, handing each to `on_remove` first. A scan of the
     /// whole table: for configuration changes, never the packet path.
+    ///
+    /// Connections go before templates, so a template whose connections all go is removed
+    /// with them; a template that still controls a connection that stays is kept.
     pub(crate) fn remove_where(
         &mut self,
         doomed: impl Fn(&Conn) -> bool,
         mut on_remove: impl FnMut(&Conn),
     ) {
-        let ids: Vec<u32> = self
+        let mut ids: Vec<u32> = self
             .index
             .iter()
             .copied()
             .filter(|&i| doomed(&self.slab.entries[i as usize]))
             .collect();
+        ids.sort_by_key(|&i| self.slab.entries[i as usize].is_template());
         for id in ids {
+            let conn = &self.slab.entries[id as usize];
+            if conn.is_template() && conn.tie > 0 {
+                continue;
+            }
             let conn = self.remove(ConnId(id));
             on_remove(&conn);
         }
@@ -230,12 +352,18 @@ impl ConnTable {
     }
 
     /// Removes every entry whose expiry is at or before `now`, handing each to `on_expire`
-    /// before it goes.
+    /// before it goes. A template that still controls connections is not removed but
+    /// re-armed for [`TEMPLATE_EXPIRE_LATER`], as `ip_vs_conn_expire` does.
     pub(crate) fn expire(&mut self, now: Instant, mut on_expire: impl FnMut(&Conn)) {
-        let Self { index, hasher, slab, wheel, len, .. } = self;
+        let Self { index, hasher, slab, wheel, len, templates, .. } = self;
         wheel.advance(slab, tick_of(now), |slab, id| {
-            let conn = &slab.entries[id as usize];
+            let conn = &mut slab.entries[id as usize];
             if conn.expires > now {
+                return Some(tick_of(conn.expires));
+            }
+            if conn.is_template() && conn.tie > 0 {
+                conn.expires = expiry(now, TEMPLATE_EXPIRE_LATER);
+                conn.flags |= FLAG_EXPIRE_LATER;
                 return Some(tick_of(conn.expires));
             }
             on_expire(conn);
@@ -243,9 +371,7 @@ impl ConnTable {
             if let Ok(entry) = index.find_entry(hash, |&i| i == id) {
                 entry.remove();
             }
-            slab.entries[id as usize].link = Link { prev: NIL, next: slab.free };
-            slab.free = id;
-            *len -= 1;
+            free_slot(slab, len, templates, id);
             None
         });
     }
@@ -265,7 +391,23 @@ impl ConnTable {
         self.index.allocation_size()
             + self.slab.entries.capacity() * size_of::<Conn>()
             + self.wheel_slots() * (size_of::<Link>() + 1)
+            + self.half_open.capacity() * size_of::<HalfOpen>()
     }
+}
+
+/// Returns an unlinked slot to the free list, and a connection's place in its template.
+fn free_slot(slab: &mut Slab, len: &mut u32, templates: &mut u32, id: u32) {
+    let conn = slab.entries[id as usize];
+    if let Some(template) = conn.template_slot() {
+        let t = &mut slab.entries[template.0 as usize];
+        t.tie = t.tie.saturating_sub(1);
+    }
+    *templates -= u32::from(conn.is_template());
+    let entry = &mut slab.entries[id as usize];
+    entry.flags = FLAG_FREE;
+    entry.link = Link { prev: NIL, next: slab.free };
+    slab.free = id;
+    *len -= 1;
 }
 
 #[cfg(test)]
@@ -287,14 +429,8 @@ mod tests {
     #[test]
     fn expiry_rounds_up_to_whole_ticks() {
         let now = Instant::from_nanos(1_000_000_001);
-        assert_eq!(expiry(now, core::time::Duration::from_secs(1)), Instant::from_millis(2_001));
-        assert_eq!(
-            expiry(Instant::from_secs(1), core::time::Duration::from_secs(1)),
-            Instant::from_secs(2)
-        );
-        assert_eq!(
-            expiry(Instant::MAX, core::time::Duration::from_secs(1)).as_nanos() % TICK_NANOS,
-            0
-        );
+        assert_eq!(expiry(now, Duration::from_secs(1)), Instant::from_millis(2_001));
+        assert_eq!(expiry(Instant::from_secs(1), Duration::from_secs(1)), Instant::from_secs(2));
+        assert_eq!(expiry(Instant::MAX, Duration::from_secs(1)).as_nanos() % TICK_NANOS, 0);
     }
 }

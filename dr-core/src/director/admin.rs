@@ -9,7 +9,8 @@ use crate::config::{ConfigError, validate_timeouts};
 use crate::conn::TimeoutSettings;
 use crate::sched::{Dests, SchedFlags, Scheduler, SchedulerKind};
 use crate::service::{
-    MAX_WEIGHT, RealConfig, RealEdit, RealId, RealServer, Service, ServiceConfig, ServiceId,
+    MAX_PERSISTENT_SECS, MAX_WEIGHT, Persistence, RealConfig, RealEdit, RealId, RealServer,
+    Service, ServiceConfig, ServiceId,
 };
 use crate::stats::Stats;
 use alloc::vec::Vec;
@@ -29,9 +30,10 @@ impl Director {
         if !is_unicast_host(key.vip) {
             return Err(ConfigError::InvalidVip(key.vip));
         }
-        if key.port == 0 {
+        if key.port == 0 && service.persistence.is_none() {
             return Err(ConfigError::PortZero(key));
         }
+        validate_persistence(service.persistence)?;
         if self.services.len() >= usize::from(u16::MAX) {
             return Err(ConfigError::TooMany("services"));
         }
@@ -41,11 +43,13 @@ impl Director {
             key,
             scheduler: Scheduler::new(service.scheduler, service.flags, &no_reals),
             flags: service.flags,
+            persistence: service.persistence,
             reals: Vec::new(),
             stats: Stats::default(),
             removed: false,
         });
         self.service_index.insert(key, id);
+        self.port_zero_services += u32::from(key.port == 0);
         let count = self.vips.entry(key.vip).or_insert(0);
         if *count == 0 {
             self.vip_order.push(key.vip);
@@ -80,6 +84,29 @@ impl Director {
         Ok(())
     }
 
+    /// Sets or clears a service's persistence (`ipvsadm -E -p … -M …`). Templates already
+    /// made keep their key and real server; new ones follow the new netmask, and every
+    /// template re-armed from now on uses the new timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownService`], [`ConfigError::Persistence`], or
+    /// [`ConfigError::PortZero`] when clearing persistence from a port-0 service.
+    pub fn set_persistence(
+        &mut self,
+        id: ServiceId,
+        persistence: Option<Persistence>,
+    ) -> Result<(), ConfigError> {
+        let service = self.services.get_mut(id.index()).filter(|s| !s.removed);
+        let service = service.ok_or(ConfigError::UnknownService)?;
+        if service.key.port == 0 && persistence.is_none() {
+            return Err(ConfigError::PortZero(service.key));
+        }
+        validate_persistence(persistence)?;
+        service.persistence = persistence;
+        Ok(())
+    }
+
     /// Removes a service (`ipvsadm -D`) and all its real servers, as [`remove_real`] does
     /// for each: their connections follow `expire_nodest_conn`.
     ///
@@ -98,6 +125,7 @@ impl Director {
         service.removed = true;
         let key = service.key;
         self.service_index.remove(&key);
+        self.port_zero_services -= u32::from(key.port == 0);
         if let Some(count) = self.vips.get_mut(&key.vip) {
             *count -= 1;
             if *count == 0 {
@@ -179,6 +207,7 @@ impl Director {
                     neighbour,
                     active: 0,
                     inactive: 0,
+                    persistent: 0,
                     u_threshold: real.u_threshold,
                     l_threshold: real.l_threshold,
                     overloaded: false,
@@ -261,6 +290,17 @@ impl Director {
         self.config.timeouts = self.timeouts.settings();
         Ok(())
     }
+}
+
+fn validate_persistence(persistence: Option<Persistence>) -> Result<(), ConfigError> {
+    let Some(p) = persistence else { return Ok(()) };
+    if p.timeout_secs == 0 || p.timeout_secs > MAX_PERSISTENT_SECS || p.prefix_len > 128 {
+        return Err(ConfigError::Persistence {
+            timeout_secs: p.timeout_secs,
+            prefix_len: p.prefix_len,
+        });
+    }
+    Ok(())
 }
 
 fn validate_edit(edit: RealEdit) -> Result<(), ConfigError> {

@@ -16,7 +16,7 @@ mod packet;
 mod replies;
 
 use crate::config::{Config, ConfigError};
-use crate::conn::{Conn, ConnState, ConnTable, Timeouts};
+use crate::conn::{Conn, ConnState, ConnTable, FLAG_ASSURED, FLAG_RETIRED, Timeouts};
 use crate::flow::FlowKey;
 use crate::neigh::Neighbours;
 use crate::service::{RealId, RealServer, Service, ServiceId, ServiceKey};
@@ -43,6 +43,8 @@ pub struct Director {
     vips: HashMap<IpAddr, u32, ahash::RandomState>,
     /// The VIPs in the order their first service was added.
     vip_order: Vec<IpAddr>,
+    /// Services on port 0 (any port): only when there are some does a miss look for one.
+    port_zero_services: u32,
     reals: Vec<RealServer>,
     neighbours: Neighbours,
     counters: Counters,
@@ -57,9 +59,10 @@ pub struct Director {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnInfo {
-    /// The connection's key.
+    /// The connection's key. A template's has client port 0, the client address masked by
+    /// the service's netmask, and the service's port (65535 once retired).
     pub key: FlowKey,
-    /// Its state.
+    /// Its state (`None` for a template).
     pub state: ConnState,
     /// The service it belongs to.
     pub service: ServiceId,
@@ -67,6 +70,27 @@ pub struct ConnInfo {
     pub real: RealId,
     /// When it expires unless another packet re-arms it.
     pub expires: Instant,
+    /// Whether it is a connection or a persistence template.
+    pub kind: ConnKind,
+}
+
+/// What a connection entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnKind {
+    /// A connection; `persistent` when a template controls it.
+    Connection {
+        /// A persistence template controls it.
+        persistent: bool,
+    },
+    /// A persistence template.
+    Template {
+        /// The live connections it controls (`n_control`).
+        controlled: u32,
+        /// One of its TCP connections reached ESTABLISHED (listed as `ASSURED`).
+        assured: bool,
+        /// Found invalid (its server was removed or quiesced): no new connection uses it.
+        retired: bool,
+    },
 }
 
 impl Director {
@@ -88,6 +112,7 @@ impl Director {
             service_index: HashMap::with_hasher(hasher()),
             vips: HashMap::with_hasher(hasher()),
             vip_order: Vec::new(),
+            port_zero_services: 0,
             reals: Vec::new(),
             neighbours: Neighbours::new(hasher()),
             counters: Counters::default(),
@@ -132,20 +157,34 @@ impl Director {
         self.reals.get(id.index())
     }
 
-    /// Every connection entry, in no particular order.
+    /// Every connection entry and persistence template, in the table's (seeded hash) order.
     pub fn connections(&self) -> impl Iterator<Item = ConnInfo> + '_ {
         self.conns.iter().map(|c| ConnInfo {
             key: c.key,
             state: c.state,
-            service: c.service,
+            service: self.reals.get(c.real.index()).map_or(ServiceId::from_index(0), |r| r.service),
             real: c.real,
             expires: c.expires,
+            kind: if c.is_template() {
+                ConnKind::Template {
+                    controlled: c.tie,
+                    assured: c.flags & FLAG_ASSURED != 0,
+                    retired: c.flags & FLAG_RETIRED != 0,
+                }
+            } else {
+                ConnKind::Connection { persistent: c.template_slot().is_some() }
+            },
         })
     }
 
-    /// The number of connection entries.
+    /// The number of entries in the connection table: connections and templates.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// The number of persistence templates in the connection table.
+    pub fn template_count(&self) -> usize {
+        self.conns.templates()
     }
 
     /// The connection table's fixed capacity.
@@ -201,12 +240,17 @@ impl Director {
     }
 }
 
-/// Unbinds a connection that is going away from its real server's counts.
+/// Unbinds an entry that is going away from its real server's counts.
 fn release(reals: &mut [RealServer], counters: &mut Counters, conn: &Conn) {
     if let Some(real) = reals.get_mut(conn.real.index()) {
-        real.unbind(conn.is_inactive());
+        real.unbind(conn);
     }
-    counters.conns_expired = counters.conns_expired.wrapping_add(1);
+    let counter = if conn.is_template() {
+        &mut counters.templates_expired
+    } else {
+        &mut counters.conns_expired
+    };
+    *counter = counter.wrapping_add(1);
 }
 
 /// Unicast host addresses: not unspecified, multicast or the IPv4 broadcast.

@@ -5,11 +5,14 @@
 //! and UDP the connection lookup, and only on a miss the service lookup and the scheduler.
 
 use super::{Director, release};
-use crate::conn::{Conn, ConnId, ConnState, FLAG_INACTIVE, expiry};
+use crate::conn::{
+    Conn, ConnId, ConnState, FLAG_ASSURED, FLAG_EXPIRE_LATER, FLAG_INACTIVE, TEMPLATE_EXPIRE_LATER,
+    expiry,
+};
 use crate::flow::FlowKey;
 use crate::sched::Dests;
-use crate::service::{Service, ServiceKey};
-use crate::time::Instant;
+use crate::service::{Persistence, RealId, RealServer, Service, ServiceId, ServiceKey};
+use crate::time::{Duration, Instant};
 use crate::verdict::{DropReason, PassReason, Verdict};
 use crate::wire::{self, IpPacket, Network, Packet, Transport, classify};
 
@@ -108,22 +111,57 @@ impl Director {
             return Verdict::Pass(PassReason::OtherProtocol);
         };
         let hash = self.conns.hash(&key);
-        if let Some(id) = self.conns.find(hash, &key) {
+        if let Some(id) = self.conns.find(hash, &key, false) {
             let conn = self.conns.get(id);
-            let available = self.reals.get(conn.real.index()).is_some_and(|r| r.available);
-            if conn.expires > now && available {
+            let real = self.reals.get(conn.real.index());
+            let available = real.is_some_and(|r| r.available);
+            let live = conn.expires > now;
+            let syn = matches!(ip.transport, Transport::Tcp { flags, .. } if flags.syn());
+            if live && available && !(syn && self.reschedules(conn, real)) {
                 return self.forward(now, frame, packet, ip, id);
             }
-            if conn.expires > now && !self.config.expire_nodest_conn {
+            if live && !available && !self.config.expire_nodest_conn {
                 // ip_vs_in_hook: the server was removed; its packets are dropped.
                 return Verdict::Drop(DropReason::RealRemoved);
             }
-            // Its timer ran out before handle_timeout came round, or its server was removed
-            // with expire_nodest_conn: it is gone, and the packet is treated as new.
+            // Its timer ran out before handle_timeout came round, its server was removed with
+            // expire_nodest_conn, or a SYN reuses its port: it is gone, and the packet is new.
             let conn = self.conns.remove(id);
             release(&mut self.reals, &mut self.counters, &conn);
+            if live && available {
+                self.counters.conns_reused = self.counters.conns_reused.wrapping_add(1);
+            }
         }
         self.new_connection(now, frame, packet, ip, key, hash)
+    }
+
+    /// Whether a SYN that finds this live connection expires it and is scheduled afresh
+    /// (`ip_vs_in_hook` with `conn_reuse_mode`): its server is quiesced and
+    /// `expire_nodest_conn` is set, or the connection is not controlled by a template and is
+    /// in TIME_WAIT, or in FIN_WAIT when bit 2 of the mode is set (Direct Routing
+    /// connections never see output, so FIN_WAIT is their last state).
+    fn reschedules(&self, conn: &Conn, real: Option<&RealServer>) -> bool {
+        let mode = self.config.conn_reuse_mode;
+        if mode == 0 {
+            return false;
+        }
+        if self.config.expire_nodest_conn && real.is_some_and(|r| r.weight == 0) {
+            return true;
+        }
+        conn.template_slot().is_none()
+            && (conn.state == ConnState::TimeWait
+                || (mode & 2 != 0 && conn.state == ConnState::FinWait))
+    }
+
+    /// The service a new connection to `key` belongs to: `(protocol, VIP, port)`, or the
+    /// VIP's port-0 service (`ip_vs_service_find`).
+    fn find_service_for(&self, key: &FlowKey) -> Option<ServiceId> {
+        let exact = ServiceKey { protocol: key.protocol, vip: key.vip, port: key.vip_port };
+        self.service_index.get(&exact).copied().or_else(|| {
+            (self.port_zero_services > 0)
+                .then(|| self.service_index.get(&ServiceKey { port: 0, ..exact }).copied())
+                .flatten()
+        })
     }
 
     fn new_connection(
@@ -135,8 +173,7 @@ impl Director {
         key: FlowKey,
         hash: u64,
     ) -> Verdict {
-        let service_key = ServiceKey { protocol: key.protocol, vip: key.vip, port: key.vip_port };
-        let Some(service_id) = self.service_index.get(&service_key).copied() else {
+        let Some(service_id) = self.find_service_for(&key) else {
             let vip = self.vips.contains_key(&key.vip);
             return Verdict::Pass(if vip { PassReason::NoService } else { PassReason::NotVip });
         };
@@ -145,29 +182,137 @@ impl Director {
         {
             return Verdict::Pass(PassReason::NoConnection);
         }
-        // Checked before scheduling, so a refused connection does not move the scheduler.
-        if self.conns.is_full() {
-            return Verdict::Drop(DropReason::ConnTableFull);
-        }
-        let Service { scheduler, reals: order, stats, .. } = &mut self.services[service_id.index()];
-        let Some(position) = scheduler.schedule(&Dests { order, reals: &self.reals }, &key) else {
-            if self.config.icmp_port_unreachable {
-                self.queue_port_unreachable(now, frame, packet, ip);
-            }
-            return Verdict::Drop(DropReason::NoRealAvailable);
+        let pick = match self.services[service_id.index()].persistence {
+            Some(persistence) => self.persistent_pick(now, service_id, persistence, &key),
+            None => self.pick(service_id, &key, 1).map(|real| (real, None)),
         };
-        let real_id = order[position];
-        stats.count_conn();
-        // forward() applies the first packet's transition and arms the timer.
-        let Ok(id) = self.conns.insert(hash, Conn::new(key, service_id, real_id)) else {
+        let (real_id, template) = match pick {
+            Ok(pick) => pick,
+            Err(reason) => {
+                if reason == DropReason::NoRealAvailable && self.config.icmp_port_unreachable {
+                    self.queue_port_unreachable(now, frame, packet, ip);
+                }
+                return Verdict::Drop(reason);
+            }
+        };
+        let mut conn = Conn::new(key, real_id);
+        if let Some(template) = template {
+            conn.tie = template.slot();
+        }
+        // Room was made before the pick; forward() applies the first packet's transition and
+        // arms the timer.
+        let Ok(id) = self.conns.insert(hash, conn) else {
             return Verdict::Drop(DropReason::ConnTableFull);
         };
         let real = &mut self.reals[real_id.index()];
-        real.bind();
+        real.bind(false);
         real.stats.count_conn();
+        self.services[service_id.index()].stats.count_conn();
         self.totals.count_conn();
         self.counters.conns_created = self.counters.conns_created.wrapping_add(1);
+        if let Some(template) = template {
+            // ip_vs_sched_persist: each new connection re-arms its template.
+            let timeout = self.template_timeout(self.conns.get(template));
+            self.conns.rearm(template, expiry(now, timeout));
+        }
         self.forward(now, frame, packet, ip, id)
+    }
+
+    /// Makes room for `entries` new entries, then runs the service's scheduler. Room is
+    /// made first so that a refused connection does not move the scheduler.
+    fn pick(
+        &mut self,
+        service: ServiceId,
+        key: &FlowKey,
+        entries: usize,
+    ) -> Result<RealId, DropReason> {
+        if !self.make_room(entries) {
+            return Err(DropReason::ConnTableFull);
+        }
+        let Service { scheduler, reals: order, .. } = &mut self.services[service.index()];
+        let position = scheduler.schedule(&Dests { order, reals: &self.reals }, key);
+        position.map(|p| order[p]).ok_or(DropReason::NoRealAvailable)
+    }
+
+    /// `ip_vs_sched_persist`: the real server of the client's template, or a scheduled one
+    /// with a new template. Returns the server and the template.
+    fn persistent_pick(
+        &mut self,
+        now: Instant,
+        service: ServiceId,
+        persistence: Persistence,
+        key: &FlowKey,
+    ) -> Result<(RealId, Option<ConnId>), DropReason> {
+        let port = self.services[service.index()].key.port;
+        let template_key = FlowKey {
+            client: persistence.mask(key.client),
+            client_port: 0,
+            vip_port: port,
+            ..*key
+        };
+        let template_hash = self.conns.hash(&template_key);
+        if let Some(id) = self.conns.find(template_hash, &template_key, true) {
+            let template = self.conns.get(id);
+            if template.expires <= now && template.tie == 0 {
+                // Its time ran out before handle_timeout came round.
+                let template = self.conns.remove(id);
+                release(&mut self.reals, &mut self.counters, &template);
+            } else if self.template_is_valid(template) {
+                let real = template.real;
+                return if self.make_room(1) {
+                    Ok((real, Some(id)))
+                } else {
+                    Err(DropReason::ConnTableFull)
+                };
+            } else {
+                self.conns.retire(id);
+            }
+        }
+        let real = self.pick(service, key, 2)?;
+        let template = Conn::template(template_key, real);
+        let id =
+            self.conns.insert(template_hash, template).map_err(|_| DropReason::ConnTableFull)?;
+        self.reals[real.index()].bind(true);
+        self.counters.templates_created = self.counters.templates_created.wrapping_add(1);
+        let timeout = self.template_timeout(self.conns.get(id));
+        self.conns.rearm(id, expiry(now, timeout));
+        Ok((real, Some(id)))
+    }
+
+    /// `ip_vs_check_template`: a template holds while its server is in its service, and,
+    /// with `expire_quiescent_template`, while its weight is not 0. Overload does not count.
+    fn template_is_valid(&self, template: &Conn) -> bool {
+        self.reals.get(template.real.index()).is_some_and(|r| {
+            r.available && !(self.config.expire_quiescent_template && r.weight == 0)
+        })
+    }
+
+    /// A template's timeout: its service's persistence, or 60 s once it has outlived that.
+    pub(super) fn template_timeout(&self, template: &Conn) -> Duration {
+        if template.flags & FLAG_EXPIRE_LATER != 0 {
+            return TEMPLATE_EXPIRE_LATER;
+        }
+        let secs = self
+            .reals
+            .get(template.real.index())
+            .and_then(|r| self.services.get(r.service.index()))
+            .and_then(|s| s.persistence)
+            .map_or(0, |p| p.timeout_secs);
+        Duration::from_secs(u64::from(secs))
+    }
+
+    /// Frees slots until `entries` are free, evicting the oldest half-open TCP entries: a SYN
+    /// flood's entries give way, established connections never do. False when not enough
+    /// half-open entries are left.
+    fn make_room(&mut self, entries: usize) -> bool {
+        while self.conns.free() < entries {
+            let Some(conn) = self.conns.evict_half_open() else {
+                return false;
+            };
+            release(&mut self.reals, &mut self.counters, &conn);
+            self.counters.conns_evicted = self.counters.conns_evicted.wrapping_add(1);
+        }
+        true
     }
 
     /// Counts the packet, moves the connection's state, re-arms its timer and rewrites the
@@ -181,12 +326,14 @@ impl Director {
         id: ConnId,
     ) -> Verdict {
         let conn = self.conns.get_mut(id);
-        let (real_id, service_id) = (conn.real, conn.service);
-        let next = match ip.transport {
-            Transport::Tcp { flags, .. } => conn.state.next_tcp(flags),
-            _ => ConnState::Udp,
+        let real_id = conn.real;
+        let (next, syn) = match ip.transport {
+            Transport::Tcp { flags, .. } => (conn.state.next_tcp(flags), flags.syn()),
+            _ => (ConnState::Udp, false),
         };
+        let template = conn.template_slot();
         let real = &mut self.reals[real_id.index()];
+        let service_id = real.service;
         if next != conn.state && next != ConnState::Udp {
             // set_tcp_state: move the connection between the active and inactive counts.
             if !conn.is_inactive() && !next.is_active() {
@@ -200,11 +347,20 @@ impl Director {
             }
         }
         conn.state = next;
+        if next == ConnState::Established
+            && let Some(template) = template
+        {
+            // ip_vs_control_assure_ct: a template whose connection got through is assured.
+            self.conns.get_mut(template).flags |= FLAG_ASSURED;
+        }
         real.stats.count_packet(ip.datagram_len);
         self.services[service_id.index()].stats.count_packet(ip.datagram_len);
         self.totals.count_packet(ip.datagram_len);
         let mac = real.mac;
         self.conns.rearm(id, expiry(now, self.timeouts.of(next)));
+        if syn && next == ConnState::SynRecv {
+            self.conns.note_half_open(id);
+        }
 
         // Only servers with a MAC are scheduled, and a MAC once known is never forgotten.
         let Some(mac) = mac else {

@@ -25,6 +25,7 @@ fn real(weight: u32, active: u32, inactive: u32) -> RealServer {
         neighbour: NeighbourId(0),
         active,
         inactive,
+        persistent: 0,
         u_threshold: 0,
         l_threshold: 0,
         overloaded: false,
