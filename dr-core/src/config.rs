@@ -52,6 +52,16 @@ pub struct Config {
     /// in FIN_WAIT, the state a Direct Routing connection ends in. 0: a SYN always follows
     /// the state table on the old connection.
     pub conn_reuse_mode: u8,
+    /// Answer ICMP and ICMPv6 echo requests to a VIP from the director, as a kernel holding
+    /// the VIP does (on by default); off passes them to the host, which does not hold the
+    /// VIP.
+    pub icmp_echo: bool,
+    /// How many fragmented datagrams to VIPs are tracked at once, so that their later
+    /// fragments follow the first one to its real server (default 4096; 0 drops every later
+    /// fragment).
+    pub fragment_capacity: usize,
+    /// How long a fragmented datagram is tracked after its latest fragment (default 5 s).
+    pub fragment_timeout: Duration,
     /// `expire_quiescent_template`: a persistence template whose real server has weight 0
     /// is no longer honoured (off by default: clients with a template keep reaching a
     /// quiesced server).
@@ -61,6 +71,10 @@ pub struct Config {
 impl Config {
     /// The default capacity.
     pub const DEFAULT_CAPACITY: usize = 1 << 20;
+    /// The default fragment table capacity.
+    pub const DEFAULT_FRAGMENT_CAPACITY: usize = 4096;
+    /// The largest fragment table.
+    pub const MAX_FRAGMENT_CAPACITY: usize = 1 << 20;
 
     /// A configuration with the kernel's defaults, for a director at `mac`, hashing with
     /// `hash_seed`.
@@ -77,6 +91,9 @@ impl Config {
             expire_nodest_conn: false,
             icmp_port_unreachable: false,
             conn_reuse_mode: 1,
+            icmp_echo: true,
+            fragment_capacity: Self::DEFAULT_FRAGMENT_CAPACITY,
+            fragment_timeout: Duration::from_secs(5),
             expire_quiescent_template: false,
         }
     }
@@ -91,6 +108,12 @@ impl Config {
         validate_timeouts(self.timeouts)?;
         if self.neighbour_retry.is_zero() {
             return Err(ConfigError::NeighbourRetry);
+        }
+        if self.fragment_capacity > Self::MAX_FRAGMENT_CAPACITY {
+            return Err(ConfigError::FragmentCapacity(self.fragment_capacity));
+        }
+        if self.fragment_timeout.is_zero() && self.fragment_capacity > 0 {
+            return Err(ConfigError::FragmentTimeout);
         }
         if self.conn_reuse_mode > 3 {
             return Err(ConfigError::ConnReuseMode(self.conn_reuse_mode));
@@ -127,6 +150,10 @@ pub enum ConfigError {
     NeighbourRetry,
     /// `conn_reuse_mode` is not 0 to 3.
     ConnReuseMode(u8),
+    /// `fragment_capacity` is above [`Config::MAX_FRAGMENT_CAPACITY`].
+    FragmentCapacity(usize),
+    /// `fragment_timeout` is zero while fragments are tracked.
+    FragmentTimeout,
     /// Persistence with a timeout outside 1 ..= 31 days, or a prefix longer than 128 bits.
     Persistence {
         /// The timeout given, in seconds.
@@ -200,6 +227,16 @@ impl fmt::Display for ConfigError {
             Self::NeighbourRetry => {
                 f.write_str("neighbour retry interval is zero: give at least one millisecond")
             }
+            Self::FragmentCapacity(n) => write!(
+                f,
+                "fragment_capacity {n} is too large: give at most {} datagrams (0 turns \
+                 fragment tracking off)",
+                Config::MAX_FRAGMENT_CAPACITY
+            ),
+            Self::FragmentTimeout => f.write_str(
+                "fragment_timeout is zero: give at least one millisecond, or set \
+                 fragment_capacity to 0",
+            ),
             Self::ConnReuseMode(mode) => write!(
                 f,
                 "conn_reuse_mode {mode} is out of range: give 0 (off), 1 (TIME_WAIT, the \

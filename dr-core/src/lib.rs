@@ -69,6 +69,7 @@ mod config;
 pub mod conn;
 mod director;
 mod flow;
+mod fragments;
 pub mod io;
 mod listing;
 mod mac;

@@ -22,6 +22,11 @@ impl Stats {
         self.inbytes = self.inbytes.wrapping_add(u64::from(datagram_len));
     }
 
+    /// Bytes of a datagram already counted as a packet (its later fragments).
+    pub(crate) fn count_bytes(&mut self, len: u32) {
+        self.inbytes = self.inbytes.wrapping_add(u64::from(len));
+    }
+
     pub(crate) fn count_conn(&mut self) {
         self.conns = self.conns.wrapping_add(1);
     }
@@ -50,6 +55,12 @@ pub struct Counters {
     pub(crate) neighbours_learned: u64,
     /// ICMP port-unreachable replies queued.
     pub(crate) icmp_replies: u64,
+    /// ICMP errors relayed to the real server of the connection they quote.
+    pub(crate) icmp_relayed: u64,
+    /// Echo requests to a VIP answered.
+    pub(crate) echo_replies: u64,
+    /// Later fragments forwarded after their first fragment.
+    pub(crate) fragments_forwarded: u64,
     /// ICMP port-unreachable replies not sent: over the rate limit or the queue full.
     pub(crate) icmp_suppressed: u64,
 }
@@ -69,6 +80,9 @@ impl Default for Counters {
             templates_expired: 0,
             neighbours_learned: 0,
             icmp_replies: 0,
+            icmp_relayed: 0,
+            echo_replies: 0,
+            fragments_forwarded: 0,
             icmp_suppressed: 0,
         }
     }
@@ -110,7 +124,7 @@ impl Counters {
         self.forwarded
     }
 
-    /// ARP replies and Neighbor Advertisements written in answer to a frame.
+    /// ARP replies, Neighbor Advertisements and echo replies written in answer to a frame.
     pub fn replies(&self) -> u64 {
         self.replies
     }
@@ -166,6 +180,24 @@ impl Counters {
     /// ICMP port-unreachable replies queued for clients.
     pub fn icmp_replies(&self) -> u64 {
         self.icmp_replies
+    }
+
+    /// ICMP and ICMPv6 errors relayed to the real server of the connection they quote
+    /// (each also counted in [`forwarded`](Self::forwarded)).
+    pub fn icmp_relayed(&self) -> u64 {
+        self.icmp_relayed
+    }
+
+    /// Echo requests to a VIP answered by the director (each also counted in
+    /// [`replies`](Self::replies)).
+    pub fn echo_replies(&self) -> u64 {
+        self.echo_replies
+    }
+
+    /// Later fragments forwarded to the real server of their first fragment (each also
+    /// counted in [`forwarded`](Self::forwarded)).
+    pub fn fragments_forwarded(&self) -> u64 {
+        self.fragments_forwarded
     }
 
     /// ICMP port-unreachable replies suppressed by the rate limit or a full queue.

@@ -109,11 +109,16 @@ reasons! {
         MalformedUdp => "malformed-udp",
         /// ICMP or ICMPv6 header cut short.
         MalformedIcmp => "malformed-icmp",
+        /// An ICMP or ICMPv6 error or echo request to a VIP whose checksum does not verify
+        /// (`ip_vs_in_icmp` drops them too).
+        IcmpChecksum => "icmp-checksum",
         /// A Neighbor Solicitation or Advertisement that fails RFC 4861 §7.1 validation.
         MalformedNeighborDiscovery => "malformed-neighbor-discovery",
-        /// A fragment of a datagram addressed to a VIP service; the director does not
-        /// reassemble.
+        /// A fragmented ICMPv6 message to a VIP (`ip_vs_in_icmp_v6` drops them).
         Fragment => "fragment",
+        /// A later fragment to a VIP whose first fragment was not seen, or seen too long
+        /// ago: the director neither holds nor reassembles fragments.
+        FragmentUnmatched => "fragment-unmatched",
         /// `decrement_ttl` is on and the TTL or hop limit is 1 or less.
         TtlExceeded => "ttl-exceeded",
         /// The scheduler found no real server (all weight 0, overloaded or unresolved).
@@ -141,8 +146,11 @@ reasons! {
         NoService => "no-service",
         /// A TCP segment without SYN (or with RST) and no connection entry.
         NoConnection => "no-connection",
-        /// ICMP or ICMPv6 to a VIP that is not Neighbor Discovery.
+        /// ICMP or ICMPv6 to a VIP that is neither Neighbor Discovery, nor an error about a
+        /// connection, nor an echo request the director answers.
         Icmp => "icmp",
+        /// A later fragment of a datagram whose first fragment was passed to the host.
+        Fragment => "fragment",
         /// Another IP protocol to a VIP.
         OtherProtocol => "other-protocol",
     }

@@ -114,7 +114,7 @@ fn what_is_passed_to_the_host() {
         (tcp4("192.0.2.7", 40000, VIP, 443, SYN), PassReason::NoService),
         (tcp4("192.0.2.7", 40000, VIP, 80, ACK), PassReason::NoConnection),
         (tcp4("192.0.2.7", 40000, VIP, 80, SYN | RST), PassReason::NoConnection),
-        (icmp4_echo("192.0.2.7", VIP), PassReason::Icmp),
+        (icmp4_error("192.0.2.1", VIP, 12, 0, &[0; 28]), PassReason::Icmp),
         (icmp4_echo("192.0.2.7", "10.0.0.2"), PassReason::NotVip),
         (udp6("2001:db8::7", 5353, VIP6, 53, b"q"), PassReason::NoService),
     ];
@@ -388,26 +388,6 @@ fn full_table_refuses_new_connections_but_keeps_established_ones() {
 }
 
 #[test]
-fn fragments_to_a_vip_are_dropped() {
-    let (mut d, _, _) = setup(1);
-    let mut first = tcp4("192.0.2.7", 40000, VIP, 80, SYN);
-    let mut p = Ipv4Packet::new_unchecked(&mut first[14..]);
-    p.set_more_frags(true);
-    p.fill_checksum();
-    assert_eq!(d.process(t(1), &mut first), Verdict::Drop(DropReason::Fragment));
-    let mut later = udp4("192.0.2.7", 5353, VIP, 53, b"abcdefgh");
-    let mut p = Ipv4Packet::new_unchecked(&mut later[14..]);
-    p.set_frag_offset(8);
-    p.fill_checksum();
-    assert_eq!(d.process(t(1), &mut later), Verdict::Drop(DropReason::Fragment));
-    let mut elsewhere = udp4("192.0.2.7", 5353, "10.0.0.2", 53, b"abcdefgh");
-    let mut p = Ipv4Packet::new_unchecked(&mut elsewhere[14..]);
-    p.set_frag_offset(8);
-    p.fill_checksum();
-    assert_eq!(d.process(t(1), &mut elsewhere), Verdict::Pass(PassReason::NotVip));
-}
-
-#[test]
 fn vlan_tagged_traffic_is_forwarded_with_its_tags() {
     let (mut d, _, _) = setup(1);
     let frame = with_vlans(&tcp4("192.0.2.7", 40000, VIP, 80, SYN), &[(0x88a8, 10), (0x8100, 20)]);
@@ -557,6 +537,31 @@ fn every_reason_is_reachable_and_counted() {
         tcp4("192.0.2.7", 1, VIP, 443, SYN),
         tcp4("192.0.2.7", 9, VIP, 80, ACK),
         icmp4_echo("192.0.2.7", VIP),
+        icmp4_error("192.0.2.1", VIP, 13, 0, &[0; 12]),
+        {
+            let mut f = icmp4_echo("192.0.2.7", VIP);
+            let last = f.len() - 1;
+            f[last] ^= 0xff;
+            f
+        },
+        // A later fragment whose first one was never seen.
+        udp4_fragments("192.0.2.7", 5353, VIP, 53, &[7; 64], 9, 32).pop().unwrap(),
+        // A fragmented datagram to a port without a service: the rest follows the first.
+        udp4_fragments("192.0.2.7", 5353, VIP, 54, &[7; 64], 10, 32).remove(0),
+        udp4_fragments("192.0.2.7", 5353, VIP, 54, &[7; 64], 10, 32).pop().unwrap(),
+        // A fragmented ICMPv6 message to a VIP.
+        ethernet(
+            DIRECTOR_MAC,
+            ROUTER_MAC,
+            EthernetProtocol::Ipv6,
+            &ipv6_packet(
+                v6("2001:db8::7"),
+                v6(VIP6),
+                IpProtocol::Ipv6Frag,
+                64,
+                &[58, 0, 0, 1, 0, 0, 0, 1, 128, 0, 0, 0, 0, 1, 0, 1],
+            ),
+        ),
         ethernet(
             DIRECTOR_MAC,
             ROUTER_MAC,

@@ -249,6 +249,107 @@ pub fn icmp4_echo(client: &str, dst: &str) -> Vec<u8> {
     ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv4, &ip)
 }
 
+/// An ICMPv6 echo request.
+pub fn icmp6_echo(client: &str, dst: &str) -> Vec<u8> {
+    let (c, d) = (v6(client), v6(dst));
+    let repr = Icmpv6Repr::EchoRequest { ident: 1, seq_no: 1, data: b"ping" };
+    let mut buf = vec![0u8; repr.buffer_len()];
+    repr.emit(&c, &d, &mut Icmpv6Packet::new_unchecked(&mut buf), &ChecksumCapabilities::default());
+    let ip = ipv6_packet(c, d, IpProtocol::Icmpv6, 64, &buf);
+    ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv6, &ip)
+}
+
+/// The IP datagram of a frame (its Ethernet header removed), for an ICMP error to quote.
+pub fn datagram(frame: &[u8]) -> &[u8] {
+    &frame[14..]
+}
+
+/// An ICMP error from `router` to `vip`, quoting `quoted` (the start of the datagram it is
+/// about). For fragmentation needed (type 3 code 4) the next-hop MTU is 1400.
+pub fn icmp4_error(router: &str, vip: &str, icmp_type: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut message = vec![icmp_type, code, 0, 0, 0, 0, 0, 0];
+    if (icmp_type, code) == (3, 4) {
+        message[6..8].copy_from_slice(&1400u16.to_be_bytes());
+    }
+    message.extend_from_slice(quoted);
+    Icmpv4Packet::new_unchecked(&mut message).fill_checksum();
+    let ip = ipv4_packet(v4(router), v4(vip), IpProtocol::Icmp, 64, &message);
+    ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv4, &ip)
+}
+
+/// An ICMPv6 error from `router` to `vip`, quoting `quoted`. For packet too big (type 2)
+/// the MTU is 1280.
+pub fn icmp6_error(router: &str, vip: &str, icmp_type: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let (r, v) = (v6(router), v6(vip));
+    let mut message = vec![icmp_type, code, 0, 0, 0, 0, 0, 0];
+    if icmp_type == 2 {
+        message[4..8].copy_from_slice(&1280u32.to_be_bytes());
+    }
+    message.extend_from_slice(quoted);
+    Icmpv6Packet::new_unchecked(&mut message).fill_checksum(&r, &v);
+    let ip = ipv6_packet(r, v, IpProtocol::Icmpv6, 64, &message);
+    ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv6, &ip)
+}
+
+/// Splits a client's UDP datagram (IPv4, with `payload`) into fragments carrying at most
+/// `chunk` bytes of data each (a multiple of 8), with IP identification `ident`.
+pub fn udp4_fragments(
+    client: &str,
+    cport: u16,
+    vip: &str,
+    vport: u16,
+    payload: &[u8],
+    ident: u16,
+    chunk: usize,
+) -> Vec<Vec<u8>> {
+    let (c, v) = (v4(client), v4(vip));
+    let dgram = udp_datagram(IpAddress::Ipv4(c), cport, IpAddress::Ipv4(v), vport, payload);
+    let pieces: Vec<&[u8]> = dgram.chunks(chunk).collect();
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let mut ip = ipv4_packet(c, v, IpProtocol::Udp, 64, piece);
+            let mut p = Ipv4Packet::new_unchecked(&mut ip);
+            p.set_ident(ident);
+            p.set_more_frags(i + 1 < pieces.len());
+            p.set_frag_offset((i * chunk) as u16);
+            p.fill_checksum();
+            ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv4, &ip)
+        })
+        .collect()
+}
+
+/// Splits a client's UDP datagram (IPv6) into fragments with fragment headers carrying at
+/// most `chunk` bytes of data each (a multiple of 8), with identification `ident`.
+pub fn udp6_fragments(
+    client: &str,
+    cport: u16,
+    vip: &str,
+    vport: u16,
+    payload: &[u8],
+    ident: u32,
+    chunk: usize,
+) -> Vec<Vec<u8>> {
+    let (c, v) = (v6(client), v6(vip));
+    let dgram = udp_datagram(IpAddress::Ipv6(c), cport, IpAddress::Ipv6(v), vport, payload);
+    let pieces: Vec<&[u8]> = dgram.chunks(chunk).collect();
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let offset = (i * chunk) as u16;
+            let more = u16::from(i + 1 < pieces.len());
+            let mut body = vec![17, 0];
+            body.extend_from_slice(&(offset | more).to_be_bytes());
+            body.extend_from_slice(&ident.to_be_bytes());
+            body.extend_from_slice(piece);
+            let ip = ipv6_packet(c, v, IpProtocol::Ipv6Frag, 64, &body);
+            ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Ipv6, &ip)
+        })
+        .collect()
+}
+
 /// An ARP packet in an Ethernet frame to `dst`.
 pub fn arp(
     op: ArpOperation,

@@ -5,7 +5,7 @@ use dr_core::SchedulerKind;
 
 use crate::frames::{
     ACK, ArpOperation, DIRECTOR_MAC, EthernetProtocol, FIN, IpProtocol, PSH, REAL_MACS, ROUTER_MAC,
-    RST, SYN, arp, arp_request, ethernet, icmp4_echo, ipv4_packet, malformed_variants,
+    RST, SYN, arp, arp_request, ethernet, icmp4_error, ipv4_packet, malformed_variants,
     neighbor_solicitation, tcp4, tcp4_payload, tcp6, udp4, udp6, v4, with_vlans,
 };
 
@@ -154,7 +154,8 @@ fn non_vip() -> Case {
     let frames = vec![
         (0, tcp4("192.0.2.40", 1, "10.0.0.2", 22, SYN)),
         (10, tcp4("192.0.2.40", 2, VIP, 443, SYN)),
-        (20, icmp4_echo("192.0.2.40", VIP)),
+        // Not an error and not an echo request: a timestamp request.
+        (20, icmp4_error("192.0.2.1", VIP, 13, 0, &[0; 12])),
         (
             30,
             ethernet(

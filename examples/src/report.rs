@@ -17,10 +17,47 @@ pub fn text(director: &Director) -> String {
         c.passed(),
         c.dropped()
     );
+    let _ = writeln!(
+        out,
+        "connections: {} created, {} expired ({} evicted, {} reused), {} in the table of {}",
+        c.conns_created(),
+        c.conns_expired(),
+        c.conns_evicted(),
+        c.conns_reused(),
+        director.connection_count(),
+        director.capacity()
+    );
+    let _ = writeln!(
+        out,
+        "templates: {} created, {} expired; icmp: {} relayed, {} echo replies; fragments: {} \
+         forwarded",
+        c.templates_created(),
+        c.templates_expired(),
+        c.icmp_relayed(),
+        c.echo_replies(),
+        c.fragments_forwarded()
+    );
     for &reason in DropReason::ALL {
         let _ = writeln!(out, "drop {:<28} {}", reason.name(), c.drops(reason));
     }
     out
+}
+
+/// Connection and packet events beyond the verdicts.
+fn events(director: &Director) -> Value {
+    let c = director.counters();
+    json!({
+        "conns_created": c.conns_created(),
+        "conns_expired": c.conns_expired(),
+        "conns_evicted": c.conns_evicted(),
+        "conns_reused": c.conns_reused(),
+        "templates_created": c.templates_created(),
+        "templates_expired": c.templates_expired(),
+        "icmp_relayed": c.icmp_relayed(),
+        "echo_replies": c.echo_replies(),
+        "fragments_forwarded": c.fragments_forwarded(),
+        "neighbours_learned": c.neighbours_learned(),
+    })
 }
 
 fn stats(s: &Stats) -> Map<String, Value> {
@@ -70,6 +107,8 @@ pub fn json(director: &Director) -> Value {
     json!({
         "capacity": director.capacity(),
         "connections": director.connection_count(),
+        "templates": director.template_count(),
+        "events": events(director),
         "totals": Value::Object(stats(director.totals())),
         "services": services,
         "frames": {

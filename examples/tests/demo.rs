@@ -37,8 +37,10 @@ fn the_readme_command_on_the_demo() {
     let _ = std::fs::remove_file(&out);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
-    assert_eq!(report["frames"]["replies"], 2, "ARP and ND for the VIPs");
-    assert_eq!(report["services"][0]["conns"], 400);
+    assert_eq!(report["frames"]["replies"], 3, "ARP and ND for the VIPs, and the ping");
+    assert_eq!(report["events"]["icmp_relayed"], 1);
+    assert_eq!(report["events"]["fragments_forwarded"], 2);
+    assert_eq!(report["services"][0]["conns"], 401);
     assert_eq!(report["services"][0]["reals"][0]["conns"], 0, "the quiesced real server");
     assert_eq!(report["services"][2]["conns"], 60);
     for reason in

@@ -89,7 +89,10 @@ impl Director {
             Some(NdMessage::Advertisement { target, target_mac: Some(mac) }) => {
                 self.learn(IpAddr::V6(target), mac);
             }
-            Some(NdMessage::Advertisement { target_mac: None, .. }) | None => {}
+            Some(NdMessage::Advertisement { target_mac: None, .. }) => {}
+            // Not Neighbor Discovery: errors and echo requests to a VIP are ours.
+            None if self.link_drop(packet).is_none() => return self.handle_icmp(frame, packet, ip),
+            None => {}
         }
         match self.link_drop(packet) {
             Some(reason) => Verdict::Drop(reason),

@@ -11,6 +11,7 @@
 //!   requests) is in `link.rs`.
 
 mod admin;
+mod icmp;
 mod link;
 mod packet;
 mod replies;
@@ -18,6 +19,7 @@ mod replies;
 use crate::config::{Config, ConfigError};
 use crate::conn::{Conn, ConnState, ConnTable, FLAG_ASSURED, FLAG_RETIRED, Timeouts};
 use crate::flow::FlowKey;
+use crate::fragments::Fragments;
 use crate::neigh::Neighbours;
 use crate::service::{RealId, RealServer, Service, ServiceId, ServiceKey};
 use crate::stats::{Counters, Stats};
@@ -53,6 +55,8 @@ pub struct Director {
     clock: Instant,
     /// ICMP replies waiting to be sent.
     replies: replies::Replies,
+    /// Where the first fragments of recent datagrams went.
+    fragments: Fragments,
 }
 
 /// A read-only view of one connection entry, for listings (`ipvsadm -L -c`).
@@ -119,6 +123,7 @@ impl Director {
             totals: Stats::default(),
             clock: Instant::ZERO,
             replies: replies::Replies::default(),
+            fragments: Fragments::new(config.fragment_capacity, config.fragment_timeout, hasher()),
             config,
         })
     }
@@ -190,6 +195,11 @@ impl Director {
     /// The connection table's fixed capacity.
     pub fn capacity(&self) -> usize {
         self.conns.capacity()
+    }
+
+    /// How many fragmented datagrams are tracked at once.
+    pub fn fragment_capacity(&self) -> usize {
+        self.fragments.capacity()
     }
 
     /// Bytes reserved for the connection table at construction.

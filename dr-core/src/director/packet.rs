@@ -10,6 +10,7 @@ use crate::conn::{
     expiry,
 };
 use crate::flow::FlowKey;
+use crate::fragments::{DatagramId, FragmentTarget};
 use crate::sched::Dests;
 use crate::service::{Persistence, RealId, RealServer, Service, ServiceId, ServiceKey};
 use crate::time::{Duration, Instant};
@@ -81,22 +82,82 @@ impl Director {
         if let Some(reason) = self.link_drop(packet) {
             return Verdict::Drop(reason);
         }
-        let is_vip = self.vips.contains_key(&ip.dst);
         match ip.transport {
-            Transport::Tcp { .. } | Transport::Udp { .. } if ip.fragment.is_none() => {
-                self.handle_flow(now, frame, packet, ip)
+            Transport::Tcp { .. } | Transport::Udp { .. } => match ip.fragment {
+                None => self.handle_flow(now, frame, packet, ip),
+                Some(_) => self.handle_first_fragment(now, frame, packet, ip),
+            },
+            Transport::Fragment { protocol } if self.vips.contains_key(&ip.dst) => {
+                self.handle_later_fragment(now, frame, packet, ip, protocol)
             }
-            Transport::Tcp { .. }
-            | Transport::Udp { .. }
-            | Transport::Fragment { protocol: 6 | 17 }
-                if is_vip =>
-            {
-                Verdict::Drop(DropReason::Fragment)
-            }
-            _ if !is_vip => Verdict::Pass(PassReason::NotVip),
-            Transport::Icmpv4 { .. } | Transport::Icmpv6 { .. } => Verdict::Pass(PassReason::Icmp),
+            Transport::Icmpv4 { .. } => self.handle_icmp(frame, packet, ip),
+            _ if !self.vips.contains_key(&ip.dst) => Verdict::Pass(PassReason::NotVip),
             _ => Verdict::Pass(PassReason::OtherProtocol),
         }
+    }
+
+    /// The first fragment of a TCP or UDP datagram carries the ports: it is handled as the
+    /// whole datagram would be, and where it goes is remembered for the later fragments.
+    fn handle_first_fragment(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        packet: &Packet,
+        ip: &IpPacket,
+    ) -> Verdict {
+        let verdict = self.handle_flow(now, frame, packet, ip);
+        let target = match verdict {
+            Verdict::Forward { real } => FragmentTarget::Real(real),
+            Verdict::Pass(PassReason::NotVip) => return verdict,
+            Verdict::Pass(_) => FragmentTarget::Host,
+            Verdict::Drop(_) | Verdict::Reply => return verdict,
+        };
+        self.fragments.insert(datagram_id(ip, ip_protocol(ip.transport)), target, now);
+        verdict
+    }
+
+    /// A later fragment to a VIP goes where its first fragment went; it adds its data to
+    /// the byte counts (the datagram was counted as one packet with its first fragment).
+    fn handle_later_fragment(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        packet: &Packet,
+        ip: &IpPacket,
+        protocol: u8,
+    ) -> Verdict {
+        let real_id = match self.fragments.get(&datagram_id(ip, protocol), now) {
+            Some(FragmentTarget::Real(real)) => real,
+            Some(FragmentTarget::Host) => return Verdict::Pass(PassReason::Fragment),
+            None if protocol == 6 || protocol == 17 => {
+                return Verdict::Drop(DropReason::FragmentUnmatched);
+            }
+            None if protocol == 1 || protocol == 58 => return Verdict::Pass(PassReason::Icmp),
+            None => return Verdict::Pass(PassReason::OtherProtocol),
+        };
+        let Some(real) = self.reals.get_mut(real_id.index()) else {
+            return Verdict::Drop(DropReason::FragmentUnmatched);
+        };
+        if !real.available && !self.config.expire_nodest_conn {
+            return Verdict::Drop(DropReason::RealRemoved);
+        }
+        let Some(mac) = real.mac.filter(|_| real.available) else {
+            return Verdict::Drop(DropReason::FragmentUnmatched);
+        };
+        let bytes = ip.stats_len();
+        real.stats.count_bytes(bytes);
+        let service = real.service;
+        self.services[service.index()].stats.count_bytes(bytes);
+        self.totals.count_bytes(bytes);
+        if self.config.decrement_ttl
+            && let Err(reason) = wire::decrement_ttl(frame, packet.l3_offset, ip.src.is_ipv4())
+        {
+            return Verdict::Drop(reason);
+        }
+        frame[0..6].copy_from_slice(&mac.0);
+        frame[6..12].copy_from_slice(&self.config.mac.0);
+        self.counters.fragments_forwarded = self.counters.fragments_forwarded.wrapping_add(1);
+        Verdict::Forward { real: real_id }
     }
 
     /// A complete TCP segment or UDP datagram, to a unicast destination at our MAC.
@@ -353,9 +414,10 @@ impl Director {
             // ip_vs_control_assure_ct: a template whose connection got through is assured.
             self.conns.get_mut(template).flags |= FLAG_ASSURED;
         }
-        real.stats.count_packet(ip.datagram_len);
-        self.services[service_id.index()].stats.count_packet(ip.datagram_len);
-        self.totals.count_packet(ip.datagram_len);
+        let bytes = ip.stats_len();
+        real.stats.count_packet(bytes);
+        self.services[service_id.index()].stats.count_packet(bytes);
+        self.totals.count_packet(bytes);
         let mac = real.mac;
         self.conns.rearm(id, expiry(now, self.timeouts.of(next)));
         if syn && next == ConnState::SynRecv {
@@ -374,5 +436,21 @@ impl Director {
         frame[0..6].copy_from_slice(&mac.0);
         frame[6..12].copy_from_slice(&self.config.mac.0);
         Verdict::Forward { real: real_id }
+    }
+}
+
+/// The identity the fragments of `ip`'s datagram share.
+fn datagram_id(ip: &IpPacket, protocol: u8) -> DatagramId {
+    DatagramId { src: ip.src, dst: ip.dst, protocol, ident: ip.ident }
+}
+
+/// The IP protocol number of a transport.
+fn ip_protocol(transport: Transport) -> u8 {
+    match transport {
+        Transport::Tcp { .. } => 6,
+        Transport::Udp { .. } => 17,
+        Transport::Icmpv4 { .. } => 1,
+        Transport::Icmpv6 { .. } => 58,
+        Transport::Fragment { protocol } | Transport::Other { protocol } => protocol,
     }
 }

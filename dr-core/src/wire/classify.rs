@@ -150,7 +150,13 @@ pub struct IpPacket {
     pub datagram_len: u32,
     /// Fragment position, if the datagram is fragmented.
     pub fragment: Option<Fragment>,
-    /// Offset of the transport header (after IPv4 options or IPv6 extension headers).
+    /// The identification that ties fragments together: the IPv4 header's, or the IPv6
+    /// fragment header's (0 for an IPv6 packet without one).
+    pub ident: u32,
+    /// Offset of the IP header in the frame.
+    pub l3_offset: usize,
+    /// Offset of the transport header (after IPv4 options or IPv6 extension headers); of
+    /// the fragment data in a later fragment.
     pub l4_offset: usize,
     /// The transport layer.
     pub transport: Transport,
@@ -166,7 +172,27 @@ impl IpPacket {
         };
         Some(FlowKey { protocol, client: self.src, client_port, vip: self.dst, vip_port })
     }
+
+    /// The bytes this packet adds to IPVS's `inbytes`, which counts each datagram once at
+    /// its reassembled length: the whole datagram when unfragmented; for a first fragment,
+    /// the datagram less the IPv6 fragment header reassembly removes; for a later fragment,
+    /// its fragment data only. The fragments of a datagram thus add up to its reassembled
+    /// length.
+    pub fn stats_len(&self) -> u32 {
+        match self.fragment {
+            None => self.datagram_len,
+            Some(Fragment::First) if self.src.is_ipv4() => self.datagram_len,
+            Some(Fragment::First) => self.datagram_len.saturating_sub(IPV6_FRAGMENT_HEADER_LEN),
+            Some(Fragment::Later) => {
+                let header = (self.l4_offset - self.l3_offset) as u32;
+                self.datagram_len.saturating_sub(header)
+            }
+        }
+    }
 }
+
+/// The length of the IPv6 fragment header.
+const IPV6_FRAGMENT_HEADER_LEN: u32 = 8;
 
 /// An Ethernet/IPv4 ARP packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -300,6 +326,8 @@ fn classify_ipv4(bytes: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason>
         hop_limit: header.ttl(),
         datagram_len: total_len as u32,
         fragment,
+        ident: u32::from(header.identification()),
+        l3_offset,
         l4_offset: l3_offset + header_len,
         transport,
     })
@@ -314,6 +342,7 @@ fn classify_ipv6(bytes: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason>
     let mut offset = IPV6_HEADER_LEN;
     let mut next = header.next_header().0;
     let mut fragment = None;
+    let mut ident = 0;
     let mut extensions = 0;
     let transport = loop {
         let rest = &bytes[offset..total_len];
@@ -334,6 +363,7 @@ fn classify_ipv6(bytes: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason>
             IP_FRAGMENT => {
                 let ext = Ipv6FragmentHeaderSlice::from_slice(rest)
                     .map_err(|_| DropReason::MalformedIpv6Extension)?;
+                ident = ext.identification();
                 if ext.fragment_offset().value() != 0 {
                     fragment = Some(Fragment::Later);
                 } else if ext.more_fragments() {
@@ -359,6 +389,8 @@ fn classify_ipv6(bytes: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason>
         hop_limit: header.hop_limit(),
         datagram_len: total_len as u32,
         fragment,
+        ident,
+        l3_offset,
         l4_offset: l3_offset + offset,
         transport,
     })

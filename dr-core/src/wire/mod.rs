@@ -16,6 +16,7 @@
 mod arp;
 mod checksum;
 mod classify;
+mod icmp;
 mod ndp;
 mod unreach;
 
@@ -25,6 +26,7 @@ pub use classify::{
 
 pub(crate) use arp::{write_arp_announcement, write_arp_reply, write_arp_request};
 pub(crate) use checksum::decrement_ttl;
+pub(crate) use icmp::{IcmpKind, icmp_checksum_ok, icmp_kind, quoted_flow, write_echo_reply};
 pub(crate) use ndp::{
     NdMessage, link_local, parse_neighbor_message, write_neighbor_advertisement,
     write_neighbor_solicitation, write_unsolicited_advertisement,

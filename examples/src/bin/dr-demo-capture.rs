@@ -11,13 +11,16 @@
 //! - a second wave of clients five minutes later, after the first wave's UDP flows (300 s)
 //!   and closed connections (120 s) have expired;
 //! - ARP and Neighbor Solicitations for the VIPs, traffic for the director's own address,
-//!   broadcasts and multicasts, stray ACKs, and a dozen malformed frames.
+//!   broadcasts and multicasts, stray ACKs, and a dozen malformed frames;
+//! - a ping to the VIP (answered), a router's "fragmentation needed" about a reply of a
+//!   live connection (relayed to its real server), and a DNS query in three fragments
+//!   (all three to the same real server).
 
 use dr_core::Instant;
 use dr_examples::frames::{
     ACK, DIRECTOR_MAC, EthernetProtocol, FIN, IpProtocol, PSH, ROUTER_MAC, RST, SYN, arp_request,
-    ethernet, icmp4_echo, ipv4_packet, malformed_variants, neighbor_solicitation, tcp4,
-    tcp4_payload, tcp6, udp4, v4, with_vlans,
+    datagram, ethernet, icmp4_echo, icmp4_error, ipv4_packet, malformed_variants,
+    neighbor_solicitation, tcp4, tcp4_payload, tcp6, udp4, udp4_fragments, v4, with_vlans,
 };
 use dr_io_pcap::PcapSink;
 use std::process::ExitCode;
@@ -106,6 +109,18 @@ fn scenario() -> Vec<(u64, Vec<u8>)> {
     t.at(1_000, tcp4("198.51.100.7", 51_000, "10.0.0.2", 22, SYN));
     t.at(1_100, tcp4("198.51.100.7", 51_001, VIP, 443, SYN));
     t.at(1_200, icmp4_echo("198.51.100.7", VIP));
+    t.at(1_250, icmp4_error("198.51.100.1", VIP, 13, 0, &[0; 12])); // timestamp: the host's
+    // ICMP about a live connection, and a fragmented datagram.
+    t.at(3_000, tcp4("198.51.100.20", 52_000, VIP, 80, SYN));
+    t.at(3_010, tcp4("198.51.100.20", 52_000, VIP, 80, ACK));
+    let reply = tcp4_payload(VIP, 80, "198.51.100.20", 52_000, ACK | PSH, &[0; 1400]);
+    t.at(3_100, icmp4_error("198.51.100.1", VIP, 3, 4, &datagram(&reply)[..28]));
+    let query: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    for (i, fragment) in
+        udp4_fragments("203.0.113.200", 5_400, VIP, 53, &query, 4242, 1480).into_iter().enumerate()
+    {
+        t.at(3_200 + i as u64, fragment);
+    }
     t.at(1_300, arp_request("10.0.0.1"));
     let mut multicast = udp4("10.0.0.50", 5353, "224.0.0.251", 5353, b"mdns");
     multicast[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb]);
