@@ -56,6 +56,10 @@ pub struct Config {
     /// the VIP does (on by default); off passes them to the host, which does not hold the
     /// VIP.
     pub icmp_echo: bool,
+    /// `run_estimation` (on by default): sample every counter every 2 s for the rates of
+    /// `--rate`. Off leaves the rates at 0 and takes the 2-second timer out of
+    /// [`poll_timeout`](crate::Director::poll_timeout).
+    pub run_estimation: bool,
     /// How many fragmented datagrams to VIPs are tracked at once, so that their later
     /// fragments follow the first one to its real server (default 4096; 0 drops every later
     /// fragment).
@@ -92,6 +96,7 @@ impl Config {
             icmp_port_unreachable: false,
             conn_reuse_mode: 1,
             icmp_echo: true,
+            run_estimation: true,
             fragment_capacity: Self::DEFAULT_FRAGMENT_CAPACITY,
             fragment_timeout: Duration::from_secs(5),
             expire_quiescent_template: false,

@@ -88,14 +88,14 @@ pub use flow::{FlowKey, Protocol, SocketDisplay};
 #[cfg(feature = "alloc")]
 pub use io::MemoryIo;
 pub use io::{Batch, Driver, DriverOptions, FrameIo, RunStats};
-pub use listing::{Listing, ListingFormat};
+pub use listing::{ConnectionListing, Listing, ListingFormat};
 pub use mac::{MacAddr, MacParseError};
 pub use sched::{SchedFlags, SchedulerKind, UnknownScheduler};
 pub use service::{
     DEFAULT_PERSISTENT_SECS, MAX_PERSISTENT_SECS, MAX_WEIGHT, Persistence, RealConfig, RealEdit,
     RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,
 };
-pub use stats::{Counters, Stats};
+pub use stats::{Counters, ESTIMATOR_INTERVAL, Rates, Stats};
 pub use time::{Duration, Instant};
 pub use verdict::{DropReason, PassReason, Verdict};
 

@@ -14,9 +14,71 @@ pub struct Stats {
     /// Bytes of those packets, counted as IP datagram length (no link layer), as the kernel
     /// counts `skb->len` at `LOCAL_IN`.
     pub inbytes: u64,
+    estimator: Estimator,
 }
 
+/// Rates as the kernel's estimator reports them (`ip_vs_read_estimator`): per second,
+/// smoothed over 2-second samples. `bps` is bytes per second, as in ipvsadm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rates {
+    /// Connections per second.
+    pub cps: u64,
+    /// Packets per second.
+    pub inpps: u64,
+    /// Bytes per second.
+    pub inbps: u64,
+}
+
+/// The estimator's state (`struct ip_vs_estimator`): the counters at the last sample and
+/// the scaled moving averages (cps and pps scaled by 2^10, bps by 2^5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Estimator {
+    last_conns: u64,
+    last_inpkts: u64,
+    last_inbytes: u64,
+    cps: i64,
+    inpps: i64,
+    inbps: i64,
+}
+
+/// How often the estimator samples the counters.
+pub const ESTIMATOR_INTERVAL: crate::time::Duration = crate::time::Duration::from_secs(2);
+
 impl Stats {
+    /// The rates the estimator reports (`(avg + 0x1FF) >> 10` for cps and pps,
+    /// `(avg + 0xF) >> 5` for bps).
+    pub fn rates(&self) -> Rates {
+        let e = &self.estimator;
+        let read =
+            |avg: i64, round: i64, shift: u32| (avg.wrapping_add(round) >> shift).max(0) as u64;
+        Rates {
+            cps: read(e.cps, 0x1ff, 10),
+            inpps: read(e.inpps, 0x1ff, 10),
+            inbps: read(e.inbps, 0xf, 5),
+        }
+    }
+
+    /// One 2-second sample (`ip_vs_chain_estimation`): each average moves a quarter of the
+    /// way to the rate seen since the last sample.
+    pub(crate) fn estimate(&mut self) {
+        let e = &mut self.estimator;
+        let step = |avg: &mut i64, last: &mut u64, now: u64, shift: u32| {
+            let delta = now.wrapping_sub(*last) as i64;
+            *last = now;
+            let rate = delta.wrapping_shl(shift);
+            *avg = avg.wrapping_add(rate.wrapping_sub(*avg) >> 2);
+        };
+        step(&mut e.cps, &mut e.last_conns, self.conns, 9);
+        step(&mut e.inpps, &mut e.last_inpkts, self.inpkts, 9);
+        step(&mut e.inbps, &mut e.last_inbytes, self.inbytes, 4);
+    }
+
+    /// `ipvsadm -Z`: counters and rates start again from 0.
+    pub(crate) fn zero(&mut self) {
+        *self = Self::default();
+    }
+
     pub(crate) fn count_packet(&mut self, datagram_len: u32) {
         self.inpkts = self.inpkts.wrapping_add(1);
         self.inbytes = self.inbytes.wrapping_add(u64::from(datagram_len));

@@ -26,7 +26,11 @@ struct Sim {
 
 impl Sim {
     fn new() -> Self {
-        let mut d = director(1024);
+        // Without the estimator's 2-second timer, poll_timeout shows the connections' own.
+        let mut config = dr_core::Config::new(mac(DIRECTOR_MAC), [11, 22, 33, 44]);
+        config.capacity = 1024;
+        config.run_estimation = false;
+        let mut d = Director::new(config).unwrap();
         let web = d
             .add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr))
             .unwrap();

@@ -15,6 +15,7 @@ mod icmp;
 mod link;
 mod packet;
 mod replies;
+mod stats;
 
 use crate::config::{Config, ConfigError};
 use crate::conn::{Conn, ConnState, ConnTable, FLAG_ASSURED, FLAG_RETIRED, Timeouts};
@@ -57,6 +58,9 @@ pub struct Director {
     replies: replies::Replies,
     /// Where the first fragments of recent datagrams went.
     fragments: Fragments,
+    /// When the rate estimators next sample the counters: every 2 s from the first time
+    /// the director is given.
+    next_estimate: Option<Instant>,
 }
 
 /// A read-only view of one connection entry, for listings (`ipvsadm -L -c`).
@@ -124,6 +128,7 @@ impl Director {
             clock: Instant::ZERO,
             replies: replies::Replies::default(),
             fragments: Fragments::new(config.fragment_capacity, config.fragment_timeout, hasher()),
+            next_estimate: None,
             config,
         })
     }
@@ -218,7 +223,9 @@ impl Director {
     }
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) has work: a connection
-    /// may expire, or a neighbour request is due. `None` when there is nothing to wait for.
+    /// may expire, a neighbour request is due, or the rate estimators sample the counters
+    /// (every 2 s once the director has been given a time). `None` when there is nothing to
+    /// wait for.
     ///
     /// It may change after [`process`](Self::process), [`handle_timeout`](Self::handle_timeout)
     /// and [`add_real`](Self::add_real). Calling `handle_timeout` earlier than this is
@@ -228,24 +235,26 @@ impl Director {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conns = self.conns.next_expiry();
         let neighbours = self.neighbours.next_request_due(self.config.neighbour_retry);
-        match (conns, neighbours) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [conns, neighbours, self.next_estimate].into_iter().flatten().min()
     }
 
-    /// Expires every connection whose time has come by `now`. The work is proportional to
-    /// the entries due, never a scan of the table. Neighbour requests that are due are
-    /// fetched with [`poll_neighbour_request`](Self::poll_neighbour_request).
+    /// Expires every connection whose time has come by `now`, and runs the rate estimators
+    /// if a sample is due. The work is proportional to the entries due, never a scan of the
+    /// table. Neighbour requests that are due are fetched with
+    /// [`poll_neighbour_request`](Self::poll_neighbour_request).
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance_clock(now);
         let Self { conns, reals, counters, .. } = self;
         conns.expire(now, |conn| release(reals, counters, conn));
+        self.run_estimators(now);
     }
 
-    /// Clamps `now` to the latest time seen.
+    /// Clamps `now` to the latest time seen, and starts the estimators' clock.
     fn advance_clock(&mut self, now: Instant) -> Instant {
         self.clock = self.clock.max(now);
+        if self.next_estimate.is_none() && self.config.run_estimation {
+            self.next_estimate = Some(self.clock.saturating_add(crate::stats::ESTIMATOR_INTERVAL));
+        }
         self.clock
     }
 }

@@ -1,14 +1,20 @@
 //! Listings in the layouts of `ipvsadm -L -n` (ipvsadm 1.31, `ipvsadm.c` `list_all`,
-//! `print_title`, `print_service_entry`, `print_largenum`; `libipvs.c` `ipvs_cmp_*`).
+//! `print_title`, `print_service_entry`, `print_largenum`, `list_timeout`, `list_conn`;
+//! `libipvs.c` `ipvs_cmp_*`), and the same content as JSON.
 //!
 //! Services and real servers are sorted as ipvsadm sorts them by default, including its
 //! comparison quirk: addresses are compared by subtracting unsigned words into an `int`, so
 //! two IPv4 addresses 2^31 or more apart compare the "wrong" way. The size in the header is
 //! the director's connection capacity (the kernel prints its hash table size there).
 
+mod connections;
+mod json;
+
+pub use connections::ConnectionListing;
+
 use crate::director::Director;
 use crate::service::{RealServer, Service, ServiceId};
-use crate::stats::Stats;
+use crate::stats::{Rates, Stats};
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;
@@ -21,6 +27,13 @@ pub enum ListingFormat {
     Plain,
     /// `ipvsadm -L -n --stats`: connections, packets and bytes.
     Stats,
+    /// `ipvsadm -L -n --rate`: connections, packets and bytes per second, by the kernel's
+    /// estimator.
+    Rate,
+    /// `ipvsadm -L --timeout`: the one line of the three settable timeouts.
+    Timeout,
+    /// Everything of `Plain`, `Stats` and `Rate` and the timeouts, as one JSON object.
+    Json,
 }
 
 /// A listing of a director's services, ready to `Display`.
@@ -115,6 +128,45 @@ impl fmt::Display for StatsColumns<'_> {
     }
 }
 
+/// The five `--rate` columns of a service line, each by `print_largenum`.
+struct RateColumns(Rates);
+
+impl fmt::Display for RateColumns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        write!(
+            f,
+            "{}{}{}{}{}",
+            LargeNum(r.cps),
+            LargeNum(r.inpps),
+            LargeNum(0),
+            LargeNum(r.inbps),
+            LargeNum(0)
+        )
+    }
+}
+
+/// The `--rate` columns of a real server line: `" %8u %8u %8u"` for cps, inpps and outpps,
+/// then inbps and outbps by `print_largenum`.
+struct RealRateColumns(Rates);
+
+impl fmt::Display for RealRateColumns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        // The old interface's 32-bit fields, as ipvsadm prints them.
+        let narrow = |v: u64| v as u32;
+        write!(
+            f,
+            " {:8} {:8} {:8}{}{}",
+            narrow(r.cps),
+            narrow(r.inpps),
+            0,
+            LargeNum(r.inbps),
+            LargeNum(0)
+        )
+    }
+}
+
 /// `a.b.c.d:port` / `[v6]:port`, as a string for `%-28s` padding.
 struct Endpoint(IpAddr, u16);
 
@@ -128,9 +180,34 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// The services sorted as ipvsadm sorts them.
+fn sorted_services(d: &Director) -> Vec<(ServiceId, &Service)> {
+    let mut services: Vec<(ServiceId, &Service)> = d.services().collect();
+    sort_by_c(&mut services, |a, b| cmp_services(a.1, b.1));
+    services
+}
+
+/// A service's real servers sorted as ipvsadm sorts them.
+fn sorted_reals<'a>(d: &'a Director, service: &Service) -> Vec<&'a RealServer> {
+    let mut reals: Vec<&RealServer> = service.reals().iter().filter_map(|&id| d.real(id)).collect();
+    sort_by_c(&mut reals, |a, b| cmp_addrs(a.addr(), b.addr()));
+    reals
+}
+
+/// `Timeout (tcp tcpfin udp): 900 120 300`.
+fn write_timeouts(f: &mut fmt::Formatter<'_>, d: &Director) -> fmt::Result {
+    let t = d.timeouts().settings();
+    writeln!(f, "Timeout (tcp tcpfin udp): {} {} {}", t.tcp, t.tcpfin, t.udp)
+}
+
 impl fmt::Display for Listing<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.director;
+        match self.format {
+            ListingFormat::Timeout => return write_timeouts(f, d),
+            ListingFormat::Json => return json::write(f, d),
+            _ => {}
+        }
         writeln!(f, "IP Virtual Server version 1.2.1 (size={})", d.capacity())?;
         match self.format {
             ListingFormat::Plain => f.write_str(
@@ -141,10 +218,13 @@ impl fmt::Display for Listing<'_> {
                 "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
                 "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
             )?,
+            _ => writeln!(
+                f,
+                "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
+                "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
+            )?,
         }
-        let mut services: Vec<(ServiceId, &Service)> = d.services().collect();
-        sort_by_c(&mut services, |a, b| cmp_services(a.1, b.1));
-        for (_, service) in services {
+        for (_, service) in sorted_services(d) {
             let key = service.key();
             let mut name = heapless::String::<64>::new();
             fmt::write(&mut name, format_args!("{key}"))?;
@@ -173,11 +253,9 @@ impl fmt::Display for Listing<'_> {
                     writeln!(f)?;
                 }
                 ListingFormat::Stats => writeln!(f, "{name:<33}{}", StatsColumns(service.stats()))?,
+                _ => writeln!(f, "{name:<33}{}", RateColumns(service.stats().rates()))?,
             }
-            let mut reals: Vec<&RealServer> =
-                service.reals().iter().filter_map(|&id| d.real(id)).collect();
-            sort_by_c(&mut reals, |a, b| cmp_addrs(a.addr(), b.addr()));
-            for real in reals {
+            for real in sorted_reals(d, service) {
                 let endpoint = Endpoint(real.addr(), key.port);
                 match self.format {
                     ListingFormat::Plain => writeln!(
@@ -190,6 +268,10 @@ impl fmt::Display for Listing<'_> {
                     )?,
                     ListingFormat::Stats => {
                         writeln!(f, "  -> {endpoint:<28}{}", StatsColumns(real.stats()))?;
+                    }
+                    _ => {
+                        let rates = RealRateColumns(real.stats().rates());
+                        writeln!(f, "  -> {endpoint:<28}{rates}")?;
                     }
                 }
             }

@@ -1,0 +1,96 @@
+//! The listings' content as one JSON object: services with their real servers, counters
+//! and rates, the totals and the timeouts. Written by hand (addresses, numbers and fixed
+//! names need no escaping), so an embedder gets it without a serialisation library.
+
+use super::{sorted_reals, sorted_services};
+use crate::director::Director;
+use crate::service::Persistence;
+use crate::stats::Stats;
+use core::fmt;
+
+/// `{"conns":…,"inpkts":…,…}` and `{"cps":…,…}` for one set of counters.
+struct Counters<'a>(&'a Stats);
+
+impl fmt::Display for Counters<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (s, r) = (self.0, self.0.rates());
+        write!(
+            f,
+            r#""stats":{{"conns":{},"inpkts":{},"outpkts":0,"inbytes":{},"outbytes":0}},"#,
+            s.conns, s.inpkts, s.inbytes
+        )?;
+        write!(
+            f,
+            r#""rates":{{"cps":{},"inpps":{},"outpps":0,"inbps":{},"outbps":0}}"#,
+            r.cps, r.inpps, r.inbps
+        )
+    }
+}
+
+/// `"persistent":360,"netmask":24` or `"persistent":null,"netmask":null`.
+struct PersistenceFields(Option<Persistence>, core::net::IpAddr);
+
+impl fmt::Display for PersistenceFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(p) => {
+                write!(f, r#""persistent":{},"netmask":{}"#, p.timeout_secs, p.prefix_for(self.1))
+            }
+            None => f.write_str(r#""persistent":null,"netmask":null"#),
+        }
+    }
+}
+
+pub(super) fn write(f: &mut fmt::Formatter<'_>, d: &Director) -> fmt::Result {
+    write!(f, r#"{{"version":"1.2.1","size":{},"services":["#, d.capacity())?;
+    for (i, (_, service)) in sorted_services(d).into_iter().enumerate() {
+        let key = service.key();
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write!(
+            f,
+            r#"{{"protocol":"{}","vip":"{}","port":{},"scheduler":"{}","flags":"{}",{},{},"reals":["#,
+            key.protocol.name(),
+            key.vip,
+            key.port,
+            service.scheduler(),
+            service.flags(),
+            PersistenceFields(service.persistence(), key.vip),
+            Counters(service.stats())
+        )?;
+        for (j, real) in sorted_reals(d, service).into_iter().enumerate() {
+            if j > 0 {
+                f.write_str(",")?;
+            }
+            let (upper, lower) = real.thresholds();
+            write!(
+                f,
+                r#"{{"address":"{}","port":{},"forward":"Route","weight":{},"active":{},"inactive":{},"persistent":{},"u_threshold":{},"l_threshold":{},"overloaded":{},{}}}"#,
+                real.addr(),
+                key.port,
+                real.weight(),
+                real.active_conns(),
+                real.inactive_conns(),
+                real.persistent_conns(),
+                upper,
+                lower,
+                real.is_overloaded(),
+                Counters(real.stats())
+            )?;
+        }
+        f.write_str("]}")?;
+    }
+    let t = d.timeouts().settings();
+    write!(
+        f,
+        r#"],"totals":{{{}}},"timeouts":{{"tcp":{},"tcpfin":{},"udp":{}}},"connections":{},"templates":{}}}"#,
+        Counters(d.totals()),
+        t.tcp,
+        t.tcpfin,
+        t.udp,
+        d.connection_count(),
+        d.template_count()
+    )?;
+    writeln!(f)
+}
