@@ -46,13 +46,22 @@ struct Entry {
 }
 
 /// The fragment table.
-#[derive(Debug)]
 pub(crate) struct Fragments {
     entries: Vec<Option<Entry>>,
     /// `sets - 1`, sets being a power of two.
     mask: usize,
     hasher: ahash::RandomState,
     timeout: Duration,
+}
+
+impl core::fmt::Debug for Fragments {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Fragments")
+            .field("capacity", &self.entries.len())
+            .field("tracked", &self.entries.iter().flatten().count())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fragments {

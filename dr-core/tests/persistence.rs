@@ -269,3 +269,26 @@ fn listing_shows_persistence_and_mask() {
     let text = d.listing(dr_core::ListingFormat::Plain).to_string();
     assert!(text.contains("TCP  10.0.0.100:80 rr persistent 50\n"), "{text}");
 }
+
+#[test]
+fn a_late_handle_timeout_expires_in_time_order() {
+    // The template is due at 30 s while its connection lives until 32 s... from the
+    // template's own expiry it would be re-armed, but the connection was reset at 22 s
+    // (CLOSE, gone at 32 s) and the template re-armed to 51 s by a connection at 21 s. One
+    // call at 120 s must reach what the kernel's timers reach one by one: both gone.
+    let (mut d, _, _) = setup(Persistence::new(30));
+    let _ = d.process(s(1), &mut tcp4("192.0.2.7", 1000, VIP, 80, SYN));
+    let _ = d.process(s(1), &mut tcp4("192.0.2.7", 1000, VIP, 80, ACK));
+    let _ = d.process(s(2), &mut tcp4("192.0.2.7", 1000, VIP, 80, RST));
+    let _ = d.process(s(21), &mut tcp4("192.0.2.7", 1001, VIP, 80, SYN));
+    let _ = d.process(s(21), &mut tcp4("192.0.2.7", 1001, VIP, 80, ACK));
+    let _ = d.process(s(22), &mut tcp4("192.0.2.7", 1001, VIP, 80, RST));
+    d.handle_timeout(s(120));
+    assert_eq!(d.connection_count(), 0);
+    // Whereas a template whose connection outlives it is kept, 60 s from its own expiry.
+    let (mut d, _, _) = setup(Persistence::new(30));
+    let _ = d.process(s(1), &mut tcp4("192.0.2.7", 1000, VIP, 80, SYN));
+    let _ = d.process(s(1), &mut tcp4("192.0.2.7", 1000, VIP, 80, ACK));
+    d.handle_timeout(s(40));
+    assert_eq!(templates(&d)[0].expires, s(91));
+}

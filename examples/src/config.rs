@@ -4,9 +4,11 @@
 //! are added in the order listed, as `ipvsadm -a` lines would add them.
 
 use crate::LineError;
+use crate::netmask::parse_netmask;
 use dr_core::SchedFlags;
 use dr_core::{
-    Config, Director, MacAddr, Protocol, RealConfig, SchedulerKind, ServiceConfig, TimeoutSettings,
+    Config, Director, MacAddr, Persistence, Protocol, RealConfig, SchedulerKind, ServiceConfig,
+    TimeoutSettings,
 };
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -34,6 +36,13 @@ struct DirectorSection {
     expire_nodest_conn: bool,
     #[serde(default)]
     icmp_port_unreachable: bool,
+    conn_reuse_mode: Option<Spanned<u8>>,
+    #[serde(default)]
+    expire_quiescent_template: bool,
+    icmp_echo: Option<bool>,
+    run_estimation: Option<bool>,
+    fragment_capacity: Option<Spanned<usize>>,
+    fragment_timeout: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +134,22 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
     config.decrement_ttl = file.director.decrement_ttl;
     config.expire_nodest_conn = file.director.expire_nodest_conn;
     config.icmp_port_unreachable = file.director.icmp_port_unreachable;
+    config.expire_quiescent_template = file.director.expire_quiescent_template;
+    if let Some(mode) = &file.director.conn_reuse_mode {
+        config.conn_reuse_mode = *mode.get_ref();
+    }
+    if let Some(echo) = file.director.icmp_echo {
+        config.icmp_echo = echo;
+    }
+    if let Some(estimation) = file.director.run_estimation {
+        config.run_estimation = estimation;
+    }
+    if let Some(capacity) = &file.director.fragment_capacity {
+        config.fragment_capacity = *capacity.get_ref();
+    }
+    if let Some(timeout) = &file.director.fragment_timeout {
+        config.fragment_timeout = dr_core::Duration::from_secs(u64::from(*timeout.get_ref()));
+    }
     if let Some(timeouts) = &file.timeouts {
         let t = timeouts.get_ref();
         config.timeouts = TimeoutSettings { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp };
@@ -133,6 +158,15 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
         let span = match e {
             dr_core::ConfigError::Capacity(_) => file.director.capacity.as_ref().map(Spanned::span),
             dr_core::ConfigError::Timeout { .. } => file.timeouts.as_ref().map(Spanned::span),
+            dr_core::ConfigError::ConnReuseMode(_) => {
+                file.director.conn_reuse_mode.as_ref().map(Spanned::span)
+            }
+            dr_core::ConfigError::FragmentCapacity(_) => {
+                file.director.fragment_capacity.as_ref().map(Spanned::span)
+            }
+            dr_core::ConfigError::FragmentTimeout => {
+                file.director.fragment_timeout.as_ref().map(Spanned::span)
+            }
             _ => file.director.mac.as_ref().map(Spanned::span),
         };
         LineError { line: span.map(|s| line_of(text, s.start)), message: e.to_string() }
@@ -163,13 +197,7 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
                 at(name.span(), format!("{} = {:?}: {e}", field("scheduler"), name.get_ref()))
             })?,
         };
-        unsupported(
-            s.persistent.as_ref().filter(|p| *p.get_ref() != 0).map(Spanned::span),
-            &field("persistent"),
-            "persistence",
-            &at,
-        )?;
-        unsupported(s.netmask.as_ref().map(Spanned::span), &field("netmask"), "persistence", &at)?;
+        let persistence = persistence(s, vip.is_ipv4(), &field, &at)?;
         let mut flags = SchedFlags::NONE;
         for flag in &s.flags {
             match flag.get_ref().as_str() {
@@ -189,11 +217,20 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
         if let Some(health) = &s.health {
             validate_health(health, &field("health"), &at)?;
         }
-        let id = director
-            .add_service(
-                ServiceConfig::new(protocol, vip, *s.port.get_ref(), scheduler).with_flags(flags),
-            )
-            .map_err(|e| at(service.span(), format!("{}: {e}", field(""))))?;
+        let mut config =
+            ServiceConfig::new(protocol, vip, *s.port.get_ref(), scheduler).with_flags(flags);
+        if let Some(p) = persistence {
+            config = config.with_persistence(p);
+        }
+        let id = director.add_service(config).map_err(|e| {
+            let span = match e {
+                dr_core::ConfigError::Persistence { .. } => {
+                    s.persistent.as_ref().map_or(service.span(), Spanned::span)
+                }
+                _ => service.span(),
+            };
+            at(span, format!("{}: {e}", field("")))
+        })?;
 
         for (j, real) in s.real.iter().enumerate() {
             let rfield = |name: &str| format!("service[{i}].real[{j}].{name}");
@@ -247,20 +284,38 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
     Ok(director)
 }
 
-/// A feature this build cannot apply: refuse it rather than run without it.
-fn unsupported(
-    span: Option<Range<usize>>,
-    field: &str,
-    feature: &str,
+/// `persistent` (seconds; absent or 0: none) and `netmask` (a mask or a prefix length).
+fn persistence(
+    s: &ServiceSection,
+    ipv4: bool,
+    field: &impl Fn(&str) -> String,
     at: &impl Fn(Range<usize>, String) -> LineError,
-) -> Result<(), LineError> {
-    match span {
-        Some(span) => Err(at(
-            span,
-            format!("{field}: {feature} is not available in this build; remove the field"),
-        )),
-        None => Ok(()),
-    }
+) -> Result<Option<Persistence>, LineError> {
+    let timeout = s.persistent.as_ref().map_or(0, |p| *p.get_ref());
+    let prefix = match &s.netmask {
+        None => None,
+        Some(_) if timeout == 0 => {
+            let span = s.netmask.as_ref().map(Spanned::span).unwrap_or_default();
+            return Err(at(
+                span,
+                format!("{}: a netmask needs persistence; set persistent too", field("netmask")),
+            ));
+        }
+        Some(mask) => {
+            let text = match mask.get_ref() {
+                toml::Value::String(text) => text.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                other => other.to_string(),
+            };
+            let prefix = parse_netmask(&text, ipv4)
+                .map_err(|e| at(mask.span(), format!("{} = {text}: {e}", field("netmask"))))?;
+            Some(prefix)
+        }
+    };
+    Ok((timeout != 0).then(|| {
+        let p = Persistence::new(timeout);
+        prefix.map_or(p, |len| p.with_prefix_len(len))
+    }))
 }
 
 fn validate_health(

@@ -6,6 +6,7 @@ use std::fmt;
 pub mod config;
 pub mod frames;
 pub mod golden;
+pub mod netmask;
 pub mod report;
 pub mod rules;
 

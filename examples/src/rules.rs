@@ -5,9 +5,11 @@
 //! this format: the caller gives them (`--neigh IP=MAC`) or the director learns them.
 
 use crate::LineError;
+use crate::netmask::parse_netmask;
 use dr_core::SchedFlags;
 use dr_core::{
-    Config, Director, MacAddr, Protocol, RealConfig, SchedulerKind, ServiceConfig, ServiceKey,
+    Config, DEFAULT_PERSISTENT_SECS, Director, MacAddr, Persistence, Protocol, RealConfig,
+    SchedulerKind, ServiceConfig, ServiceKey,
 };
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -75,6 +77,8 @@ pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
         let mut weight = 1u32;
         let mut flags = SchedFlags::NONE;
         let (mut upper, mut lower) = (0u32, 0u32);
+        let mut persistent: Option<u32> = None;
+        let mut netmask: Option<&str> = None;
         while let Some(option) = words.next() {
             let mut value =
                 |name: &str| words.next().ok_or_else(|| err(format!("{name} needs a value")));
@@ -110,10 +114,20 @@ pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
                     weight = u32::from(w16);
                 }
                 "-p" | "--persistent" => {
-                    return Err(err(
-                        "-p: persistence is not available in this build; remove it".into()
-                    ));
+                    // The timeout is optional (ipvsadm's default is 360 s).
+                    let secs = match words.peek().filter(|w| !w.starts_with('-')) {
+                        Some(w) => {
+                            let w = *w;
+                            words.next();
+                            w.parse().map_err(|_| {
+                                err(format!("-p {w}: give the persistence timeout in seconds"))
+                            })?
+                        }
+                        None => DEFAULT_PERSISTENT_SECS,
+                    };
+                    persistent = Some(secs);
                 }
+                "-M" | "--netmask" => netmask = Some(value(option)?),
                 "-b" | "--sched-flags" => {
                     for flag in value(option)?.split(',') {
                         match flag {
@@ -138,7 +152,7 @@ pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
                         lower = n;
                     }
                 }
-                "-M" | "--netmask" | "-o" | "--ops" | "--pe" => {
+                "-o" | "--ops" | "--pe" => {
                     return Err(err(format!("{option}: not available in this build; remove it")));
                 }
                 other => return Err(err(format!("{other:?}: unknown option"))),
@@ -152,12 +166,24 @@ pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
                     return Err(err("-r belongs on an -a line".into()));
                 }
                 let scheduler = scheduler.unwrap_or_default();
-                director
-                    .add_service(
-                        ServiceConfig::new(key.protocol, key.vip, key.port, scheduler)
-                            .with_flags(flags),
-                    )
-                    .map_err(|e| err(e.to_string()))?;
+                let mut config = ServiceConfig::new(key.protocol, key.vip, key.port, scheduler)
+                    .with_flags(flags);
+                match (persistent, netmask) {
+                    (Some(secs), mask) => {
+                        let mut p = Persistence::new(secs);
+                        if let Some(mask) = mask {
+                            let len = parse_netmask(mask, key.vip.is_ipv4())
+                                .map_err(|e| err(format!("-M {mask}: {e}")))?;
+                            p = p.with_prefix_len(len);
+                        }
+                        config = config.with_persistence(p);
+                    }
+                    (None, Some(mask)) => {
+                        return Err(err(format!("-M {mask}: a netmask needs -p (persistence)")));
+                    }
+                    (None, None) => {}
+                }
+                director.add_service(config).map_err(|e| err(e.to_string()))?;
             }
             Command::AddReal => {
                 let id = director.find_service(&key).ok_or_else(|| {

@@ -111,7 +111,25 @@ fn errors_name_the_field_and_the_line() {
             "service[0].scheduler",
             "fair",
         ),
-        ("persistent = 0", "persistent = 360", "service[0].persistent", "persistent = 360"),
+        (
+            "persistent = 0",
+            "persistent = 0\nnetmask = \"255.255.255.0\"",
+            "needs persistence",
+            "netmask",
+        ),
+        (
+            "persistent = 0",
+            "persistent = 360\nnetmask = \"255.0.255.0\"",
+            "not contiguous",
+            "netmask",
+        ),
+        ("persistent = 0", "persistent = 9999999", "service[0]", "persistent = 9999999"),
+        (
+            "capacity = 4096",
+            "capacity = 4096\nconn_reuse_mode = 7",
+            "conn_reuse_mode 7",
+            "conn_reuse",
+        ),
         ("weight = 3", "weight = 3000000000", "weight", "weight = 3000000000"),
         (
             "mac = \"02:00:00:00:00:12\"",
@@ -203,4 +221,60 @@ fn the_reference_configuration_loads() {
     let d = load(text, OPTIONS).unwrap();
     assert_eq!(d.services().count(), 1);
     assert_eq!(d.timeouts().settings(), dr_core::TimeoutSettings::default());
+}
+
+#[test]
+fn persistence_and_the_lifecycle_knobs() {
+    let text = r#"
+[director]
+mac = "02:00:00:00:00:01"
+conn_reuse_mode = 2
+expire_quiescent_template = true
+icmp_echo = false
+run_estimation = false
+fragment_capacity = 64
+fragment_timeout = 2
+
+[[service]]
+proto = "tcp"
+vip = "10.0.0.100"
+port = 0
+scheduler = "rr"
+persistent = 600
+netmask = "255.255.255.0"
+
+[[service.real]]
+ip = "10.0.0.11"
+mac = "02:00:00:00:00:11"
+
+[[service]]
+proto = "udp"
+vip = "2001:db8::100"
+port = 53
+persistent = 60
+netmask = 64
+
+[[service.real]]
+ip = "2001:db8::11"
+mac = "02:00:00:00:00:11"
+"#;
+    let d = load(text, OPTIONS).unwrap();
+    let c = d.config();
+    assert_eq!(c.conn_reuse_mode, 2);
+    assert!(c.expire_quiescent_template && !c.icmp_echo && !c.run_estimation);
+    assert_eq!((c.fragment_capacity, c.fragment_timeout.as_secs()), (64, 2));
+    let persistence: Vec<_> = d.services().map(|(_, s)| s.persistence().unwrap()).collect();
+    assert_eq!(
+        persistence,
+        [
+            dr_core::Persistence::new(600).with_prefix_len(24),
+            dr_core::Persistence::new(60).with_prefix_len(64)
+        ]
+    );
+    let listing = d.listing(dr_core::ListingFormat::Plain).to_string();
+    assert!(
+        listing.contains("TCP  10.0.0.100:0 rr persistent 600 mask 255.255.255.0\n"),
+        "{listing}"
+    );
+    assert!(listing.contains("UDP  [2001:db8::100]:53 wlc persistent 60 mask 64\n"), "{listing}");
 }

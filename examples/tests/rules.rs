@@ -52,7 +52,10 @@ fn errors_name_the_line() {
         ("-A -t 10.0.0.100:80 -b sh-bogus", "expected sh-port or sh-fallback"),
         ("-A -t 10.0.0.100 -s rr", "needs a port"),
         ("-A -f 1 -s rr", "firewall-mark"),
-        ("-A -t 10.0.0.100:80 -s rr -p 360", "persistence"),
+        ("-A -t 10.0.0.100:80 -s rr -M 255.255.255.0", "needs -p"),
+        ("-A -t 10.0.0.100:80 -s rr -p 360 -M 255.0.255.0", "not contiguous"),
+        ("-A -t 10.0.0.100:80 -s rr -p 0", "out of range"),
+        ("-A -t 10.0.0.100:0 -s rr", "port 0"),
         ("-A -t 10.0.0.100:80 -s lblc", "unknown scheduler"),
         ("-a -t 10.0.0.100:80 -r 10.0.0.11", "not defined"),
         ("-E -t 10.0.0.100:80 -s rr", "only -A"),
@@ -96,4 +99,23 @@ fn neighbour_arguments() {
     assert!(parse_neighbour("10.0.0.1").is_err());
     assert!(parse_neighbour("10.0.0.x=02:00:00:00:00:01").is_err());
     assert!(parse_neighbour("10.0.0.1=02:00:00:00:00").is_err());
+}
+
+#[test]
+fn persistence_as_ipvsadm_save_writes_it() {
+    let rules = "\
+-A -t 10.0.0.100:443 -s wlc -p 360 -M 255.255.255.0
+-a -t 10.0.0.100:443 -r 10.0.0.11:443 -g -w 1
+-A -t 10.0.0.100:0 -s rr -p
+-a -t 10.0.0.100:0 -r 10.0.0.11:0 -g -w 1
+";
+    let d = load(rules, &options()).unwrap();
+    let persistence: Vec<_> = d.services().map(|(_, s)| s.persistence().unwrap()).collect();
+    assert_eq!(
+        persistence,
+        [
+            dr_core::Persistence::new(360).with_prefix_len(24),
+            dr_core::Persistence::new(dr_core::DEFAULT_PERSISTENT_SECS)
+        ]
+    );
 }

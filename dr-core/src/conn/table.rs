@@ -356,13 +356,22 @@ impl ConnTable {
     /// re-armed for [`TEMPLATE_EXPIRE_LATER`], as `ip_vs_conn_expire` does.
     pub(crate) fn expire(&mut self, now: Instant, mut on_expire: impl FnMut(&Conn)) {
         let Self { index, hasher, slab, wheel, len, templates, .. } = self;
-        wheel.advance(slab, tick_of(now), |slab, id| {
+        wheel.advance(slab, tick_of(now), |slab, id, visit| {
             let conn = &mut slab.entries[id as usize];
             if conn.expires > now {
                 return Some(tick_of(conn.expires));
             }
             if conn.is_template() && conn.tie > 0 {
-                conn.expires = expiry(now, TEMPLATE_EXPIRE_LATER);
+                if visit.tick < visit.last {
+                    // Decided last, once every connection due by `now` is gone: only those
+                    // still live keep their template, as in the kernel, whose timers fire
+                    // in time order.
+                    return Some(visit.last);
+                }
+                // The kernel's timer fired at the expiry time itself: 60 s from then, or
+                // the next tick if handle_timeout came later than that.
+                let later = expiry(conn.expires, TEMPLATE_EXPIRE_LATER);
+                conn.expires = later.max(expiry(now, Duration::from_nanos(1)));
                 conn.flags |= FLAG_EXPIRE_LATER;
                 return Some(tick_of(conn.expires));
             }
