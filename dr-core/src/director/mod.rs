@@ -167,6 +167,12 @@ impl Director {
         self.reals.get(id.index())
     }
 
+    /// Every real server ever added, with its handle: those removed from their service
+    /// linger (unavailable) with their connections and come back if added again.
+    pub fn reals(&self) -> impl Iterator<Item = (RealId, &RealServer)> + '_ {
+        self.reals.iter().enumerate().map(|(i, r)| (RealId::from_index(i), r))
+    }
+
     /// Every connection entry and persistence template, in the table's (seeded hash) order.
     pub fn connections(&self) -> impl Iterator<Item = ConnInfo> + '_ {
         self.conns.iter().map(|c| ConnInfo {
