@@ -35,19 +35,48 @@
 //! - [`wire`]: the frame classifier (over etherparse's slicing API) and frame writers.
 //! - [`conn`]: connection states, timeouts and the fixed-capacity table.
 //! - [`sched`]: the schedulers, one module each.
-//! - [`Director`]: services, real servers, the packet path, ARP and Neighbor Discovery.
+//! - [`Director`]: services, real servers, the packet path, ICMP, ARP and Neighbor
+//!   Discovery, statistics.
+//! - [`Listing`]: the `ipvsadm -L` layouts and JSON.
 //! - [`io`]: the [`FrameIo`] seam, the [`Driver`] loop and the in-memory backend.
+//!
+//! # What it does as IPVS does
+//!
+//! The input-only TCP state table and its timeouts; the seven schedulers pick for pick;
+//! active, inactive and persistent counts; thresholds; persistence templates (netmask or
+//! IPv6 prefix, port-0 services, the 60 s `expire_later` steps while a template controls
+//! connections, `expire_quiescent_template`); `conn_reuse_mode` and `expire_nodest_conn`;
+//! ICMP errors relayed to the connection they quote, unchanged but for the MACs; the
+//! counters (inbytes as IP datagram length) and the 2-second rate estimator; the
+//! `ipvsadm -L` layouts ([`Listing`], [`ConnectionListing`]).
 //!
 //! # Where dr differs from Linux IPVS on purpose
 //!
 //! - The TTL is left alone unless [`Config::decrement_ttl`] is set (Linux decrements it);
 //!   with it set, a TTL of 1 or less is dropped rather than answered with ICMP.
-//! - The connection table has a fixed capacity; a new connection that finds it full is
-//!   dropped ([`DropReason::ConnTableFull`]) and established ones are never evicted.
+//! - The connection table has a fixed capacity (IPVS's grows until memory runs out). A new
+//!   connection that finds it full evicts the oldest *half-open* TCP entry (a SYN never
+//!   followed by the client's ACK): under a SYN flood the flood's entries give way, and
+//!   established connections never do. With no half-open entry left the new connection is
+//!   dropped ([`DropReason::ConnTableFull`]). This replaces the kernel's memory-driven
+//!   `drop_entry`, `drop_packet` and `secure_tcp` defences. With the table half full of
+//!   established connections and a flood of ten times its capacity, every legitimate
+//!   handshake whose ACK returns before the flood has sent another half table of SYNs
+//!   completes (`tests/syn_flood.rs` prints the share by round trip).
 //! - Expiry times are rounded up to a 1 ms tick (the kernel's jiffies are as coarse at
 //!   HZ=1000, and its timer wheel coarser still for long timeouts).
-//! - Fragments of datagrams to a VIP service are dropped ([`DropReason::Fragment`]): there is
-//!   no reassembly.
+//! - There is no reassembly. The first fragment of a TCP or UDP datagram to a VIP is
+//!   handled as the datagram; its later fragments follow it to the same real server through
+//!   a small bounded table keyed by source, destination, protocol and IP identification
+//!   ([`Config::fragment_capacity`], [`Config::fragment_timeout`]). A later fragment that
+//!   arrives before its first one is dropped ([`DropReason::FragmentUnmatched`]), never
+//!   held. Statistics count the datagram once, at its reassembled length, as the kernel.
+//!   A fragmented ICMP message goes to the host (IPv4) or is dropped (IPv6, as the kernel).
+//! - Echo requests to a VIP are answered by the director ([`Config::icmp_echo`]), as a
+//!   kernel holding the VIP would: here the host does not hold it.
+//! - A template re-armed after its service's persistence timeout was edited uses the new
+//!   timeout (the kernel keeps the one the template was made with).
+//! - There are no firewall-mark services and no FTP helper (port 20/21 special cases).
 //!
 //! # Features
 //!
@@ -70,6 +99,7 @@ pub mod conn;
 mod director;
 mod flow;
 mod fragments;
+mod hashing;
 pub mod io;
 mod listing;
 mod mac;

@@ -66,7 +66,7 @@ fn real_mac_of(d: &Director, verdict: Verdict) -> [u8; 6] {
 fn ipv4_errors_go_to_the_connections_real_server_unchanged() {
     for (icmp_type, code) in [(3, 4), (3, 1), (4, 0), (11, 0)] {
         let mut d = setup(|_| {});
-        let conn = d.connections().next().unwrap();
+        let conn = d.connections().find(|c| c.key.client.is_ipv4()).unwrap();
         let before = d.real(conn.real).unwrap().stats().inpkts;
         let original = icmp4_error(ROUTER, VIP, icmp_type, code, &reply4());
         let mut frame = original.clone();
@@ -78,7 +78,7 @@ fn ipv4_errors_go_to_the_connections_real_server_unchanged() {
         // Counted in the statistics; the connection's state and timer are left alone.
         let stats = d.real(conn.real).unwrap().stats();
         assert_eq!(stats.inpkts, before + 1);
-        let after = d.connections().next().unwrap();
+        let after = d.connections().find(|c| c.key.client.is_ipv4()).unwrap();
         assert_eq!((after.state, after.expires), (conn.state, conn.expires));
         assert_eq!(d.counters().icmp_relayed(), 1);
     }

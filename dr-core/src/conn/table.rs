@@ -173,7 +173,7 @@ impl ConnTable {
         let slots = capacity.next_power_of_two().clamp(256, 1 << 16);
         Self {
             index: HashTable::with_capacity(capacity * 2),
-            hasher: ahash::RandomState::with_seeds(seed[0], seed[1], seed[2], seed[3]),
+            hasher: crate::hashing::keyed(seed, 0),
             slab: Slab { entries: Vec::with_capacity(capacity), free: NIL },
             wheel: Wheel::new(capacity as u32, slots),
             half_open: VecDeque::with_capacity(capacity),

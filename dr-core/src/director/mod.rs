@@ -109,8 +109,12 @@ impl Director {
     /// A [`ConfigError`] naming the field that is out of range.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         config.validate()?;
-        let [a, b, c, d] = config.hash_seed;
-        let hasher = || ahash::RandomState::with_seeds(d, c, b, a);
+        let seed = config.hash_seed;
+        let mut tables = 0;
+        let mut hasher = || {
+            tables += 1;
+            crate::hashing::keyed(seed, tables)
+        };
         let mut timeouts = Timeouts::default();
         timeouts.apply(config.timeouts);
         Ok(Self {
