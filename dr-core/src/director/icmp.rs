@@ -4,7 +4,7 @@
 use super::Director;
 use crate::verdict::{DropReason, PassReason, Verdict};
 use crate::wire::{
-    self, IcmpKind, IpPacket, Packet, icmp_checksum_ok, icmp_kind, quoted_flow, write_echo_reply,
+    IcmpKind, IpPacket, Packet, icmp_checksum_ok, icmp_kind, quoted_flow, write_echo_reply,
 };
 
 impl Director {
@@ -58,26 +58,19 @@ impl Director {
             return Verdict::Pass(PassReason::Icmp);
         };
         let real_id = self.conns.get(id).real;
-        let Some(real) = self.reals.get_mut(real_id.index()) else {
+        let Some(real) = self.reals.get(real_id.index()) else {
             return Verdict::Pass(PassReason::Icmp);
         };
         let Some(mac) = real.mac else {
             return Verdict::Drop(DropReason::NoRealAvailable);
         };
         if real.available {
-            real.stats.count_packet(ip.datagram_len);
-            let service = real.service;
-            self.services[service.index()].stats.count_packet(ip.datagram_len);
-            self.totals.count_packet(ip.datagram_len);
+            self.count_in(real_id, ip.datagram_len, true);
         }
-        if self.config.decrement_ttl
-            && let Err(reason) = wire::decrement_ttl(frame, packet.l3_offset, ip.src.is_ipv4())
-        {
-            return Verdict::Drop(reason);
+        let verdict = self.transmit(frame, packet, ip, real_id, mac);
+        if verdict.is_transmit() {
+            self.counters.icmp_relayed = self.counters.icmp_relayed.wrapping_add(1);
         }
-        frame[0..6].copy_from_slice(&mac.0);
-        frame[6..12].copy_from_slice(&self.config.mac.0);
-        self.counters.icmp_relayed = self.counters.icmp_relayed.wrapping_add(1);
-        Verdict::Forward { real: real_id }
+        verdict
     }
 }

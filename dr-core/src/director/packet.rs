@@ -11,6 +11,7 @@ use crate::conn::{
 };
 use crate::flow::FlowKey;
 use crate::fragments::{DatagramId, FragmentTarget};
+use crate::mac::MacAddr;
 use crate::sched::Dests;
 use crate::service::{Persistence, RealId, RealServer, Service, ServiceId, ServiceKey};
 use crate::time::{Duration, Instant};
@@ -144,20 +145,12 @@ impl Director {
         let Some(mac) = real.mac.filter(|_| real.available) else {
             return Verdict::Drop(DropReason::FragmentUnmatched);
         };
-        let bytes = ip.stats_len();
-        real.stats.count_bytes(bytes);
-        let service = real.service;
-        self.services[service.index()].stats.count_bytes(bytes);
-        self.totals.count_bytes(bytes);
-        if self.config.decrement_ttl
-            && let Err(reason) = wire::decrement_ttl(frame, packet.l3_offset, ip.src.is_ipv4())
-        {
-            return Verdict::Drop(reason);
+        self.count_in(real_id, ip.stats_len(), false);
+        let verdict = self.transmit(frame, packet, ip, real_id, mac);
+        if verdict.is_transmit() {
+            self.counters.fragments_forwarded = self.counters.fragments_forwarded.wrapping_add(1);
         }
-        frame[0..6].copy_from_slice(&mac.0);
-        frame[6..12].copy_from_slice(&self.config.mac.0);
-        self.counters.fragments_forwarded = self.counters.fragments_forwarded.wrapping_add(1);
-        Verdict::Forward { real: real_id }
+        verdict
     }
 
     /// A complete TCP segment or UDP datagram, to a unicast destination at our MAC.
@@ -394,7 +387,6 @@ impl Director {
         };
         let template = conn.template_slot();
         let real = &mut self.reals[real_id.index()];
-        let service_id = real.service;
         if next != conn.state && next != ConnState::Udp {
             // set_tcp_state: move the connection between the active and inactive counts.
             if !conn.is_inactive() && !next.is_active() {
@@ -414,11 +406,8 @@ impl Director {
             // ip_vs_control_assure_ct: a template whose connection got through is assured.
             self.conns.get_mut(template).flags |= FLAG_ASSURED;
         }
-        let bytes = ip.stats_len();
-        real.stats.count_packet(bytes);
-        self.services[service_id.index()].stats.count_packet(bytes);
-        self.totals.count_packet(bytes);
         let mac = real.mac;
+        self.count_in(real_id, ip.stats_len(), true);
         self.conns.rearm(id, expiry(now, self.timeouts.of(next)));
         if syn && next == ConnState::SynRecv {
             self.conns.note_half_open(id);
@@ -428,6 +417,36 @@ impl Director {
         let Some(mac) = mac else {
             return Verdict::Drop(DropReason::NoRealAvailable);
         };
+        self.transmit(frame, packet, ip, real_id, mac)
+    }
+
+    /// `ip_vs_in_stats`: traffic counted for a real server, its service and the totals;
+    /// `packet` is false for the later fragments of a datagram already counted.
+    pub(super) fn count_in(&mut self, real: RealId, bytes: u32, packet: bool) {
+        let Some(r) = self.reals.get_mut(real.index()) else { return };
+        let service = self.services.get_mut(r.service.index());
+        for stats in [Some(&mut r.stats), service.map(|s| &mut s.stats), Some(&mut self.totals)]
+            .into_iter()
+            .flatten()
+        {
+            if packet {
+                stats.count_packet(bytes);
+            } else {
+                stats.count_bytes(bytes);
+            }
+        }
+    }
+
+    /// `ip_vs_dr_xmit`: the frame leaves for the real server's MAC from the director's,
+    /// with the TTL decremented in `decrement_ttl` mode, nothing else changed.
+    pub(super) fn transmit(
+        &self,
+        frame: &mut [u8],
+        packet: &Packet,
+        ip: &IpPacket,
+        real: RealId,
+        mac: MacAddr,
+    ) -> Verdict {
         if self.config.decrement_ttl
             && let Err(reason) = wire::decrement_ttl(frame, packet.l3_offset, ip.src.is_ipv4())
         {
@@ -435,7 +454,7 @@ impl Director {
         }
         frame[0..6].copy_from_slice(&mac.0);
         frame[6..12].copy_from_slice(&self.config.mac.0);
-        Verdict::Forward { real: real_id }
+        Verdict::Forward { real }
     }
 }
 
