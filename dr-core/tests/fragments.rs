@@ -13,28 +13,9 @@ fn t(millis: u64) -> Instant {
     Instant::from_millis(millis)
 }
 
+/// UDP 53 on both VIPs, two real servers each.
 fn setup(configure: impl FnOnce(&mut Config)) -> Director {
-    let mut config = Config::new(mac(DIRECTOR_MAC), [3, 1, 4, 1]);
-    config.capacity = 64;
-    configure(&mut config);
-    let mut d = Director::new(config).unwrap();
-    for (vip, reals) in
-        [(VIP, ["10.0.0.11", "10.0.0.12"]), (VIP6, ["2001:db8::11", "2001:db8::12"])]
-    {
-        let svc = d
-            .add_service(dr_core::ServiceConfig::new(
-                dr_core::Protocol::Udp,
-                ip(vip),
-                53,
-                dr_core::SchedulerKind::Rr,
-            ))
-            .unwrap();
-        for (i, real) in reals.iter().enumerate() {
-            d.add_real(svc, dr_core::RealConfig::new(ip(real)).with_mac(mac(REAL_MACS[i])))
-                .unwrap();
-        }
-    }
-    d
+    dual_stack(dr_core::Protocol::Udp, 53, configure)
 }
 
 #[test]

@@ -23,26 +23,7 @@ fn t(millis: u64) -> Instant {
 /// A director with web services on VIP and VIP6, two servers each, and one open
 /// connection on each from CLIENT:40000 / CLIENT6:40000.
 fn setup(configure: impl FnOnce(&mut Config)) -> Director {
-    let mut config = Config::new(mac(DIRECTOR_MAC), [5, 6, 7, 8]);
-    config.capacity = 64;
-    configure(&mut config);
-    let mut d = Director::new(config).unwrap();
-    for (vip, reals) in
-        [(VIP, ["10.0.0.11", "10.0.0.12"]), (VIP6, ["2001:db8::11", "2001:db8::12"])]
-    {
-        let svc = d
-            .add_service(dr_core::ServiceConfig::new(
-                dr_core::Protocol::Tcp,
-                ip(vip),
-                80,
-                dr_core::SchedulerKind::Rr,
-            ))
-            .unwrap();
-        for (i, real) in reals.iter().enumerate() {
-            d.add_real(svc, dr_core::RealConfig::new(ip(real)).with_mac(mac(REAL_MACS[i])))
-                .unwrap();
-        }
-    }
+    let mut d = dual_stack(dr_core::Protocol::Tcp, 80, configure);
     assert!(d.process(t(0), &mut tcp4(CLIENT, 40000, VIP, 80, SYN)).is_transmit());
     assert!(d.process(t(0), &mut tcp6(CLIENT6, 40000, VIP6, 80, SYN)).is_transmit());
     d

@@ -249,3 +249,23 @@ proptest! {
         w.check()?;
     }
 }
+
+/// Found by the property test: a template whose connections all expire in the same late
+/// call to handle_timeout is gone after it, whatever order the wheel hands them over in.
+#[test]
+fn regression_template_and_connections_expiring_in_one_late_call() {
+    let mut w = world(0, false);
+    let mut now = 1_000;
+    for op in [
+        Op::Timeouts { tcp: 0, udp: 96 },
+        Op::Persistence { secs: 87, prefix: 24 },
+        Op::Frame { host: 0, port: 0, udp: true, flags: SYN },
+        Op::Wait { ms: 14_296, timers: true },
+        Op::Frame { host: 0, port: 1, udp: true, flags: SYN },
+    ] {
+        w.apply(&op, &mut now);
+        w.check().unwrap();
+    }
+    w.d.handle_timeout(Instant::from_millis(now + 100_000_000));
+    assert_eq!(w.d.connection_count(), 0);
+}

@@ -260,10 +260,7 @@ impl ConnTable {
     /// Retires an invalid template (`ip_vs_check_template`): re-keyed with port 65535 so no
     /// lookup finds it again, it lives on until it expires, still counted.
     pub(crate) fn retire(&mut self, id: ConnId) {
-        let old = self.hasher.hash_one(self.slab.entries[id.0 as usize].key);
-        if let Ok(entry) = self.index.find_entry(old, |&i| i == id.0) {
-            entry.remove();
-        }
+        unindex(&mut self.index, &self.hasher, self.slab.entries[id.0 as usize].key, id.0);
         let conn = &mut self.slab.entries[id.0 as usize];
         conn.key.vip_port = u16::MAX;
         conn.flags |= FLAG_RETIRED;
@@ -311,10 +308,7 @@ impl ConnTable {
     pub(crate) fn remove(&mut self, id: ConnId) -> Conn {
         self.wheel.unlink(&mut self.slab, id.0);
         let conn = self.slab.entries[id.0 as usize];
-        let hash = self.hasher.hash_one(conn.key);
-        if let Ok(entry) = self.index.find_entry(hash, |&i| i == id.0) {
-            entry.remove();
-        }
+        unindex(&mut self.index, &self.hasher, conn.key, id.0);
         free_slot(&mut self.slab, &mut self.len, &mut self.templates, id.0);
         conn
     }
@@ -354,35 +348,42 @@ impl ConnTable {
     /// Removes every entry whose expiry is at or before `now`, handing each to `on_expire`
     /// before it goes. A template that still controls connections is not removed but
     /// re-armed for [`TEMPLATE_EXPIRE_LATER`], as `ip_vs_conn_expire` does.
+    ///
+    /// The wheel hands entries over slot by slot, not in time order, so a due template that
+    /// still controls connections is decided only after the pass, once every connection due
+    /// by `now` is gone: only those still live keep it, as in the kernel, whose timers fire
+    /// in time order. (Beyond [`DEFERRED_TEMPLATES`] such templates in one call, the rest
+    /// are decided on the spot.)
     pub(crate) fn expire(&mut self, now: Instant, mut on_expire: impl FnMut(&Conn)) {
+        let mut deferred = heapless::Vec::<u32, DEFERRED_TEMPLATES>::new();
         let Self { index, hasher, slab, wheel, len, templates, .. } = self;
-        wheel.advance(slab, tick_of(now), |slab, id, visit| {
+        wheel.advance(slab, tick_of(now), |slab, id| {
             let conn = &mut slab.entries[id as usize];
             if conn.expires > now {
                 return Some(tick_of(conn.expires));
             }
             if conn.is_template() && conn.tie > 0 {
-                if visit.tick < visit.last {
-                    // Decided last, once every connection due by `now` is gone: only those
-                    // still live keep their template, as in the kernel, whose timers fire
-                    // in time order.
-                    return Some(visit.last);
+                if deferred.push(id).is_ok() {
+                    return None;
                 }
-                // The kernel's timer fired at the expiry time itself: 60 s from then, or
-                // the next tick if handle_timeout came later than that.
-                let later = expiry(conn.expires, TEMPLATE_EXPIRE_LATER);
-                conn.expires = later.max(expiry(now, Duration::from_nanos(1)));
-                conn.flags |= FLAG_EXPIRE_LATER;
-                return Some(tick_of(conn.expires));
+                return Some(expire_later(conn, now));
             }
             on_expire(conn);
-            let hash = hasher.hash_one(conn.key);
-            if let Ok(entry) = index.find_entry(hash, |&i| i == id) {
-                entry.remove();
-            }
+            unindex(index, hasher, conn.key, id);
             free_slot(slab, len, templates, id);
             None
         });
+        for id in deferred {
+            let conn = &mut slab.entries[id as usize];
+            if conn.tie > 0 {
+                let tick = expire_later(conn, now);
+                wheel.link(slab, id, tick);
+            } else {
+                on_expire(conn);
+                unindex(index, hasher, conn.key, id);
+                free_slot(slab, len, templates, id);
+            }
+        }
     }
 
     /// Every live entry, in no particular order.
@@ -401,6 +402,26 @@ impl ConnTable {
             + self.slab.entries.capacity() * size_of::<Conn>()
             + self.wheel_slots() * (size_of::<Link>() + 1)
             + self.half_open.capacity() * size_of::<HalfOpen>()
+    }
+}
+
+/// How many due templates one [`ConnTable::expire`] call decides after its pass.
+const DEFERRED_TEMPLATES: usize = 64;
+
+/// `expire_later`: a template that still controls connections lives 60 s past the time its
+/// timer fired (its expiry), or until the next tick if that is already past; its timeout
+/// is 60 s from then on. Returns the tick to link it at.
+fn expire_later(template: &mut Conn, now: Instant) -> u64 {
+    let later = expiry(template.expires, TEMPLATE_EXPIRE_LATER);
+    template.expires = later.max(expiry(now, Duration::from_nanos(1)));
+    template.flags |= FLAG_EXPIRE_LATER;
+    tick_of(template.expires)
+}
+
+/// Takes an entry out of the index.
+fn unindex(index: &mut HashTable<u32>, hasher: &ahash::RandomState, key: FlowKey, id: u32) {
+    if let Ok(entry) = index.find_entry(hasher.hash_one(key), |&i| i == id) {
+        entry.remove();
     }
 }
 

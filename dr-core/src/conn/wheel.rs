@@ -40,16 +40,6 @@ pub(crate) trait Linked {
     fn set_link(&mut self, id: u32, link: Link);
 }
 
-/// Where [`Wheel::advance`] is when it hands over an entry.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Visit {
-    /// The tick of the slot being emptied.
-    pub(crate) tick: u64,
-    /// The last tick this advance visits: an entry relinked at `last` or earlier (but after
-    /// `tick`) is handed over again before the advance returns.
-    pub(crate) last: u64,
-}
-
 /// The timing wheel: sentinels, an occupancy bitmap and the processing cursor.
 #[derive(Debug)]
 pub(crate) struct Wheel {
@@ -150,7 +140,7 @@ impl Wheel {
         &mut self,
         nodes: &mut L,
         now_tick: u64,
-        mut visit: impl FnMut(&mut L, u32, Visit) -> Option<u64>,
+        mut visit: impl FnMut(&mut L, u32) -> Option<u64>,
     ) {
         if now_tick < self.cursor {
             return;
@@ -167,7 +157,7 @@ impl Wheel {
             while id != sentinel && id != NIL {
                 let next = nodes.link(id).next;
                 nodes.set_link(id, Link::UNLINKED);
-                if let Some(relink) = visit(nodes, id, Visit { tick: due, last }) {
+                if let Some(relink) = visit(nodes, id) {
                     self.link(nodes, id, relink);
                 }
                 id = next;
@@ -264,7 +254,7 @@ mod tests {
                     Op::Advance { ticks } => {
                         now += ticks;
                         let mut expired = Vec::new();
-                        wheel.advance(&mut nodes, now, |nodes, id, _| {
+                        wheel.advance(&mut nodes, now, |nodes, id| {
                             let at = nodes.expires[id as usize].expect("linked entries are armed");
                             if at > now {
                                 return Some(at);
@@ -297,7 +287,7 @@ mod tests {
         wheel.link(&mut nodes, 0, 10);
         assert_eq!(wheel.next_due(), Some(10));
         wheel.unlink(&mut nodes, 0);
-        wheel.advance(&mut nodes, 100, |_, _, _| None);
+        wheel.advance(&mut nodes, 100, |_, _| None);
         assert_eq!(wheel.next_due(), None);
     }
 }

@@ -19,6 +19,33 @@ pub fn mac(bytes: [u8; 6]) -> MacAddr {
     MacAddr(bytes)
 }
 
+/// A director of 64 entries with one `protocol` service on `port` of 10.0.0.100 and of
+/// 2001:db8::100, two rr real servers each (.11 and .12 of the VIP's network), after
+/// `configure` has had its say on the configuration.
+pub fn dual_stack(
+    protocol: dr_core::Protocol,
+    port: u16,
+    configure: impl FnOnce(&mut Config),
+) -> Director {
+    let mut config = Config::new(mac(DIRECTOR_MAC), [5, 6, 7, 8]);
+    config.capacity = 64;
+    configure(&mut config);
+    let mut d = Director::new(config).unwrap();
+    for (vip, reals) in [
+        ("10.0.0.100", ["10.0.0.11", "10.0.0.12"]),
+        ("2001:db8::100", ["2001:db8::11", "2001:db8::12"]),
+    ] {
+        let service =
+            dr_core::ServiceConfig::new(protocol, ip(vip), port, dr_core::SchedulerKind::Rr);
+        let svc = d.add_service(service).unwrap();
+        for (i, real) in reals.iter().enumerate() {
+            d.add_real(svc, dr_core::RealConfig::new(ip(real)).with_mac(mac(REAL_MACS[i])))
+                .unwrap();
+        }
+    }
+    d
+}
+
 pub fn director(capacity: usize) -> Director {
     let mut config = Config::new(mac(DIRECTOR_MAC), [11, 22, 33, 44]);
     config.capacity = capacity;
