@@ -1,6 +1,7 @@
 //! The packet path allocates nothing: a counting global allocator (allocation-counter)
 //! watches `process`, `handle_timeout`, `poll_timeout` and `poll_neighbour_request` over
-//! every kind of frame, a full table and churn.
+//! every kind of frame (persistence templates, fragments, ICMP errors and pings included),
+//! a full table with evictions, churn, and the rate estimator's samples.
 
 mod support;
 
@@ -31,6 +32,13 @@ fn the_packet_path_never_allocates() {
     d.add_real(web, RealConfig::new(ip("10.0.0.12"))).unwrap();
     d.add_real(dns, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
     d.add_real(web6, RealConfig::new(ip("2001:db8::11")).with_mac(mac(REAL_MACS[1]))).unwrap();
+    let any_port = d
+        .add_service(
+            ServiceConfig::new(Protocol::Tcp, ip("10.0.0.101"), 0, SchedulerKind::Wlc)
+                .with_persistence(dr_core::Persistence::new(30).with_prefix_len(24)),
+        )
+        .unwrap();
+    d.add_real(any_port, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
 
     // Frames prepared outside the watched sections.
     let mut frames: Vec<Vec<u8>> = Vec::new();
@@ -40,7 +48,14 @@ fn the_packet_path_never_allocates() {
         frames.push(tcp4(&client, i, "10.0.0.100", 80, ACK));
         frames.push(udp4(&client, i, "10.0.0.100", 53, b"query"));
         frames.push(tcp6("2001:db8:1::7", i, "2001:db8::100", 80, SYN));
+        frames.push(tcp4(&client, i, "10.0.0.101", 1000 + i % 7, SYN));
+        if i % 16 == 0 {
+            frames.extend(udp4_fragments(&client, i, "10.0.0.100", 53, &[7; 100], i, 48));
+            let reply = tcp4("10.0.0.100", 80, &client, i, ACK);
+            frames.push(icmp4_error("192.0.2.254", "10.0.0.100", 3, 4, &datagram(&reply)[..28]));
+        }
     }
+    frames.push(icmp6_echo("2001:db8:1::7", "2001:db8::100"));
     let learn =
         arp(ArpOperation::Reply, DIRECTOR_MAC, REAL_MACS[1], "10.0.0.12", DIRECTOR_MAC, "10.0.0.1");
     frames.push(learn);
@@ -72,7 +87,11 @@ fn the_packet_path_never_allocates() {
         total += batch.len();
     }
     assert!(d.counters().conns_created() > capacity as u64 * 4, "the table churned");
-    assert!(d.counters().drops(dr_core::DropReason::ConnTableFull) > 0, "the table filled up");
+    let c = d.counters();
+    assert!(c.drops(dr_core::DropReason::ConnTableFull) > 0, "the table filled up");
+    assert!(c.conns_evicted() > 0, "half-open entries gave way");
+    assert!(c.templates_created() > 0 && c.fragments_forwarded() > 0 && c.icmp_relayed() > 0);
+    assert!(c.echo_replies() > 0);
     assert!(total > 0);
 }
 
