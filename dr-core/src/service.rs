@@ -25,7 +25,9 @@ macro_rules! id_conversions {
                 self.0 as usize
             }
 
-            pub(crate) const fn from_index(index: usize) -> Self {
+            /// The handle at `index` (a backend's or a test's own verdicts; the director
+            /// answers `None` for a handle it never gave out).
+            pub const fn from_index(index: usize) -> Self {
                 Self(index as u16)
             }
         }

@@ -1,0 +1,271 @@
+//! # dr-io-afpacket: a live director on a Linux interface
+//!
+//! A [`FrameIo`] over an `AF_PACKET` socket bound to one interface:
+//!
+//! - frames arrive in a TPACKET_V3 receive ring mapped into memory, and the director
+//!   rewrites them **in place in the ring**: no copy and no allocation per frame;
+//! - frames to transmit leave in batches with `sendmmsg`, pointing straight into the ring,
+//!   past the queueing discipline (`PACKET_QDISC_BYPASS`);
+//! - the socket never sees its own transmissions (`PACKET_IGNORE_OUTGOING`);
+//! - a classic BPF filter lets through only ARP, IPv4 and IPv6 to the VIPs, ICMPv6
+//!   (Neighbor Discovery) and VLAN-tagged frames ([`AfPacketConfig::vips`]);
+//! - several workers can share the interface in a `PACKET_FANOUT` group (hash mode), each
+//!   seeing whole flows ([`AfPacketConfig::fanout`]).
+//!
+//! **Offloads.** On veth, virtio and most NICs the kernel hands a packet socket frames whose
+//! TCP/UDP checksum is not filled in yet, and segmentation-offloaded frames larger than the
+//! MTU. The socket asks for a `virtio_net_hdr` in front of each frame (`PACKET_VNET_HDR`)
+//! and sends a forwarded frame back out *with the header it came with*: the checksum is
+//! completed, and large frames segmented, by the kernel on the way to the real server,
+//! exactly as if the frame had never left the offload path. Frames the director writes
+//! itself (ARP and ND answers, echo replies, announcements) carry complete checksums and
+//! go out with an empty header.
+//!
+//! Frames the ring truncated (longer than a ring block) are counted in
+//! [`AfPacket::truncated`] and not forwarded.
+//!
+//! All `unsafe` code is in the private `sys` module, each block with its `// SAFETY:`
+//! argument.
+
+mod error;
+mod filter;
+mod sys;
+
+pub use error::Error;
+
+use dr_core::{Batch, FrameIo, Instant, MacAddr, Verdict};
+use std::net::IpAddr;
+use sys::{RingRequest, Socket, TP_STATUS_COPY, TxBatch, VNET_HDR_LEN};
+
+/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the only header flag that means something on transmit.
+const VNET_NEEDS_CSUM: u8 = 1;
+
+/// How to open the backend.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AfPacketConfig {
+    /// The interface.
+    pub interface: String,
+    /// The VIPs whose traffic the BPF filter lets through; `None` for no filter.
+    pub vips: Option<Vec<IpAddr>>,
+    /// Join this `PACKET_FANOUT` group (hash mode), to share the interface with other
+    /// workers.
+    pub fanout: Option<u16>,
+    /// Ring block size in bytes (a power of two, at least one page; default 1 MiB, room for
+    /// offloaded 64 KiB frames).
+    pub block_size: u32,
+    /// Ring blocks (default 16).
+    pub blocks: u32,
+    /// How long a block may stay half full before the kernel hands it over, in
+    /// milliseconds (default 1): the latency bound at low rates.
+    pub block_timeout_ms: u32,
+    /// How long [`FrameIo::process_batch`] waits for frames, in milliseconds (default 10).
+    pub poll_timeout_ms: i32,
+}
+
+impl AfPacketConfig {
+    /// The defaults, on `interface`.
+    pub fn new(interface: impl Into<String>) -> Self {
+        Self {
+            interface: interface.into(),
+            vips: None,
+            fanout: None,
+            block_size: 1 << 20,
+            blocks: 16,
+            block_timeout_ms: 1,
+            poll_timeout_ms: 10,
+        }
+    }
+
+    /// Filters the socket down to these VIPs' traffic (and ARP, ICMPv6, tagged frames).
+    #[must_use]
+    pub fn with_vips(mut self, vips: Vec<IpAddr>) -> Self {
+        self.vips = Some(vips);
+        self
+    }
+
+    /// Joins a fanout group.
+    #[must_use]
+    pub fn with_fanout(mut self, group: u16) -> Self {
+        self.fanout = Some(group);
+        self
+    }
+}
+
+/// The `AF_PACKET` backend.
+#[derive(Debug)]
+pub struct AfPacket {
+    socket: Socket,
+    ring: sys::Ring,
+    block_size: usize,
+    blocks: usize,
+    /// The next block to look at.
+    current: usize,
+    tx: TxBatch,
+    poll_timeout_ms: i32,
+    mac: MacAddr,
+    started: std::time::Instant,
+    truncated: u64,
+}
+
+impl AfPacket {
+    /// Opens the backend on `config.interface`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Permission`] without CAP_NET_RAW, [`Error::NoSuchInterface`],
+    /// [`Error::InterfaceDown`], [`Error::RingSetup`] with the sizes tried, or
+    /// [`Error::Io`].
+    pub fn open(config: &AfPacketConfig) -> Result<Self, Error> {
+        let name = config.interface.as_str();
+        let ifindex = sys::if_index(name).map_err(|_| Error::NoSuchInterface(name.into()))?;
+        let (up, _) = sys::if_up(name).map_err(|e| Error::io("reading the interface flags", e))?;
+        if !up {
+            return Err(Error::InterfaceDown(name.into()));
+        }
+        let mac =
+            MacAddr(sys::if_mac(name).map_err(|e| Error::io("reading the interface MAC", e))?);
+        let socket = Socket::open().map_err(|e| Error::io("opening an AF_PACKET socket", e))?;
+        socket.set_tpacket_v3().map_err(|e| Error::io("selecting TPACKET_V3", e))?;
+        socket.set_vnet_hdr().map_err(|e| Error::io("asking for virtio_net_hdr", e))?;
+        socket.set_ignore_outgoing().map_err(|e| Error::io("setting PACKET_IGNORE_OUTGOING", e))?;
+        socket.set_qdisc_bypass().map_err(|e| Error::io("setting PACKET_QDISC_BYPASS", e))?;
+        if let Some(vips) = &config.vips {
+            socket
+                .attach_filter(&filter::program(vips))
+                .map_err(|e| Error::io("attaching the BPF filter", e))?;
+        }
+        let (ring, block_size, blocks) = Self::ring(&socket, config)?;
+        socket.bind(ifindex).map_err(|e| Error::io("binding to the interface", e))?;
+        if let Some(group) = config.fanout {
+            socket.join_fanout(group).map_err(|e| Error::io("joining the fanout group", e))?;
+        }
+        Ok(Self {
+            socket,
+            ring,
+            block_size,
+            blocks,
+            current: 0,
+            tx: TxBatch::new(64),
+            poll_timeout_ms: config.poll_timeout_ms,
+            mac,
+            started: std::time::Instant::now(),
+            truncated: 0,
+        })
+    }
+
+    /// Sets up the ring, halving the block count while the kernel refuses.
+    fn ring(socket: &Socket, config: &AfPacketConfig) -> Result<(sys::Ring, usize, usize), Error> {
+        let mut tried = Vec::new();
+        let mut blocks = config.blocks.max(1);
+        loop {
+            let request = RingRequest {
+                block_size: config.block_size,
+                block_nr: blocks,
+                frame_size: 2048,
+                frame_nr: config.block_size / 2048 * blocks,
+                retire_blk_tov: config.block_timeout_ms,
+                ..RingRequest::default()
+            };
+            tried.push((config.block_size, blocks));
+            match socket.set_rx_ring(&request) {
+                Ok(()) => {
+                    let len = config.block_size as usize * blocks as usize;
+                    let ring =
+                        socket.map_ring(len).map_err(|e| Error::io("mapping the ring", e))?;
+                    return Ok((ring, config.block_size as usize, blocks as usize));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                    return Err(Error::Permission { operation: "setting up the receive ring" });
+                }
+                Err(source) if blocks <= 1 => return Err(Error::RingSetup { tried, source }),
+                Err(_) => blocks /= 2,
+            }
+        }
+    }
+
+    /// The interface's MAC address.
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    /// Frames the ring truncated and the backend therefore did not process.
+    pub fn truncated(&self) -> u64 {
+        self.truncated
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.socket.send_batch(&mut self.tx).map_err(|e| Error::io("sending frames", e))?;
+        Ok(())
+    }
+}
+
+impl FrameIo for AfPacket {
+    type Error = Error;
+
+    fn process_batch<F>(&mut self, mut handler: F) -> Result<Batch, Error>
+    where
+        F: FnMut(Instant, &mut [u8]) -> Verdict,
+    {
+        let base = self.current * self.block_size;
+        if self.ring.block(base).is_none() {
+            self.socket
+                .wait_readable(self.poll_timeout_ms)
+                .map_err(|e| Error::io("waiting for frames", e))?;
+        }
+        let (mut frames, mut transmitted) = (0, 0);
+        // Every block the kernel has handed over, in ring order.
+        for _ in 0..self.blocks {
+            let base = self.current * self.block_size;
+            let Some((count, first)) = self.ring.block(base) else { break };
+            let now = self.now();
+            let mut at = first;
+            for _ in 0..count {
+                let Some((frame, next)) = self.ring.frame(at) else { break };
+                at = next;
+                if frame.snaplen < frame.len || frame.status & TP_STATUS_COPY != 0 {
+                    self.truncated += 1;
+                    continue;
+                }
+                let vnet = self.ring.vnet_header(frame.offset);
+                let Some(bytes) = self.ring.bytes_mut(frame.offset, frame.snaplen) else { break };
+                frames += 1;
+                let verdict = handler(now, bytes);
+                if !verdict.is_transmit() {
+                    continue;
+                }
+                // A forwarded frame keeps its offload header (checksum to complete, segments
+                // to cut); an answer the director wrote is complete as it is.
+                let header = match verdict {
+                    Verdict::Forward { .. } => {
+                        let mut h = vnet;
+                        h[0] &= VNET_NEEDS_CSUM;
+                        h
+                    }
+                    _ => [0; VNET_HDR_LEN],
+                };
+                if self.tx.is_full() {
+                    self.flush()?;
+                }
+                let Some(bytes) = self.ring.bytes_mut(frame.offset, frame.snaplen) else { break };
+                self.tx.push(header, bytes);
+                transmitted += 1;
+            }
+            // The batch points into this block: send before handing it back.
+            self.flush()?;
+            self.ring.release_block(base);
+            self.current = (self.current + 1) % self.blocks;
+        }
+        Ok(Batch::new(frames, transmitted, false))
+    }
+
+    fn send(&mut self, _now: Instant, frame: &[u8]) -> Result<(), Error> {
+        self.flush()?;
+        self.tx.push([0; VNET_HDR_LEN], frame);
+        self.flush()
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_nanos(u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+}

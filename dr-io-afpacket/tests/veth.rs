@@ -1,0 +1,149 @@
+//! The backend on a real veth pair (needs root, as CI runs): frames sent on one end arrive
+//! in the other end's ring, are rewritten in place and sent back, and the BPF filter keeps
+//! out what the director does not need.
+
+use dr_core::{FrameIo, Instant, RealId, Verdict};
+use dr_io_afpacket::{AfPacket, AfPacketConfig, Error};
+use std::process::Command;
+use std::time::{Duration, Instant as Clock};
+
+/// A veth pair in the root namespace, deleted when dropped (even when a test fails).
+struct Veth {
+    a: String,
+    b: String,
+}
+
+impl Veth {
+    fn new(tag: &str) -> Option<Self> {
+        let (a, b) = (format!("drt{tag}a"), format!("drt{tag}b"));
+        let _ = Command::new("ip").args(["link", "del", &a]).output();
+        let ok = |args: &[&str]| Command::new("ip").args(args).status().is_ok_and(|s| s.success());
+        if !ok(&["link", "add", &a, "type", "veth", "peer", "name", &b]) {
+            return None;
+        }
+        let veth = Self { a, b };
+        for end in [&veth.a, &veth.b] {
+            // No IPv6 on the test ends: no router or neighbour chatter in the rings.
+            let _ = ok(&["link", "set", end, "addrgenmode", "none"]);
+            assert!(ok(&["link", "set", end, "up"]), "ip link set {end} up");
+        }
+        Some(veth)
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.a]).output();
+    }
+}
+
+/// Root is needed; in CI its absence is a failure, elsewhere a skip that says so.
+fn privileged() -> bool {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if !root {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the AF_PACKET tests as root");
+        eprintln!("skipped: the AF_PACKET tests need root (CAP_NET_RAW and CAP_NET_ADMIN)");
+    }
+    root
+}
+
+fn udp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], dst: [u8; 4], tag: u8) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = vec![0x45, 0, 0, 29, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 7];
+    ip.extend_from_slice(&dst);
+    let sum = !ip.chunks(2).fold(0u32, |a, w| {
+        let s = a + u32::from(u16::from_be_bytes([w[0], w[1]]));
+        (s & 0xffff) + (s >> 16)
+    }) as u16;
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&[0x13, 0x88, 0x00, 0x35, 0, 9, 0, 0, tag]);
+    f.resize(60, 0);
+    f
+}
+
+/// Runs `io`'s batches until `done` or two seconds pass.
+fn pump(
+    io: &mut AfPacket,
+    mut handler: impl FnMut(&mut [u8]) -> Verdict,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = Clock::now() + Duration::from_secs(2);
+    while !done() && Clock::now() < deadline {
+        io.process_batch(|_, frame| handler(frame)).unwrap();
+    }
+}
+
+#[test]
+fn frames_go_round_a_veth_pair_through_the_ring() {
+    if !privileged() {
+        return;
+    }
+    let veth = Veth::new("1").expect("ip link add veth");
+    let vip = [10, 0, 0, 100];
+    let config = AfPacketConfig::new(&veth.a).with_vips(vec!["10.0.0.100".parse().unwrap()]);
+    let mut director = AfPacket::open(&config).unwrap();
+    let mut peer = AfPacket::open(&AfPacketConfig::new(&veth.b)).unwrap();
+    let (dmac, pmac) = (director.mac().0, peer.mac().0);
+
+    // To the VIP: seen, rewritten in place (a new destination MAC) and sent back.
+    for tag in 0..20 {
+        peer.send(Instant::ZERO, &udp_frame(dmac, pmac, vip, tag)).unwrap();
+    }
+    // Not to the VIP: the filter keeps it out of the ring.
+    peer.send(Instant::ZERO, &udp_frame(dmac, pmac, [10, 0, 0, 2], 99)).unwrap();
+
+    let seen = std::cell::RefCell::new(Vec::new());
+    pump(
+        &mut director,
+        |frame| {
+            seen.borrow_mut().push(frame[42]);
+            frame[0..6].copy_from_slice(&pmac);
+            frame[6..12].copy_from_slice(&dmac);
+            frame[42] += 100;
+            Verdict::Forward { real: RealId::from_index(0) }
+        },
+        || seen.borrow().len() >= 20,
+    );
+    assert_eq!(
+        seen.into_inner(),
+        (0..20).collect::<Vec<u8>>(),
+        "every frame to the VIP, in order, and no other"
+    );
+
+    let back = std::cell::RefCell::new(Vec::new());
+    pump(
+        &mut peer,
+        |frame| {
+            if frame.len() > 42 && frame[12..14] == [0x08, 0x00] {
+                back.borrow_mut().push(frame[42]);
+            }
+            Verdict::Drop(dr_core::DropReason::OtherHost)
+        },
+        || back.borrow().len() >= 20,
+    );
+    assert_eq!(
+        back.into_inner(),
+        (100..120).collect::<Vec<u8>>(),
+        "the rewritten frames came back"
+    );
+    assert_eq!(director.truncated(), 0);
+}
+
+#[test]
+fn errors_say_what_to_do() {
+    if !privileged() {
+        return;
+    }
+    let err = AfPacket::open(&AfPacketConfig::new("drt-none0")).unwrap_err();
+    assert!(matches!(err, Error::NoSuchInterface(_)));
+    assert!(err.to_string().contains("ip link"), "{err}");
+    let veth = Veth::new("2").expect("ip link add veth");
+    let _ = Command::new("ip").args(["link", "set", &veth.a, "down"]).status();
+    let err = AfPacket::open(&AfPacketConfig::new(&veth.a)).unwrap_err();
+    assert!(matches!(err, Error::InterfaceDown(_)), "{err}");
+    assert!(err.to_string().contains("ip link set"), "{err}");
+}
