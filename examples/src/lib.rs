@@ -1,5 +1,6 @@
 //! What the example binaries share: loading a configuration file or `ipvsadm-save` rules
-//! into a director, the run report, and the frame builders of the demo and golden captures.
+//! into a director, the host checks of dr-director, the run report, and the frame builders
+//! of the demo and golden captures.
 
 use std::fmt;
 
@@ -7,6 +8,7 @@ pub mod config;
 pub mod frames;
 pub mod golden;
 pub mod netmask;
+pub mod preflight;
 pub mod report;
 pub mod rules;
 

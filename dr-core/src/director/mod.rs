@@ -166,6 +166,11 @@ impl Director {
         self.service_index.get(key).copied()
     }
 
+    /// The VIPs of the services, in the order their first service was added.
+    pub fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.vip_order.iter().copied()
+    }
+
     /// The real server with this handle.
     pub fn real(&self, id: RealId) -> Option<&RealServer> {
         self.reals.get(id.index())

@@ -1,0 +1,140 @@
+//! `dr-director --iface IF --config CONFIG.toml` (or `--rules RULES --neigh IP=MAC…`): an
+//! LVS Direct Routing director on a live interface.
+//!
+//! It owns the VIPs at layer 2 (answers ARP and Neighbor Solicitations, announces them at
+//! start), learns the real servers' MACs by ARP or Neighbor Discovery unless the
+//! configuration gives them, and forwards every connection to its real server by rewriting
+//! only the MAC addresses, on an `AF_PACKET` ring.
+//!
+//! Signals: SIGINT and SIGTERM stop it cleanly, printing the `--stats` listing; SIGUSR1
+//! prints the listing and the counters while it runs.
+
+use clap::Parser;
+use dr_core::{Config, Director, Driver, DriverOptions, ListingFormat};
+use dr_examples::config::{LoadOptions, load};
+use dr_examples::{preflight, report, rules};
+use dr_io_afpacket::{AfPacket, AfPacketConfig};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tracing::{error, info, warn};
+
+/// A live LVS Direct Routing director.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+#[command(group(clap::ArgGroup::new("services").required(true).args(["config", "rules"])))]
+struct Args {
+    /// The interface to own the VIPs on and forward through.
+    #[arg(long, value_name = "IF")]
+    iface: String,
+    /// The configuration (see examples/director.toml).
+    #[arg(long, value_name = "CONFIG.toml")]
+    config: Option<PathBuf>,
+    /// Rules in the `ipvsadm-save -n` format instead of a configuration file.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// A real server's MAC, for rules (otherwise learned by ARP / ND); repeatable.
+    #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour, requires = "rules")]
+    neigh: Vec<(std::net::IpAddr, dr_core::MacAddr)>,
+    /// Skip the host checks (a VIP held by the host, IPv4 forwarding on the interface).
+    #[arg(long)]
+    no_preflight: bool,
+    /// Log level: error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long, default_value = "info", env = "DR_LOG")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            error!("{message}");
+            eprintln!("dr-director: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A fresh hash seed: colliding flows cannot be worked out in advance.
+fn seed() -> Result<[u64; 4], String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| format!("reading randomness for the hash seed: {e}"))?;
+    Ok(std::array::from_fn(|i| {
+        u64::from_ne_bytes(bytes[8 * i..8 * i + 8].try_into().unwrap_or_default())
+    }))
+}
+
+fn director(args: &Args, mac: dr_core::MacAddr) -> Result<Director, String> {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let hash_seed = seed()?;
+    if let Some(path) = &args.config {
+        let options = LoadOptions { hash_seed, require_real_macs: false, default_mac: Some(mac) };
+        return load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let Some(path) = &args.rules else { return Err("give --config FILE or --rules FILE".into()) };
+    let options = rules::RulesOptions {
+        config: Config::new(mac, hash_seed),
+        neighbours: args.neigh.iter().copied().collect::<HashMap<_, _>>(),
+        require_real_macs: false,
+    };
+    rules::load(&read(path)?, &options).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    // The interface's MAC first: the configuration may leave the director's MAC to it.
+    let probe = AfPacket::open(&AfPacketConfig::new(&args.iface)).map_err(|e| e.to_string())?;
+    let mut director = director(args, probe.mac())?;
+    drop(probe);
+    let vips: Vec<_> = director.vips().collect();
+    if !args.no_preflight {
+        let problems = preflight::problems(&args.iface, &vips);
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+    }
+    let config = AfPacketConfig::new(&args.iface).with_vips(vips.clone());
+    let mut io = AfPacket::open(&config).map_err(|e| e.to_string())?;
+    info!(
+        interface = %args.iface,
+        mac = %io.mac(),
+        vips = ?vips,
+        services = director.services().count(),
+        "director up"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let dump = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| format!("installing the signal handlers: {e}"))?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&dump))
+        .map_err(|e| format!("installing the signal handlers: {e}"))?;
+
+    let mut driver = Driver::new(DriverOptions::default());
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(e) = driver.step(&mut director, &mut io) {
+            warn!("{e}");
+        }
+        if dump.swap(false, Ordering::Relaxed) {
+            print!("{}", report::text(&director));
+        }
+    }
+    info!(frames = driver.stats().frames, "stopping");
+    print!("{}", director.listing(ListingFormat::Stats));
+    Ok(())
+}

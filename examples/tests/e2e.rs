@@ -1,0 +1,303 @@
+//! End to end, as root (CI runs it so): a LAN of network namespaces joined by a bridge, a
+//! client, dr-director on its own namespace's interface (the VIP not on its kernel, IPv4
+//! forwarding off), and three real servers with the VIP on `lo`, `arp_ignore=1`,
+//! `arp_announce=2`, each serving HTTP. Real TCP connections from the client to the VIP.
+//!
+//! Only addresses inside those namespaces are used; everything is torn down when the test
+//! ends, even when it fails; every wait is bounded.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const VIP: &str = "10.77.0.100";
+const VIP6: &str = "2001:db8:77::100";
+
+/// The namespaces, processes and files of one test, removed on drop.
+struct Lan {
+    prefix: String,
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn ip(args: &[&str]) {
+    run(Command::new("ip").args(args));
+}
+
+impl Lan {
+    fn ns(&self, host: &str) -> String {
+        format!("{}{host}", self.prefix)
+    }
+
+    fn exec(&self, host: &str, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(host), program]);
+        cmd
+    }
+
+    fn sysctl(&self, host: &str, setting: &str) {
+        run(self.exec(host, "sysctl").args(["-q", "-w", setting]));
+    }
+
+    /// The bridge, and one host on it with `eth0` addressed `v4`/24 and `v6`/64.
+    fn host(&mut self, host: &str, v4: &str, v6: &str) {
+        let ns = self.ns(host);
+        ip(&["netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        let lan = self.ns("lan");
+        let port = format!("{}p", host);
+        ip(&[
+            "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns",
+            &lan,
+        ]);
+        ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
+        for (addr, family) in [(format!("{v4}/24"), "-4"), (format!("{v6}/64"), "-6")] {
+            let mut args = vec!["-n", &ns, family, "addr", "add", addr.as_str(), "dev", "eth0"];
+            if family == "-6" {
+                args.push("nodad");
+            }
+            ip(&args);
+        }
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+    }
+
+    fn new() -> Self {
+        let prefix = format!("dre{}", std::process::id() % 100_000);
+        let dir = std::env::temp_dir().join(format!("{prefix}-e2e"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut lan = Self { prefix, namespaces: Vec::new(), children: Vec::new(), dir };
+        let ns = lan.ns("lan");
+        ip(&["netns", "add", &ns]);
+        lan.namespaces.push(ns.clone());
+        ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &ns, "link", "set", "br0", "up"]);
+        lan.host("c", "10.77.0.10", "2001:db8:77::10");
+        lan.host("d", "10.77.0.2", "2001:db8:77::2");
+        lan.sysctl("d", "net.ipv4.ip_forward=0");
+        for i in 1..=3 {
+            let host = format!("r{i}");
+            lan.host(&host, &format!("10.77.0.1{i}"), &format!("2001:db8:77::1{i}"));
+            let ns = lan.ns(&host);
+            ip(&["-n", &ns, "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+            ip(&["-n", &ns, "-6", "addr", "add", &format!("{VIP6}/128"), "dev", "lo", "nodad"]);
+            for setting in [
+                "net.ipv4.conf.all.arp_ignore=1",
+                "net.ipv4.conf.all.arp_announce=2",
+                "net.ipv4.conf.eth0.arp_ignore=1",
+                "net.ipv4.conf.eth0.arp_announce=2",
+            ] {
+                lan.sysctl(&host, setting);
+            }
+            let root = lan.dir.join(&host);
+            std::fs::create_dir_all(&root).unwrap();
+            std::fs::write(root.join("who"), &host).unwrap();
+            let server = lan
+                .exec(&host, "python3")
+                .args(["-m", "http.server", "80", "--bind", "::", "--directory"])
+                .arg(&root)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 -m http.server");
+            lan.children.push(server);
+        }
+        lan
+    }
+
+    /// Starts dr-director in its namespace with this configuration.
+    fn director(&mut self, config: &str) -> u32 {
+        let path = self.dir.join("director.toml");
+        std::fs::write(&path, config).unwrap();
+        let log = std::fs::File::create(self.dir.join("director.log")).unwrap();
+        let child = self
+            .exec("d", env!("CARGO_BIN_EXE_dr-director"))
+            .args(["--iface", "eth0", "--config"])
+            .arg(&path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dr-director");
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("director.log")).unwrap_or_default()
+    }
+
+    /// One HTTP request from the client, on a new connection: the body, or None.
+    fn get(&self, url: &str) -> Option<String> {
+        let out =
+            self.exec("c", "curl").args(["-s", "-g", "--max-time", "3", url]).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Waits (at most `limit`) until a request to `url` succeeds.
+    fn wait_for(&self, url: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.get(url).is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Root, `ip`, `python3`, `curl` and `tcpdump` are needed; in CI their absence is a failure.
+fn ready() -> bool {
+    let have = |program: &str, arg: &str| {
+        Command::new(program).arg(arg).output().is_ok_and(|o| o.status.success())
+    };
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let tools = have("ip", "-V")
+        && have("python3", "-V")
+        && have("curl", "-V")
+        && have("tcpdump", "--version");
+    if root && tools {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the end-to-end tests as root with ip, python3, curl and tcpdump"
+    );
+    eprintln!("skipped: the end-to-end tests need root, ip, python3, curl and tcpdump");
+    false
+}
+
+const CONFIG: &str = r#"
+[director]
+# mac: the interface's
+
+[[service]]
+proto = "tcp"
+vip = "10.77.0.100"
+port = 80
+scheduler = "wrr"
+
+[[service.real]]
+ip = "10.77.0.11"
+weight = 3
+
+[[service.real]]
+ip = "10.77.0.12"
+weight = 2
+
+[[service.real]]
+ip = "10.77.0.13"
+weight = 1
+
+[[service]]
+proto = "tcp"
+vip = "2001:db8:77::100"
+port = 80
+scheduler = "rr"
+
+[[service.real]]
+ip = "2001:db8:77::11"
+
+[[service.real]]
+ip = "2001:db8:77::12"
+"#;
+
+#[test]
+fn http_through_the_director_in_namespaces() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new();
+    // Watch the director's interface: replies must never cross it.
+    let capture = lan.dir.join("director.pcap");
+    let tcpdump = lan
+        .exec("d", "tcpdump")
+        .args(["-i", "eth0", "-n", "-U", "-w"])
+        .arg(&capture)
+        .arg("tcp")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    lan.children.push(tcpdump);
+    let pid = lan.director(CONFIG);
+    let url = format!("http://{VIP}/who");
+    assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
+
+    // wrr 3:2:1: any six consecutive new connections are one whole cycle.
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..6 {
+        let who = lan.get(&url).unwrap_or_else(|| panic!("a request failed:\n{}", lan.log()));
+        *counts.entry(who).or_insert(0) += 1;
+    }
+    let counts: Vec<_> = counts.into_iter().collect();
+    assert_eq!(
+        counts,
+        [("r1".to_string(), 3), ("r2".to_string(), 2), ("r3".to_string(), 1)],
+        "{}",
+        lan.log()
+    );
+    // Many more, all answered.
+    for _ in 0..30 {
+        assert!(lan.get(&url).is_some(), "a request failed:\n{}", lan.log());
+    }
+
+    // IPv6 through the same topology.
+    let url6 = format!("http://[{VIP6}]/who");
+    assert!(
+        lan.wait_for(&url6, Duration::from_secs(10)),
+        "no answer from the IPv6 VIP:\n{}",
+        lan.log()
+    );
+    let mut seen6 = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        seen6.insert(lan.get(&url6).expect("an IPv6 request failed"));
+    }
+    assert_eq!(seen6.len(), 2, "rr over both IPv6 real servers: {seen6:?}");
+
+    // Stop cleanly: SIGTERM, and the listing on the way out.
+    run(Command::new("kill").args(["-TERM", &pid.to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let director = lan.children.iter_mut().find(|c| c.id() == pid).unwrap();
+    let status = loop {
+        if let Some(status) = director.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "dr-director did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{}", lan.log());
+    assert!(lan.log().contains("TCP  10.77.0.100:80"), "the listing on exit:\n{}", lan.log());
+
+    // The director saw the clients' segments but none of the servers' replies.
+    std::thread::sleep(Duration::from_millis(300));
+    let read = |filter: &str| {
+        let out =
+            Command::new("tcpdump").args(["-n", "-r"]).arg(&capture).arg(filter).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert!(read("dst port 80") > 0, "the director's capture saw no requests");
+    assert_eq!(read("src port 80"), 0, "a reply crossed the director");
+}
