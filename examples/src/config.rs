@@ -4,15 +4,17 @@
 //! are added in the order listed, as `ipvsadm -a` lines would add them.
 
 use crate::LineError;
+use crate::health::{HealthCheck, Probe};
 use crate::netmask::parse_netmask;
 use dr_core::SchedFlags;
 use dr_core::{
     Config, Director, MacAddr, Persistence, Protocol, RealConfig, SchedulerKind, ServiceConfig,
-    TimeoutSettings,
+    ServiceId, TimeoutSettings,
 };
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::ops::Range;
+use std::time::Duration;
 use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +79,9 @@ struct ServiceSection {
 struct HealthSection {
     kind: Option<Spanned<String>>,
     interval: Option<Spanned<u32>>,
+    timeout: Option<Spanned<u32>>,
+    fall: Option<Spanned<u32>>,
+    rise: Option<Spanned<u32>>,
     path: Option<Spanned<String>>,
     expect: Option<Spanned<u16>>,
 }
@@ -108,6 +113,24 @@ pub struct LoadOptions {
 ///
 /// A [`LineError`] naming the field and line of the first problem.
 pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
+    load_all(text, options).map(|loaded| loaded.director)
+}
+
+/// A configuration file's director, and the health checks of its services.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The director, with its services and real servers added.
+    pub director: Director,
+    /// Each service's health check (`[service.health]`, or the defaults).
+    pub health: Vec<(ServiceId, HealthCheck)>,
+}
+
+/// Loads a configuration file's text into a director, keeping the health checks.
+///
+/// # Errors
+///
+/// A [`LineError`] naming the field and line of the first problem.
+pub fn load_all(text: &str, options: LoadOptions) -> Result<Loaded, LineError> {
     let file: File = toml::from_str(text).map_err(|e| LineError {
         line: e.span().map(|s| line_of(text, s.start)),
         message: e.message().trim_end().to_string(),
@@ -148,7 +171,7 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
         config.fragment_capacity = *capacity.get_ref();
     }
     if let Some(timeout) = &file.director.fragment_timeout {
-        config.fragment_timeout = dr_core::Duration::from_secs(u64::from(*timeout.get_ref()));
+        config.fragment_timeout = Duration::from_secs(u64::from(*timeout.get_ref()));
     }
     if let Some(timeouts) = &file.timeouts {
         let t = timeouts.get_ref();
@@ -172,6 +195,7 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
         LineError { line: span.map(|s| line_of(text, s.start)), message: e.to_string() }
     })?;
 
+    let mut health = Vec::new();
     for (i, service) in file.service.iter().enumerate() {
         let field = |name: &str| format!("service[{i}].{name}");
         let s = service.get_ref();
@@ -214,9 +238,10 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
                 }
             }
         }
-        if let Some(health) = &s.health {
-            validate_health(health, &field("health"), &at)?;
-        }
+        let check = match &s.health {
+            Some(health) => health_check(health, &field("health"), &at)?,
+            None => HealthCheck::default(),
+        };
         let mut config =
             ServiceConfig::new(protocol, vip, *s.port.get_ref(), scheduler).with_flags(flags);
         if let Some(p) = persistence {
@@ -231,6 +256,7 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
             };
             at(span, format!("{}: {e}", field("")))
         })?;
+        health.push((id, check));
 
         for (j, real) in s.real.iter().enumerate() {
             let rfield = |name: &str| format!("service[{i}].real[{j}].{name}");
@@ -281,7 +307,7 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
             })?;
         }
     }
-    Ok(director)
+    Ok(Loaded { director, health })
 }
 
 /// `persistent` (seconds; absent or 0: none) and `netmask` (a mask or a prefix length).
@@ -318,12 +344,19 @@ fn persistence(
     }))
 }
 
-fn validate_health(
+fn health_check(
     health: &Spanned<HealthSection>,
     field: &str,
     at: &impl Fn(Range<usize>, String) -> LineError,
-) -> Result<(), LineError> {
+) -> Result<HealthCheck, LineError> {
     let h = health.get_ref();
+    for (name, value) in [("timeout", &h.timeout), ("fall", &h.fall), ("rise", &h.rise)] {
+        if let Some(v) = value
+            && *v.get_ref() == 0
+        {
+            return Err(at(v.span(), format!("{field}.{name} = 0: give at least 1")));
+        }
+    }
     if let Some(kind) = &h.kind
         && !matches!(kind.get_ref().as_str(), "tcp" | "http" | "none")
     {
@@ -353,7 +386,27 @@ fn validate_health(
             format!("{field}.expect = {}: give an HTTP status, 100 to 599", expect.get_ref()),
         ));
     }
-    Ok(())
+    let defaults = HealthCheck::default();
+    let secs = |v: &Option<Spanned<u32>>, default: Duration| {
+        v.as_ref().map_or(default, |v| Duration::from_secs(u64::from(*v.get_ref())))
+    };
+    let count =
+        |v: &Option<Spanned<u32>>, default: u32| v.as_ref().map_or(default, |v| *v.get_ref());
+    let probe = match h.kind.as_ref().map(|k| k.get_ref().as_str()) {
+        Some("none") => Probe::None,
+        Some("http") => Probe::Http {
+            path: h.path.as_ref().map_or_else(|| "/".to_string(), |p| p.get_ref().clone()),
+            expect: h.expect.as_ref().map_or(200, |e| *e.get_ref()),
+        },
+        _ => Probe::Tcp,
+    };
+    Ok(HealthCheck {
+        probe,
+        interval: secs(&h.interval, defaults.interval),
+        timeout: secs(&h.timeout, defaults.timeout),
+        fall: count(&h.fall, defaults.fall),
+        rise: count(&h.rise, defaults.rise),
+    })
 }
 
 fn parse_mac(

@@ -7,6 +7,7 @@ use std::fmt;
 pub mod config;
 pub mod frames;
 pub mod golden;
+pub mod health;
 pub mod netmask;
 pub mod preflight;
 pub mod report;

@@ -6,19 +6,28 @@
 //! configuration gives them, and forwards every connection to its real server by rewriting
 //! only the MAC addresses, on an `AF_PACKET` ring.
 //!
+//! Every real server is health checked off the packet path (`[service.health]`; by
+//! default a TCP connect to its address and the service port every second, down after 3
+//! failures, up after 2 successes): a server that goes down is quiesced (weight 0, its
+//! connections continue) and gets its weight back when it recovers; each change is logged.
+//!
 //! Signals: SIGINT and SIGTERM stop it cleanly, printing the `--stats` listing; SIGUSR1
 //! prints the listing and the counters while it runs.
 
 use clap::Parser;
 use dr_core::{Config, Director, Driver, DriverOptions, ListingFormat};
-use dr_examples::config::{LoadOptions, load};
+use dr_core::{RealEdit, RealId};
+use dr_examples::config::{LoadOptions, Loaded, load_all};
+use dr_examples::health::{self, HealthCheck, HealthEvent, Probe};
 use dr_examples::{preflight, report, rules};
 use dr_io_afpacket::{AfPacket, AfPacketConfig};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, channel};
 use tracing::{error, info, warn};
 
 /// A live LVS Direct Routing director.
@@ -76,14 +85,14 @@ fn seed() -> Result<[u64; 4], String> {
     }))
 }
 
-fn director(args: &Args, mac: dr_core::MacAddr) -> Result<Director, String> {
+fn director(args: &Args, mac: dr_core::MacAddr) -> Result<Loaded, String> {
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
     };
     let hash_seed = seed()?;
     if let Some(path) = &args.config {
         let options = LoadOptions { hash_seed, require_real_macs: false, default_mac: Some(mac) };
-        return load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
+        return load_all(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
     }
     let Some(path) = &args.rules else { return Err("give --config FILE or --rules FILE".into()) };
     let options = rules::RulesOptions {
@@ -91,13 +100,77 @@ fn director(args: &Args, mac: dr_core::MacAddr) -> Result<Director, String> {
         neighbours: args.neigh.iter().copied().collect::<HashMap<_, _>>(),
         require_real_macs: false,
     };
-    rules::load(&read(path)?, &options).map_err(|e| format!("{}: {e}", path.display()))
+    let director =
+        rules::load(&read(path)?, &options).map_err(|e| format!("{}: {e}", path.display()))?;
+    let health = director.services().map(|(id, _)| (id, HealthCheck::default())).collect();
+    Ok(Loaded { director, health })
+}
+
+/// The health checkers, and the weights to give back to servers that recover.
+struct Health {
+    events: Receiver<HealthEvent<RealId>>,
+    weights: HashMap<RealId, u32>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// One checker thread per real server of every service with checks.
+    fn start(
+        director: &Director,
+        checks: &[(dr_core::ServiceId, HealthCheck)],
+    ) -> Result<Self, String> {
+        let (tx, events) = channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut weights = HashMap::new();
+        for (service, check) in checks {
+            let Some(svc) = director.service(*service) else { continue };
+            let port = svc.key().port;
+            if check.probe == Probe::None || port == 0 {
+                continue;
+            }
+            for &id in svc.reals() {
+                let Some(real) = director.real(id) else { continue };
+                weights.insert(id, real.weight());
+                let target = SocketAddr::new(real.addr(), port);
+                health::spawn(id, target, check.clone(), tx.clone(), Arc::clone(&stop))
+                    .map_err(|e| format!("starting the health check of {target}: {e}"))?;
+            }
+        }
+        Ok(Self { events, weights, stop })
+    }
+
+    /// Applies the changes reported since the last call.
+    fn apply(&self, director: &mut Director) {
+        while let Ok(event) = self.events.try_recv() {
+            let Some(real) = director.real(event.key) else { continue };
+            let weight =
+                if event.healthy { self.weights.get(&event.key).copied().unwrap_or(1) } else { 0 };
+            match director.edit_real(event.key, RealEdit::of(real).with_weight(weight)) {
+                Ok(()) if event.healthy => {
+                    info!(real = %event.target, weight, "real server is up: weight restored");
+                }
+                Ok(()) => {
+                    warn!(
+                        real = %event.target,
+                        "real server is down: quiesced (weight 0, its connections continue)"
+                    );
+                }
+                Err(e) => warn!(real = %event.target, "health change not applied: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Health {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 fn run(args: &Args) -> Result<(), String> {
     // The interface's MAC first: the configuration may leave the director's MAC to it.
     let probe = AfPacket::open(&AfPacketConfig::new(&args.iface)).map_err(|e| e.to_string())?;
-    let mut director = director(args, probe.mac())?;
+    let Loaded { mut director, health } = director(args, probe.mac())?;
     drop(probe);
     let vips: Vec<_> = director.vips().collect();
     if !args.no_preflight {
@@ -125,8 +198,10 @@ fn run(args: &Args) -> Result<(), String> {
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&dump))
         .map_err(|e| format!("installing the signal handlers: {e}"))?;
 
+    let checks = Health::start(&director, &health)?;
     let mut driver = Driver::new(DriverOptions::default());
     while !stop.load(Ordering::Relaxed) {
+        checks.apply(&mut director);
         if let Err(e) = driver.step(&mut director, &mut io) {
             warn!("{e}");
         }
