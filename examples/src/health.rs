@@ -114,6 +114,11 @@ impl Default for Hysteresis {
 }
 
 impl Hysteresis {
+    /// A server taken to be healthy or not to begin with.
+    pub fn starting(healthy: bool) -> Self {
+        Self { healthy, streak: 0 }
+    }
+
     /// Takes one result; returns the new state when it changes.
     pub fn record(&mut self, ok: bool, check: &HealthCheck) -> Option<bool> {
         if ok == self.healthy {
@@ -131,17 +136,18 @@ impl Hysteresis {
     }
 }
 
-/// Starts a checker thread for one real server; it reports changes on `events` until
-/// `stop` is set or the receiver is gone.
+/// Starts a checker thread for one real server, taken to be `healthy` or not to begin
+/// with; it reports changes on `events` until `stop` is set or the receiver is gone.
 pub fn spawn<K: Copy + Send + 'static>(
     key: K,
     target: SocketAddr,
     check: HealthCheck,
+    healthy: bool,
     events: Sender<HealthEvent<K>>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name(format!("health {target}")).spawn(move || {
-        let mut state = Hysteresis::default();
+        let mut state = Hysteresis::starting(healthy);
         while !stop.load(Ordering::Relaxed) {
             let started = std::time::Instant::now();
             let ok = probe_once(target, &check);

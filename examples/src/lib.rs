@@ -10,6 +10,7 @@ pub mod golden;
 pub mod health;
 pub mod netmask;
 pub mod preflight;
+pub mod reload;
 pub mod report;
 pub mod rules;
 

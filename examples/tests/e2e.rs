@@ -189,6 +189,24 @@ fn ready() -> bool {
     false
 }
 
+/// Opens a connection to the VIP, waits for a file to appear, then sends a request on it
+/// and prints the body of the answer.
+const HELD_CLIENT: &str = r#"
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], 80), timeout=10)
+deadline = time.time() + 20
+while not os.path.exists(sys.argv[2]) and time.time() < deadline:
+    time.sleep(0.05)
+s.sendall(b"GET /who HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data.split(b"\r\n\r\n", 1)[-1].decode())
+"#;
+
 const CONFIG: &str = r#"
 [director]
 # mac: the interface's
@@ -292,6 +310,51 @@ fn http_through_the_director_in_namespaces() {
         assert_ne!(who, "r3");
     }
     eprintln!("r3 quiesced after {quiesced:?}; {failures} requests failed before that");
+
+    // A connection opened before a SIGHUP keeps working after it, while new connections
+    // follow the new weights (r3 stays quiesced: its server is still down).
+    let trigger = lan.dir.join("send-now");
+    let held = lan
+        .exec("c", "python3")
+        .args(["-c", HELD_CLIENT, VIP])
+        .arg(&trigger)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 client");
+    lan.children.push(held);
+    std::thread::sleep(Duration::from_millis(500));
+    let reweighted = CONFIG
+        .replace("weight = 3", "weight = 1")
+        .replace("weight = 2", "weight = 3")
+        .replace("weight = 1\n\n[[service]]", "weight = 5\n\n[[service]]");
+    std::fs::write(lan.dir.join("director.toml"), reweighted).unwrap();
+    run(Command::new("kill").args(["-HUP", &pid.to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lan.log().contains("configuration reloaded") {
+        assert!(Instant::now() < deadline, "no reload:\n{}", lan.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..4 {
+        let who = lan.get(&url).unwrap_or_else(|| panic!("a request failed:\n{}", lan.log()));
+        *counts.entry(who).or_insert(0) += 1;
+    }
+    let counts: Vec<_> = counts.into_iter().collect();
+    assert_eq!(counts, [("r1".to_string(), 1), ("r2".to_string(), 3)], "{}", lan.log());
+    std::fs::write(&trigger, b"").unwrap();
+    let held = lan.children.last_mut().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the held connection never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut held.stdout.take().unwrap(), &mut body).unwrap();
+    assert!(
+        matches!(body.trim(), "r1" | "r2"),
+        "the connection opened before the reload: {body:?}"
+    );
 
     // IPv6 through the same topology.
     let url6 = format!("http://[{VIP6}]/who");

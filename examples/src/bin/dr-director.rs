@@ -12,16 +12,20 @@
 //! connections continue) and gets its weight back when it recovers; each change is logged.
 //!
 //! Signals: SIGINT and SIGTERM stop it cleanly, printing the `--stats` listing; SIGUSR1
-//! prints the listing and the counters while it runs.
+//! prints the listing and the counters while it runs; SIGHUP reads the configuration again
+//! and applies only the difference, as `ipvsadm -A/-E/-D/-a/-e/-d` would: connections of
+//! what stays survive. A file that does not load is reported and changes nothing.
 
 use clap::Parser;
 use dr_core::{Config, Director, Driver, DriverOptions, ListingFormat};
-use dr_core::{RealEdit, RealId};
+use dr_core::{RealEdit, RealId, ServiceKey};
 use dr_examples::config::{LoadOptions, Loaded, load_all};
 use dr_examples::health::{self, HealthCheck, HealthEvent, Probe};
-use dr_examples::{preflight, report, rules};
+use dr_examples::{preflight, reload, report, rules};
 use dr_io_afpacket::{AfPacket, AfPacketConfig};
 use std::collections::HashMap;
+use std::collections::HashSet;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,7 +50,7 @@ struct Args {
     rules: Option<PathBuf>,
     /// A real server's MAC, for rules (otherwise learned by ARP / ND); repeatable.
     #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour, requires = "rules")]
-    neigh: Vec<(std::net::IpAddr, dr_core::MacAddr)>,
+    neigh: Vec<(IpAddr, dr_core::MacAddr)>,
     /// Skip the host checks (a VIP held by the host, IPv4 forwarding on the interface).
     #[arg(long)]
     no_preflight: bool,
@@ -106,43 +110,82 @@ fn director(args: &Args, mac: dr_core::MacAddr) -> Result<Loaded, String> {
     Ok(Loaded { director, health })
 }
 
-/// The health checkers, and the weights to give back to servers that recover.
+/// SIGHUP: the configuration again, and only the difference applied.
+fn reload(
+    args: &Args,
+    running: &mut Director,
+) -> Result<Vec<(dr_core::ServiceId, HealthCheck)>, String> {
+    let wanted = director(args, running.config().mac)?;
+    let changes = reload::apply(running, &wanted.director).map_err(|e| e.to_string())?;
+    for change in &changes {
+        info!("reload: {change}");
+    }
+    info!(changes = changes.len(), "configuration reloaded");
+    // The running director's handles for the wanted health checks.
+    Ok(wanted
+        .health
+        .into_iter()
+        .filter_map(|(id, check)| {
+            let key = wanted.director.service(id)?.key();
+            Some((running.find_service(&key)?, check))
+        })
+        .collect())
+}
+
+/// The health checkers, the weights to give back to servers that recover, and the servers
+/// now down.
 struct Health {
     events: Receiver<HealthEvent<RealId>>,
     weights: HashMap<RealId, u32>,
+    down: HashSet<(ServiceKey, IpAddr)>,
     stop: Arc<AtomicBool>,
 }
 
 impl Health {
-    /// One checker thread per real server of every service with checks.
+    /// One checker thread per real server of every service with checks. Servers in `down`
+    /// (down before a reload) stay quiesced until their checks pass again.
     fn start(
-        director: &Director,
+        director: &mut Director,
         checks: &[(dr_core::ServiceId, HealthCheck)],
+        down: HashSet<(ServiceKey, IpAddr)>,
     ) -> Result<Self, String> {
         let (tx, events) = channel();
         let stop = Arc::new(AtomicBool::new(false));
         let mut weights = HashMap::new();
+        let mut still_down = HashSet::new();
         for (service, check) in checks {
             let Some(svc) = director.service(*service) else { continue };
-            let port = svc.key().port;
-            if check.probe == Probe::None || port == 0 {
+            let key = svc.key();
+            if check.probe == Probe::None || key.port == 0 {
                 continue;
             }
-            for &id in svc.reals() {
+            for id in svc.reals().to_vec() {
                 let Some(real) = director.real(id) else { continue };
+                let (addr, edit) = (real.addr(), RealEdit::of(real));
                 weights.insert(id, real.weight());
-                let target = SocketAddr::new(real.addr(), port);
-                health::spawn(id, target, check.clone(), tx.clone(), Arc::clone(&stop))
+                let healthy = !down.contains(&(key, addr));
+                if !healthy {
+                    still_down.insert((key, addr));
+                    director.edit_real(id, edit.with_weight(0)).map_err(|e| e.to_string())?;
+                }
+                let target = SocketAddr::new(addr, key.port);
+                health::spawn(id, target, check.clone(), healthy, tx.clone(), Arc::clone(&stop))
                     .map_err(|e| format!("starting the health check of {target}: {e}"))?;
             }
         }
-        Ok(Self { events, weights, stop })
+        Ok(Self { events, weights, down: still_down, stop })
     }
 
     /// Applies the changes reported since the last call.
-    fn apply(&self, director: &mut Director) {
+    fn apply(&mut self, director: &mut Director) {
         while let Ok(event) = self.events.try_recv() {
             let Some(real) = director.real(event.key) else { continue };
+            let Some(key) = director.service(real.service()).map(|s| s.key()) else { continue };
+            if event.healthy {
+                self.down.remove(&(key, real.addr()));
+            } else {
+                self.down.insert((key, real.addr()));
+            }
             let weight =
                 if event.healthy { self.weights.get(&event.key).copied().unwrap_or(1) } else { 0 };
             match director.edit_real(event.key, RealEdit::of(real).with_weight(weight)) {
@@ -197,8 +240,11 @@ fn run(args: &Args) -> Result<(), String> {
     }
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&dump))
         .map_err(|e| format!("installing the signal handlers: {e}"))?;
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(|e| format!("installing the signal handlers: {e}"))?;
 
-    let checks = Health::start(&director, &health)?;
+    let mut checks = Health::start(&mut director, &health, HashSet::new())?;
     let mut driver = Driver::new(DriverOptions::default());
     while !stop.load(Ordering::Relaxed) {
         checks.apply(&mut director);
@@ -207,6 +253,17 @@ fn run(args: &Args) -> Result<(), String> {
         }
         if dump.swap(false, Ordering::Relaxed) {
             print!("{}", report::text(&director));
+        }
+        if hup.swap(false, Ordering::Relaxed) {
+            match reload(args, &mut director) {
+                Ok(health) => {
+                    // New checkers for the servers as they are now; those down stay down.
+                    let down = std::mem::take(&mut checks.down);
+                    drop(checks);
+                    checks = Health::start(&mut director, &health, down)?;
+                }
+                Err(e) => error!("reload refused, nothing changed: {e}"),
+            }
         }
     }
     info!(frames = driver.stats().frames, "stopping");
