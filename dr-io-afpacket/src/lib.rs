@@ -184,6 +184,18 @@ impl AfPacket {
         }
     }
 
+    /// Replaces the BPF filter with one for these VIPs (after services were added or
+    /// removed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the kernel refuses the program.
+    pub fn set_vips(&mut self, vips: &[IpAddr]) -> Result<(), Error> {
+        self.socket
+            .attach_filter(&filter::program(vips))
+            .map_err(|e| Error::io("attaching the BPF filter", e))
+    }
+
     /// The interface's MAC address.
     pub fn mac(&self) -> MacAddr {
         self.mac

@@ -5,9 +5,12 @@
 use std::fmt;
 
 pub mod config;
+pub mod control;
 pub mod frames;
 pub mod golden;
 pub mod health;
+pub mod ipvsadm;
+pub mod metrics;
 pub mod netmask;
 pub mod preflight;
 pub mod reload;

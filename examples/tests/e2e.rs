@@ -120,8 +120,10 @@ impl Lan {
         let log = std::fs::File::create(self.dir.join("director.log")).unwrap();
         let child = self
             .exec("d", env!("CARGO_BIN_EXE_dr-director"))
-            .args(["--iface", "eth0", "--config"])
+            .args(["--iface", "eth0", "--metrics", "127.0.0.1:9100", "--config"])
             .arg(&path)
+            .arg("--control")
+            .arg(self.dir.join("ctl.sock"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -277,6 +279,36 @@ fn http_through_the_director_in_namespaces() {
         "{}",
         lan.log()
     );
+    // The control socket: listings in ipvsadm's layouts, and errors that say why.
+    let ctl = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dr-director"))
+            .arg("ctl")
+            .arg("--socket")
+            .arg(lan.dir.join("ctl.sock"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let listing = ctl(&["-L", "-n"]);
+    assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(listing.contains("TCP  10.77.0.100:80 wrr\n"), "{listing}");
+    assert!(listing.contains("  -> 10.77.0.11:80                Route   3"), "{listing}");
+    let stats = String::from_utf8_lossy(&ctl(&["-L", "-n", "--stats"]).stdout).into_owned();
+    assert!(stats.contains("Conns"), "{stats}");
+    let missing = ctl(&["-D", "-t", "10.77.0.200:80"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not defined"));
+    // Prometheus metrics, from inside the director's namespace.
+    let scrape =
+        run(lan.exec("d", "curl").args(["-s", "--max-time", "3", "http://127.0.0.1:9100/metrics"]));
+    let scrape = String::from_utf8_lossy(&scrape.stdout).into_owned();
+    assert!(scrape.contains("# TYPE dr_frames_total counter"), "{scrape}");
+    assert!(
+        scrape.contains("dr_real_weight{service=\"TCP 10.77.0.100:80\",real=\"10.77.0.11\"} 3"),
+        "{scrape}"
+    );
+
     // Many more, all answered.
     for _ in 0..30 {
         assert!(lan.get(&url).is_some(), "a request failed:\n{}", lan.log());

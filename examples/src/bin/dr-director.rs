@@ -11,16 +11,24 @@
 //! failures, up after 2 successes): a server that goes down is quiesced (weight 0, its
 //! connections continue) and gets its weight back when it recovers; each change is logged.
 //!
+//! A control socket (`--control`, default `/run/dr-director.sock`, mode 0600) takes ipvsadm
+//! command lines: `dr-director ctl -L -n` (or `--stats`, `--rate`, `-c`, `--timeout`,
+//! `--json`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -Z`. `--metrics ADDR` serves the
+//! counters to Prometheus (off by default).
+//!
 //! Signals: SIGINT and SIGTERM stop it cleanly, printing the `--stats` listing; SIGUSR1
 //! prints the listing and the counters while it runs; SIGHUP reads the configuration again
 //! and applies only the difference, as `ipvsadm -A/-E/-D/-a/-e/-d` would: connections of
 //! what stays survive. A file that does not load is reported and changes nothing.
 
 use clap::Parser;
-use dr_core::{Config, Director, Driver, DriverOptions, ListingFormat};
+use dr_core::{Config, Director, Driver, DriverOptions, FrameIo, ListingFormat};
 use dr_core::{RealEdit, RealId, ServiceKey};
 use dr_examples::config::{LoadOptions, Loaded, load_all};
+use dr_examples::control::{self, ControlSocket};
 use dr_examples::health::{self, HealthCheck, HealthEvent, Probe};
+use dr_examples::ipvsadm::{self, Command, Macs};
+use dr_examples::metrics::MetricsEndpoint;
 use dr_examples::{preflight, reload, report, rules};
 use dr_io_afpacket::{AfPacket, AfPacketConfig};
 use std::collections::HashMap;
@@ -54,12 +62,50 @@ struct Args {
     /// Skip the host checks (a VIP held by the host, IPv4 forwarding on the interface).
     #[arg(long)]
     no_preflight: bool,
+    /// The control socket `dr-director ctl` talks to.
+    #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
+    control: PathBuf,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100); off by default.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Log level: error, warn, info, debug or trace (or a tracing filter).
     #[arg(long, default_value = "info", env = "DR_LOG")]
     log: String,
 }
 
+/// `dr-director ctl [--socket PATH] IPVSADM-ARGS…`: one command to a running director.
+#[derive(Debug, Parser)]
+#[command(name = "dr-director ctl", about = "Send an ipvsadm command to a running dr-director")]
+struct CtlArgs {
+    /// The director's control socket.
+    #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// The command, as ipvsadm takes it: -L -n, -A -t VIP:PORT -s wrr, -a … -r IP -w 2, -Z …
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<String>,
+}
+
+fn ctl(args: &[String]) -> ExitCode {
+    let args = CtlArgs::parse_from(
+        std::iter::once("dr-director ctl".to_string()).chain(args.iter().cloned()),
+    );
+    match control::request(&args.socket, &args.command.join(" ")) {
+        Ok(output) => {
+            print!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("dr-director ctl: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("ctl") {
+        return ctl(&argv[2..]);
+    }
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -108,6 +154,20 @@ fn director(args: &Args, mac: dr_core::MacAddr) -> Result<Loaded, String> {
         rules::load(&read(path)?, &options).map_err(|e| format!("{}: {e}", path.display()))?;
     let health = director.services().map(|(id, _)| (id, HealthCheck::default())).collect();
     Ok(Loaded { director, health })
+}
+
+/// The checks of every service: those known, the defaults for the others.
+fn with_default_checks(
+    director: &Director,
+    known: &[(dr_core::ServiceId, HealthCheck)],
+) -> Vec<(dr_core::ServiceId, HealthCheck)> {
+    director
+        .services()
+        .map(|(id, _)| {
+            let check = known.iter().find(|(k, _)| *k == id).map(|(_, c)| c.clone());
+            (id, check.unwrap_or_default())
+        })
+        .collect()
 }
 
 /// SIGHUP: the configuration again, and only the difference applied.
@@ -244,10 +304,36 @@ fn run(args: &Args) -> Result<(), String> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
         .map_err(|e| format!("installing the signal handlers: {e}"))?;
 
-    let mut checks = Health::start(&mut director, &health, HashSet::new())?;
+    let mut settings = health;
+    let mut checks = Health::start(&mut director, &settings, HashSet::new())?;
+    let control = ControlSocket::bind(&args.control)?;
+    let metrics = args.metrics.map(MetricsEndpoint::bind).transpose()?;
     let mut driver = Driver::new(DriverOptions::default());
     while !stop.load(Ordering::Relaxed) {
         checks.apply(&mut director);
+        let now = io.now();
+        let mut changed = false;
+        control.serve(|line| {
+            let rule = ipvsadm::parse(line)?;
+            let output = ipvsadm::apply(&mut director, &rule, &Macs::default(), now)?;
+            if !matches!(rule.command, Command::List(_)) {
+                info!("control: {line}");
+                changed = true;
+            }
+            Ok(output)
+        });
+        if changed {
+            // New services get the default checks; the filter follows the VIPs.
+            settings = with_default_checks(&director, &settings);
+            let down = std::mem::take(&mut checks.down);
+            drop(checks);
+            checks = Health::start(&mut director, &settings, down)?;
+            let vips: Vec<_> = director.vips().collect();
+            io.set_vips(&vips).map_err(|e| e.to_string())?;
+        }
+        if let Some(metrics) = &metrics {
+            metrics.serve(&director);
+        }
         if let Err(e) = driver.step(&mut director, &mut io) {
             warn!("{e}");
         }
@@ -258,9 +344,12 @@ fn run(args: &Args) -> Result<(), String> {
             match reload(args, &mut director) {
                 Ok(health) => {
                     // New checkers for the servers as they are now; those down stay down.
+                    settings = health;
                     let down = std::mem::take(&mut checks.down);
                     drop(checks);
-                    checks = Health::start(&mut director, &health, down)?;
+                    checks = Health::start(&mut director, &settings, down)?;
+                    let vips: Vec<_> = director.vips().collect();
+                    io.set_vips(&vips).map_err(|e| e.to_string())?;
                 }
                 Err(e) => error!("reload refused, nothing changed: {e}"),
             }
