@@ -37,6 +37,9 @@ pub struct Config {
     pub ipv6: Option<Ipv6Addr>,
     /// How long to wait before asking again for a real server's MAC.
     pub neighbour_retry: Duration,
+    /// How long after a learned MAC was last confirmed it is asked for again (default 60 s;
+    /// zero: never), so a real server that changes its MAC quietly is followed.
+    pub neighbour_refresh: Duration,
     /// `expire_nodest_conn`: when a real server is removed, expire its connections (their
     /// next SYN or UDP datagram is scheduled afresh) instead of dropping their packets (the
     /// kernel's default, off).
@@ -92,6 +95,7 @@ impl Config {
             ipv4: None,
             ipv6: None,
             neighbour_retry: Duration::from_secs(1),
+            neighbour_refresh: Duration::from_secs(60),
             expire_nodest_conn: false,
             icmp_port_unreachable: false,
             conn_reuse_mode: 1,

@@ -3,7 +3,10 @@
 //! Entries exist only for real-server addresses, so a flood of ARP from elsewhere cannot
 //! grow the table. A configured MAC is static and never replaced; a learned one follows
 //! the latest ARP packet or Neighbor Advertisement (or Solicitation with a source
-//! link-layer option) from that address, as a host's neighbour cache does.
+//! link-layer option) from that address, as a host's neighbour cache does. A learned MAC is
+//! asked for again once per refresh interval after it was last confirmed, so a real server
+//! that changed its MAC without announcing it is followed; an unanswered refresh keeps the
+//! MAC it had (the health checks judge whether the server is alive).
 
 use crate::mac::MacAddr;
 use crate::time::{Duration, Instant};
@@ -28,6 +31,19 @@ pub(crate) struct Neighbour {
     pub(crate) is_static: bool,
     /// When we last asked for this address.
     requested_at: Option<Instant>,
+    /// When a frame from this address last told us its MAC.
+    confirmed_at: Option<Instant>,
+}
+
+impl Neighbour {
+    /// When a learned entry is next to be asked for again.
+    fn refresh_at(&self, refresh: Duration) -> Option<Instant> {
+        if self.is_static || self.mac.is_none() || refresh.is_zero() {
+            return None;
+        }
+        let last = self.confirmed_at.max(self.requested_at).unwrap_or(Instant::ZERO);
+        Some(last.saturating_add(refresh))
+    }
 }
 
 /// The configured MAC conflicts with the one configured before for the same address.
@@ -42,6 +58,10 @@ pub(crate) struct Neighbours {
     index: HashMap<IpAddr, NeighbourId, ahash::RandomState>,
     /// Entries without a MAC.
     unresolved: usize,
+    /// How often a learned MAC is asked for again (zero: never).
+    refresh: Duration,
+    /// The earliest refresh due, kept so that polling for it costs nothing.
+    refresh_due: Option<Instant>,
 }
 
 /// The outcome of a frame that told us an address's MAC.
@@ -54,8 +74,19 @@ pub(crate) enum Learned {
 }
 
 impl Neighbours {
-    pub(crate) fn new(hasher: ahash::RandomState) -> Self {
-        Self { entries: Vec::new(), index: HashMap::with_hasher(hasher), unresolved: 0 }
+    pub(crate) fn new(hasher: ahash::RandomState, refresh: Duration) -> Self {
+        Self {
+            entries: Vec::new(),
+            index: HashMap::with_hasher(hasher),
+            unresolved: 0,
+            refresh,
+            refresh_due: None,
+        }
+    }
+
+    fn update_refresh_due(&mut self) {
+        let refresh = self.refresh;
+        self.refresh_due = self.entries.iter().filter_map(|e| e.refresh_at(refresh)).min();
     }
 
     pub(crate) fn get(&self, id: NeighbourId) -> &Neighbour {
@@ -87,54 +118,76 @@ impl Neighbours {
                         entry.is_static = true;
                     }
                 }
+                self.update_refresh_due();
             }
             return Ok(id);
         }
         let id = NeighbourId(self.entries.len() as u16);
-        self.entries.push(Neighbour { addr, mac, is_static: mac.is_some(), requested_at: None });
+        self.entries.push(Neighbour {
+            addr,
+            mac,
+            is_static: mac.is_some(),
+            requested_at: None,
+            confirmed_at: None,
+        });
         self.index.insert(addr, id);
         self.unresolved += usize::from(mac.is_none());
         Ok(id)
     }
 
-    /// Records that `addr` is at `mac`.
-    pub(crate) fn learn(&mut self, addr: IpAddr, mac: MacAddr) -> Learned {
+    /// Records that `addr` is at `mac`, as a frame seen at `now` says.
+    pub(crate) fn learn(&mut self, addr: IpAddr, mac: MacAddr, now: Instant) -> Learned {
         let Some(id) = self.find(addr) else {
             return Learned::Nothing;
         };
         let entry = &mut self.entries[id.index()];
-        if entry.is_static || entry.mac == Some(mac) || !mac.is_unicast() {
+        if entry.is_static || !mac.is_unicast() {
             return Learned::Nothing;
         }
+        entry.confirmed_at = Some(now);
+        let changed = entry.mac != Some(mac);
         if entry.mac.is_none() {
             self.unresolved -= 1;
         }
         entry.mac = Some(mac);
-        Learned::Changed(id, mac)
+        self.update_refresh_due();
+        if changed { Learned::Changed(id, mac) } else { Learned::Nothing }
     }
 
-    /// The next unresolved address to ask for at `now` (at most once per `retry`), marked
-    /// as asked.
+    /// The next address to ask for at `now`, marked as asked: an unresolved one (at most
+    /// once per `retry`), or a learned one due for its refresh.
     pub(crate) fn next_request(&mut self, now: Instant, retry: Duration) -> Option<IpAddr> {
-        if self.unresolved == 0 {
+        if self.unresolved > 0
+            && let Some(entry) = self.entries.iter_mut().find(|e| {
+                e.mac.is_none() && e.requested_at.is_none_or(|at| now >= at.saturating_add(retry))
+            })
+        {
+            entry.requested_at = Some(now);
+            return Some(entry.addr);
+        }
+        if self.refresh_due.is_none_or(|due| due > now) {
             return None;
         }
-        let entry = self.entries.iter_mut().find(|e| {
-            e.mac.is_none() && e.requested_at.is_none_or(|at| now >= at.saturating_add(retry))
-        })?;
+        let refresh = self.refresh;
+        let entry =
+            self.entries.iter_mut().find(|e| e.refresh_at(refresh).is_some_and(|at| at <= now))?;
         entry.requested_at = Some(now);
-        Some(entry.addr)
+        let addr = entry.addr;
+        self.update_refresh_due();
+        Some(addr)
     }
 
-    /// When the next request is due, if any address is unresolved.
+    /// When the next request is due: an unresolved address, or a refresh.
     pub(crate) fn next_request_due(&self, retry: Duration) -> Option<Instant> {
-        if self.unresolved == 0 {
-            return None;
-        }
-        self.entries
-            .iter()
-            .filter(|e| e.mac.is_none())
-            .map(|e| e.requested_at.map_or(Instant::ZERO, |at| at.saturating_add(retry)))
-            .min()
+        let unresolved = (self.unresolved > 0)
+            .then(|| {
+                self.entries
+                    .iter()
+                    .filter(|e| e.mac.is_none())
+                    .map(|e| e.requested_at.map_or(Instant::ZERO, |at| at.saturating_add(retry)))
+                    .min()
+            })
+            .flatten();
+        [unresolved, self.refresh_due].into_iter().flatten().min()
     }
 }

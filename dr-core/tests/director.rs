@@ -646,3 +646,36 @@ TCP  [2001:db8::100]:80                  0        0        0        0        0
 ";
     assert_eq!(d.listing(dr_core::ListingFormat::Stats).to_string(), expected);
 }
+
+#[test]
+fn learned_macs_are_refreshed_and_followed() {
+    let mut d = director(64);
+    let s =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr)).unwrap();
+    let real = d.add_real(s, RealConfig::new(ip("10.0.0.11"))).unwrap();
+    let fixed = d.add_real(s, RealConfig::new(ip("10.0.0.12")).with_mac(mac(REAL_MACS[1])));
+    assert!(fixed.is_ok());
+    assert!(d.poll_neighbour_request(t(1)).is_some(), "asked for the unknown MAC");
+    let mut reply =
+        arp(ArpOperation::Reply, DIRECTOR_MAC, REAL_MACS[0], "10.0.0.11", DIRECTOR_MAC, "0.0.0.0");
+    assert_eq!(d.process(t(2), &mut reply), Verdict::Pass(PassReason::Arp));
+    assert_eq!(d.real(real).unwrap().mac(), Some(mac(REAL_MACS[0])));
+    // Confirmed at 2 s: asked again at 62 s (the default refresh), never for the static one.
+    assert!(d.poll_neighbour_request(Instant::from_millis(61_999)).is_none());
+    assert!(d.poll_timeout().is_some_and(|due| due <= t(62)));
+    let request = d.poll_neighbour_request(t(62)).expect("a refresh");
+    let (_, ArpRepr::EthernetIpv4 { target_protocol_addr, .. }) = parse_arp(&request) else {
+        panic!()
+    };
+    assert_eq!(target_protocol_addr, v4("10.0.0.11"));
+    assert!(d.poll_neighbour_request(t(62)).is_none(), "once per interval");
+    // The server answers from a new NIC: its connections follow.
+    let mut moved =
+        arp(ArpOperation::Reply, DIRECTOR_MAC, REAL_MACS[2], "10.0.0.11", DIRECTOR_MAC, "0.0.0.0");
+    let _ = d.process(t(63), &mut moved);
+    assert_eq!(d.real(real).unwrap().mac(), Some(mac(REAL_MACS[2])));
+    // No answer at all: asked once more an interval later, and the MAC is kept.
+    assert!(d.poll_neighbour_request(t(122)).is_none());
+    assert!(d.poll_neighbour_request(t(123)).is_some());
+    assert_eq!(d.real(real).unwrap().mac(), Some(mac(REAL_MACS[2])));
+}

@@ -45,6 +45,7 @@ struct DirectorSection {
     run_estimation: Option<bool>,
     fragment_capacity: Option<Spanned<usize>>,
     fragment_timeout: Option<Spanned<u32>>,
+    neighbour_refresh: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +170,9 @@ pub fn load_all(text: &str, options: LoadOptions) -> Result<Loaded, LineError> {
     }
     if let Some(capacity) = &file.director.fragment_capacity {
         config.fragment_capacity = *capacity.get_ref();
+    }
+    if let Some(secs) = file.director.neighbour_refresh {
+        config.neighbour_refresh = Duration::from_secs(u64::from(secs));
     }
     if let Some(timeout) = &file.director.fragment_timeout {
         config.fragment_timeout = Duration::from_secs(u64::from(*timeout.get_ref()));

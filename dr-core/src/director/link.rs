@@ -103,7 +103,7 @@ impl Director {
 
     /// Records `addr` at `mac` if `addr` is a real server's (not configured statically).
     fn learn(&mut self, addr: IpAddr, mac: MacAddr) {
-        if let Learned::Changed(id, mac) = self.neighbours.learn(addr, mac) {
+        if let Learned::Changed(id, mac) = self.neighbours.learn(addr, mac, self.clock) {
             for real in self.reals.iter_mut().filter(|r| r.neighbour == id) {
                 real.mac = Some(mac);
             }
@@ -126,7 +126,8 @@ impl Director {
     }
 
     /// The next ARP request or Neighbor Solicitation for a real server whose MAC is not yet
-    /// known, at most one per server per `neighbour_retry`. Call it until it returns `None`
+    /// known (at most one per server per `neighbour_retry`), or whose learned MAC is due for
+    /// its refresh (`neighbour_refresh` after it was last confirmed). Call it until it returns `None`
     /// whenever [`poll_timeout`](Self::poll_timeout) comes due. A real server whose MAC is
     /// unknown is never scheduled.
     pub fn poll_neighbour_request(&mut self, now: Instant) -> Option<GeneratedFrame> {

@@ -126,7 +126,7 @@ impl Director {
             vip_order: Vec::new(),
             port_zero_services: 0,
             reals: Vec::new(),
-            neighbours: Neighbours::new(hasher()),
+            neighbours: Neighbours::new(hasher(), config.neighbour_refresh),
             counters: Counters::default(),
             totals: Stats::default(),
             clock: Instant::ZERO,
