@@ -156,6 +156,20 @@ fn director(args: &Args, mac: dr_core::MacAddr) -> Result<Loaded, String> {
     Ok(Loaded { director, health })
 }
 
+/// After services changed: the filter lets the VIPs' traffic in, and every VIP is announced
+/// again (gratuitous ARP, unsolicited NA), so new ones reach neighbours' caches at once.
+fn follow_vips(director: &Director, io: &mut AfPacket) -> Result<(), String> {
+    let vips: Vec<_> = director.vips().collect();
+    io.set_vips(&vips).map_err(|e| e.to_string())?;
+    let now = io.now();
+    for frame in director.announcements() {
+        if let Err(e) = io.send(now, &frame) {
+            warn!("announcing the VIPs: {e}");
+        }
+    }
+    Ok(())
+}
+
 /// The checks of every service: those known, the defaults for the others.
 fn with_default_checks(
     director: &Director,
@@ -328,8 +342,7 @@ fn run(args: &Args) -> Result<(), String> {
             let down = std::mem::take(&mut checks.down);
             drop(checks);
             checks = Health::start(&mut director, &settings, down)?;
-            let vips: Vec<_> = director.vips().collect();
-            io.set_vips(&vips).map_err(|e| e.to_string())?;
+            follow_vips(&director, &mut io)?;
         }
         if let Some(metrics) = &metrics {
             metrics.serve(&director);
@@ -348,8 +361,7 @@ fn run(args: &Args) -> Result<(), String> {
                     let down = std::mem::take(&mut checks.down);
                     drop(checks);
                     checks = Health::start(&mut director, &settings, down)?;
-                    let vips: Vec<_> = director.vips().collect();
-                    io.set_vips(&vips).map_err(|e| e.to_string())?;
+                    follow_vips(&director, &mut io)?;
                 }
                 Err(e) => error!("reload refused, nothing changed: {e}"),
             }
