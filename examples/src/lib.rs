@@ -16,6 +16,7 @@ pub mod preflight;
 pub mod reload;
 pub mod report;
 pub mod rules;
+pub mod workers;
 
 /// A problem in a configuration or rules file, with the line it is on.
 #[derive(Debug, Clone, PartialEq, Eq)]

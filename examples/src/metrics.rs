@@ -129,6 +129,35 @@ pub fn render(director: &Director) -> String {
     out
 }
 
+/// Several workers' metrics as one exposition: each family once, each sample labelled with
+/// its worker (`worker="0"`, …), so that sums over workers are the director's totals. One
+/// worker's text is returned as it is.
+pub fn merge(texts: &[String]) -> String {
+    if let [one] = texts {
+        return one.clone();
+    }
+    let mut out = String::new();
+    let Some(first) = texts.first() else { return out };
+    // Every worker renders the same families in the same order: walk them together.
+    let headers: Vec<&str> = first.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+    for header in headers {
+        let name = header.split_whitespace().nth(2).unwrap_or("");
+        if let Some(help) = first.lines().find(|l| l.starts_with(&format!("# HELP {name} "))) {
+            let _ = writeln!(out, "{help}");
+        }
+        let _ = writeln!(out, "{header}");
+        for (worker, text) in texts.iter().enumerate() {
+            for line in text.lines() {
+                if let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix('{')) {
+                    let sep = if rest.starts_with('}') { "" } else { "," };
+                    let _ = writeln!(out, "{name}{{worker=\"{worker}\"{sep}{rest}");
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The listening side, polled by the director's loop.
 #[derive(Debug)]
 pub struct MetricsEndpoint {
@@ -147,15 +176,15 @@ impl MetricsEndpoint {
         Ok(Self { listener })
     }
 
-    /// Answers every scrape waiting now.
-    pub fn serve(&self, director: &Director) {
+    /// Answers every scrape waiting now with `render()`.
+    pub fn serve(&self, render: impl Fn() -> String) {
         while let Ok((mut stream, _)) = self.listener.accept() {
             let _ = stream.set_nonblocking(false);
             let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
             let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
             let mut request = [0u8; 1024];
             let _ = stream.read(&mut request);
-            let body = render(director);
+            let body = render();
             let _ = write!(
                 stream,
                 "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
@@ -169,6 +198,17 @@ impl MetricsEndpoint {
 mod tests {
     use super::*;
     use dr_core::{Config, MacAddr, Protocol, RealConfig, SchedulerKind, ServiceConfig};
+
+    #[test]
+    fn workers_are_labelled_and_families_kept_once() {
+        let a = "# HELP m Things.\n# TYPE m counter\nm{kind=\"x\"} 1\n".to_string();
+        let b = "# HELP m Things.\n# TYPE m counter\nm{kind=\"x\"} 2\n".to_string();
+        assert_eq!(merge(std::slice::from_ref(&a)), a);
+        assert_eq!(
+            merge(&[a, b]),
+            "# HELP m Things.\n# TYPE m counter\nm{worker=\"0\",kind=\"x\"} 1\nm{worker=\"1\",kind=\"x\"} 2\n"
+        );
+    }
 
     #[test]
     fn every_sample_under_its_family() {

@@ -69,8 +69,9 @@ impl Lan {
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
     }
 
-    fn new() -> Self {
-        let prefix = format!("dre{}", std::process::id() % 100_000);
+    /// A LAN whose namespaces are named after `tag` and this process.
+    fn new(tag: &str) -> Self {
+        let prefix = format!("dr{tag}{}", std::process::id() % 100_000);
         let dir = std::env::temp_dir().join(format!("{prefix}-e2e"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -113,8 +114,8 @@ impl Lan {
         lan
     }
 
-    /// Starts dr-director in its namespace with this configuration.
-    fn director(&mut self, config: &str) -> u32 {
+    /// Starts dr-director in its namespace with this configuration and these arguments.
+    fn director(&mut self, config: &str, extra: &[&str]) -> u32 {
         let path = self.dir.join("director.toml");
         std::fs::write(&path, config).unwrap();
         let log = std::fs::File::create(self.dir.join("director.log")).unwrap();
@@ -124,6 +125,7 @@ impl Lan {
             .arg(&path)
             .arg("--control")
             .arg(self.dir.join("ctl.sock"))
+            .args(extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -131,6 +133,32 @@ impl Lan {
         let pid = child.id();
         self.children.push(child);
         pid
+    }
+
+    /// `dr-director ctl` on this LAN's director.
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dr-director"))
+            .arg("ctl")
+            .arg("--socket")
+            .arg(self.dir.join("ctl.sock"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Sends SIGTERM to the director and waits (at most 5 s) for a clean exit.
+    fn stop_director(&mut self, pid: u32) {
+        run(Command::new("kill").args(["-TERM", &pid.to_string()]));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let director = self.children.iter_mut().find(|c| c.id() == pid).unwrap();
+        let status = loop {
+            if let Some(status) = director.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "dr-director did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{}", self.log());
     }
 
     fn log(&self) -> String {
@@ -249,7 +277,7 @@ fn http_through_the_director_in_namespaces() {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new();
+    let mut lan = Lan::new("e");
     // Watch the director's interface: replies must never cross it.
     let capture = lan.dir.join("director.pcap");
     let tcpdump = lan
@@ -262,7 +290,7 @@ fn http_through_the_director_in_namespaces() {
         .spawn()
         .expect("tcpdump");
     lan.children.push(tcpdump);
-    let pid = lan.director(CONFIG);
+    let pid = lan.director(CONFIG, &[]);
     let url = format!("http://{VIP}/who");
     assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
 
@@ -280,15 +308,7 @@ fn http_through_the_director_in_namespaces() {
         lan.log()
     );
     // The control socket: listings in ipvsadm's layouts, and errors that say why.
-    let ctl = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_dr-director"))
-            .arg("ctl")
-            .arg("--socket")
-            .arg(lan.dir.join("ctl.sock"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let ctl = |args: &[&str]| lan.ctl(args);
     let listing = ctl(&["-L", "-n"]);
     assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
     let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
@@ -402,17 +422,7 @@ fn http_through_the_director_in_namespaces() {
     assert_eq!(seen6.len(), 2, "rr over both IPv6 real servers: {seen6:?}");
 
     // Stop cleanly: SIGTERM, and the listing on the way out.
-    run(Command::new("kill").args(["-TERM", &pid.to_string()]));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let director = lan.children.iter_mut().find(|c| c.id() == pid).unwrap();
-    let status = loop {
-        if let Some(status) = director.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "dr-director did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{}", lan.log());
+    lan.stop_director(pid);
     assert!(lan.log().contains("TCP  10.77.0.100:80"), "the listing on exit:\n{}", lan.log());
 
     // The director saw the clients' segments but none of the servers' replies to them (its
@@ -432,4 +442,43 @@ fn http_through_the_director_in_namespaces() {
         0,
         "a reply crossed the director"
     );
+}
+
+#[test]
+fn several_workers_share_the_interface() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("w");
+    let pid = lan.director(CONFIG, &["--workers", "2"]);
+    let url = format!("http://{VIP}/who");
+    assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
+    // Every request is answered, whichever worker its flow hashes to, and wrr still uses
+    // every server (each worker runs its own wrr: see dr-director's documentation).
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        seen.insert(lan.get(&url).unwrap_or_else(|| panic!("a request failed:\n{}", lan.log())));
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    // The control socket answers for both workers, and changes reach both.
+    let listing = String::from_utf8_lossy(&lan.ctl(&["-L", "-n"]).stdout).into_owned();
+    assert!(listing.contains("worker 0:") && listing.contains("worker 1:"), "{listing}");
+    assert!(
+        lan.ctl(&["-e", "-t", "10.77.0.100:80", "-r", "10.77.0.13", "-w", "0"]).status.success()
+    );
+    let listing = String::from_utf8_lossy(&lan.ctl(&["-L", "-n"]).stdout).into_owned();
+    assert_eq!(
+        listing.matches("  -> 10.77.0.13:80                Route   0").count(),
+        2,
+        "{listing}"
+    );
+    for _ in 0..12 {
+        assert_ne!(lan.get(&url).as_deref(), Some("r3"), "a quiesced server got a new connection");
+    }
+    let scrape =
+        run(lan.exec("d", "curl").args(["-s", "--max-time", "3", "http://127.0.0.1:9100/"]));
+    let scrape = String::from_utf8_lossy(&scrape.stdout).into_owned();
+    assert!(scrape.contains("dr_frames_total{worker=\"1\",verdict=\"forwarded\"}"), "{scrape}");
+    lan.stop_director(pid);
+    assert!(lan.log().contains("worker 1:"), "{}", lan.log());
 }

@@ -101,6 +101,18 @@ impl Director {
         }
     }
 
+    /// Tells the director that real server `addr` is at `mac`, as an ARP reply or Neighbor
+    /// Advertisement would: for embedders that learn MACs elsewhere (several directors
+    /// sharing an interface, each seeing only some of the replies). A statically configured
+    /// MAC is kept; an address that is no real server's is ignored.
+    /// A MAC it already holds is left as it is (and not counted as a confirmation).
+    pub fn learn_neighbour(&mut self, addr: IpAddr, mac: MacAddr) {
+        let known = self.neighbours.find(addr).and_then(|id| self.neighbours.get(id).mac);
+        if known != Some(mac) {
+            self.learn(addr, mac);
+        }
+    }
+
     /// Records `addr` at `mac` if `addr` is a real server's (not configured statically).
     fn learn(&mut self, addr: IpAddr, mac: MacAddr) {
         if let Learned::Changed(id, mac) = self.neighbours.learn(addr, mac, self.clock) {

@@ -16,19 +16,29 @@
 //! `--json`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -Z`. `--metrics ADDR` serves the
 //! counters to Prometheus (off by default).
 //!
+//! `--workers N` runs N threads, each with its own ring in a `PACKET_FANOUT` group (hash
+//! mode: every packet of a flow, fragments too, reaches the same worker) and its own
+//! director and connection table. Control commands, reloads and health changes apply to all
+//! of them; listings show each worker; metrics carry a `worker` label; MACs learned by one
+//! are given to all. What changes: each worker schedules its own share of the new
+//! connections, so rr and wrr follow their sequence per worker, not across the whole
+//! director, and lc/wlc/sed/nq compare the counts of that worker's connections only. Over
+//! many connections the proportions are the same; connection by connection they are not.
+//!
 //! Signals: SIGINT and SIGTERM stop it cleanly, printing the `--stats` listing; SIGUSR1
 //! prints the listing and the counters while it runs; SIGHUP reads the configuration again
 //! and applies only the difference, as `ipvsadm -A/-E/-D/-a/-e/-d` would: connections of
 //! what stays survive. A file that does not load is reported and changes nothing.
 
 use clap::Parser;
-use dr_core::{Config, Director, Driver, DriverOptions, FrameIo, ListingFormat};
+use dr_core::{Config, Director, DriverOptions, FrameIo, ListingFormat};
 use dr_core::{RealEdit, RealId, ServiceKey};
 use dr_examples::config::{LoadOptions, Loaded, load_all};
 use dr_examples::control::{self, ControlSocket};
 use dr_examples::health::{self, HealthCheck, HealthEvent, Probe};
 use dr_examples::ipvsadm::{self, Command, Macs};
-use dr_examples::metrics::MetricsEndpoint;
+use dr_examples::metrics::{self, MetricsEndpoint};
+use dr_examples::workers::Workers;
 use dr_examples::{preflight, reload, report, rules};
 use dr_io_afpacket::{AfPacket, AfPacketConfig};
 use std::collections::HashMap;
@@ -68,6 +78,10 @@ struct Args {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100); off by default.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Worker threads, each with its own ring in a fanout group and its own connection
+    /// table; a flow always reaches the same worker.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
     /// Log level: error, warn, info, debug or trace (or a tracing filter).
     #[arg(long, default_value = "info", env = "DR_LOG")]
     log: String,
@@ -184,26 +198,87 @@ fn with_default_checks(
         .collect()
 }
 
-/// SIGHUP: the configuration again, and only the difference applied.
+/// SIGHUP: the configuration again, checked once, then only the difference applied by each
+/// worker to its director. Returns the health checks, by the running directors' handles.
 fn reload(
     args: &Args,
-    running: &mut Director,
+    workers: &Workers,
+    mac: dr_core::MacAddr,
 ) -> Result<Vec<(dr_core::ServiceId, HealthCheck)>, String> {
-    let wanted = director(args, running.config().mac)?;
-    let changes = reload::apply(running, &wanted.director).map_err(|e| e.to_string())?;
-    for change in &changes {
-        info!("reload: {change}");
+    // One wanted director per worker (each applies its own).
+    let mut wanted = Vec::new();
+    for _ in 0..workers.len() {
+        wanted.push(director(args, mac)?);
     }
-    info!(changes = changes.len(), "configuration reloaded");
-    // The running director's handles for the wanted health checks.
-    Ok(wanted
+    let checks: Vec<(ServiceKey, HealthCheck)> = wanted[0]
         .health
-        .into_iter()
-        .filter_map(|(id, check)| {
-            let key = wanted.director.service(id)?.key();
-            Some((running.find_service(&key)?, check))
-        })
-        .collect())
+        .iter()
+        .filter_map(|(id, check)| Some((wanted[0].director.service(*id)?.key(), check.clone())))
+        .collect();
+    let slots: Vec<_> =
+        wanted.into_iter().map(|w| std::sync::Mutex::new(Some(w.director))).collect();
+    let slots = Arc::new(slots);
+    let results = workers.each(move |i, running, io| {
+        let wanted = slots[i].lock().ok().and_then(|mut s| s.take()).ok_or("no configuration")?;
+        let changes = reload::apply(running, &wanted).map_err(|e| e.to_string())?;
+        follow_vips(running, io)?;
+        let handles: Vec<_> = checks
+            .iter()
+            .filter_map(|(key, check)| Some((running.find_service(key)?, check.clone())))
+            .collect();
+        Ok::<_, String>((changes, handles))
+    });
+    let mut health = Vec::new();
+    for (i, result) in results.into_iter().enumerate() {
+        let (changes, handles) = result.ok_or(format!("worker {i} did not answer"))??;
+        if i == 0 {
+            for change in &changes {
+                info!("reload: {change}");
+            }
+            info!(changes = changes.len(), "configuration reloaded");
+            health = handles;
+        }
+    }
+    Ok(health)
+}
+
+/// A real server to check.
+struct Target {
+    id: RealId,
+    key: ServiceKey,
+    addr: IpAddr,
+    weight: u32,
+    check: HealthCheck,
+}
+
+/// The real servers the checks cover, read from one director (all workers' are alike).
+fn targets(director: &Director, checks: &[(dr_core::ServiceId, HealthCheck)]) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for (service, check) in checks {
+        let Some(svc) = director.service(*service) else { continue };
+        let key = svc.key();
+        if check.probe == Probe::None || key.port == 0 {
+            continue;
+        }
+        for &id in svc.reals() {
+            if let Some(real) = director.real(id) {
+                let (addr, weight) = (real.addr(), real.weight());
+                targets.push(Target { id, key, addr, weight, check: check.clone() });
+            }
+        }
+    }
+    targets
+}
+
+/// Sets a real server's weight in every worker's director.
+fn set_weight(workers: &Workers, id: RealId, weight: u32) -> Result<(), String> {
+    for result in workers.each(move |_, d, _| {
+        let real = d.real(id).ok_or(dr_core::ConfigError::UnknownReal)?;
+        d.edit_real(id, RealEdit::of(real).with_weight(weight))
+    }) {
+        result.ok_or("a worker did not answer")?.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The health checkers, the weights to give back to servers that recover, and the servers
@@ -212,6 +287,7 @@ struct Health {
     events: Receiver<HealthEvent<RealId>>,
     weights: HashMap<RealId, u32>,
     down: HashSet<(ServiceKey, IpAddr)>,
+    names: HashMap<RealId, (ServiceKey, IpAddr)>,
     stop: Arc<AtomicBool>,
 }
 
@@ -219,50 +295,47 @@ impl Health {
     /// One checker thread per real server of every service with checks. Servers in `down`
     /// (down before a reload) stay quiesced until their checks pass again.
     fn start(
-        director: &mut Director,
-        checks: &[(dr_core::ServiceId, HealthCheck)],
+        workers: &Workers,
+        checks: Vec<(dr_core::ServiceId, HealthCheck)>,
         down: HashSet<(ServiceKey, IpAddr)>,
     ) -> Result<Self, String> {
+        let targets = workers
+            .each(move |_, d, _| targets(d, &checks))
+            .into_iter()
+            .next()
+            .flatten()
+            .ok_or("the worker did not answer")?;
         let (tx, events) = channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let mut weights = HashMap::new();
-        let mut still_down = HashSet::new();
-        for (service, check) in checks {
-            let Some(svc) = director.service(*service) else { continue };
-            let key = svc.key();
-            if check.probe == Probe::None || key.port == 0 {
-                continue;
+        let (mut weights, mut still_down, mut names) =
+            (HashMap::new(), HashSet::new(), HashMap::new());
+        for t in targets {
+            weights.insert(t.id, t.weight);
+            names.insert(t.id, (t.key, t.addr));
+            let healthy = !down.contains(&(t.key, t.addr));
+            if !healthy {
+                still_down.insert((t.key, t.addr));
+                set_weight(workers, t.id, 0)?;
             }
-            for id in svc.reals().to_vec() {
-                let Some(real) = director.real(id) else { continue };
-                let (addr, edit) = (real.addr(), RealEdit::of(real));
-                weights.insert(id, real.weight());
-                let healthy = !down.contains(&(key, addr));
-                if !healthy {
-                    still_down.insert((key, addr));
-                    director.edit_real(id, edit.with_weight(0)).map_err(|e| e.to_string())?;
-                }
-                let target = SocketAddr::new(addr, key.port);
-                health::spawn(id, target, check.clone(), healthy, tx.clone(), Arc::clone(&stop))
-                    .map_err(|e| format!("starting the health check of {target}: {e}"))?;
-            }
+            let target = SocketAddr::new(t.addr, t.key.port);
+            health::spawn(t.id, target, t.check, healthy, tx.clone(), Arc::clone(&stop))
+                .map_err(|e| format!("starting the health check of {target}: {e}"))?;
         }
-        Ok(Self { events, weights, down: still_down, stop })
+        Ok(Self { events, weights, down: still_down, names, stop })
     }
 
     /// Applies the changes reported since the last call.
-    fn apply(&mut self, director: &mut Director) {
+    fn apply(&mut self, workers: &Workers) {
         while let Ok(event) = self.events.try_recv() {
-            let Some(real) = director.real(event.key) else { continue };
-            let Some(key) = director.service(real.service()).map(|s| s.key()) else { continue };
+            let Some(&name) = self.names.get(&event.key) else { continue };
             if event.healthy {
-                self.down.remove(&(key, real.addr()));
+                self.down.remove(&name);
             } else {
-                self.down.insert((key, real.addr()));
+                self.down.insert(name);
             }
             let weight =
                 if event.healthy { self.weights.get(&event.key).copied().unwrap_or(1) } else { 0 };
-            match director.edit_real(event.key, RealEdit::of(real).with_weight(weight)) {
+            match set_weight(workers, event.key, weight) {
                 Ok(()) if event.healthy => {
                     info!(real = %event.target, weight, "real server is up: weight restored");
                 }
@@ -284,90 +357,158 @@ impl Drop for Health {
     }
 }
 
+/// With several workers, each sees only the ARP and ND replies its fanout share brings it:
+/// the MACs any of them learned are given to all.
+fn share_macs(workers: &Workers) {
+    let known: HashMap<IpAddr, dr_core::MacAddr> = workers
+        .each(|_, d, _| {
+            d.reals().filter_map(|(_, r)| Some((r.addr(), r.mac()?))).collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    if known.is_empty() {
+        return;
+    }
+    let known = Arc::new(known);
+    workers.each(move |_, d, _| {
+        for (&addr, &mac) in known.iter() {
+            d.learn_neighbour(addr, mac);
+        }
+    });
+}
+
+/// Joins each worker's output of one listing or report, naming the workers when several.
+fn joined(outputs: Vec<Option<Result<String, String>>>) -> Result<String, String> {
+    let many = outputs.len() > 1;
+    let mut text = String::new();
+    for (i, output) in outputs.into_iter().enumerate() {
+        let output = output.ok_or(format!("worker {i} did not answer"))??;
+        if many && !output.is_empty() {
+            text.push_str(&format!("worker {i}:\n"));
+        }
+        text.push_str(&output);
+    }
+    Ok(text)
+}
+
 fn run(args: &Args) -> Result<(), String> {
     // The interface's MAC first: the configuration may leave the director's MAC to it.
     let probe = AfPacket::open(&AfPacketConfig::new(&args.iface)).map_err(|e| e.to_string())?;
-    let Loaded { mut director, health } = director(args, probe.mac())?;
+    let mac = probe.mac();
     drop(probe);
-    let vips: Vec<_> = director.vips().collect();
-    if !args.no_preflight {
-        let problems = preflight::problems(&args.iface, &vips);
-        if !problems.is_empty() {
-            return Err(problems.join("; "));
+    let mut parts = Vec::new();
+    let mut settings = Vec::new();
+    let fanout = (args.workers > 1).then(|| (std::process::id() & 0xffff) as u16);
+    for _ in 0..args.workers {
+        let Loaded { director, health } = director(args, mac)?;
+        let vips: Vec<_> = director.vips().collect();
+        if parts.is_empty() && !args.no_preflight {
+            let problems = preflight::problems(&args.iface, &vips);
+            if !problems.is_empty() {
+                return Err(problems.join("; "));
+            }
         }
+        let mut config = AfPacketConfig::new(&args.iface).with_vips(vips);
+        if let Some(group) = fanout {
+            config = config.with_fanout(group);
+        }
+        let io = AfPacket::open(&config).map_err(|e| e.to_string())?;
+        settings = health;
+        parts.push((director, io));
     }
-    let config = AfPacketConfig::new(&args.iface).with_vips(vips.clone());
-    let mut io = AfPacket::open(&config).map_err(|e| e.to_string())?;
-    info!(
-        interface = %args.iface,
-        mac = %io.mac(),
-        vips = ?vips,
-        services = director.services().count(),
-        "director up"
-    );
+    let services = parts.first().map_or(0, |(d, _)| d.services().count());
+    let vips: Vec<_> = parts.first().map(|(d, _)| d.vips().collect()).unwrap_or_default();
+    info!(interface = %args.iface, %mac, ?vips, services, workers = args.workers, "director up");
+    let workers = Workers::start(parts, DriverOptions::default())?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let dump = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
+    let hup = Arc::new(AtomicBool::new(false));
+    for (signal, flag) in [
+        (signal_hook::consts::SIGINT, &stop),
+        (signal_hook::consts::SIGTERM, &stop),
+        (signal_hook::consts::SIGUSR1, &dump),
+        (signal_hook::consts::SIGHUP, &hup),
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(flag))
             .map_err(|e| format!("installing the signal handlers: {e}"))?;
     }
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&dump))
-        .map_err(|e| format!("installing the signal handlers: {e}"))?;
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
-        .map_err(|e| format!("installing the signal handlers: {e}"))?;
 
-    let mut settings = health;
-    let mut checks = Health::start(&mut director, &settings, HashSet::new())?;
+    let mut checks = Health::start(&workers, settings.clone(), HashSet::new())?;
+    let mut next_share = std::time::Instant::now();
     let control = ControlSocket::bind(&args.control)?;
     let metrics = args.metrics.map(MetricsEndpoint::bind).transpose()?;
-    let mut driver = Driver::new(DriverOptions::default());
     while !stop.load(Ordering::Relaxed) {
-        checks.apply(&mut director);
-        let now = io.now();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        checks.apply(&workers);
+        if workers.len() > 1 && std::time::Instant::now() >= next_share {
+            share_macs(&workers);
+            next_share = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        }
         let mut changed = false;
         control.serve(|line| {
             let rule = ipvsadm::parse(line)?;
-            let output = ipvsadm::apply(&mut director, &rule, &Macs::default(), now)?;
-            if !matches!(rule.command, Command::List(_)) {
+            let mutates = !matches!(rule.command, Command::List(_));
+            let outputs =
+                workers.each(move |_, d, io| ipvsadm::apply(d, &rule, &Macs::default(), io.now()));
+            let text = joined(outputs)?;
+            if mutates {
                 info!("control: {line}");
                 changed = true;
             }
-            Ok(output)
+            Ok(text)
         });
         if changed {
-            // New services get the default checks; the filter follows the VIPs.
-            settings = with_default_checks(&director, &settings);
+            // New services get the default checks; the filters follow the VIPs.
+            let known = settings.clone();
+            let results = workers.each(move |_, d, io| {
+                follow_vips(d, io)?;
+                Ok::<_, String>(with_default_checks(d, &known))
+            });
+            settings = results.into_iter().next().flatten().ok_or("no worker answered")??;
             let down = std::mem::take(&mut checks.down);
             drop(checks);
-            checks = Health::start(&mut director, &settings, down)?;
-            follow_vips(&director, &mut io)?;
+            checks = Health::start(&workers, settings.clone(), down)?;
         }
         if let Some(metrics) = &metrics {
-            metrics.serve(&director);
-        }
-        if let Err(e) = driver.step(&mut director, &mut io) {
-            warn!("{e}");
+            metrics.serve(|| {
+                let texts: Vec<String> =
+                    workers.each(|_, d, _| metrics::render(d)).into_iter().flatten().collect();
+                metrics::merge(&texts)
+            });
         }
         if dump.swap(false, Ordering::Relaxed) {
-            print!("{}", report::text(&director));
+            let reports = workers.each(|_, d, _| Ok(report::text(d)));
+            match joined(reports) {
+                Ok(text) => print!("{text}"),
+                Err(e) => warn!("{e}"),
+            }
         }
         if hup.swap(false, Ordering::Relaxed) {
-            match reload(args, &mut director) {
+            match reload(args, &workers, mac) {
                 Ok(health) => {
                     // New checkers for the servers as they are now; those down stay down.
                     settings = health;
                     let down = std::mem::take(&mut checks.down);
                     drop(checks);
-                    checks = Health::start(&mut director, &settings, down)?;
-                    follow_vips(&director, &mut io)?;
+                    checks = Health::start(&workers, settings.clone(), down)?;
                 }
                 Err(e) => error!("reload refused, nothing changed: {e}"),
             }
         }
     }
-    info!(frames = driver.stats().frames, "stopping");
-    print!("{}", director.listing(ListingFormat::Stats));
+    drop(checks);
+    let directors = workers.stop();
+    let frames: u64 = directors.iter().map(|d| d.counters().forwarded()).sum();
+    info!(forwarded = frames, "stopping");
+    let many = directors.len() > 1;
+    for (i, d) in directors.iter().enumerate() {
+        if many {
+            println!("worker {i}:");
+        }
+        print!("{}", d.listing(ListingFormat::Stats));
+    }
     Ok(())
 }

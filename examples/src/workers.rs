@@ -1,0 +1,108 @@
+//! dr-director's workers: each a thread that owns a [`Director`] and its `AfPacket` ring and
+//! drives them, taking jobs (control commands, reloads, health changes, listings) between
+//! batches. With several workers the rings share a `PACKET_FANOUT` group in hash mode, so
+//! every packet of a flow (fragments included) reaches the same worker.
+
+use dr_core::{Director, Driver, DriverOptions};
+use dr_io_afpacket::AfPacket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Work for a worker, run on its thread between two batches.
+pub type Job = Box<dyn FnOnce(&mut Director, &mut AfPacket) + Send>;
+
+/// The running workers.
+#[derive(Debug)]
+pub struct Workers {
+    jobs: Vec<Sender<Job>>,
+    threads: Vec<JoinHandle<Director>>,
+    stop: Arc<AtomicBool>,
+}
+
+fn work(
+    mut director: Director,
+    mut io: AfPacket,
+    jobs: Receiver<Job>,
+    stop: Arc<AtomicBool>,
+    options: DriverOptions,
+) -> Director {
+    let mut driver = Driver::new(options);
+    while !stop.load(Ordering::Relaxed) {
+        while let Ok(job) = jobs.try_recv() {
+            job(&mut director, &mut io);
+        }
+        if let Err(e) = driver.step(&mut director, &mut io) {
+            tracing::warn!("{e}");
+        }
+    }
+    director
+}
+
+impl Workers {
+    /// One thread per `(director, ring)` pair.
+    ///
+    /// # Errors
+    ///
+    /// When a thread cannot be started.
+    pub fn start(parts: Vec<(Director, AfPacket)>, options: DriverOptions) -> Result<Self, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut jobs = Vec::new();
+        let mut threads = Vec::new();
+        for (i, (director, io)) in parts.into_iter().enumerate() {
+            let (tx, rx) = channel();
+            let stop = Arc::clone(&stop);
+            let thread = std::thread::Builder::new()
+                .name(format!("worker {i}"))
+                .spawn(move || work(director, io, rx, stop, options))
+                .map_err(|e| format!("starting worker {i}: {e}"))?;
+            jobs.push(tx);
+            threads.push(thread);
+        }
+        Ok(Self { jobs, threads, stop })
+    }
+
+    /// How many workers run.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Runs `f` on every worker (with its index) and returns the results in worker order;
+    /// a worker that does not answer within five seconds gives `None`.
+    pub fn each<T: Send + 'static>(
+        &self,
+        f: impl Fn(usize, &mut Director, &mut AfPacket) -> T + Send + Sync + 'static,
+    ) -> Vec<Option<T>> {
+        let f = Arc::new(f);
+        let replies: Vec<_> = self
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(i, jobs)| {
+                let (tx, rx) = channel();
+                let f = Arc::clone(&f);
+                let job: Job = Box::new(move |d, io| {
+                    let _ = tx.send(f(i, d, io));
+                });
+                jobs.send(job).ok().map(|()| rx)
+            })
+            .collect();
+        replies
+            .into_iter()
+            .map(|rx| rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(5)).ok()))
+            .collect()
+    }
+
+    /// Stops every worker and returns their directors.
+    pub fn stop(self) -> Vec<Director> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads.into_iter().filter_map(|t| t.join().ok()).collect()
+    }
+}
