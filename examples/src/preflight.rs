@@ -26,3 +26,31 @@ pub fn problems(interface: &str, vips: &[IpAddr]) -> Vec<String> {
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::problems;
+
+    #[test]
+    fn a_vip_the_host_holds_is_refused_with_the_fix() {
+        let held: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let found = problems("dr-no-such-if", &[held]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("ip addr del 127.0.0.1"), "{found:?}");
+        // An address nobody here holds, on an interface without a forwarding setting.
+        let free: std::net::IpAddr = "192.0.2.123".parse().unwrap();
+        assert!(problems("dr-no-such-if", &[free]).is_empty());
+    }
+
+    #[test]
+    fn forwarding_on_the_interface_is_refused_with_the_fix() {
+        // Read the host's own setting for lo: the check must agree with it.
+        let on = std::fs::read_to_string("/proc/sys/net/ipv4/conf/lo/forwarding")
+            .is_ok_and(|v| v.trim() == "1");
+        let found = problems("lo", &[]);
+        assert_eq!(!found.is_empty(), on, "{found:?}");
+        if on {
+            assert!(found[0].contains("sysctl -w net.ipv4.conf.lo.forwarding=0"), "{found:?}");
+        }
+    }
+}

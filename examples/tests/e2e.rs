@@ -290,6 +290,23 @@ fn http_through_the_director_in_namespaces() {
         .spawn()
         .expect("tcpdump");
     lan.children.push(tcpdump);
+    // A director host that routes IPv4 on the interface is refused, with the fix.
+    lan.sysctl("d", "net.ipv4.conf.eth0.forwarding=1");
+    let config = lan.dir.join("refused.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let refused = lan
+        .exec("d", env!("CARGO_BIN_EXE_dr-director"))
+        .args(["--iface", "eth0", "--config"])
+        .arg(&config)
+        .arg("--control")
+        .arg(lan.dir.join("refused.sock"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let says = String::from_utf8_lossy(&refused.stderr);
+    assert!(says.contains("sysctl -w net.ipv4.conf.eth0.forwarding=0"), "{says}");
+    lan.sysctl("d", "net.ipv4.conf.eth0.forwarding=0");
+
     let pid = lan.director(CONFIG, &[]);
     let url = format!("http://{VIP}/who");
     assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
