@@ -24,6 +24,11 @@
 //! Frames the ring truncated (longer than a ring block) are counted in
 //! [`AfPacket::truncated`] and not forwarded.
 //!
+//! **VLANs.** Linux usually takes the 802.1Q tag out of a frame into packet metadata before a
+//! packet socket sees it, and the tag is not put back on transmit. To serve a VLAN, open the
+//! backend on the VLAN's own interface (`eth0.10`); tags that do stay in the frame are the
+//! director's to handle, as in a capture.
+//!
 //! All `unsafe` code is in the private `sys` module, each block with its `// SAFETY:`
 //! argument.
 
