@@ -106,6 +106,9 @@ pub struct LoadOptions {
     pub require_real_macs: bool,
     /// The director MAC to use when the file has none (dr-director: the interface's).
     pub default_mac: Option<MacAddr>,
+    /// The connection capacity when the file gives none (`None`: the director's default of
+    /// 1 048 576 entries).
+    pub default_capacity: Option<usize>,
 }
 
 /// Loads a configuration file's text into a director.
@@ -152,6 +155,9 @@ pub fn load_all(text: &str, options: LoadOptions) -> Result<Loaded, LineError> {
         }
     };
     let mut config = Config::new(mac, options.hash_seed);
+    if let Some(capacity) = options.default_capacity {
+        config.capacity = capacity;
+    }
     if let Some(capacity) = &file.director.capacity {
         config.capacity = *capacity.get_ref();
     }

@@ -139,8 +139,12 @@ mod tests {
     use crate::config::{LoadOptions, load};
     use dr_core::{Instant, Verdict};
 
-    const OPTIONS: LoadOptions =
-        LoadOptions { hash_seed: [1, 2, 3, 4], require_real_macs: true, default_mac: None };
+    const OPTIONS: LoadOptions = LoadOptions {
+        hash_seed: [1, 2, 3, 4],
+        require_real_macs: true,
+        default_mac: None,
+        default_capacity: None,
+    };
 
     fn config(services: &str) -> String {
         format!("[director]\nmac = \"02:00:00:00:00:01\"\n{services}")

@@ -4,8 +4,12 @@ use dr_core::{MacAddr, Protocol, SchedulerKind, ServiceKey};
 use dr_examples::LineError;
 use dr_examples::config::{LoadOptions, load};
 
-const OPTIONS: LoadOptions =
-    LoadOptions { hash_seed: [1, 2, 3, 4], require_real_macs: true, default_mac: None };
+const OPTIONS: LoadOptions = LoadOptions {
+    hash_seed: [1, 2, 3, 4],
+    require_real_macs: true,
+    default_mac: None,
+    default_capacity: None,
+};
 
 const VALID: &str = r#"
 [director]

@@ -155,7 +155,12 @@ fn director(args: &Args, mac: dr_core::MacAddr) -> Result<Loaded, String> {
     };
     let hash_seed = seed()?;
     if let Some(path) = &args.config {
-        let options = LoadOptions { hash_seed, require_real_macs: false, default_mac: Some(mac) };
+        let options = LoadOptions {
+            hash_seed,
+            require_real_macs: false,
+            default_mac: Some(mac),
+            default_capacity: None,
+        };
         return load_all(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
     }
     let Some(path) = &args.rules else { return Err("give --config FILE or --rules FILE".into()) };

@@ -79,7 +79,12 @@ fn director(args: &Args) -> Result<Director, String> {
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
     };
     if let Some(path) = &args.config {
-        let options = LoadOptions { hash_seed: SEED, require_real_macs: true, default_mac: None };
+        let options = LoadOptions {
+            hash_seed: SEED,
+            require_real_macs: true,
+            default_mac: None,
+            default_capacity: None,
+        };
         return load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
     }
     let (Some(path), Some(mac)) = (&args.rules, args.mac) else {

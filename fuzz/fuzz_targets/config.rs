@@ -1,0 +1,45 @@
+//! The configuration parsers on arbitrary text: the TOML loader and the ipvsadm command
+//! language (rules files and the control socket) must never panic; they accept or refuse
+//! with a message.
+
+#![no_main]
+
+use dr_examples::config::{LoadOptions, load};
+use dr_examples::{ipvsadm, rules};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let options = LoadOptions {
+        hash_seed: [1, 2, 3, 4],
+        require_real_macs: false,
+        default_mac: None,
+        default_capacity: Some(64),
+    };
+    if let Err(e) = load(text, options) {
+        assert!(!e.message.is_empty());
+    }
+    let mac = "02:00:00:00:00:01".parse().unwrap();
+    let rules_options = rules::RulesOptions {
+        config: {
+            let mut c = dr_core::Config::new(mac, [1, 2, 3, 4]);
+            c.capacity = 64;
+            c
+        },
+        neighbours: Default::default(),
+        require_real_macs: false,
+    };
+    if let Ok(mut director) = rules::load(text, &rules_options) {
+        // Every line again through the control socket's path, listings included.
+        for line in text.lines().take(64) {
+            if let Ok(rule) = ipvsadm::parse(line) {
+                let _ = ipvsadm::apply(
+                    &mut director,
+                    &rule,
+                    &ipvsadm::Macs::default(),
+                    dr_core::Instant::ZERO,
+                );
+            }
+        }
+    }
+});
