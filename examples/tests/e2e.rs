@@ -240,6 +240,11 @@ print(data.split(b"\r\n\r\n", 1)[-1].decode())
 const CONFIG: &str = r#"
 [director]
 # mac: the interface's
+# A client may reuse the port of an attempt that r3 refused while it was still being
+# checked; that entry (SYN_RECV, 60 s) would keep sending the port to r3 even once it is
+# quiesced, as in the kernel. With expire_nodest_conn a SYN for a quiesced server's entry is
+# scheduled afresh: the setting health-checked directors use.
+expire_nodest_conn = true
 
 [[service]]
 proto = "tcp"
