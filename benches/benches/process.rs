@@ -3,7 +3,7 @@
 //! so table lookups hit random entries. Run with `cargo bench -p dr-benches --bench process`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dr_benches::{Baseline, Ring, established, restore_macs};
+use dr_benches::{Baseline, Burst, Ring, established, restore_macs};
 use dr_core::Instant;
 use std::hint::black_box;
 
@@ -19,6 +19,14 @@ fn established_flows(c: &mut Criterion) {
                 let frame = ring.next_frame();
                 restore_macs(frame);
                 black_box(director.process(now, black_box(frame)))
+            });
+        });
+        let mut burst = Burst::new(&frames);
+        group.bench_function(BenchmarkId::new("dr-burst", flows), |b| {
+            b.iter_custom(|iters| {
+                burst.run(iters, |frames, verdicts| {
+                    black_box(director.process_burst(now, frames, verdicts));
+                })
             });
         });
         let mut baseline = Baseline::established(4, &frames);

@@ -5,7 +5,8 @@
 //! default SipHash, and rewrite the MACs.
 
 use dr_core::{
-    Config, Director, Instant, MacAddr, Protocol, RealConfig, SchedulerKind, ServiceConfig,
+    Config, Director, DropReason, Instant, MacAddr, Protocol, RealConfig, SchedulerKind,
+    ServiceConfig, Verdict,
 };
 use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
 use std::collections::HashMap;
@@ -142,6 +143,23 @@ impl Ring {
         Self { buf, lens: frames.iter().map(Vec::len).collect(), stride, next: 0 }
     }
 
+    /// The next `frames.len()` frames in order, starting over at the beginning when fewer
+    /// are left before the end.
+    pub fn next_burst<'a>(&'a mut self, frames: &mut [&'a mut [u8]]) {
+        let n = frames.len().min(self.lens.len());
+        if self.next + n > self.lens.len() {
+            self.next = 0;
+        }
+        let first = self.next;
+        self.next = (first + n) % self.lens.len();
+        let region = &mut self.buf[first * self.stride..(first + n) * self.stride];
+        for ((slot, chunk), len) in
+            frames.iter_mut().zip(region.chunks_mut(self.stride)).zip(&self.lens[first..])
+        {
+            *slot = &mut chunk[..*len];
+        }
+    }
+
     /// The next frame, wrapping around at the end.
     pub fn next_frame(&mut self) -> &mut [u8] {
         let i = self.next;
@@ -154,4 +172,45 @@ impl Ring {
 pub fn restore_macs(frame: &mut [u8]) {
     frame[0..6].copy_from_slice(&DIRECTOR_MAC);
     frame[6..12].copy_from_slice(&ROUTER_MAC);
+}
+
+/// Frames in bursts of [`BURST`], as a receive ring hands them over, for
+/// `Director::process_burst`.
+#[derive(Debug)]
+pub struct Burst {
+    ring: Ring,
+    verdicts: Vec<Verdict>,
+}
+
+/// The frames of one burst.
+pub const BURST: usize = dr_core::BURST;
+
+impl Burst {
+    /// Bursts over `frames`, walked in order.
+    pub fn new(frames: &[Vec<u8>]) -> Self {
+        Self {
+            ring: Ring::new(frames),
+            verdicts: vec![Verdict::Drop(DropReason::MalformedEthernet); BURST],
+        }
+    }
+
+    /// Runs `process` on bursts of frames until `iters` frames went through it (rounded up to
+    /// whole bursts), and returns the time per `iters` frames.
+    pub fn run(
+        &mut self,
+        iters: u64,
+        mut process: impl FnMut(&mut [&mut [u8]], &mut [Verdict]),
+    ) -> std::time::Duration {
+        let bursts = iters.div_ceil(BURST as u64);
+        let start = std::time::Instant::now();
+        for _ in 0..bursts {
+            let mut frames: [&mut [u8]; BURST] = Default::default();
+            self.ring.next_burst(&mut frames);
+            for frame in frames.iter_mut() {
+                restore_macs(frame);
+            }
+            process(&mut frames, &mut self.verdicts);
+        }
+        start.elapsed().mul_f64(iters as f64 / (bursts * BURST as u64) as f64)
+    }
 }

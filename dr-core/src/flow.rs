@@ -1,6 +1,7 @@
 //! Flow keys: what identifies a connection, as IPVS keys it.
 
 use core::fmt;
+use core::hash::{Hash, Hasher};
 use core::net::IpAddr;
 
 /// The transport protocols a virtual service can balance.
@@ -47,7 +48,10 @@ impl fmt::Display for Protocol {
 /// exactly the fields `__ip_vs_conn_in_get` matches on for incoming packets.
 ///
 /// The client and VIP addresses always have the same family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// A key hashes as few wide words (one for IPv4), not field by field: hashing it is on the
+/// packet path of every frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
     /// Transport protocol.
     pub protocol: Protocol,
@@ -59,6 +63,31 @@ pub struct FlowKey {
     pub vip: IpAddr,
     /// The destination port on the VIP.
     pub vip_port: u16,
+}
+
+impl Hash for FlowKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let small = u64::from(self.protocol.number()) << 32
+            | u64::from(self.client_port) << 16
+            | u64::from(self.vip_port);
+        match (self.client, self.vip) {
+            (IpAddr::V4(client), IpAddr::V4(vip)) => state.write_u128(
+                u128::from(small) << 64
+                    | u128::from(client.to_bits()) << 32
+                    | u128::from(vip.to_bits()),
+            ),
+            (client, vip) => {
+                // Mixed families never form a key, but must still hash consistently.
+                let bits = |addr: IpAddr| match addr {
+                    IpAddr::V4(a) => u128::from(a.to_bits()) | 1 << 127,
+                    IpAddr::V6(a) => a.to_bits(),
+                };
+                state.write_u128(bits(client));
+                state.write_u128(bits(vip));
+                state.write_u64(small | 1 << 48);
+            }
+        }
+    }
 }
 
 impl fmt::Display for FlowKey {

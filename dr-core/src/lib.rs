@@ -113,7 +113,7 @@ pub mod wire;
 
 pub use config::{Config, ConfigError, MAX_TIMEOUT_SECS};
 pub use conn::{ConnState, TimeoutSettings, Timeouts};
-pub use director::{ConnInfo, ConnKind, Director};
+pub use director::{BURST, ConnInfo, ConnKind, Director};
 pub use flow::{FlowKey, Protocol, SocketDisplay};
 #[cfg(feature = "alloc")]
 pub use io::MemoryIo;

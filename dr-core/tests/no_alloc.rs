@@ -1,5 +1,5 @@
 //! The packet path allocates nothing: a counting global allocator (allocation-counter)
-//! watches `process`, `handle_timeout`, `poll_timeout` and `poll_neighbour_request` over
+//! watches `process`, `process_burst`, `handle_timeout`, `poll_timeout` and `poll_neighbour_request` over
 //! every kind of frame (persistence templates, fragments, ICMP errors and pings included),
 //! a full table with evictions, churn, and the rate estimator's samples.
 
@@ -67,17 +67,25 @@ fn the_packet_path_never_allocates() {
 
     let mut now = 0;
     let mut total = 0;
-    // Several rounds: fill the table past capacity, let it expire, fill again (churn).
+    let mut verdicts = vec![dr_core::Verdict::Drop(dr_core::DropReason::MalformedEthernet); 40];
+    // Several rounds: fill the table past capacity, let it expire, fill again (churn). Odd
+    // rounds go through process_burst.
     for round in 0..6 {
         let mut batch = copies.clone();
         let ((), allocations) = watched(|| {
-            for frame in &mut batch {
-                now += 1_000_000; // 1 ms per frame
+            for frames in batch.chunks_mut(40) {
+                now += 1_000_000; // 1 ms per burst
                 let at = Instant::from_nanos(now);
                 if d.poll_timeout().is_some_and(|due| due <= at) {
                     d.handle_timeout(at);
                 }
-                let _ = d.process(at, frame);
+                if round % 2 == 1 {
+                    d.process_burst(at, frames, &mut verdicts);
+                } else {
+                    for frame in frames {
+                        let _ = d.process(at, frame);
+                    }
+                }
                 let _ = d.poll_neighbour_request(at);
             }
             now += 400_000_000_000; // everything expires

@@ -7,8 +7,8 @@
 
 use arbitrary::Arbitrary;
 use dr_core::{
-    Config, ConnKind, Director, Instant, MacAddr, Persistence, Protocol, RealConfig, RealEdit,
-    RealId, SchedulerKind, ServiceConfig, ServiceId, Verdict,
+    Config, ConnKind, Director, DropReason, Instant, MacAddr, Persistence, Protocol, RealConfig,
+    RealEdit, RealId, SchedulerKind, ServiceConfig, ServiceId, Verdict,
 };
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
@@ -19,6 +19,9 @@ const CAPACITY: usize = 16;
 enum Op {
     /// Any bytes as a frame.
     Raw(Vec<u8>),
+    /// Frames in one `process_burst`: any bytes, and flows whose connections the burst's
+    /// own frames may open, close or evict.
+    Burst(Vec<BurstFrame>),
     /// A TCP or UDP packet to a VIP service, built from a few fields, so that connections
     /// are made and reused.
     Flow {
@@ -160,6 +163,13 @@ fn world(input: &Input) -> World {
     World { d, services, reals, now: 1_000_000_000 }
 }
 
+/// One frame of a burst.
+#[derive(Arbitrary, Debug)]
+enum BurstFrame {
+    Raw(Vec<u8>),
+    Flow { client: u8, port: u8, flags: u8 },
+}
+
 fn check(d: &Director) {
     assert!(d.connection_count() <= CAPACITY);
     for (id, real) in d.reals() {
@@ -187,6 +197,20 @@ fuzz_target!(|input: Input| {
             Op::Raw(bytes) => {
                 let mut frame = bytes.clone();
                 let _ = w.d.process(at, &mut frame);
+            }
+            Op::Burst(frames) => {
+                let mut frames: Vec<Vec<u8>> = frames
+                    .iter()
+                    .take(64)
+                    .map(|f| match f {
+                        BurstFrame::Raw(bytes) => bytes.clone(),
+                        BurstFrame::Flow { client, port, flags } => {
+                            flow(*client, *port, false, *flags, false, 0)
+                        }
+                    })
+                    .collect();
+                let mut verdicts = vec![Verdict::Drop(DropReason::MalformedEthernet); frames.len()];
+                assert_eq!(w.d.process_burst(at, &mut frames, &mut verdicts), frames.len());
             }
             Op::Flow { client, port, udp, flags, vip6, fragment } => {
                 let original = flow(*client, *port, *udp, *flags, *vip6, *fragment);

@@ -1,6 +1,7 @@
-//! The connection table: a slab of fixed capacity, a hashbrown index over it and the timing
-//! wheel that expires its entries.
+//! The connection table: a slab of fixed capacity, an index over it and the timing wheel
+//! that expires its entries.
 
+use super::index::Index;
 use super::state::ConnState;
 use super::wheel::{Link, Linked, NIL, TICK_NANOS, Wheel};
 use crate::flow::FlowKey;
@@ -8,7 +9,6 @@ use crate::service::RealId;
 use crate::time::{Duration, Instant};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use hashbrown::HashTable;
 
 /// The largest capacity a table accepts (indices are 32-bit, and sentinels follow them).
 pub const MAX_CAPACITY: usize = 1 << 30;
@@ -37,8 +37,9 @@ pub(crate) const TEMPLATE_EXPIRE_LATER: Duration = Duration::from_secs(60);
 pub(crate) const NO_TEMPLATE: u32 = NIL;
 
 /// One connection entry: Katran's "which real, and until when", plus IPVS's state. Exactly
-/// one cache line.
+/// one cache line, and aligned to one, so a lookup touches one line of the slab.
 #[derive(Clone, Copy, Debug)]
+#[repr(align(64))]
 pub(crate) struct Conn {
     pub(crate) key: FlowKey,
     pub(crate) expires: Instant,
@@ -141,10 +142,9 @@ pub(crate) fn expiry(now: Instant, timeout: Duration) -> Instant {
 /// The connection table.
 ///
 /// All memory is reserved at construction: the slab holds `capacity` entries and the index
-/// is sized for twice that, so hashbrown's tombstone clean-up always rehashes in place and
-/// never allocates.
+/// at least twice as many cells, so it never grows.
 pub(crate) struct ConnTable {
-    index: HashTable<u32>,
+    index: Index,
     hasher: ahash::RandomState,
     slab: Slab,
     wheel: Wheel,
@@ -172,7 +172,7 @@ impl ConnTable {
         let capacity = capacity.clamp(1, MAX_CAPACITY);
         let slots = capacity.next_power_of_two().clamp(256, 1 << 16);
         Self {
-            index: HashTable::with_capacity(capacity * 2),
+            index: Index::new(capacity),
             hasher: crate::hashing::keyed(seed, 0),
             slab: Slab { entries: Vec::with_capacity(capacity), free: NIL },
             wheel: Wheel::new(capacity as u32, slots),
@@ -214,11 +214,22 @@ impl ConnTable {
         let entries = &self.slab.entries;
         let flags = if template { FLAG_TEMPLATE } else { 0 };
         self.index
-            .find(hash, |&i| {
+            .find(hash, |i| {
                 let e = &entries[i as usize];
                 e.key == *key && e.flags & (FLAG_TEMPLATE | FLAG_RETIRED) == flags
             })
-            .map(|&i| ConnId(i))
+            .map(ConnId)
+    }
+
+    /// The slot a lookup of `hash` most likely ends at, found by loading only the index.
+    pub(crate) fn likely(&self, hash: u64) -> Option<u32> {
+        self.index.likely(hash)
+    }
+
+    /// Loads a slot's entry and returns a word of it, so that a later lookup finds it in
+    /// the cache. Any slot below the capacity may be given; others give 0.
+    pub(crate) fn load(&self, slot: u32) -> u64 {
+        self.slab.entries.get(slot as usize).map_or(0, |e| e.expires.as_nanos())
     }
 
     pub(crate) fn get(&self, id: ConnId) -> &Conn {
@@ -251,8 +262,7 @@ impl ConnTable {
         }
         self.templates += u32::from(conn.is_template());
         self.slab.entries[id as usize] = conn;
-        let entries = &self.slab.entries;
-        self.index.insert_unique(hash, id, |&i| self.hasher.hash_one(entries[i as usize].key));
+        self.index.insert(hash, id);
         self.len += 1;
         Ok(ConnId(id))
     }
@@ -264,9 +274,7 @@ impl ConnTable {
         let conn = &mut self.slab.entries[id.0 as usize];
         conn.key.vip_port = u16::MAX;
         conn.flags |= FLAG_RETIRED;
-        let hash = self.hasher.hash_one(conn.key);
-        let entries = &self.slab.entries;
-        self.index.insert_unique(hash, id.0, |&i| self.hasher.hash_one(entries[i as usize].key));
+        self.index.insert(self.hasher.hash_one(conn.key), id.0);
     }
 
     /// Records that the entry has just become half-open (a SYN moved it to SYN_RECV), after
@@ -323,12 +331,8 @@ impl ConnTable {
         doomed: impl Fn(&Conn) -> bool,
         mut on_remove: impl FnMut(&Conn),
     ) {
-        let mut ids: Vec<u32> = self
-            .index
-            .iter()
-            .copied()
-            .filter(|&i| doomed(&self.slab.entries[i as usize]))
-            .collect();
+        let mut ids: Vec<u32> =
+            self.index.slots().filter(|&i| doomed(&self.slab.entries[i as usize])).collect();
         ids.sort_by_key(|&i| self.slab.entries[i as usize].is_template());
         for id in ids {
             let conn = &self.slab.entries[id as usize];
@@ -388,7 +392,7 @@ impl ConnTable {
 
     /// Every live entry, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Conn> + '_ {
-        self.index.iter().map(|&i| &self.slab.entries[i as usize])
+        self.index.slots().map(|i| &self.slab.entries[i as usize])
     }
 
     /// The number of wheel slots (for memory accounting).
@@ -419,10 +423,8 @@ fn expire_later(template: &mut Conn, now: Instant) -> u64 {
 }
 
 /// Takes an entry out of the index.
-fn unindex(index: &mut HashTable<u32>, hasher: &ahash::RandomState, key: FlowKey, id: u32) {
-    if let Ok(entry) = index.find_entry(hasher.hash_one(key), |&i| i == id) {
-        entry.remove();
-    }
+fn unindex(index: &mut Index, hasher: &ahash::RandomState, key: FlowKey, id: u32) {
+    index.remove(hasher.hash_one(key), id);
 }
 
 /// Returns an unlinked slot to the free list, and a connection's place in its template.
@@ -451,9 +453,9 @@ mod tests {
 
     #[test]
     fn the_index_never_needs_to_grow() {
-        // hashbrown rehashes in place (no allocation) while items <= full capacity / 2.
+        // At most half the cells are ever full, so probes end at an empty cell.
         let table = ConnTable::new(1000, [1, 2, 3, 4]);
-        assert!(table.index.capacity() >= 2 * table.capacity());
+        assert!(table.index.cells() >= 2 * table.capacity());
     }
 
     #[test]

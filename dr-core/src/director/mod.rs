@@ -3,7 +3,8 @@
 //!
 //! - [`Director::process`] is the packet path (in `packet.rs`): classify, find or create the
 //!   connection, rewrite the MACs in place. It never allocates, never panics, never reads a
-//!   clock.
+//!   clock. [`Director::process_burst`] (in `burst.rs`) decides a burst of frames the same
+//!   way, loading the table's memory for the whole burst first.
 //! - [`Director::poll_timeout`] / [`Director::handle_timeout`] expire connections.
 //! - The configuration methods (here) change services and real servers while the
 //!   connections live on, as `ipvsadm` does.
@@ -11,11 +12,14 @@
 //!   requests) is in `link.rs`.
 
 mod admin;
+mod burst;
 mod icmp;
 mod link;
 mod packet;
 mod replies;
 mod stats;
+
+pub use burst::BURST;
 
 use crate::config::{Config, ConfigError};
 use crate::conn::{Conn, ConnState, ConnTable, FLAG_ASSURED, FLAG_RETIRED, Timeouts};

@@ -33,16 +33,27 @@ impl Director {
     /// in [`counters`](Self::counters). This never allocates and never panics.
     pub fn process(&mut self, now: Instant, frame: &mut [u8]) -> Verdict {
         let now = self.advance_clock(now);
-        let verdict = self.decide(now, frame);
+        let packet = classify(frame);
+        self.decide_counted(now, frame, packet)
+    }
+
+    /// Decides for a frame already classified (`packet` is `classify(frame)`), and counts
+    /// the verdict. `now` has been through [`advance_clock`](Self::advance_clock).
+    pub(super) fn decide_counted(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        packet: Result<Packet, DropReason>,
+    ) -> Verdict {
+        let verdict = match packet {
+            Ok(packet) => self.decide(now, frame, &packet),
+            Err(reason) => Verdict::Drop(reason),
+        };
         self.counters.record(verdict);
         verdict
     }
 
-    fn decide(&mut self, now: Instant, frame: &mut [u8]) -> Verdict {
-        let packet = match classify(frame) {
-            Ok(packet) => packet,
-            Err(reason) => return Verdict::Drop(reason),
-        };
+    fn decide(&mut self, now: Instant, frame: &mut [u8], packet: &Packet) -> Verdict {
         if packet.src_mac == self.config.mac {
             return Verdict::Drop(DropReason::OwnFrame);
         }
@@ -50,9 +61,9 @@ impl Director {
             return Verdict::Drop(DropReason::InvalidSourceMac);
         }
         match packet.network {
-            Network::Arp(arp) => self.handle_arp(frame, &packet, &arp),
-            Network::Ip(ip) => self.handle_ip(now, frame, &packet, &ip),
-            Network::Other { .. } => match self.link_drop(&packet) {
+            Network::Arp(arp) => self.handle_arp(frame, packet, &arp),
+            Network::Ip(ip) => self.handle_ip(now, frame, packet, &ip),
+            Network::Other { .. } => match self.link_drop(packet) {
                 Some(reason) => Verdict::Drop(reason),
                 None => Verdict::Pass(PassReason::OtherEtherType),
             },
