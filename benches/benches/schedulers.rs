@@ -1,9 +1,10 @@
 //! Each scheduler picking a real server among 4, 64 and 1024, with connection counts spread
-//! over the servers (so lc/wlc/sed/nq compare real numbers). Run with
+//! over the servers (so lc/wlc/sed/nq compare real numbers), next to the naive scheduler for
+//! the same rule (`dr_benches::NaiveScheduler`). Run with
 //! `cargo bench -p dr-benches --bench schedulers`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dr_benches::{DIRECTOR_MAC, VIP, client};
+use dr_benches::{DIRECTOR_MAC, NaiveReal, NaiveScheduler, VIP, client};
 use dr_core::{
     Config, Director, FlowKey, Instant, MacAddr, Protocol, RealConfig, SchedFlags, SchedulerKind,
     ServiceConfig, ServiceId,
@@ -57,6 +58,26 @@ fn schedulers(c: &mut Criterion) {
                     black_box(d.schedule(s, black_box(&flows[i])))
                 });
             });
+            // The same servers, weights and connection counts, kept the naive way.
+            let naive = d
+                .reals()
+                .map(|(_, r)| NaiveReal {
+                    addr: r.addr(),
+                    weight: r.weight(),
+                    active: r.active_conns(),
+                    inactive: r.inactive_conns(),
+                })
+                .collect();
+            let mut naive = NaiveScheduler::new(kind, naive);
+            group.bench_function(
+                BenchmarkId::new(format!("baseline-{}", kind.name()), reals),
+                |b| {
+                    b.iter(|| {
+                        i = (i + 1) & 1023;
+                        black_box(naive.pick(black_box(flows[i].client)))
+                    });
+                },
+            );
         }
     }
     group.finish();

@@ -5,11 +5,11 @@
 //! default SipHash, and rewrite the MACs.
 
 use dr_core::{
-    Config, Director, DropReason, Instant, MacAddr, Protocol, RealConfig, SchedulerKind,
+    Config, Director, DropReason, FlowKey, Instant, MacAddr, Protocol, RealConfig, SchedulerKind,
     ServiceConfig, Verdict,
 };
 use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// The director's MAC in every workload.
@@ -37,11 +37,29 @@ pub fn tcp_frame(i: usize, syn: bool, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// A director with one TCP service of `reals` real servers and `flows` established flows,
-/// and one data segment of each flow in a shuffled order.
-pub fn established(flows: usize, reals: usize) -> (Director, Vec<Vec<u8>>) {
+/// The connection key of flow `i`.
+pub fn flow_key(i: usize) -> FlowKey {
+    let (addr, port) = client(i);
+    FlowKey {
+        protocol: Protocol::Tcp,
+        client: IpAddr::V4(addr),
+        client_port: port,
+        vip: IpAddr::V4(VIP),
+        vip_port: 80,
+    }
+}
+
+/// The baseline's key of flow `i`.
+pub fn tuple(i: usize) -> Tuple {
+    let (addr, port) = client(i);
+    (6, IpAddr::V4(addr), port, IpAddr::V4(VIP), 80)
+}
+
+/// A director with room for `capacity` connections and one TCP service on the VIP, port
+/// 80, of `reals` real servers scheduled round robin.
+pub fn director(capacity: usize, reals: usize) -> Director {
     let mut config = Config::new(MacAddr(DIRECTOR_MAC), [0x1234, 0x5678, 0x9abc, 0xdef0]);
-    config.capacity = flows.next_power_of_two();
+    config.capacity = capacity;
     let mut director = Director::new(config).expect("valid configuration");
     let service = director
         .add_service(ServiceConfig::new(Protocol::Tcp, IpAddr::V4(VIP), 80, SchedulerKind::Rr))
@@ -51,6 +69,13 @@ pub fn established(flows: usize, reals: usize) -> (Director, Vec<Vec<u8>>) {
         let mac = MacAddr([0x02, 0, 0, 1, (r >> 8) as u8, r as u8]);
         director.add_real(service, RealConfig::new(addr).with_mac(mac)).expect("new real");
     }
+    director
+}
+
+/// A director with one TCP service of `reals` real servers and `flows` established flows,
+/// and one data segment of each flow in a shuffled order.
+pub fn established(flows: usize, reals: usize) -> (Director, Vec<Vec<u8>>) {
+    let mut director = director(flows.next_power_of_two(), reals);
     for i in 0..flows {
         let verdict = director.process(Instant::from_secs(1), &mut tcp_frame(i, true, b""));
         assert!(verdict.is_transmit(), "flow {i}: {verdict:?}");
@@ -71,7 +96,7 @@ pub fn shuffled<T>(mut items: Vec<T>) -> Vec<T> {
 }
 
 /// The 5-tuple the baseline keys on.
-type Tuple = (u8, IpAddr, u16, IpAddr, u16);
+pub type Tuple = (u8, IpAddr, u16, IpAddr, u16);
 
 /// The naive balancer: owned header structs and a SipHash `HashMap`.
 #[derive(Debug, Default)]
@@ -79,6 +104,9 @@ pub struct Baseline {
     table: HashMap<Tuple, [u8; 6]>,
     reals: Vec<[u8; 6]>,
     next: usize,
+    /// With [`with_window`](Self::with_window): the keys in the order they were added.
+    order: VecDeque<Tuple>,
+    window: usize,
 }
 
 impl Baseline {
@@ -93,6 +121,17 @@ impl Baseline {
             baseline.process(&mut f);
         }
         baseline
+    }
+
+    /// A baseline with `reals` real servers that keeps only the `window` newest flows,
+    /// as expiry keeps a table of new connections at a steady size.
+    pub fn with_window(reals: usize, window: usize) -> Self {
+        Self { window, ..Self::established(reals, &[]) }
+    }
+
+    /// The real server's MAC for a flow, if the flow is known.
+    pub fn lookup(&self, tuple: &Tuple) -> Option<[u8; 6]> {
+        self.table.get(tuple).copied()
     }
 
     /// Forwards a frame: true if it was rewritten.
@@ -111,16 +150,109 @@ impl Baseline {
             Some(TransportHeader::Udp(u)) => (17, u.source_port, u.destination_port),
             _ => return false,
         };
-        let reals = &self.reals;
-        let next = &mut self.next;
-        let mac = *self.table.entry((proto, src, sport, dst, dport)).or_insert_with(|| {
-            *next = (*next + 1) % reals.len();
-            reals[*next]
-        });
+        let tuple = (proto, src, sport, dst, dport);
+        let mac = match self.table.get(&tuple) {
+            Some(mac) => *mac,
+            None => {
+                self.next = (self.next + 1) % self.reals.len();
+                let mac = self.reals[self.next];
+                self.table.insert(tuple, mac);
+                if self.window > 0 {
+                    self.order.push_back(tuple);
+                    if self.order.len() > self.window
+                        && let Some(old) = self.order.pop_front()
+                    {
+                        self.table.remove(&old);
+                    }
+                }
+                mac
+            }
+        };
         frame[0..6].copy_from_slice(&mac);
         frame[6..12].copy_from_slice(&DIRECTOR_MAC);
         true
     }
+}
+
+/// A director whose TCP SYN_RECV entries (60 s) expire while `new_flows` distinct flows
+/// come round at one per millisecond of its clock, so every SYN of the returned frames opens
+/// a new connection; about 60 000 stay live.
+pub fn new_connections(new_flows: usize, reals: usize) -> (Director, Vec<Vec<u8>>) {
+    assert!(new_flows > 60_000, "flows must come round only after their entries expired");
+    let director = director(1 << 17, reals);
+    (director, (0..new_flows).map(|i| tcp_frame(i, true, b"")).collect())
+}
+
+/// Writes a packet builder's frame into a new `Vec`.
+macro_rules! build {
+    ($builder:expr, $payload:expr $(,)?) => {{
+        let builder = $builder;
+        let payload: &[u8] = $payload;
+        let mut frame = Vec::with_capacity(builder.size(payload.len()));
+        builder.write(&mut frame, payload).expect("writing to a Vec cannot fail");
+        frame
+    }};
+}
+
+/// Builds a realistic mix of frames to a director: mostly IPv4 TCP data, then UDP, IPv6,
+/// VLAN-tagged, ARP, ICMP and fragments, in a fixed shuffled order.
+pub fn frame_mix(n: usize) -> Vec<Vec<u8>> {
+    let eth = || PacketBuilder::ethernet2(ROUTER_MAC, DIRECTOR_MAC);
+    let frames = (0..n).map(|i| {
+        let (addr, port) = client(i);
+        let (src, dst) = (addr.octets(), VIP.octets());
+        let mut src6 = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        src6[12..].copy_from_slice(&src);
+        let dst6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00];
+        match i % 100 {
+            // 60% IPv4 TCP segments, 40 of them carrying 512 bytes, 20 bare ACKs.
+            0..40 => tcp_frame(i, false, &[0u8; 512]),
+            40..60 => tcp_frame(i, false, b""),
+            // 15% IPv4 UDP.
+            60..75 => build!(eth().ipv4(src, dst, 64).udp(port, 53), &[0u8; 64]),
+            // 10% IPv6 TCP.
+            75..85 => {
+                build!(eth().ipv6(src6, dst6, 64).tcp(port, 80, 1, 64240).ack(1), &[0; 256])
+            }
+            // 5% tagged IPv4 TCP.
+            85..90 => build!(
+                eth()
+                    .single_vlan(etherparse::VlanId::try_new(10).expect("valid id"))
+                    .ipv4(src, dst, 64)
+                    .tcp(port, 80, 1, 64240)
+                    .ack(1),
+                &[0; 128],
+            ),
+            // 4% ARP requests, 3% ICMP echo, 3% first fragments of UDP datagrams.
+            90..94 => arp_request(addr),
+            94..97 => build!(eth().ipv4(src, dst, 64).icmpv4_echo_request(1, 1), &[0; 56]),
+            _ => {
+                let mut frame = build!(eth().ipv4(src, dst, 64).udp(port, 53), &[0u8; 1400]);
+                let mut ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..])
+                    .expect("a valid header")
+                    .to_header();
+                ip.more_fragments = true;
+                ip.header_checksum = ip.calc_header_checksum();
+                frame[14..34].copy_from_slice(&ip.to_bytes());
+                frame
+            }
+        }
+    });
+    shuffled(frames.collect())
+}
+
+/// An ARP request from the router at `sender` asking who has the VIP.
+fn arp_request(sender: Ipv4Addr) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(60);
+    frame.extend_from_slice(&[0xff; 6]);
+    frame.extend_from_slice(&ROUTER_MAC);
+    frame.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    frame.extend_from_slice(&ROUTER_MAC);
+    frame.extend_from_slice(&sender.octets());
+    frame.extend_from_slice(&[0; 6]);
+    frame.extend_from_slice(&VIP.octets());
+    frame.resize(60, 0);
+    frame
 }
 
 /// Frames laid out back to back at a fixed stride, walked in order, as in a receive ring.
@@ -212,5 +344,82 @@ impl Burst {
             process(&mut frames, &mut self.verdicts);
         }
         start.elapsed().mul_f64(iters as f64 / (bursts * BURST as u64) as f64)
+    }
+}
+
+/// One real server as the naive scheduler keeps it.
+#[derive(Clone, Debug)]
+pub struct NaiveReal {
+    /// Its address.
+    pub addr: IpAddr,
+    /// Its weight.
+    pub weight: u32,
+    /// Active connections.
+    pub active: u32,
+    /// Inactive connections.
+    pub inactive: u32,
+}
+
+/// The naive scheduler each of ours is measured against: the straightforward code for the
+/// same rule over a `Vec` of owned structs, with floating point and SipHash where they come
+/// to mind first.
+#[derive(Debug)]
+pub struct NaiveScheduler {
+    kind: SchedulerKind,
+    reals: Vec<NaiveReal>,
+    /// Weighted round robin: each server's index repeated weight times.
+    slots: Vec<usize>,
+    next: usize,
+}
+
+impl NaiveScheduler {
+    /// A scheduler of `kind` over `reals`.
+    pub fn new(kind: SchedulerKind, reals: Vec<NaiveReal>) -> Self {
+        let slots = reals
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| std::iter::repeat_n(i, r.weight as usize))
+            .collect();
+        Self { kind, reals, slots, next: 0 }
+    }
+
+    /// The index of the server for a new connection of `client`.
+    pub fn pick(&mut self, client: IpAddr) -> Option<usize> {
+        use std::hash::{BuildHasher, RandomState};
+        let n = self.reals.len();
+        match self.kind {
+            SchedulerKind::Rr => {
+                let start = self.next;
+                let pick = (1..=n).map(|k| (start + k) % n).find(|&i| self.reals[i].weight > 0);
+                self.next = pick.unwrap_or(start);
+                pick
+            }
+            SchedulerKind::Wrr => {
+                self.next = (self.next + 1) % self.slots.len().max(1);
+                self.slots.get(self.next).copied()
+            }
+            SchedulerKind::Sh => {
+                let pick = (RandomState::new().hash_one(client) % n as u64) as usize;
+                (self.reals[pick].weight > 0).then_some(pick)
+            }
+            kind => {
+                let cost = |r: &NaiveReal| -> f64 {
+                    let w = f64::from(r.weight);
+                    match kind {
+                        SchedulerKind::Lc => f64::from(r.active) * 256.0 + f64::from(r.inactive),
+                        SchedulerKind::Wlc => {
+                            (f64::from(r.active) * 256.0 + f64::from(r.inactive)) / w
+                        }
+                        _ => (f64::from(r.active) + 1.0) / w,
+                    }
+                };
+                self.reals
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.weight > 0)
+                    .min_by(|a, b| cost(a.1).total_cmp(&cost(b.1)))
+                    .map(|(i, _)| i)
+            }
+        }
     }
 }

@@ -679,3 +679,25 @@ fn learned_macs_are_refreshed_and_followed() {
     assert!(d.poll_neighbour_request(t(123)).is_some());
     assert_eq!(d.real(real).unwrap().mac(), Some(mac(REAL_MACS[2])));
 }
+
+#[test]
+fn a_connection_is_found_by_its_key() {
+    let (mut d, web, reals) = setup(2);
+    let key = |port| dr_core::FlowKey {
+        protocol: Protocol::Tcp,
+        client: ip("192.0.2.1"),
+        client_port: port,
+        vip: ip(VIP),
+        vip_port: 80,
+    };
+    assert_eq!(d.connection(&key(1000)), None);
+    assert!(d.process(t(1), &mut tcp4("192.0.2.1", 1000, VIP, 80, SYN)).is_transmit());
+    let conn = d.connection(&key(1000)).expect("the SYN made a connection");
+    assert_eq!(conn.key, key(1000));
+    assert_eq!(conn.state, dr_core::ConnState::SynRecv);
+    assert_eq!(conn.service, web);
+    assert!(reals.contains(&conn.real));
+    assert_eq!(conn.expires, t(61));
+    assert_eq!(d.connection(&key(1001)), None);
+    assert_eq!(d.connection(&dr_core::FlowKey { protocol: Protocol::Udp, ..key(1000) }), None);
+}

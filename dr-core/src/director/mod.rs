@@ -188,7 +188,19 @@ impl Director {
 
     /// Every connection entry and persistence template, in the table's (seeded hash) order.
     pub fn connections(&self) -> impl Iterator<Item = ConnInfo> + '_ {
-        self.conns.iter().map(|c| ConnInfo {
+        self.conns.iter().map(|c| self.info(c))
+    }
+
+    /// The connection with this key, as the packet path finds it (templates are not found
+    /// this way). Its timer may have run out if [`handle_timeout`](Self::handle_timeout) has
+    /// not been called since: see [`ConnInfo::expires`].
+    pub fn connection(&self, key: &FlowKey) -> Option<ConnInfo> {
+        let id = self.conns.find(self.conns.hash(key), key, false)?;
+        Some(self.info(self.conns.get(id)))
+    }
+
+    fn info(&self, c: &Conn) -> ConnInfo {
+        ConnInfo {
             key: c.key,
             state: c.state,
             service: self.reals.get(c.real.index()).map_or(ServiceId::from_index(0), |r| r.service),
@@ -203,7 +215,7 @@ impl Director {
             } else {
                 ConnKind::Connection { persistent: c.template_slot().is_some() }
             },
-        })
+        }
     }
 
     /// The number of entries in the connection table: connections and templates.
