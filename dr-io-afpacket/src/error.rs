@@ -16,6 +16,9 @@ pub enum Error {
     NoSuchInterface(String),
     /// The interface is administratively down.
     InterfaceDown(String),
+    /// The interface went away while the backend ran (deleted, or moved to another
+    /// namespace): nothing more will arrive.
+    InterfaceGone(String),
     /// The kernel refused every receive ring size tried.
     RingSetup {
         /// `(block size, blocks)` pairs tried, largest first.
@@ -33,6 +36,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the backend cannot go on: the interface is gone, or the process lost its
+    /// permissions. Other errors may pass.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::InterfaceGone(_) | Self::Permission { .. })
+    }
+
     /// Wraps an I/O error, recognising a permission problem.
     pub(crate) fn io(operation: &'static str, source: io::Error) -> Self {
         if source.kind() == io::ErrorKind::PermissionDenied
@@ -59,6 +68,11 @@ impl fmt::Display for Error {
             Self::InterfaceDown(name) => {
                 write!(f, "interface {name} is down: bring it up with `ip link set {name} up`")
             }
+            Self::InterfaceGone(name) => write!(
+                f,
+                "interface {name} went away (deleted or moved to another namespace): \
+                 restart the director once it is back"
+            ),
             Self::RingSetup { tried, source } => {
                 write!(f, "the kernel refused a receive ring ({source}); tried")?;
                 for (size, blocks) in tried {

@@ -109,8 +109,25 @@ pub struct AfPacket {
     tx: TxBatch,
     poll_timeout_ms: i32,
     mac: MacAddr,
+    /// The interface's name and index, to tell an interface down from one gone.
+    interface: String,
+    ifindex: u32,
     started: std::time::Instant,
     truncated: u64,
+    ring_stats: RingStats,
+}
+
+/// The kernel's counts for an [`AfPacket`] socket, from `PACKET_STATISTICS`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Frames the kernel handed to the socket (`tp_packets`, dropped ones included).
+    pub received: u64,
+    /// Frames dropped because no block of the ring was free (`tp_drops`): the director fell
+    /// behind. A larger ring (`blocks`, `block_size`) or more workers help.
+    pub dropped: u64,
+    /// Times the ring froze because the next block was still the director's
+    /// (`tp_freeze_q_cnt`).
+    pub freezes: u64,
 }
 
 impl AfPacket {
@@ -154,8 +171,11 @@ impl AfPacket {
             tx: TxBatch::new(64),
             poll_timeout_ms: config.poll_timeout_ms,
             mac,
+            interface: name.to_owned(),
+            ifindex,
             started: std::time::Instant::now(),
             truncated: 0,
+            ring_stats: RingStats::default(),
         })
     }
 
@@ -211,6 +231,23 @@ impl AfPacket {
         self.truncated
     }
 
+    /// The kernel's counts for this socket since it was opened: frames it put in the ring,
+    /// frames it dropped because the ring was full, and how often the ring froze for want
+    /// of a free block.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the kernel refuses `PACKET_STATISTICS`.
+    pub fn ring_stats(&mut self) -> Result<RingStats, Error> {
+        let delta =
+            self.socket.statistics().map_err(|e| Error::io("reading PACKET_STATISTICS", e))?;
+        // The kernel's counters reset on each read; ours add up.
+        self.ring_stats.received += u64::from(delta.tp_packets);
+        self.ring_stats.dropped += u64::from(delta.tp_drops);
+        self.ring_stats.freezes += u64::from(delta.tp_freeze_q_cnt);
+        Ok(self.ring_stats)
+    }
+
     fn flush(&mut self) -> Result<(), Error> {
         self.socket.send_batch(&mut self.tx).map_err(|e| Error::io("sending frames", e))?;
         Ok(())
@@ -226,9 +263,20 @@ impl FrameIo for AfPacket {
     {
         let base = self.current * self.block_size;
         if self.ring.block(base).is_none() {
-            self.socket
-                .wait_readable(self.poll_timeout_ms)
-                .map_err(|e| Error::io("waiting for frames", e))?;
+            match self.socket.wait_readable(self.poll_timeout_ms) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                    if sys::if_index(&self.interface).ok() != Some(self.ifindex) {
+                        return Err(Error::InterfaceGone(self.interface.clone()));
+                    }
+                    // Down for now: the socket stays bound and frames resume when it is up.
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        self.poll_timeout_ms.max(1).unsigned_abs().into(),
+                    ));
+                    return Ok(Batch::new(0, 0, false));
+                }
+                Err(e) => return Err(Error::io("waiting for frames", e)),
+            }
         }
         let (mut frames, mut transmitted) = (0, 0);
         // Every block the kernel has handed over, in ring order.

@@ -16,6 +16,7 @@ use std::sync::atomic::{Ordering, fence};
 /// `PACKET_VERSION`'s value for TPACKET_V3.
 const TPACKET_V3: libc::c_int = 2;
 const PACKET_RX_RING: libc::c_int = 5;
+const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_VERSION: libc::c_int = 10;
 const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_FANOUT: libc::c_int = 18;
@@ -154,6 +155,26 @@ impl Socket {
         Ok(())
     }
 
+    /// `PACKET_STATISTICS`: frames the socket took and frames it dropped because the ring
+    /// was full, and how often the ring froze, since the last call (reading resets them).
+    pub(crate) fn statistics(&self) -> io::Result<libc::tpacket_stats_v3> {
+        // SAFETY: tpacket_stats_v3 is plain old data; all zeroes is a valid value.
+        let mut stats: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+        // SAFETY: stats and len are live for the call; the kernel writes at most len bytes
+        // into stats and the length it wrote into len.
+        check(unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_STATISTICS,
+                (&raw mut stats).cast(),
+                &raw mut len,
+            )
+        })?;
+        Ok(stats)
+    }
+
     /// Waits up to `timeout_ms` for the socket to become readable.
     pub(crate) fn wait_readable(&self, timeout_ms: i32) -> io::Result<bool> {
         let mut pfd = libc::pollfd {
@@ -163,9 +184,33 @@ impl Socket {
         };
         // SAFETY: one live pollfd, and the count given is 1.
         match check(unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) }) {
+            Ok(n) if n > 0 && pfd.revents & libc::POLLERR != 0 => Err(self.take_error()),
             Ok(n) => Ok(n > 0),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The socket's pending error (`SO_ERROR`), which reading clears: `ENETDOWN` once its
+    /// interface went down or away.
+    fn take_error(&self) -> io::Error {
+        let mut error: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: error and len are live for the call; the kernel writes an int and its
+        // length.
+        let ret = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&raw mut error).cast(),
+                &raw mut len,
+            )
+        };
+        match ret {
+            0 if error != 0 => io::Error::from_raw_os_error(error),
+            0 => io::Error::other("the socket reported an error and none is pending"),
+            _ => io::Error::last_os_error(),
         }
     }
 

@@ -136,6 +136,43 @@ fn frames_go_round_a_veth_pair_through_the_ring() {
         "the rewritten frames came back"
     );
     assert_eq!(director.truncated(), 0);
+    let stats = director.ring_stats().unwrap();
+    assert_eq!((stats.received, stats.dropped, stats.freezes), (20, 0, 0), "{stats:?}");
+    assert_eq!(director.ring_stats().unwrap(), stats, "the counts add up across reads");
+}
+
+#[test]
+fn a_ring_whose_interface_goes_down_waits_and_one_whose_interface_goes_away_stops() {
+    if !privileged() {
+        return;
+    }
+    let veth = Veth::new("3").expect("ip link add veth");
+    let mut io = AfPacket::open(&AfPacketConfig::new(&veth.a)).unwrap();
+    let run =
+        |io: &mut AfPacket| io.process_batch(|_, _| Verdict::Drop(dr_core::DropReason::OtherHost));
+
+    // Down: the backend waits (no error, no busy loop) and carries on once it is up.
+    assert!(Command::new("ip").args(["link", "set", &veth.a, "down"]).status().unwrap().success());
+    let started = Clock::now();
+    for _ in 0..5 {
+        assert_eq!(run(&mut io).unwrap().frames, 0);
+    }
+    assert!(started.elapsed() >= Duration::from_millis(20), "five waits of the poll timeout");
+    assert!(Command::new("ip").args(["link", "set", &veth.a, "up"]).status().unwrap().success());
+    assert!(run(&mut io).is_ok());
+
+    // Gone: the next batches report it, within a bounded number of calls.
+    assert!(Command::new("ip").args(["link", "del", &veth.a]).status().unwrap().success());
+    let deadline = Clock::now() + Duration::from_secs(2);
+    let err = loop {
+        match run(&mut io) {
+            Err(e) => break e,
+            Ok(_) => assert!(Clock::now() < deadline, "no error after the interface went away"),
+        }
+    };
+    assert!(matches!(err, Error::InterfaceGone(_)), "{err}");
+    assert!(err.is_fatal());
+    assert!(err.to_string().contains("went away"), "{err}");
 }
 
 #[test]

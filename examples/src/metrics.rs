@@ -3,6 +3,7 @@
 //! without blocking it.
 
 use dr_core::Director;
+use dr_io_afpacket::RingStats;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -12,8 +13,38 @@ use std::time::Duration;
 fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: Vec<(String, u64)>) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, value) in samples {
-        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
     }
+}
+
+/// The receive ring's counts as Prometheus text: what the kernel put in it, dropped for
+/// want of room, and froze; and what was truncated. Rendered after [`render`]'s families.
+pub fn render_ring(stats: RingStats, truncated: u64) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "dr_ring_frames_total",
+        "counter",
+        "Frames at the receive ring, by fate: received by the socket, dropped because the ring \
+         was full (the director fell behind), truncated (larger than a ring frame).",
+        vec![
+            ("fate=\"received\"".into(), stats.received),
+            ("fate=\"dropped\"".into(), stats.dropped),
+            ("fate=\"truncated\"".into(), truncated),
+        ],
+    );
+    family(
+        &mut out,
+        "dr_ring_freezes_total",
+        "counter",
+        "Times the receive ring froze because its next block was still being processed.",
+        vec![(String::new(), stats.freezes)],
+    );
+    out
 }
 
 /// The director's metrics as Prometheus text.
@@ -148,9 +179,12 @@ pub fn merge(texts: &[String]) -> String {
         let _ = writeln!(out, "{header}");
         for (worker, text) in texts.iter().enumerate() {
             for line in text.lines() {
-                if let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix('{')) {
+                let Some(rest) = line.strip_prefix(name) else { continue };
+                if let Some(rest) = rest.strip_prefix('{') {
                     let sep = if rest.starts_with('}') { "" } else { "," };
                     let _ = writeln!(out, "{name}{{worker=\"{worker}\"{sep}{rest}");
+                } else if let Some(value) = rest.strip_prefix(' ') {
+                    let _ = writeln!(out, "{name}{{worker=\"{worker}\"}} {value}");
                 }
             }
         }
@@ -207,6 +241,22 @@ mod tests {
         assert_eq!(
             merge(&[a, b]),
             "# HELP m Things.\n# TYPE m counter\nm{worker=\"0\",kind=\"x\"} 1\nm{worker=\"1\",kind=\"x\"} 2\n"
+        );
+    }
+
+    #[test]
+    fn ring_counts_render_and_merge() {
+        let stats = RingStats { received: 10, dropped: 2, freezes: 1 };
+        let text = render_ring(stats, 3);
+        assert!(text.contains("dr_ring_frames_total{fate=\"dropped\"} 2\n"), "{text}");
+        assert!(text.contains("dr_ring_frames_total{fate=\"truncated\"} 3\n"), "{text}");
+        assert!(text.contains("\ndr_ring_freezes_total 1\n"), "{text}");
+        let merged = merge(&[text.clone(), render_ring(RingStats::default(), 0)]);
+        assert!(merged.contains("dr_ring_freezes_total{worker=\"0\"} 1\n"), "{merged}");
+        assert!(merged.contains("dr_ring_freezes_total{worker=\"1\"} 0\n"), "{merged}");
+        assert!(
+            merged.contains("dr_ring_frames_total{worker=\"1\",fate=\"received\"} 0\n"),
+            "{merged}"
         );
     }
 

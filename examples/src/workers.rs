@@ -5,9 +5,9 @@
 
 use dr_core::{Director, Driver, DriverOptions};
 use dr_io_afpacket::AfPacket;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,6 +20,8 @@ pub struct Workers {
     jobs: Vec<Sender<Job>>,
     threads: Vec<JoinHandle<Director>>,
     stop: Arc<AtomicBool>,
+    /// The first error a worker could not go on after; all workers stop on it.
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 fn work(
@@ -27,6 +29,7 @@ fn work(
     mut io: AfPacket,
     jobs: Receiver<Job>,
     stop: Arc<AtomicBool>,
+    failure: Arc<Mutex<Option<String>>>,
     options: DriverOptions,
 ) -> Director {
     let mut driver = Driver::new(options);
@@ -34,8 +37,16 @@ fn work(
         while let Ok(job) = jobs.try_recv() {
             job(&mut director, &mut io);
         }
-        if let Err(e) = driver.step(&mut director, &mut io) {
-            tracing::warn!("{e}");
+        match driver.step(&mut director, &mut io) {
+            Ok(_) => {}
+            Err(e) if e.is_fatal() => {
+                tracing::error!("{e}");
+                if let Ok(mut failure) = failure.lock() {
+                    failure.get_or_insert_with(|| e.to_string());
+                }
+                stop.store(true, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!("{e}"),
         }
     }
     director
@@ -49,19 +60,20 @@ impl Workers {
     /// When a thread cannot be started.
     pub fn start(parts: Vec<(Director, AfPacket)>, options: DriverOptions) -> Result<Self, String> {
         let stop = Arc::new(AtomicBool::new(false));
+        let failure = Arc::new(Mutex::new(None));
         let mut jobs = Vec::new();
         let mut threads = Vec::new();
         for (i, (director, io)) in parts.into_iter().enumerate() {
             let (tx, rx) = channel();
-            let stop = Arc::clone(&stop);
+            let (stop, failure) = (Arc::clone(&stop), Arc::clone(&failure));
             let thread = std::thread::Builder::new()
                 .name(format!("worker {i}"))
-                .spawn(move || work(director, io, rx, stop, options))
+                .spawn(move || work(director, io, rx, stop, failure, options))
                 .map_err(|e| format!("starting worker {i}: {e}"))?;
             jobs.push(tx);
             threads.push(thread);
         }
-        Ok(Self { jobs, threads, stop })
+        Ok(Self { jobs, threads, stop, failure })
     }
 
     /// How many workers run.
@@ -98,6 +110,14 @@ impl Workers {
             .into_iter()
             .map(|rx| rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(5)).ok()))
             .collect()
+    }
+
+    /// The error a worker stopped on, if one did (then all have stopped).
+    pub fn failure(&self) -> Option<String> {
+        if !self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.failure.lock().ok().and_then(|f| f.clone())
     }
 
     /// Stops every worker and returns their directors.

@@ -40,7 +40,7 @@ use dr_examples::ipvsadm::{self, Command, Macs};
 use dr_examples::metrics::{self, MetricsEndpoint};
 use dr_examples::workers::Workers;
 use dr_examples::{preflight, reload, report, rules};
-use dr_io_afpacket::{AfPacket, AfPacketConfig};
+use dr_io_afpacket::{AfPacket, AfPacketConfig, RingStats};
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -445,8 +445,13 @@ fn run(args: &Args) -> Result<(), String> {
     let mut next_share = std::time::Instant::now();
     let control = ControlSocket::bind(&args.control)?;
     let metrics = args.metrics.map(MetricsEndpoint::bind).transpose()?;
+    let mut failure = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(10));
+        if let Some(e) = workers.failure() {
+            failure = Some(e);
+            break;
+        }
         checks.apply(&workers);
         if workers.len() > 1 && std::time::Instant::now() >= next_share {
             share_macs(&workers);
@@ -479,8 +484,17 @@ fn run(args: &Args) -> Result<(), String> {
         }
         if let Some(metrics) = &metrics {
             metrics.serve(|| {
-                let texts: Vec<String> =
-                    workers.each(|_, d, _| metrics::render(d)).into_iter().flatten().collect();
+                let texts: Vec<String> = workers
+                    .each(|_, d, io| {
+                        let ring = io.ring_stats().unwrap_or_else(|e| {
+                            tracing::warn!("reading the ring's statistics: {e}");
+                            RingStats::default()
+                        });
+                        metrics::render(d) + &metrics::render_ring(ring, io.truncated())
+                    })
+                    .into_iter()
+                    .flatten()
+                    .collect();
                 metrics::merge(&texts)
             });
         }
@@ -515,5 +529,5 @@ fn run(args: &Args) -> Result<(), String> {
         }
         print!("{}", d.listing(ListingFormat::Stats));
     }
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }
