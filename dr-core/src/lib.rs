@@ -104,6 +104,7 @@ pub mod io;
 mod listing;
 mod mac;
 mod neigh;
+mod prefetch;
 pub mod sched;
 mod service;
 mod stats;

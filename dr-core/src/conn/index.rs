@@ -64,6 +64,11 @@ impl Index {
         self.find(hash, |_| true)
     }
 
+    /// The cell a lookup of `hash` starts at (to load it ahead of the lookup).
+    pub(crate) fn home_cell(&self, hash: u64) -> &u64 {
+        &self.cells[self.home(tag(hash))]
+    }
+
     /// Adds `slot` under `hash`. The caller keeps at most half the cells full.
     pub(crate) fn insert(&mut self, hash: u64, slot: u32) {
         let tag = tag(hash);

@@ -221,15 +221,18 @@ impl ConnTable {
             .map(ConnId)
     }
 
-    /// The slot a lookup of `hash` most likely ends at, found by loading only the index.
-    pub(crate) fn likely(&self, hash: u64) -> Option<u32> {
-        self.index.likely(hash)
+    /// Starts loading the index cell a lookup of `hash` begins at.
+    pub(crate) fn prefetch_index(&self, hash: u64) {
+        crate::prefetch::prefetch(self.index.home_cell(hash));
     }
 
-    /// Loads a slot's entry and returns a word of it, so that a later lookup finds it in
-    /// the cache. Any slot below the capacity may be given; others give 0.
-    pub(crate) fn load(&self, slot: u32) -> u64 {
-        self.slab.entries.get(slot as usize).map_or(0, |e| e.expires.as_nanos())
+    /// Starts loading the entry a lookup of `hash` most likely ends at (best once its index
+    /// cell is in the cache: finding it reads the index).
+    pub(crate) fn prefetch_entry(&self, hash: u64) {
+        if let Some(entry) = self.index.likely(hash).and_then(|i| self.slab.entries.get(i as usize))
+        {
+            crate::prefetch::prefetch(entry);
+        }
     }
 
     pub(crate) fn get(&self, id: ConnId) -> &Conn {
