@@ -60,9 +60,9 @@ impl Director {
         if packet.src_mac.is_multicast() {
             return Verdict::Drop(DropReason::InvalidSourceMac);
         }
-        match packet.network {
-            Network::Arp(arp) => self.handle_arp(frame, packet, &arp),
-            Network::Ip(ip) => self.handle_ip(now, frame, packet, &ip),
+        match &packet.network {
+            Network::Arp(arp) => self.handle_arp(frame, packet, arp),
+            Network::Ip(ip) => self.handle_ip(now, frame, packet, ip),
             Network::Other { .. } => match self.link_drop(packet) {
                 Some(reason) => Verdict::Drop(reason),
                 None => Verdict::Pass(PassReason::OtherEtherType),
