@@ -4,6 +4,8 @@
 //!
 //! - frames arrive in a TPACKET_V3 receive ring mapped into memory, and the director
 //!   rewrites them **in place in the ring**: no copy and no allocation per frame;
+//!   [`FrameIo::process_bursts`] lends them up to [`BURST`] at a time, straight from the ring
+//!   block, for [`Director::process_burst`](dr_core::Director::process_burst);
 //! - frames to transmit leave in batches with `sendmmsg`, pointing straight into the ring,
 //!   past the queueing discipline (`PACKET_QDISC_BYPASS`);
 //! - the socket never sees its own transmissions (`PACKET_IGNORE_OUTGOING`);
@@ -38,9 +40,9 @@ mod sys;
 
 pub use error::Error;
 
-use dr_core::{Batch, FrameIo, Instant, MacAddr, Verdict};
+use dr_core::{BURST, Batch, DropReason, FrameIo, Instant, MacAddr, Verdict};
 use std::net::IpAddr;
-use sys::{RingRequest, Socket, TP_STATUS_COPY, TxBatch, VNET_HDR_LEN};
+use sys::{RingRequest, RxFrame, Socket, TP_STATUS_COPY, TxBatch, VNET_HDR_LEN};
 
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the only header flag that means something on transmit.
 const VNET_NEEDS_CSUM: u8 = 1;
@@ -248,6 +250,51 @@ impl AfPacket {
         Ok(self.ring_stats)
     }
 
+    /// Waits up to the poll timeout for the current block, unless it is already the user's.
+    /// False when the interface is down for now (the wait is then a sleep).
+    fn wait_for_block(&mut self) -> Result<bool, Error> {
+        if self.ring.block(self.current * self.block_size).is_some() {
+            return Ok(true);
+        }
+        match self.socket.wait_readable(self.poll_timeout_ms) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                if sys::if_index(&self.interface).ok() != Some(self.ifindex) {
+                    return Err(Error::InterfaceGone(self.interface.clone()));
+                }
+                // Down for now: the socket stays bound and frames resume when it is up.
+                std::thread::sleep(std::time::Duration::from_millis(
+                    self.poll_timeout_ms.max(1).unsigned_abs().into(),
+                ));
+                Ok(false)
+            }
+            Err(e) => Err(Error::io("waiting for frames", e)),
+        }
+    }
+
+    /// The places of the next frames of a block, at most [`BURST`], with their offload
+    /// headers; truncated frames are counted and skipped. `at` and `left` walk the block.
+    fn next_frames(
+        &mut self,
+        at: &mut usize,
+        left: &mut u32,
+    ) -> heapless::Vec<(RxFrame, [u8; VNET_HDR_LEN]), BURST> {
+        let mut places = heapless::Vec::new();
+        while *left > 0 && !places.is_full() {
+            let Some((frame, next)) = self.ring.frame(*at) else {
+                *left = 0;
+                break;
+            };
+            (*at, *left) = (next, *left - 1);
+            if frame.snaplen < frame.len || frame.status & TP_STATUS_COPY != 0 {
+                self.truncated += 1;
+                continue;
+            }
+            let _ = places.push((frame, self.ring.vnet_header(frame.offset)));
+        }
+        places
+    }
+
     fn flush(&mut self) -> Result<(), Error> {
         self.socket.send_batch(&mut self.tx).map_err(|e| Error::io("sending frames", e))?;
         Ok(())
@@ -261,22 +308,8 @@ impl FrameIo for AfPacket {
     where
         F: FnMut(Instant, &mut [u8]) -> Verdict,
     {
-        let base = self.current * self.block_size;
-        if self.ring.block(base).is_none() {
-            match self.socket.wait_readable(self.poll_timeout_ms) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
-                    if sys::if_index(&self.interface).ok() != Some(self.ifindex) {
-                        return Err(Error::InterfaceGone(self.interface.clone()));
-                    }
-                    // Down for now: the socket stays bound and frames resume when it is up.
-                    std::thread::sleep(std::time::Duration::from_millis(
-                        self.poll_timeout_ms.max(1).unsigned_abs().into(),
-                    ));
-                    return Ok(Batch::new(0, 0, false));
-                }
-                Err(e) => return Err(Error::io("waiting for frames", e)),
-            }
+        if !self.wait_for_block()? {
+            return Ok(Batch::new(0, 0, false));
         }
         let (mut frames, mut transmitted) = (0, 0);
         // Every block the kernel has handed over, in ring order.
@@ -296,25 +329,54 @@ impl FrameIo for AfPacket {
                 let Some(bytes) = self.ring.bytes_mut(frame.offset, frame.snaplen) else { break };
                 frames += 1;
                 let verdict = handler(now, bytes);
-                if !verdict.is_transmit() {
-                    continue;
-                }
-                // A forwarded frame keeps its offload header (checksum to complete, segments
-                // to cut); an answer the director wrote is complete as it is.
-                let header = match verdict {
-                    Verdict::Forward { .. } => {
-                        let mut h = vnet;
-                        h[0] &= VNET_NEEDS_CSUM;
-                        h
-                    }
-                    _ => [0; VNET_HDR_LEN],
-                };
+                let Some(header) = transmit_header(verdict, vnet) else { continue };
                 if self.tx.is_full() {
                     self.flush()?;
                 }
                 let Some(bytes) = self.ring.bytes_mut(frame.offset, frame.snaplen) else { break };
                 self.tx.push(header, bytes);
                 transmitted += 1;
+            }
+            // The batch points into this block: send before handing it back.
+            self.flush()?;
+            self.ring.release_block(base);
+            self.current = (self.current + 1) % self.blocks;
+        }
+        Ok(Batch::new(frames, transmitted, false))
+    }
+
+    fn process_bursts<F>(&mut self, mut handler: F) -> Result<Batch, Error>
+    where
+        F: FnMut(Instant, &mut [&mut [u8]], &mut [Verdict]),
+    {
+        if !self.wait_for_block()? {
+            return Ok(Batch::new(0, 0, false));
+        }
+        let (mut frames, mut transmitted) = (0, 0);
+        let mut verdicts = [Verdict::Drop(DropReason::MalformedEthernet); BURST];
+        // Every block the kernel has handed over, in ring order, in bursts of frames.
+        for _ in 0..self.blocks {
+            let base = self.current * self.block_size;
+            let Some((count, first)) = self.ring.block(base) else { break };
+            let now = self.now();
+            let (mut at, mut left) = (first, count);
+            while left > 0 {
+                let places = self.next_frames(&mut at, &mut left);
+                let Some(block) = self.ring.block_mut(base, self.block_size) else { break };
+                let mut burst = split_frames(block, base, &places);
+                let n = burst.len();
+                handler(now, &mut burst, &mut verdicts[..n]);
+                frames += n;
+                for ((bytes, verdict), (_, vnet)) in burst.iter().zip(&verdicts).zip(&places) {
+                    let Some(header) = transmit_header(*verdict, *vnet) else { continue };
+                    if self.tx.is_full() {
+                        self.socket
+                            .send_batch(&mut self.tx)
+                            .map_err(|e| Error::io("sending frames", e))?;
+                    }
+                    self.tx.push(header, bytes);
+                    transmitted += 1;
+                }
             }
             // The batch points into this block: send before handing it back.
             self.flush()?;
@@ -333,4 +395,40 @@ impl FrameIo for AfPacket {
     fn now(&self) -> Instant {
         Instant::from_nanos(u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
+}
+
+/// The offload header a frame leaves with, if its verdict sends it: a forwarded frame keeps
+/// the one it came with (checksum to complete, segments to cut); an answer the director
+/// wrote is complete as it is.
+fn transmit_header(verdict: Verdict, vnet: [u8; VNET_HDR_LEN]) -> Option<[u8; VNET_HDR_LEN]> {
+    match verdict {
+        Verdict::Forward { .. } => {
+            let mut header = vnet;
+            header[0] &= VNET_NEEDS_CSUM;
+            Some(header)
+        }
+        Verdict::Reply => Some([0; VNET_HDR_LEN]),
+        Verdict::Pass(_) | Verdict::Drop(_) => None,
+    }
+}
+
+/// Splits a block (starting at ring offset `base`) into the frames at `places`, which the
+/// kernel lays out in increasing order without overlap. Stops at a place that is not.
+fn split_frames<'a>(
+    block: &'a mut [u8],
+    base: usize,
+    places: &[(RxFrame, [u8; VNET_HDR_LEN])],
+) -> heapless::Vec<&'a mut [u8], BURST> {
+    let mut frames = heapless::Vec::new();
+    let (mut rest, mut start) = (block, base);
+    for (frame, _) in places {
+        let Some(gap) = frame.offset.checked_sub(start) else { break };
+        let Some((_, tail)) = rest.split_at_mut_checked(gap) else { break };
+        let Some((bytes, tail)) = tail.split_at_mut_checked(frame.snaplen) else { break };
+        if frames.push(bytes).is_err() {
+            break;
+        }
+        (rest, start) = (tail, frame.offset + frame.snaplen);
+    }
+    frames
 }

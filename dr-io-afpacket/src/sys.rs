@@ -425,6 +425,11 @@ impl Ring {
         Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(offset), len) })
     }
 
+    /// The bytes of a whole block, to split into its frames and rewrite them in place.
+    pub(crate) fn block_mut(&mut self, base: usize, size: usize) -> Option<&mut [u8]> {
+        self.bytes_mut(base, size)
+    }
+
     /// The `virtio_net_hdr` in front of a frame.
     pub(crate) fn vnet_header(&self, frame_offset: usize) -> [u8; VNET_HDR_LEN] {
         let mut header = [0; VNET_HDR_LEN];

@@ -142,6 +142,64 @@ fn frames_go_round_a_veth_pair_through_the_ring() {
 }
 
 #[test]
+fn bursts_of_frames_go_round_in_order_without_allocating() {
+    if !privileged() {
+        return;
+    }
+    let veth = Veth::new("4").expect("ip link add veth");
+    let config = AfPacketConfig::new(&veth.a).with_vips(vec!["10.0.0.100".parse().unwrap()]);
+    let mut director = AfPacket::open(&config).unwrap();
+    let mut peer = AfPacket::open(&AfPacketConfig::new(&veth.b)).unwrap();
+    let (dmac, pmac) = (director.mac().0, peer.mac().0);
+    for tag in 0..40 {
+        peer.send(Instant::ZERO, &udp_frame(dmac, pmac, [10, 0, 0, 100], tag)).unwrap();
+    }
+    let seen = std::cell::RefCell::new(Vec::with_capacity(64));
+    let largest = std::cell::Cell::new(0);
+    let deadline = Clock::now() + Duration::from_secs(2);
+    let counted = allocation_counter::measure(|| {
+        while seen.borrow().len() < 40 && Clock::now() < deadline {
+            director
+                .process_bursts(|_, frames, verdicts| {
+                    largest.set(largest.get().max(frames.len()));
+                    assert_eq!(frames.len(), verdicts.len());
+                    for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
+                        seen.borrow_mut().push(frame[42]);
+                        frame[0..6].copy_from_slice(&pmac);
+                        frame[6..12].copy_from_slice(&dmac);
+                        frame[42] += 100;
+                        // Every other frame is answered, the others dropped.
+                        *verdict = if frame[42] % 2 == 0 {
+                            Verdict::Forward { real: RealId::from_index(0) }
+                        } else {
+                            Verdict::Drop(dr_core::DropReason::OtherHost)
+                        };
+                    }
+                })
+                .unwrap();
+        }
+    });
+    assert_eq!(counted.count_total, 0, "bursts are processed and sent without allocating");
+    assert_eq!(seen.into_inner(), (0..40).collect::<Vec<u8>>(), "every frame, in order, once");
+    assert!((1..=dr_core::BURST).contains(&largest.get()), "bursts of {}", largest.get());
+    eprintln!("largest burst: {} frames", largest.get());
+
+    let back = std::cell::RefCell::new(Vec::new());
+    pump(
+        &mut peer,
+        |frame| {
+            if frame.len() > 42 && frame[12..14] == [0x08, 0x00] {
+                back.borrow_mut().push(frame[42]);
+            }
+            Verdict::Drop(dr_core::DropReason::OtherHost)
+        },
+        || back.borrow().len() >= 20,
+    );
+    let expected: Vec<u8> = (100..140).filter(|t| t % 2 == 0).collect();
+    assert_eq!(back.into_inner(), expected, "the forwarded frames came back, rewritten");
+}
+
+#[test]
 fn a_ring_whose_interface_goes_down_waits_and_one_whose_interface_goes_away_stops() {
     if !privileged() {
         return;

@@ -6,8 +6,9 @@
 //! does not force it to. Backends own their clock: a live one reads the system clock, a
 //! capture replay uses the records' timestamps.
 //!
-//! [`Driver`] runs a [`Director`] over any backend: it expires connections when they are
-//! due, sends the start-up announcements and asks for unknown real-server MACs.
+//! [`Driver`] runs a [`Director`] over any backend: it hands the frames over in bursts
+//! ([`FrameIo::process_bursts`], [`Director::process_burst`]), expires connections when
+//! they are due, sends the start-up announcements and asks for unknown real-server MACs.
 
 #[cfg(feature = "alloc")]
 mod memory;
@@ -54,6 +55,30 @@ pub trait FrameIo {
     fn process_batch<F>(&mut self, handler: F) -> Result<Batch, Self::Error>
     where
         F: FnMut(Instant, &mut [u8]) -> Verdict;
+
+    /// Like [`process_batch`](Self::process_batch), but lends the frames in bursts of up to
+    /// [`BURST`](crate::BURST) that share one timestamp, so that the handler can decide them
+    /// together ([`Director::process_burst`]). `handler(timestamp, frames, verdicts)` must
+    /// store a verdict for each frame at the same index of `verdicts` (as long as `frames`).
+    ///
+    /// The provided method lends one frame at a time through `process_batch`, which keeps
+    /// every frame's own timestamp; a ring backend whose frames arrive in blocks overrides
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// The backend's receive or transmit error.
+    fn process_bursts<F>(&mut self, mut handler: F) -> Result<Batch, Self::Error>
+    where
+        F: FnMut(Instant, &mut [&mut [u8]], &mut [Verdict]),
+    {
+        self.process_batch(|now, frame| {
+            // Overwritten by the handler; the value only fills the slot.
+            let mut verdict = [Verdict::Drop(crate::DropReason::MalformedEthernet)];
+            handler(now, &mut [frame], &mut verdict);
+            verdict[0]
+        })
+    }
 
     /// Transmits a frame the director built on its own.
     ///
@@ -139,17 +164,13 @@ impl Driver {
                 }
             }
         }
-        let mut due = director.poll_timeout();
-        let batch = io.process_batch(|now, frame| {
-            if due.is_some_and(|at| at <= now) {
+        let batch = io.process_bursts(|now, frames, verdicts| {
+            // Frames of a burst share `now`, and a frame can only make an entry due after
+            // `now`: checking before each burst is as exact as before each frame.
+            if director.poll_timeout().is_some_and(|at| at <= now) {
                 director.handle_timeout(now);
-                due = director.poll_timeout();
             }
-            let verdict = director.process(now, frame);
-            // Only packets can make a time earlier than `due`, and only by creating or
-            // shortening an entry; re-reading it after each frame keeps it exact.
-            due = director.poll_timeout();
-            verdict
+            director.process_burst(now, frames, verdicts);
         })?;
         self.stats.frames += batch.frames as u64;
         self.stats.transmitted += batch.transmitted as u64;
