@@ -66,6 +66,7 @@ pub struct FlowKey {
 }
 
 impl Hash for FlowKey {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         let small = u64::from(self.protocol.number()) << 32
             | u64::from(self.client_port) << 16
