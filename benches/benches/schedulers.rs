@@ -4,7 +4,7 @@
 //! `cargo bench -p dr-benches --bench schedulers`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dr_benches::{DIRECTOR_MAC, NaiveReal, NaiveScheduler, VIP, client};
+use dr_benches::{DIRECTOR_MAC, NaiveReal, NaiveScheduler, VIP, flow_key};
 use dr_core::{
     Config, Director, FlowKey, Instant, MacAddr, Protocol, RealConfig, SchedFlags, SchedulerKind,
     ServiceConfig, ServiceId,
@@ -39,18 +39,7 @@ fn schedulers(c: &mut Criterion) {
     for &kind in SchedulerKind::ALL {
         for reals in [4, 64, 1024] {
             let (mut d, s) = director(kind, reals);
-            let flows: Vec<FlowKey> = (0..1024)
-                .map(|i| {
-                    let (addr, port) = client(100_000 + i);
-                    FlowKey {
-                        protocol: Protocol::Tcp,
-                        client: IpAddr::V4(addr),
-                        client_port: port,
-                        vip: IpAddr::V4(VIP),
-                        vip_port: 80,
-                    }
-                })
-                .collect();
+            let flows: Vec<FlowKey> = (0..1024).map(|i| flow_key(100_000 + i)).collect();
             let mut i = 0;
             group.bench_function(BenchmarkId::new(kind.name(), reals), |b| {
                 b.iter(|| {

@@ -308,41 +308,11 @@ impl FrameIo for AfPacket {
     where
         F: FnMut(Instant, &mut [u8]) -> Verdict,
     {
-        if !self.wait_for_block()? {
-            return Ok(Batch::new(0, 0, false));
-        }
-        let (mut frames, mut transmitted) = (0, 0);
-        // Every block the kernel has handed over, in ring order.
-        for _ in 0..self.blocks {
-            let base = self.current * self.block_size;
-            let Some((count, first)) = self.ring.block(base) else { break };
-            let now = self.now();
-            let mut at = first;
-            for _ in 0..count {
-                let Some((frame, next)) = self.ring.frame(at) else { break };
-                at = next;
-                if frame.snaplen < frame.len || frame.status & TP_STATUS_COPY != 0 {
-                    self.truncated += 1;
-                    continue;
-                }
-                let vnet = self.ring.vnet_header(frame.offset);
-                let Some(bytes) = self.ring.bytes_mut(frame.offset, frame.snaplen) else { break };
-                frames += 1;
-                let verdict = handler(now, bytes);
-                let Some(header) = transmit_header(verdict, vnet) else { continue };
-                if self.tx.is_full() {
-                    self.flush()?;
-                }
-                let Some(bytes) = self.ring.bytes_mut(frame.offset, frame.snaplen) else { break };
-                self.tx.push(header, bytes);
-                transmitted += 1;
+        self.process_bursts(|now, frames, verdicts| {
+            for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
+                *verdict = handler(now, frame);
             }
-            // The batch points into this block: send before handing it back.
-            self.flush()?;
-            self.ring.release_block(base);
-            self.current = (self.current + 1) % self.blocks;
-        }
-        Ok(Batch::new(frames, transmitted, false))
+        })
     }
 
     fn process_bursts<F>(&mut self, mut handler: F) -> Result<Batch, Error>
