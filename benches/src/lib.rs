@@ -370,6 +370,8 @@ pub struct NaiveScheduler {
     /// Weighted round robin: each server's index repeated weight times.
     slots: Vec<usize>,
     next: usize,
+    /// Source hashing: the same client always hashes the same.
+    hasher: std::hash::RandomState,
 }
 
 impl NaiveScheduler {
@@ -380,12 +382,12 @@ impl NaiveScheduler {
             .enumerate()
             .flat_map(|(i, r)| std::iter::repeat_n(i, r.weight as usize))
             .collect();
-        Self { kind, reals, slots, next: 0 }
+        Self { kind, reals, slots, next: 0, hasher: std::hash::RandomState::new() }
     }
 
     /// The index of the server for a new connection of `client`.
     pub fn pick(&mut self, client: IpAddr) -> Option<usize> {
-        use std::hash::{BuildHasher, RandomState};
+        use std::hash::BuildHasher;
         let n = self.reals.len();
         match self.kind {
             SchedulerKind::Rr => {
@@ -399,7 +401,7 @@ impl NaiveScheduler {
                 self.slots.get(self.next).copied()
             }
             SchedulerKind::Sh => {
-                let pick = (RandomState::new().hash_one(client) % n as u64) as usize;
+                let pick = (self.hasher.hash_one(client) % n as u64) as usize;
                 (self.reals[pick].weight > 0).then_some(pick)
             }
             kind => {
