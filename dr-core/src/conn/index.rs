@@ -40,28 +40,26 @@ impl Index {
         tag as usize & self.mask
     }
 
-    /// The slot of the first entry with this hash that `is_it` accepts.
-    pub(crate) fn find(&self, hash: u64, mut is_it: impl FnMut(u32) -> bool) -> Option<u32> {
+    /// The slots whose tags match `hash`, in probe order: the entry with the key, if there
+    /// is one, is among them.
+    #[inline(always)]
+    pub(crate) fn candidates(&self, hash: u64) -> Candidates<'_> {
         let tag = tag(hash);
-        let mut at = self.home(tag);
         // The index is never full, so an empty cell ends the probe; the bound is for proof.
-        for _ in 0..self.cells.len() {
-            let cell = self.cells[at];
-            if cell == EMPTY {
-                return None;
-            }
-            if (cell >> 32) as u32 == tag && is_it(cell as u32) {
-                return Some(cell as u32);
-            }
-            at = (at + 1) & self.mask;
-        }
-        None
+        Candidates { index: self, tag, at: self.home(tag), left: self.cells.len() }
+    }
+
+    /// The slot of the first entry with this hash that `is_it` accepts.
+    #[cfg(test)]
+    pub(crate) fn find(&self, hash: u64, mut is_it: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.candidates(hash).find(|&slot| is_it(slot))
     }
 
     /// The slot of the first entry whose tag matches the hash: most likely the entry with
     /// the key, and the one worth loading ahead of the real lookup.
+    #[inline(always)]
     pub(crate) fn likely(&self, hash: u64) -> Option<u32> {
-        self.find(hash, |_| true)
+        self.candidates(hash).next()
     }
 
     /// The cell a lookup of `hash` starts at (to load it ahead of the lookup).
@@ -137,6 +135,36 @@ impl Index {
     /// Bytes reserved.
     pub(crate) fn allocation_size(&self) -> usize {
         self.cells.capacity() * size_of::<u64>()
+    }
+}
+
+/// The probe of one hash through the index: see [`Index::candidates`].
+#[derive(Debug)]
+pub(crate) struct Candidates<'a> {
+    index: &'a Index,
+    tag: u32,
+    at: usize,
+    left: usize,
+}
+
+impl Iterator for Candidates<'_> {
+    type Item = u32;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<u32> {
+        while self.left > 0 {
+            self.left -= 1;
+            let cell = self.index.cells[self.at];
+            if cell == EMPTY {
+                self.left = 0;
+                return None;
+            }
+            self.at = (self.at + 1) & self.index.mask;
+            if (cell >> 32) as u32 == self.tag {
+                return Some(cell as u32);
+            }
+        }
+        None
     }
 }
 

@@ -9,6 +9,7 @@ use crate::service::RealId;
 use crate::time::{Duration, Instant};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use core::hash::{BuildHasher, Hash, Hasher};
 
 /// The largest capacity a table accepts (indices are 32-bit, and sentinels follow them).
 pub const MAX_CAPACITY: usize = 1 << 30;
@@ -204,21 +205,29 @@ impl ConnTable {
     }
 
     /// The keyed hash of a flow.
+    #[inline(always)]
+    #[expect(
+        clippy::manual_hash_one,
+        reason = "ahash's hash_one is not inlined into the packet path; these three calls are"
+    )]
     pub(crate) fn hash(&self, key: &FlowKey) -> u64 {
-        self.hasher.hash_one(key)
+        let mut hasher = self.hasher.build_hasher();
+        key.hash(&mut hasher);
+        hasher.finish()
     }
 
     /// The connection with this key (`template = false`) or the live template with this key
     /// (`template = true`); retired templates are never found.
+    #[inline(always)]
     pub(crate) fn find(&self, hash: u64, key: &FlowKey, template: bool) -> Option<ConnId> {
-        let entries = &self.slab.entries;
         let flags = if template { FLAG_TEMPLATE } else { 0 };
-        self.index
-            .find(hash, |i| {
-                let e = &entries[i as usize];
-                e.key == *key && e.flags & (FLAG_TEMPLATE | FLAG_RETIRED) == flags
-            })
-            .map(ConnId)
+        for slot in self.index.candidates(hash) {
+            let e = &self.slab.entries[slot as usize];
+            if e.key == *key && e.flags & (FLAG_TEMPLATE | FLAG_RETIRED) == flags {
+                return Some(ConnId(slot));
+            }
+        }
+        None
     }
 
     /// Starts loading the index cell a lookup of `hash` begins at.
@@ -305,14 +314,22 @@ impl ConnTable {
 
     /// Arms or re-arms the entry's timer to `expires` (from [`expiry`]). A later expiry is
     /// one store: the entry stays in its earlier slot and moves when that slot comes up.
+    #[inline(always)]
     pub(crate) fn rearm(&mut self, id: ConnId, expires: Instant) {
         let entry = &mut self.slab.entries[id.0 as usize];
         let relink = expires < entry.expires || entry.link == Link::UNLINKED;
         entry.expires = expires;
         if relink {
-            self.wheel.unlink(&mut self.slab, id.0);
-            self.wheel.link(&mut self.slab, id.0, tick_of(expires));
+            self.relink(id, expires);
         }
+    }
+
+    /// Moves an entry to the wheel slot of an expiry earlier than the slot it is in, or
+    /// links it for the first time.
+    #[inline(never)]
+    fn relink(&mut self, id: ConnId, expires: Instant) {
+        self.wheel.unlink(&mut self.slab, id.0);
+        self.wheel.link(&mut self.slab, id.0, tick_of(expires));
     }
 
     /// Removes a live entry and returns it. A template must control nothing any more.

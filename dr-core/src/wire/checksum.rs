@@ -1,4 +1,5 @@
-//! The Linux-parity TTL decrement, with the kernel's incremental checksum update.
+//! Internet checksums: the IPv4 header check, and the Linux-parity TTL decrement with the
+//! kernel's incremental update.
 
 use crate::verdict::DropReason;
 use etherparse::checksum::u32_16bit_word;
@@ -37,6 +38,41 @@ pub(crate) fn decrement_ttl(
     Ok(())
 }
 
+/// Whether an IPv4 header (`IHL * 4` bytes, a multiple of 4) is intact: its 16-bit words
+/// add up to 0xFFFF in one's complement arithmetic, checksum field included (RFC 1071).
+///
+/// On the packet path of every IPv4 frame, so it sums 32-bit words into a 64-bit
+/// accumulator and folds once at the end; the usual 20-byte header is summed unrolled.
+#[inline(always)]
+pub(crate) fn ipv4_header_checksum_ok(header: &[u8]) -> bool {
+    let sum = match <&[u8; 20]>::try_from(header) {
+        Ok(fixed) => sum_words(fixed),
+        Err(_) => sum_words(header),
+    };
+    fold(sum) == 0xFFFF
+}
+
+/// The sum of `bytes` as native-endian 32-bit words (a trailing partial word is not
+/// summed: IPv4 headers are whole words).
+#[inline(always)]
+fn sum_words(bytes: &[u8]) -> u64 {
+    let mut sum = 0;
+    for word in bytes.chunks_exact(4) {
+        sum += u64::from(u32::from_ne_bytes([word[0], word[1], word[2], word[3]]));
+    }
+    sum
+}
+
+/// Folds a sum of 32-bit words to 16 bits with end-around carries. Byte order does not
+/// matter for the comparison with 0xFFFF: one's complement sums commute with byte swaps.
+#[inline(always)]
+fn fold(mut sum: u64) -> u16 {
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    sum as u16
+}
+
 /// The ICMPv6 checksum field of `message` (whose checksum field must be zero) between
 /// `src` and `dst` (RFC 4443 §2.3), as the two bytes to store.
 pub(crate) fn icmpv6_checksum(src: [u8; 16], dst: [u8; 16], message: &[u8]) -> [u8; 2] {
@@ -53,6 +89,8 @@ pub(crate) fn icmpv6_checksum(src: [u8; 16], dst: [u8; 16], message: &[u8]) -> [
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate alloc;
+    use alloc::vec::Vec;
 
     fn ipv4_header_checksum(header: &[u8]) -> u16 {
         u32_16bit_word::ones_complement(u32_16bit_word::add_slice(0, header))
@@ -69,6 +107,36 @@ mod tests {
         h[10] = c[0];
         h[11] = c[1];
         h
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn header_check_agrees_with_etherparse(
+            words in proptest::collection::vec(proptest::prelude::any::<u32>(), 5..=15),
+            fix in proptest::prelude::any::<bool>(),
+        ) {
+            let mut header: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+            if fix {
+                header[10..12].fill(0);
+                let c = ipv4_header_checksum(&header).to_ne_bytes();
+                header[10..12].copy_from_slice(&c);
+            }
+            proptest::prop_assert_eq!(ipv4_header_checksum_ok(&header), valid(&header));
+            if fix {
+                proptest::prop_assert!(ipv4_header_checksum_ok(&header));
+            }
+        }
+    }
+
+    #[test]
+    fn header_check_edge_sums() {
+        // All zeros sums to 0, not 0xFFFF: not a valid header, as etherparse also says.
+        assert!(!ipv4_header_checksum_ok(&[0; 20]));
+        assert!(!valid(&[0; 20]));
+        assert!(ipv4_header_checksum_ok(&header(64)));
+        let mut broken = header(64);
+        broken[15] ^= 1;
+        assert!(!ipv4_header_checksum_ok(&broken));
     }
 
     #[test]

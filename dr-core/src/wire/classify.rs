@@ -1,6 +1,7 @@
 //! The frame classifier: Ethernet II, up to two VLAN tags, ARP, IPv4, IPv6 with its
 //! extension headers, TCP, UDP, ICMP and ICMPv6.
 
+use super::checksum::ipv4_header_checksum_ok;
 use crate::flow::{FlowKey, Protocol};
 use crate::mac::MacAddr;
 use crate::verdict::DropReason;
@@ -246,6 +247,7 @@ pub struct Packet {
 /// IPv4 header checksum, a third VLAN tag, a broken IPv6 extension chain. Transport
 /// checksums are not verified (IPVS does not verify them for Direct Routing either, and
 /// frames taken from a packet socket often carry offloaded, not yet computed, checksums).
+#[inline(always)]
 pub fn classify(frame: &[u8]) -> Result<Packet, DropReason> {
     let eth =
         Ethernet2Slice::from_slice_without_fcs(frame).map_err(|_| DropReason::MalformedEthernet)?;
@@ -296,6 +298,7 @@ fn classify_arp(bytes: &[u8]) -> Result<ArpInfo, DropReason> {
     })
 }
 
+#[inline(always)]
 fn classify_ipv4(bytes: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason> {
     use etherparse::err::ipv4::HeaderSliceError;
     let header = Ipv4HeaderSlice::from_slice(bytes).map_err(|e| match e {
@@ -303,7 +306,7 @@ fn classify_ipv4(bytes: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason>
         HeaderSliceError::Content(_) => DropReason::MalformedIpv4,
     })?;
     let header_len = header.slice().len();
-    if etherparse::checksum::Sum16BitWords::new().add_slice(header.slice()).ones_complement() != 0 {
+    if !ipv4_header_checksum_ok(header.slice()) {
         return Err(DropReason::Ipv4Checksum);
     }
     let total_len = usize::from(header.total_len());
@@ -398,6 +401,7 @@ fn classify_ipv6(bytes: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason>
 
 /// Parses the transport header. `payload` runs from the transport header to the end of the
 /// IP datagram.
+#[inline(always)]
 fn classify_transport(
     protocol: u8,
     payload: &[u8],
