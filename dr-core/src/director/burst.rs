@@ -4,25 +4,56 @@
 //! With a large connection table, a lookup is two cache misses (an index cell, then the
 //! entry), and one frame's misses cannot overlap with the next frame's when frames are
 //! decided one at a time. Here the burst is taken in chunks: before chunk `k` is decided,
-//! the flow keys of chunk `k + 1` are peeked at and hashed and their index cells
+//! the frames of chunk `k + 1` are classified, their flow keys hashed and their index cells
 //! prefetched; after it, their likely entries (found through those cells, by then in the
 //! cache). Every miss is thus in flight while a chunk's worth of frames is being decided.
 //!
-//! Prefetches are hints: a peek that guessed wrong, or an entry gone or moved by an earlier
-//! frame of the burst, costs a useless load, and every frame is classified and decided on
-//! what the table holds when its turn comes, exactly as `process` decides it.
+//! Classifying ahead changes nothing: classification reads only the frame's own bytes, and
+//! deciding a frame writes only that frame. Prefetches are hints: an entry gone or moved by
+//! an earlier frame of the burst costs a useless load, and every frame is decided on what
+//! the table holds when its turn comes, exactly as `process` decides it.
 
 use super::Director;
 use crate::time::Instant;
-use crate::verdict::Verdict;
-use crate::wire::{classify, peek_flow_key};
+use crate::verdict::{DropReason, Verdict};
+use crate::wire::{Packet, classify};
+use alloc::boxed::Box;
+use core::fmt;
 
 /// How many frames [`Director::process_burst`] takes per chunk: a good number of frames to
 /// hand it at a time (any number works).
 pub const BURST: usize = 32;
 
-/// The hash of the peeked flow key of each frame of a chunk.
-type Peeked = [Option<u64>; BURST];
+/// A frame classified ahead of its turn, and the hash of its flow key if it has one.
+struct Classified {
+    packet: Result<Packet, DropReason>,
+    key_hash: Option<u64>,
+}
+
+impl Classified {
+    /// An empty slot (never decided: only the slots of frames present are).
+    const EMPTY: Self = Self { packet: Err(DropReason::MalformedEthernet), key_hash: None };
+}
+
+/// The frames of one chunk, classified.
+type Chunk = [Classified; BURST];
+
+/// Room for two chunks of classified frames (about 8 KiB), allocated with the director so
+/// that a burst neither sets up nor copies that much stack. It is lent to a burst while it
+/// runs, and holds nothing between bursts that is ever read.
+pub(super) struct Ahead(Option<Box<[Chunk; 2]>>);
+
+impl Ahead {
+    pub(super) fn new() -> Self {
+        Self(Some(Box::new([const { [Classified::EMPTY; BURST] }; 2])))
+    }
+}
+
+impl fmt::Debug for Ahead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Ahead")
+    }
+}
 
 impl Director {
     /// Decides what happens to each frame in `frames`, in order, exactly as
@@ -30,10 +61,10 @@ impl Director {
     /// of `verdicts`. Frames beyond `verdicts.len()` are left alone; returns how many were
     /// processed.
     ///
-    /// Faster than `process` one frame at a time when the connection table is larger than
-    /// the processor's caches: each frame's table memory is requested a chunk of
-    /// [`BURST`] frames before it is decided. Never allocates, never panics, never reads a
-    /// clock.
+    /// Faster than `process` one frame at a time, most of all when the connection table is
+    /// larger than the processor's caches: each frame's table memory is requested a chunk
+    /// of [`BURST`] frames before it is decided. Never allocates, never panics, never reads
+    /// a clock.
     pub fn process_burst<F: AsMut<[u8]>>(
         &mut self,
         now: Instant,
@@ -43,47 +74,61 @@ impl Director {
         let now = self.advance_clock(now);
         let count = frames.len().min(verdicts.len());
         let (frames, verdicts) = (&mut frames[..count], &mut verdicts[..count]);
-        let mut next: Peeked = [None; BURST];
-        if let Some(first) = frames.chunks_mut(BURST).next() {
-            self.request_indexes(first, &mut next);
-            self.request_entries(&next);
+        let Some(mut chunks) = self.ahead.0.take() else {
+            // The room is lent only for the length of a burst, so it is always back by now.
+            for (frame, verdict) in frames.iter_mut().zip(verdicts) {
+                *verdict = self.process(now, frame.as_mut());
+            }
+            return count;
+        };
+        // Chunk k is classified into chunks[k % 2] while chunk k - 1 waits in the other.
+        let mut pending = frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)).peekable();
+        if let Some((first, _)) = pending.peek_mut() {
+            self.classify_chunk(first, &mut chunks[0]);
+            self.request_entries(&chunks[0], first.len());
         }
-        let mut chunks = frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)).peekable();
-        while let Some((chunk, verdicts)) = chunks.next() {
-            let following = chunks.peek_mut().map(|(chunk, _)| &mut **chunk);
-            let more = following.is_some();
+        let mut k = 0;
+        while let Some((chunk, verdicts)) = pending.next() {
+            let [current, next] = &mut *chunks;
+            let (current, next) = if k % 2 == 0 { (current, next) } else { (next, current) };
+            let following = pending.peek_mut().map(|(chunk, _)| &mut **chunk);
+            let following_len = following.as_ref().map_or(0, |chunk| chunk.len());
             if let Some(following) = following {
-                self.request_indexes(following, &mut next);
+                self.classify_chunk(following, next);
             }
-            for (frame, verdict) in chunk.iter_mut().zip(verdicts) {
-                let frame = frame.as_mut();
-                let packet = classify(frame);
-                *verdict = self.decide_counted(now, frame, packet);
+            for ((frame, verdict), classified) in chunk.iter_mut().zip(verdicts).zip(&*current) {
+                let Classified { packet, key_hash } = classified;
+                *verdict = self.decide_counted(now, frame.as_mut(), packet.as_ref(), *key_hash);
             }
-            if more {
-                self.request_entries(&next);
-            }
+            self.request_entries(next, following_len);
+            k += 1;
         }
+        self.ahead.0 = Some(chunks);
         count
     }
 
-    /// Peeks at the flow keys of a chunk, hashes them into `peeked` and prefetches their
-    /// index cells.
-    fn request_indexes<F: AsMut<[u8]>>(&self, chunk: &mut [F], peeked: &mut Peeked) {
-        peeked.fill(None);
-        for (slot, frame) in peeked.iter_mut().zip(chunk.iter_mut()) {
-            if let Some(key) = peek_flow_key(frame.as_mut()) {
+    /// Classifies the frames of a chunk into `out`, hashes their flow keys and prefetches
+    /// their index cells.
+    #[inline(always)]
+    fn classify_chunk<F: AsMut<[u8]>>(&self, chunk: &mut [F], out: &mut Chunk) {
+        for (slot, frame) in out.iter_mut().zip(chunk.iter_mut()) {
+            slot.packet = classify(frame.as_mut());
+            slot.key_hash = slot.packet.as_ref().ok().and_then(Packet::flow_key).map(|key| {
                 let hash = self.conns.hash(&key);
                 self.conns.prefetch_index(hash);
-                *slot = Some(hash);
-            }
+                hash
+            });
         }
     }
 
-    /// Prefetches the likely entries of a chunk whose index cells were requested earlier.
-    fn request_entries(&self, peeked: &Peeked) {
-        for &hash in peeked.iter().flatten() {
-            self.conns.prefetch_entry(hash);
+    /// Prefetches the likely entries of the first `len` frames of a classified chunk,
+    /// whose index cells were requested earlier.
+    #[inline(always)]
+    fn request_entries(&self, chunk: &Chunk, len: usize) {
+        for classified in chunk.iter().take(len) {
+            if let Some(hash) = classified.key_hash {
+                self.conns.prefetch_entry(hash);
+            }
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct Director {
     /// When the rate estimators next sample the counters: every 2 s from the first time
     /// the director is given.
     next_estimate: Option<Instant>,
+    /// Where a burst keeps the frames it classified ahead of deciding them.
+    ahead: burst::Ahead,
 }
 
 /// A read-only view of one connection entry, for listings (`ipvsadm -L -c`).
@@ -137,6 +139,7 @@ impl Director {
             replies: replies::Replies::default(),
             fragments: Fragments::new(config.fragment_capacity, config.fragment_timeout, hasher()),
             next_estimate: None,
+            ahead: burst::Ahead::new(),
             config,
         })
     }

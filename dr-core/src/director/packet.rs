@@ -40,20 +40,22 @@ impl Director {
     pub fn process(&mut self, now: Instant, frame: &mut [u8]) -> Verdict {
         let now = self.advance_clock(now);
         let packet = classify(frame);
-        self.decide_counted(now, frame, packet)
+        self.decide_counted(now, frame, packet.as_ref(), None)
     }
 
     /// Decides for a frame already classified (`packet` is `classify(frame)`), and counts
-    /// the verdict. `now` has been through [`advance_clock`](Self::advance_clock).
+    /// the verdict. `now` has been through [`advance_clock`](Self::advance_clock);
+    /// `key_hash`, when the caller has it, is the hash of the packet's flow key.
     #[inline(always)]
     pub(super) fn decide_counted(
         &mut self,
         now: Instant,
         frame: &mut [u8],
-        packet: Result<Packet, DropReason>,
+        packet: Result<&Packet, &DropReason>,
+        key_hash: Option<u64>,
     ) -> Verdict {
-        let verdict = match &packet {
-            Ok(packet) => self.decide(now, frame, packet),
+        let verdict = match packet {
+            Ok(packet) => self.decide(now, frame, packet, key_hash),
             Err(reason) => Verdict::Drop(*reason),
         };
         self.counters.record(verdict);
@@ -61,7 +63,13 @@ impl Director {
     }
 
     #[inline(always)]
-    fn decide(&mut self, now: Instant, frame: &mut [u8], packet: &Packet) -> Verdict {
+    fn decide(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        packet: &Packet,
+        key_hash: Option<u64>,
+    ) -> Verdict {
         if packet.src_mac == self.config.mac {
             return Verdict::Drop(DropReason::OwnFrame);
         }
@@ -70,7 +78,7 @@ impl Director {
         }
         match &packet.network {
             Network::Arp(arp) => self.handle_arp(frame, packet, arp),
-            Network::Ip(ip) => self.handle_ip(now, frame, packet, ip),
+            Network::Ip(ip) => self.handle_ip(now, frame, packet, ip, key_hash),
             Network::Other { .. } => match self.link_drop(packet) {
                 Some(reason) => Verdict::Drop(reason),
                 None => Verdict::Pass(PassReason::OtherEtherType),
@@ -96,6 +104,7 @@ impl Director {
         frame: &mut [u8],
         packet: &Packet,
         ip: &IpPacket,
+        key_hash: Option<u64>,
     ) -> Verdict {
         if let Transport::Icmpv6 { .. } = ip.transport {
             return self.handle_icmpv6(frame, packet, ip);
@@ -105,8 +114,8 @@ impl Director {
         }
         match ip.transport {
             Transport::Tcp { .. } | Transport::Udp { .. } => match ip.fragment {
-                None => self.handle_flow(now, frame, packet, ip),
-                Some(_) => self.handle_first_fragment(now, frame, packet, ip),
+                None => self.handle_flow(now, frame, packet, ip, key_hash),
+                Some(_) => self.handle_first_fragment(now, frame, packet, ip, key_hash),
             },
             Transport::Fragment { protocol } if self.vips.contains_key(&ip.dst) => {
                 self.handle_later_fragment(now, frame, packet, ip, protocol)
@@ -125,8 +134,9 @@ impl Director {
         frame: &mut [u8],
         packet: &Packet,
         ip: &IpPacket,
+        key_hash: Option<u64>,
     ) -> Verdict {
-        let verdict = self.handle_flow(now, frame, packet, ip);
+        let verdict = self.handle_flow(now, frame, packet, ip, key_hash);
         let target = match verdict {
             Verdict::Forward { real } => FragmentTarget::Real(real),
             Verdict::Pass(PassReason::NotVip) => return verdict,
@@ -181,11 +191,12 @@ impl Director {
         frame: &mut [u8],
         packet: &Packet,
         ip: &IpPacket,
+        key_hash: Option<u64>,
     ) -> Verdict {
         let Some(key) = ip.flow_key() else {
             return Verdict::Pass(PassReason::OtherProtocol);
         };
-        let hash = self.conns.hash(&key);
+        let hash = key_hash.unwrap_or_else(|| self.conns.hash(&key));
         if let Some(id) = self.conns.find(hash, &key, false) {
             let conn = self.conns.get(id);
             let real = self.reals.get(conn.real.index());

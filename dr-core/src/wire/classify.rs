@@ -41,7 +41,7 @@ const IP_HIP: u8 = 139;
 const IP_SHIM6: u8 = 140;
 
 /// One VLAN tag, as it stands in the frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VlanTag {
     /// The tag protocol identifier (0x8100, 0x88a8 or 0x9100).
     pub tpid: u16,
@@ -224,19 +224,63 @@ pub enum Network {
     },
 }
 
+/// The VLAN tags of a frame, outermost first: a slice of at most two (it dereferences to
+/// `[VlanTag]`), kept inline so that a [`Packet`] is `Copy`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VlanTags {
+    tags: [VlanTag; MAX_VLAN_TAGS],
+    len: u8,
+}
+
+impl VlanTags {
+    /// Adds the next inner tag; a frame may carry at most two.
+    fn push(&mut self, tag: VlanTag) -> Result<(), DropReason> {
+        let slot = self.tags.get_mut(usize::from(self.len)).ok_or(DropReason::TooManyVlanTags)?;
+        *slot = tag;
+        self.len += 1;
+        Ok(())
+    }
+}
+
+impl core::ops::Deref for VlanTags {
+    type Target = [VlanTag];
+
+    fn deref(&self) -> &[VlanTag] {
+        self.tags.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+impl PartialEq for VlanTags {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for VlanTags {}
+
 /// A classified frame: link layer fields, offsets and the network layer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packet {
     /// Destination MAC.
     pub dst_mac: MacAddr,
     /// Source MAC.
     pub src_mac: MacAddr,
     /// VLAN tags, outermost first.
-    pub vlans: heapless::Vec<VlanTag, MAX_VLAN_TAGS>,
+    pub vlans: VlanTags,
     /// Offset of the network header (after the VLAN tags).
     pub l3_offset: usize,
     /// The network layer.
     pub network: Network,
+}
+
+impl Packet {
+    /// The connection key of a TCP or UDP packet that carries its ports.
+    pub fn flow_key(&self) -> Option<FlowKey> {
+        match &self.network {
+            Network::Ip(ip) => ip.flow_key(),
+            Network::Arp(_) | Network::Other { .. } => None,
+        }
+    }
 }
 
 /// Classifies an Ethernet frame (without FCS).
@@ -253,11 +297,11 @@ pub fn classify(frame: &[u8]) -> Result<Packet, DropReason> {
         Ethernet2Slice::from_slice_without_fcs(frame).map_err(|_| DropReason::MalformedEthernet)?;
     let mut ether_type = eth.ether_type().0;
     let mut rest = eth.payload_slice();
-    let mut vlans = heapless::Vec::new();
+    let mut vlans = VlanTags::default();
     while matches!(ether_type, TPID_8021Q | TPID_8021AD | TPID_QINQ) {
         let vlan = SingleVlanSlice::from_slice(rest).map_err(|_| DropReason::MalformedVlan)?;
         let tag = VlanTag { tpid: ether_type, id: vlan.vlan_identifier().value() };
-        vlans.push(tag).map_err(|_| DropReason::TooManyVlanTags)?;
+        vlans.push(tag)?;
         ether_type = vlan.ether_type().0;
         rest = vlan.payload_slice();
     }

@@ -18,11 +18,10 @@ mod checksum;
 mod classify;
 mod icmp;
 mod ndp;
-mod peek;
 mod unreach;
 
 pub use classify::{
-    ArpInfo, Fragment, IpPacket, Network, Packet, TcpFlags, Transport, VlanTag, classify,
+    ArpInfo, Fragment, IpPacket, Network, Packet, TcpFlags, Transport, VlanTag, VlanTags, classify,
 };
 
 pub(crate) use arp::{write_arp_announcement, write_arp_reply, write_arp_request};
@@ -32,7 +31,6 @@ pub(crate) use ndp::{
     NdMessage, link_local, parse_neighbor_message, write_neighbor_advertisement,
     write_neighbor_solicitation, write_unsolicited_advertisement,
 };
-pub(crate) use peek::peek_flow_key;
 pub(crate) use unreach::write_port_unreachable;
 
 /// The length of an Ethernet II header without VLAN tags.
