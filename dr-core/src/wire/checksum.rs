@@ -66,10 +66,12 @@ fn sum_words(bytes: &[u8]) -> u64 {
 /// Folds a sum of 32-bit words to 16 bits with end-around carries. Byte order does not
 /// matter for the comparison with 0xFFFF: one's complement sums commute with byte swaps.
 #[inline(always)]
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
+fn fold(sum: u64) -> u16 {
+    // Below 2^36 (at most 15 words): 32 + 4 bits, then 16 + 1, then at most 0x10000, then 16.
+    let sum = (sum & 0xFFFF_FFFF) + (sum >> 32);
+    let sum = (sum & 0xFFFF) + (sum >> 16);
+    let sum = (sum & 0xFFFF) + (sum >> 16);
+    let sum = (sum & 0xFFFF) + (sum >> 16);
     sum as u16
 }
 
