@@ -132,3 +132,53 @@ impl Director {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::wire::ETHERNET_HEADER_LEN;
+    use crate::{Config, Director, Instant, MacAddr, Verdict};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// Frames of early verdicts: short, an IPv4 (ESP) packet to no VIP, our own, foreign.
+    fn frames() -> Vec<Vec<u8>> {
+        let ours = [2, 0, 0, 0, 0, 1];
+        let mut ip = vec![0u8; ETHERNET_HEADER_LEN + 20];
+        ip[..6].copy_from_slice(&ours);
+        ip[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        ip[12..14].copy_from_slice(&[0x08, 0x00]);
+        let header = &mut ip[ETHERNET_HEADER_LEN..];
+        header.copy_from_slice(&[
+            0x45, 0, 0, 20, 0, 0, 0x40, 0, 64, 50, 0, 0, 192, 0, 2, 1, 198, 51, 100, 7,
+        ]);
+        let sum: u32 = header.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        let check = !(((sum & 0xFFFF) + (sum >> 16)) as u16);
+        header[10..12].copy_from_slice(&check.to_be_bytes());
+        let mut own = ip.clone();
+        own[6..12].copy_from_slice(&ours);
+        let mut foreign = ip.clone();
+        foreign[..6].copy_from_slice(&[2, 0, 0, 0, 0, 7]);
+        let mut frames = vec![vec![0u8; 5], ip, own, foreign];
+        frames.extend(frames.clone().into_iter().cycle().take(3 * super::BURST));
+        frames
+    }
+
+    #[test]
+    fn without_its_room_a_burst_still_decides_frame_by_frame() {
+        let config = Config::new(MacAddr([2, 0, 0, 0, 0, 1]), [1, 2, 3, 4]);
+        let (mut lent, mut whole) =
+            (Director::new(config.clone()).unwrap(), Director::new(config).unwrap());
+        lent.ahead.0 = None;
+        let now = Instant::from_secs(1);
+        let (mut a, mut b) = (frames(), frames());
+        let mut verdicts = [vec![Verdict::Reply; a.len()], vec![Verdict::Reply; a.len()]];
+        let [va, vb] = &mut verdicts;
+        assert_eq!(lent.process_burst(now, &mut a, va), a.len());
+        assert_eq!(whole.process_burst(now, &mut b, vb), b.len());
+        assert_eq!(va, vb);
+        assert_eq!(a, b);
+        assert_eq!(lent.counters(), whole.counters());
+        assert!(va.iter().any(|v| matches!(v, Verdict::Pass(_))));
+        assert!(va.iter().any(|v| matches!(v, Verdict::Drop(_))));
+    }
+}
