@@ -35,6 +35,7 @@ fn ipv4_tcp() {
     );
     let key = ip.flow_key().unwrap();
     assert_eq!((key.client_port, key.vip_port), (40000, 80));
+    assert_eq!(packet.flow_key(), Some(key));
 }
 
 fn ip_of_str(s: &str) -> std::net::IpAddr {
@@ -116,6 +117,7 @@ fn arp_request_and_reply() {
         arp(ArpOperation::Reply, DIRECTOR_MAC, REAL_MACS[0], "10.0.0.11", DIRECTOR_MAC, "10.0.0.2");
     let Network::Arp(a) = classify(&reply).unwrap().network else { panic!() };
     assert_eq!((a.operation, a.target_mac.0), (2, DIRECTOR_MAC));
+    assert_eq!(classify(&reply).unwrap().flow_key(), None);
 }
 
 #[test]

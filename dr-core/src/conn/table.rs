@@ -208,7 +208,7 @@ impl ConnTable {
     #[inline(always)]
     #[expect(
         clippy::manual_hash_one,
-        reason = "ahash's hash_one is not inlined into the packet path; these three calls are"
+        reason = "ahash's hash_one is not inlined into the packet path; this is"
     )]
     pub(crate) fn hash(&self, key: &FlowKey) -> u64 {
         let mut hasher = self.hasher.build_hasher();

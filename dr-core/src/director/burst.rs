@@ -135,25 +135,21 @@ impl Director {
 
 #[cfg(test)]
 mod tests {
-    use crate::wire::ETHERNET_HEADER_LEN;
     use crate::{Config, Director, Instant, MacAddr, Verdict};
     use alloc::vec;
     use alloc::vec::Vec;
+    use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header};
 
     /// Frames of early verdicts: short, an IPv4 (ESP) packet to no VIP, our own, foreign.
     fn frames() -> Vec<Vec<u8>> {
-        let ours = [2, 0, 0, 0, 0, 1];
-        let mut ip = vec![0u8; ETHERNET_HEADER_LEN + 20];
-        ip[..6].copy_from_slice(&ours);
-        ip[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
-        ip[12..14].copy_from_slice(&[0x08, 0x00]);
-        let header = &mut ip[ETHERNET_HEADER_LEN..];
-        header.copy_from_slice(&[
-            0x45, 0, 0, 20, 0, 0, 0x40, 0, 64, 50, 0, 0, 192, 0, 2, 1, 198, 51, 100, 7,
-        ]);
-        let sum: u32 = header.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
-        let check = !(((sum & 0xFFFF) + (sum >> 16)) as u16);
-        header[10..12].copy_from_slice(&check.to_be_bytes());
+        let (ours, router) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 9]);
+        let ethernet =
+            Ethernet2Header { source: router, destination: ours, ether_type: EtherType::IPV4 };
+        let esp = IpNumber::ENCAPSULATING_SECURITY_PAYLOAD;
+        let mut header = Ipv4Header::new(0, 64, esp, [192, 0, 2, 1], [198, 51, 100, 7]).unwrap();
+        header.header_checksum = header.calc_header_checksum();
+        let mut ip = ethernet.to_bytes().to_vec();
+        ip.extend_from_slice(&header.to_bytes());
         let mut own = ip.clone();
         own[6..12].copy_from_slice(&ours);
         let mut foreign = ip.clone();
