@@ -4,7 +4,8 @@
 //! - [`Director::process`] is the packet path (in `packet.rs`): classify, find or create the
 //!   connection, rewrite the MACs in place. It never allocates, never panics, never reads a
 //!   clock. [`Director::process_burst`] (in `burst.rs`) decides a burst of frames the same
-//!   way, loading the table's memory for the whole burst first.
+//!   way, classifying each chunk of frames and loading its table memory while the chunk
+//!   before it is decided.
 //! - [`Director::poll_timeout`] / [`Director::handle_timeout`] expire connections.
 //! - The configuration methods (here) change services and real servers while the
 //!   connections live on, as `ipvsadm` does.
