@@ -105,7 +105,7 @@ pub struct Counters {
     pub(crate) conns_created: u64,
     /// Connection entries that expired or were removed.
     pub(crate) conns_expired: u64,
-    /// Half-open entries evicted to make room in a full table.
+    /// Unproven connections evicted to make room in a full table.
     pub(crate) conns_evicted: u64,
     /// Connections a SYN expired to start afresh (`conn_reuse_mode`, `expire_nodest_conn`).
     pub(crate) conns_reused: u64,
@@ -211,8 +211,10 @@ impl Counters {
         self.conns_expired
     }
 
-    /// Half-open TCP entries evicted to make room in a full table (each is also counted in
-    /// [`conns_expired`](Self::conns_expired)).
+    /// Unproven connections (no data yet: a flood's SYNs, resets and forged ACKs) evicted to
+    /// make room in a full table, oldest first (each is also counted in
+    /// [`conns_expired`](Self::conns_expired); a template that goes with its connection is
+    /// counted in [`templates_expired`](Self::templates_expired)).
     pub fn conns_evicted(&self) -> u64 {
         self.conns_evicted
     }

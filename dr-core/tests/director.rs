@@ -362,11 +362,12 @@ fn full_table_refuses_new_connections_but_keeps_established_ones() {
         d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr)).unwrap();
     d.add_real(s, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
     for port in 0..4 {
-        for flags in [SYN, ACK] {
-            assert!(matches!(
-                d.process(t(1), &mut tcp4("192.0.2.7", port, VIP, 80, flags)),
-                Verdict::Forward { .. }
-            ));
+        for frame in [
+            tcp4("192.0.2.7", port, VIP, 80, SYN),
+            tcp4("192.0.2.7", port, VIP, 80, ACK),
+            tcp4_payload("192.0.2.7", port, VIP, 80, ACK | PSH, b"GET / HTTP/1.1\r\n"),
+        ] {
+            assert!(matches!(d.process(t(1), &mut frame.clone()), Verdict::Forward { .. }));
         }
     }
     assert_eq!(
@@ -527,9 +528,9 @@ fn every_reason_is_reachable_and_counted() {
         tcp4("192.0.2.7", 1, VIP, 81, SYN),
         tcp4("192.0.2.7", 2, VIP, 80, SYN),
         tcp4("192.0.2.7", 3, VIP, 80, SYN),
-        // Established: a full table of them has no half-open entry to give way.
-        tcp4("192.0.2.7", 2, VIP, 80, ACK),
-        tcp4("192.0.2.7", 3, VIP, 80, ACK),
+        // Established with data: a full table of them has no unproven entry to give way.
+        tcp4_payload("192.0.2.7", 2, VIP, 80, ACK, b"GET"),
+        tcp4_payload("192.0.2.7", 3, VIP, 80, ACK, b"GET"),
         tcp4("192.0.2.7", 4, VIP, 80, SYN),
         ethernet(DIRECTOR_MAC, ROUTER_MAC, EthernetProtocol::Unknown(0x88b5), &[0; 46]),
         arp(ArpOperation::Request, DIRECTOR_MAC, ROUTER_MAC, "10.0.0.1", [0; 6], "10.0.0.2"),

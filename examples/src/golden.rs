@@ -397,6 +397,8 @@ fn syn_flood() -> Case {
     for port in 0..16u16 {
         frames.push((u64::from(port), tcp4("198.51.100.1", 30_000 + port, VIP, 80, SYN)));
         frames.push((100 + u64::from(port), tcp4("198.51.100.1", 30_000 + port, VIP, 80, ACK)));
+        let request = tcp4_payload("198.51.100.1", 30_000 + port, VIP, 80, ACK | PSH, b"GET");
+        frames.push((200 + u64::from(port), request));
     }
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let mut at = 1_000;

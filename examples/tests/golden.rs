@@ -47,7 +47,7 @@ const TRANSMITTED: &[(&str, usize)] = &[
     ("persistence", 32),
     ("icmp", 9),
     ("fragments", 11),
-    ("syn-flood", 691),
+    ("syn-flood", 707),
     ("sched-rr", 120),
     ("sched-wrr", 120),
     ("sched-lc", 120),

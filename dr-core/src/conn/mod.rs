@@ -1,5 +1,6 @@
 //! Connection entries: the table, the TCP state machine, timeouts and expiry.
 
+mod evict;
 mod index;
 mod state;
 mod table;

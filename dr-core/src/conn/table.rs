@@ -1,13 +1,13 @@
-//! The connection table: a slab of fixed capacity, an index over it and the timing wheel
-//! that expires its entries.
+//! The connection table: a slab of fixed capacity, an index over it, the timing wheel that
+//! expires its entries and the queue of entries a full table may evict.
 
+use super::evict::EvictionQueue;
 use super::index::Index;
 use super::state::ConnState;
 use super::wheel::{Link, Linked, NIL, TICK_NANOS, Wheel};
 use crate::flow::FlowKey;
 use crate::service::RealId;
 use crate::time::{Duration, Instant};
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::hash::{BuildHasher, Hash, Hasher};
 
@@ -27,6 +27,9 @@ pub(crate) const FLAG_EXPIRE_LATER: u8 = 0x08;
 /// A template found invalid: re-keyed to port 65535 so no lookup finds it again, left to
 /// expire (`ip_vs_check_template`).
 pub(crate) const FLAG_RETIRED: u8 = 0x10;
+/// Proven: a connection that carried what only a real client sends (see
+/// [`ConnTable::prove`]), or a template one of whose connections did. Never evicted.
+pub(crate) const FLAG_PROVEN: u8 = 0x20;
 /// The slot is free.
 const FLAG_FREE: u8 = 0x80;
 
@@ -45,9 +48,11 @@ pub(crate) struct Conn {
     pub(crate) key: FlowKey,
     pub(crate) expires: Instant,
     link: Link,
-    /// A connection: the slot of the template that controls it, or [`NO_TEMPLATE`]
-    /// (`cp->control`). A template: how many connections it controls (`cp->n_control`).
-    pub(crate) tie: u32,
+    /// Two meanings in one word, read through their own names: for a connection, the slot
+    /// of the template that controls it or [`NO_TEMPLATE`] ([`Conn::controller`],
+    /// `cp->control`); for a template, how many connections it controls
+    /// ([`Conn::controlled`], `cp->n_control`).
+    tie: u32,
     pub(crate) real: RealId,
     pub(crate) state: ConnState,
     pub(crate) flags: u8,
@@ -67,6 +72,11 @@ impl Conn {
         }
     }
 
+    /// A new connection controlled by the persistence template in slot `template`.
+    pub(crate) fn controlled_by(key: FlowKey, real: RealId, template: ConnId) -> Self {
+        Self { tie: template.0, ..Self::new(key, real) }
+    }
+
     /// A persistence template: client port 0, controlling nothing yet, counted in neither
     /// active nor inactive connections.
     pub(crate) fn template(key: FlowKey, real: RealId) -> Self {
@@ -81,35 +91,31 @@ impl Conn {
         self.flags & FLAG_TEMPLATE != 0
     }
 
-    /// The template slot that controls this connection, if one does.
-    pub(crate) fn template_slot(&self) -> Option<ConnId> {
+    /// A connection: the template that controls it, if one does (`cp->control`).
+    pub(crate) fn controller(&self) -> Option<ConnId> {
         (!self.is_template() && self.tie != NO_TEMPLATE).then_some(ConnId(self.tie))
     }
 
-    /// A TCP connection waiting for the client's ACK: what a SYN flood leaves behind.
-    fn is_half_open(&self) -> bool {
-        self.state == ConnState::SynRecv && self.flags & (FLAG_TEMPLATE | FLAG_FREE) == 0
+    /// A template: how many live connections it controls (`cp->n_control`); 0 for a
+    /// connection.
+    pub(crate) fn controlled(&self) -> u32 {
+        if self.is_template() { self.tie } else { 0 }
+    }
+
+    pub(crate) fn is_proven(&self) -> bool {
+        self.flags & FLAG_PROVEN != 0
+    }
+
+    /// Whether the entry belongs in the eviction queue: a connection not proven, or a
+    /// template not proven that controls nothing.
+    fn is_evictable(&self) -> bool {
+        self.flags & (FLAG_PROVEN | FLAG_FREE) == 0 && self.controlled() == 0
     }
 }
 
 /// A handle to a live entry, valid until the entry is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ConnId(u32);
-
-impl ConnId {
-    /// The slot, as a template's connections record it.
-    pub(crate) fn slot(self) -> u32 {
-        self.0
-    }
-}
-
-/// A half-open entry in the order it was opened, with the expiry it had then: an entry whose
-/// expiry moved since has seen another packet, and a reused slot has another expiry.
-#[derive(Clone, Copy, Debug)]
-struct HalfOpen {
-    slot: u32,
-    expires_tick: u32,
-}
 
 #[derive(Debug)]
 struct Slab {
@@ -149,8 +155,8 @@ pub(crate) struct ConnTable {
     hasher: ahash::RandomState,
     slab: Slab,
     wheel: Wheel,
-    /// Half-open TCP entries, oldest first: the first to give way when the table is full.
-    half_open: VecDeque<HalfOpen>,
+    /// The entries that give way, oldest first, when the table is full.
+    evictable: EvictionQueue,
     capacity: u32,
     len: u32,
     templates: u32,
@@ -177,7 +183,7 @@ impl ConnTable {
             hasher: crate::hashing::keyed(seed, 0),
             slab: Slab { entries: Vec::with_capacity(capacity), free: NIL },
             wheel: Wheel::new(capacity as u32, slots),
-            half_open: VecDeque::with_capacity(capacity),
+            evictable: EvictionQueue::new(capacity as u32),
             capacity: capacity as u32,
             len: 0,
             templates: 0,
@@ -254,7 +260,8 @@ impl ConnTable {
 
     /// Inserts `conn`, or gives it back when the table is full. The caller has checked that
     /// the key is not present, and arms the timer with [`rearm`](Self::rearm) before it
-    /// returns to its caller: until then the entry is in no timer slot.
+    /// returns to its caller: until then the entry is in no timer slot. A new entry is not
+    /// proven, so it joins the eviction queue (a template only while it controls nothing).
     pub(crate) fn insert(&mut self, hash: u64, mut conn: Conn) -> Result<ConnId, Conn> {
         let id = if self.slab.free != NIL {
             let id = self.slab.free;
@@ -268,14 +275,18 @@ impl ConnTable {
         };
         conn.expires = Instant::ZERO;
         conn.link = Link::UNLINKED;
-        if let Some(template) = conn.template_slot() {
+        conn.flags &= !FLAG_PROVEN;
+        if let Some(template) = conn.controller() {
             let t = &mut self.slab.entries[template.0 as usize];
             t.tie = t.tie.saturating_add(1);
+            // A template that controls a connection is not evictable.
+            self.evictable.remove(template.0);
         }
         self.templates += u32::from(conn.is_template());
         self.slab.entries[id as usize] = conn;
         self.index.insert(hash, id);
         self.len += 1;
+        self.evictable.push_back(id);
         Ok(ConnId(id))
     }
 
@@ -289,27 +300,44 @@ impl ConnTable {
         self.index.insert(self.hasher.hash_one(conn.key), id.0);
     }
 
-    /// Records that the entry has just become half-open (a SYN moved it to SYN_RECV), after
-    /// its timer was armed. When the queue is full the oldest record is forgotten: its entry
-    /// then only expires.
-    pub(crate) fn note_half_open(&mut self, id: ConnId) {
-        if self.half_open.len() >= self.capacity as usize {
-            self.half_open.pop_front();
+    /// Marks a connection proven: it carried what a client that completed its handshake
+    /// sends (TCP data after the handshake, a second UDP datagram), so a flood of spoofed
+    /// sources cannot have produced it cheaply. It leaves the eviction queue for good, and
+    /// so does its template.
+    #[inline(never)]
+    pub(crate) fn prove(&mut self, id: ConnId) {
+        let conn = &mut self.slab.entries[id.0 as usize];
+        conn.flags |= FLAG_PROVEN;
+        let template = conn.controller();
+        self.evictable.remove(id.0);
+        if let Some(template) = template {
+            self.slab.entries[template.0 as usize].flags |= FLAG_PROVEN;
         }
-        let tick = tick_of(self.slab.entries[id.0 as usize].expires) as u32;
-        self.half_open.push_back(HalfOpen { slot: id.0, expires_tick: tick });
     }
 
-    /// Removes the oldest entry that is still half-open, as it was when recorded, and returns
-    /// it; `None` when no such entry is left. Amortised O(1): each record is looked at once.
-    pub(crate) fn evict_half_open(&mut self) -> Option<Conn> {
-        while let Some(record) = self.half_open.pop_front() {
-            let conn = &self.slab.entries[record.slot as usize];
-            if conn.is_half_open() && tick_of(conn.expires) as u32 == record.expires_tick {
-                return Some(self.remove(ConnId(record.slot)));
-            }
+    /// Evicts the oldest entry in the eviction queue, and with a connection its template if
+    /// that is left controlling nothing and unproven (nothing else would use it soon: its
+    /// client never proved itself), handing each to `on_evict`. False when no entry is
+    /// evictable. O(1).
+    pub(crate) fn evict(&mut self, mut on_evict: impl FnMut(&Conn)) -> bool {
+        let Some(slot) = self.evictable.pop_front() else {
+            return false;
+        };
+        let conn = self.remove(ConnId(slot));
+        on_evict(&conn);
+        if let Some(template) = conn.controller()
+            && self.slab.entries[template.0 as usize].is_evictable()
+        {
+            let template = self.remove(template);
+            on_evict(&template);
         }
-        None
+        true
+    }
+
+    /// Whether the entry is in the eviction queue (for tests of the queue's invariant).
+    #[cfg(test)]
+    fn is_queued(&self, id: u32) -> bool {
+        self.evictable.contains(id)
     }
 
     /// Arms or re-arms the entry's timer to `expires` (from [`expiry`]). A later expiry is
@@ -337,8 +365,15 @@ impl ConnTable {
         self.wheel.unlink(&mut self.slab, id.0);
         let conn = self.slab.entries[id.0 as usize];
         unindex(&mut self.index, &self.hasher, conn.key, id.0);
-        free_slot(&mut self.slab, &mut self.len, &mut self.templates, id.0);
+        self.free_slot(id.0);
         conn
+    }
+
+    /// Returns an unlinked, unindexed slot to the free list, takes it out of the eviction
+    /// queue, and a connection out of its template's count.
+    fn free_slot(&mut self, id: u32) {
+        let Self { slab, len, templates, evictable, .. } = self;
+        free_slot(slab, evictable, len, templates, id);
     }
 
     /// Removes every entry `doomed` selects, handing each to `on_remove` first. A scan of the
@@ -370,42 +405,67 @@ impl ConnTable {
     }
 
     /// Removes every entry whose expiry is at or before `now`, handing each to `on_expire`
-    /// before it goes. A template that still controls connections is not removed but
-    /// re-armed for [`TEMPLATE_EXPIRE_LATER`], as `ip_vs_conn_expire` does.
+    /// before it goes, with the outcome each timer would have had had it fired at its own
+    /// deadline, in deadline order, however late this call comes.
     ///
-    /// The wheel hands entries over slot by slot, not in time order, so a due template that
-    /// still controls connections is decided only after the pass, once every connection due
-    /// by `now` is gone: only those still live keep it, as in the kernel, whose timers fire
-    /// in time order. (Beyond [`DEFERRED_TEMPLATES`] such templates in one call, the rest
-    /// are decided on the spot.)
+    /// The only decision that depends on the order is a template's: one whose deadline comes
+    /// while it still controls connections is not removed but re-armed for
+    /// [`TEMPLATE_EXPIRE_LATER`] from that deadline (`ip_vs_conn_expire`), again and again
+    /// while a connection it controls outlives the new deadline. So:
+    ///
+    /// - a connection that expires at `E` while its template's deadline `T` is earlier moves
+    ///   that deadline to the first `T + k·60 s` (k ≥ 1) at or after `E`: the template's
+    ///   timer fired at `T`, `T + 60 s`, … and found the connection alive each time but the
+    ///   last (at the same instant, the connection's timer goes first);
+    /// - a due template is decided only after every due connection is gone (the wheel hands
+    ///   entries over slot by slot, not in deadline order): controlling nothing, it goes at
+    ///   its (moved) deadline if that has come; still controlling a connection that lives
+    ///   past `now`, its deadline becomes the first `T + k·60 s` after `now`.
+    ///
+    /// Allocation-free: due templates wait in a list threaded through their own links.
     pub(crate) fn expire(&mut self, now: Instant, mut on_expire: impl FnMut(&Conn)) {
-        let mut deferred = heapless::Vec::<u32, DEFERRED_TEMPLATES>::new();
-        let Self { index, hasher, slab, wheel, len, templates, .. } = self;
+        let mut deferred = NIL;
+        let Self { index, hasher, slab, wheel, len, templates, evictable, .. } = self;
         wheel.advance(slab, tick_of(now), |slab, id| {
-            let conn = &mut slab.entries[id as usize];
+            let conn = slab.entries[id as usize];
             if conn.expires > now {
                 return Some(tick_of(conn.expires));
             }
             if conn.is_template() && conn.tie > 0 {
-                if deferred.push(id).is_ok() {
-                    return None;
-                }
-                return Some(expire_later(conn, now));
+                // Unlinked by the wheel: its link threads the list of due templates.
+                slab.entries[id as usize].link = Link { prev: NIL, next: deferred };
+                deferred = id;
+                return None;
             }
-            on_expire(conn);
+            if let Some(template) = conn.controller() {
+                let t = &mut slab.entries[template.0 as usize];
+                if t.expires < conn.expires {
+                    t.expires = expire_later(t.expires, conn.expires);
+                    t.flags |= FLAG_EXPIRE_LATER;
+                }
+            }
+            on_expire(&conn);
             unindex(index, hasher, conn.key, id);
-            free_slot(slab, len, templates, id);
+            free_slot(slab, evictable, len, templates, id);
             None
         });
-        for id in deferred {
-            let conn = &mut slab.entries[id as usize];
-            if conn.tie > 0 {
-                let tick = expire_later(conn, now);
+        while deferred != NIL {
+            let id = deferred;
+            let template = &mut slab.entries[id as usize];
+            deferred = template.link.next;
+            template.link = Link::UNLINKED;
+            if template.tie > 0 {
+                template.expires = expire_later(template.expires, now.saturating_add(ONE_NANO));
+                template.flags |= FLAG_EXPIRE_LATER;
+            }
+            if template.expires > now {
+                let tick = tick_of(template.expires);
                 wheel.link(slab, id, tick);
             } else {
-                on_expire(conn);
-                unindex(index, hasher, conn.key, id);
-                free_slot(slab, len, templates, id);
+                let template = *template;
+                on_expire(&template);
+                unindex(index, hasher, template.key, id);
+                free_slot(slab, evictable, len, templates, id);
             }
         }
     }
@@ -425,21 +485,21 @@ impl ConnTable {
         self.index.allocation_size()
             + self.slab.entries.capacity() * size_of::<Conn>()
             + self.wheel_slots() * (size_of::<Link>() + 1)
-            + self.half_open.capacity() * size_of::<HalfOpen>()
+            + self.evictable.allocation_size()
     }
 }
 
-/// How many due templates one [`ConnTable::expire`] call decides after its pass.
-const DEFERRED_TEMPLATES: usize = 64;
+/// One nanosecond: "after `now`" is "at or after `now` + 1 ns".
+const ONE_NANO: Duration = Duration::from_nanos(1);
 
-/// `expire_later`: a template that still controls connections lives 60 s past the time its
-/// timer fired (its expiry), or until the next tick if that is already past; its timeout
-/// is 60 s from then on. Returns the tick to link it at.
-fn expire_later(template: &mut Conn, now: Instant) -> u64 {
-    let later = expiry(template.expires, TEMPLATE_EXPIRE_LATER);
-    template.expires = later.max(expiry(now, Duration::from_nanos(1)));
-    template.flags |= FLAG_EXPIRE_LATER;
-    tick_of(template.expires)
+/// The deadline of a template timer that fired at `deadline` and was re-armed for
+/// [`TEMPLATE_EXPIRE_LATER`] each time it fired, until the first time at or after `until`:
+/// `deadline + k·60 s` with the smallest k ≥ 1 that reaches it.
+fn expire_later(deadline: Instant, until: Instant) -> Instant {
+    let step = TEMPLATE_EXPIRE_LATER.as_nanos() as u64;
+    let behind = until.as_nanos().saturating_sub(deadline.as_nanos());
+    let steps = behind.div_ceil(step).max(1);
+    Instant::from_nanos(deadline.as_nanos().saturating_add(steps.saturating_mul(step)))
 }
 
 /// Takes an entry out of the index.
@@ -447,12 +507,24 @@ fn unindex(index: &mut Index, hasher: &ahash::RandomState, key: FlowKey, id: u32
     index.remove(hasher.hash_one(key), id);
 }
 
-/// Returns an unlinked slot to the free list, and a connection's place in its template.
-fn free_slot(slab: &mut Slab, len: &mut u32, templates: &mut u32, id: u32) {
+/// Returns an unlinked, unindexed slot to the free list, takes it out of the eviction queue,
+/// and a connection out of its template's count: a template left controlling nothing, and
+/// never proven, becomes evictable.
+fn free_slot(
+    slab: &mut Slab,
+    evictable: &mut EvictionQueue,
+    len: &mut u32,
+    templates: &mut u32,
+    id: u32,
+) {
     let conn = slab.entries[id as usize];
-    if let Some(template) = conn.template_slot() {
+    evictable.remove(id);
+    if let Some(template) = conn.controller() {
         let t = &mut slab.entries[template.0 as usize];
         t.tie = t.tie.saturating_sub(1);
+        if t.is_evictable() {
+            evictable.push_back(template.0);
+        }
     }
     *templates -= u32::from(conn.is_template());
     let entry = &mut slab.entries[id as usize];
@@ -476,6 +548,120 @@ mod tests {
         // At most half the cells are ever full, so probes end at an empty cell.
         let table = ConnTable::new(1000, [1, 2, 3, 4]);
         assert!(table.index.cells() >= 2 * table.capacity());
+    }
+
+    fn key(n: u16, template: bool) -> FlowKey {
+        FlowKey {
+            protocol: crate::flow::Protocol::Tcp,
+            client: core::net::IpAddr::V4(core::net::Ipv4Addr::new(192, 0, 2, (n % 8) as u8)),
+            client_port: if template { 0 } else { n },
+            vip: core::net::IpAddr::V4(core::net::Ipv4Addr::new(10, 0, 0, 100)),
+            vip_port: 80,
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A connection, controlled by the template of its client when there is one.
+        Connect(u16, bool),
+        Template(u16),
+        Prove(usize),
+        Remove(usize),
+        Evict,
+        Wait(u64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u16..64, any::<bool>()).prop_map(|(n, t)| Op::Connect(n, t)),
+            (0u16..8).prop_map(Op::Template),
+            any::<usize>().prop_map(Op::Prove),
+            any::<usize>().prop_map(Op::Remove),
+            Just(Op::Evict),
+            (0u64..5_000).prop_map(Op::Wait),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever is inserted, proven, removed, evicted or expired, exactly the evictable
+        /// entries are queued (unproven connections, unproven templates that control
+        /// nothing), every template counts its live connections, and eviction only fails
+        /// when nothing is evictable.
+        #[test]
+        fn the_eviction_queue_holds_exactly_the_evictable(ops in proptest::collection::vec(op(), 1..200)) {
+            let mut table = ConnTable::new(16, [1, 2, 3, 4]);
+            let mut now = Instant::from_secs(1);
+            let live = |table: &ConnTable| -> Vec<u32> { table.index.slots().collect() };
+            for op in ops {
+                match op {
+                    Op::Connect(n, controlled) => {
+                        let k = key(n, false);
+                        let h = table.hash(&k);
+                        if table.find(h, &k, false).is_none() {
+                            let tk = key(n, true);
+                            let conn = match table.find(table.hash(&tk), &tk, true) {
+                                Some(t) if controlled => Conn::controlled_by(k, RealId::from_index(0), t),
+                                _ => Conn::new(k, RealId::from_index(0)),
+                            };
+                            if let Ok(id) = table.insert(h, conn) {
+                                table.rearm(id, expiry(now, Duration::from_secs(2)));
+                            }
+                        }
+                    }
+                    Op::Template(n) => {
+                        let k = key(n, true);
+                        let h = table.hash(&k);
+                        if table.find(h, &k, true).is_none()
+                            && let Ok(id) = table.insert(h, Conn::template(k, RealId::from_index(0)))
+                        {
+                            table.rearm(id, expiry(now, Duration::from_secs(3)));
+                        }
+                    }
+                    Op::Prove(i) => {
+                        let slots = live(&table);
+                        if let Some(&s) = slots.get(i % slots.len().max(1))
+                            && !table.get(ConnId(s)).is_template()
+                        {
+                            table.prove(ConnId(s));
+                        }
+                    }
+                    Op::Remove(i) => {
+                        let slots = live(&table);
+                        if let Some(&s) = slots.get(i % slots.len().max(1))
+                            && table.get(ConnId(s)).controlled() == 0
+                        {
+                            table.remove(ConnId(s));
+                        }
+                    }
+                    Op::Evict => {
+                        let any = live(&table).iter().any(|&s| table.get(ConnId(s)).is_evictable());
+                        proptest::prop_assert_eq!(table.evict(|_| {}), any);
+                    }
+                    Op::Wait(ms) => {
+                        now = now.saturating_add(Duration::from_millis(ms));
+                        table.expire(now, |_| {});
+                    }
+                }
+                let slots = live(&table);
+                proptest::prop_assert_eq!(slots.len(), table.len());
+                for s in 0..16u32 {
+                    let Some(entry) = table.slab.entries.get(s as usize) else {
+                        proptest::prop_assert!(!table.is_queued(s));
+                        continue;
+                    };
+                    let is_live = slots.contains(&s);
+                    proptest::prop_assert_eq!(table.is_queued(s), is_live && entry.is_evictable(), "slot {}", s);
+                    if is_live && entry.is_template() {
+                        let controlled = slots
+                            .iter()
+                            .filter(|&&c| table.get(ConnId(c)).controller() == Some(ConnId(s)))
+                            .count();
+                        proptest::prop_assert_eq!(entry.controlled() as usize, controlled);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

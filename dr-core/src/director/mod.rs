@@ -212,12 +212,12 @@ impl Director {
             expires: c.expires,
             kind: if c.is_template() {
                 ConnKind::Template {
-                    controlled: c.tie,
+                    controlled: c.controlled(),
                     assured: c.flags & FLAG_ASSURED != 0,
                     retired: c.flags & FLAG_RETIRED != 0,
                 }
             } else {
-                ConnKind::Connection { persistent: c.template_slot().is_some() }
+                ConnKind::Connection { persistent: c.controller().is_some() }
             },
         }
     }
@@ -264,33 +264,48 @@ impl Director {
     ///
     /// It may change after [`process`](Self::process), [`handle_timeout`](Self::handle_timeout)
     /// and [`add_real`](Self::add_real). Calling `handle_timeout` earlier than this is
-    /// harmless; calling it later delays expiry (and so the counts schedulers see), never
-    /// the correctness of the packet path: an expired entry found by a packet is expired
-    /// on the spot.
+    /// harmless, and calling it late changes no verdict, count or rate: every call that
+    /// takes a time first expires what came due before it, in deadline order.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conns = self.conns.next_expiry();
         let neighbours = self.neighbours.next_request_due(self.config.neighbour_retry);
         [conns, neighbours, self.next_estimate].into_iter().flatten().min()
     }
 
-    /// Expires every connection whose time has come by `now`, and runs the rate estimators
-    /// if a sample is due. The work is proportional to the entries due, never a scan of the
-    /// table. Neighbour requests that are due are fetched with
+    /// Expires every connection and template whose time has come by `now`, each with the
+    /// outcome its own timer would have had at its deadline, and takes every rate sample
+    /// due. The work is proportional to the entries due, never a scan of the table.
+    /// Neighbour requests that are due are fetched with
     /// [`poll_neighbour_request`](Self::poll_neighbour_request).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let now = self.advance_clock(now);
-        let Self { conns, reals, counters, .. } = self;
-        conns.expire(now, |conn| release(reals, counters, conn));
-        self.run_estimators(now);
+        self.advance_clock(now);
     }
 
-    /// Clamps `now` to the latest time seen, and starts the estimators' clock.
+    /// Clamps `now` to the latest time seen, starts the estimators' clock, and brings the
+    /// table and the estimators up to it: whatever came due by then is done before
+    /// anything else happens at `now`, so no result depends on how often
+    /// [`handle_timeout`](Self::handle_timeout) is called.
+    #[inline(always)]
     fn advance_clock(&mut self, now: Instant) -> Instant {
         self.clock = self.clock.max(now);
         if self.next_estimate.is_none() && self.config.run_estimation {
             self.next_estimate = Some(self.clock.saturating_add(crate::stats::ESTIMATOR_INTERVAL));
         }
-        self.clock
+        let now = self.clock;
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        if due(self.conns.next_expiry()) || due(self.next_estimate) {
+            self.catch_up(now);
+        }
+        now
+    }
+
+    /// Expires the entries due by `now` and takes the rate samples due.
+    #[inline(never)]
+    fn catch_up(&mut self, now: Instant) {
+        let Self { conns, reals, counters, .. } = self;
+        conns.expire(now, |conn| release(reals, counters, conn));
+        self.run_estimators(now);
     }
 }
 

@@ -184,6 +184,12 @@ impl Director {
     }
 
     /// A complete TCP segment or UDP datagram, to a unicast destination at our MAC.
+    ///
+    /// In the order of `ip_vs_in_hook`: the connection lookup; a SYN that finds a
+    /// connection the port-reuse rules expire starts afresh; a connection whose server was
+    /// removed drops its packets or, with `expire_nodest_conn`, gives way to a new one; what
+    /// found no connection is scheduled. Entries that came due were expired before the frame
+    /// was decided, so every entry found is live.
     #[inline(always)]
     fn handle_flow(
         &mut self,
@@ -201,42 +207,52 @@ impl Director {
             let conn = self.conns.get(id);
             let real = self.reals.get(conn.real.index());
             let available = real.is_some_and(|r| r.available);
-            let live = conn.expires > now;
             let syn = matches!(ip.transport, Transport::Tcp { flags, .. } if flags.syn());
-            if live && available && !(syn && self.reschedules(conn, real)) {
-                return self.forward(now, frame, packet, ip, id);
+            let reused = syn && self.reschedules(conn, real);
+            if !reused {
+                if available {
+                    return self.forward(now, frame, packet, ip, id);
+                }
+                if !self.config.expire_nodest_conn {
+                    // ip_vs_in_hook: the server was removed; its packets are dropped.
+                    return Verdict::Drop(DropReason::RealRemoved);
+                }
             }
-            if live && !available && !self.config.expire_nodest_conn {
-                // ip_vs_in_hook: the server was removed; its packets are dropped.
-                return Verdict::Drop(DropReason::RealRemoved);
-            }
-            // Its timer ran out before handle_timeout came round, its server was removed with
-            // expire_nodest_conn, or a SYN reuses its port: it is gone, and the packet is new.
+            // A SYN reuses its port, or its server was removed with expire_nodest_conn: the
+            // entry is expired now, and the packet is new.
             let conn = self.conns.remove(id);
             release(&mut self.reals, &mut self.counters, &conn);
-            if live && available {
+            if reused {
                 self.counters.conns_reused = self.counters.conns_reused.wrapping_add(1);
             }
         }
         self.new_connection(now, frame, packet, ip, key, hash)
     }
 
-    /// Whether a SYN that finds this live connection expires it and is scheduled afresh
-    /// (`ip_vs_in_hook` with `conn_reuse_mode`): its server is quiesced and
-    /// `expire_nodest_conn` is set, or the connection is not controlled by a template and is
-    /// in TIME_WAIT, or in FIN_WAIT when bit 2 of the mode is set (Direct Routing
-    /// connections never see output, so FIN_WAIT is their last state).
+    /// Whether a SYN that finds this connection expires it and is scheduled afresh (the
+    /// reuse block of `ip_vs_in_hook`, kernel 5.16 and later):
+    ///
+    /// - with `expire_nodest_conn`, when its server's weight is 0, whatever
+    ///   `conn_reuse_mode` says;
+    /// - with `conn_reuse_mode` not 0, when `is_new_conn_expected`: the connection is not
+    ///   controlled by a template and is in TIME_WAIT or CLOSE, or in FIN_WAIT when bit 2 of
+    ///   the mode is set (Direct Routing connections never see output, so FIN_WAIT is their
+    ///   last state).
+    ///
+    /// This comes before the check of the server's availability, so a reused port of a
+    /// removed server is scheduled afresh rather than dropped.
     fn reschedules(&self, conn: &Conn, real: Option<&RealServer>) -> bool {
-        let mode = self.config.conn_reuse_mode;
-        if mode == 0 {
-            return false;
-        }
         if self.config.expire_nodest_conn && real.is_some_and(|r| r.weight == 0) {
             return true;
         }
-        conn.template_slot().is_none()
-            && (conn.state == ConnState::TimeWait
-                || (mode & 2 != 0 && conn.state == ConnState::FinWait))
+        let mode = self.config.conn_reuse_mode;
+        mode != 0
+            && conn.controller().is_none()
+            && match conn.state {
+                ConnState::TimeWait | ConnState::Close => true,
+                ConnState::FinWait => mode & 2 != 0,
+                _ => false,
+            }
     }
 
     /// The service a new connection to `key` belongs to: `(protocol, VIP, port)`, or the
@@ -281,10 +297,10 @@ impl Director {
                 return Verdict::Drop(reason);
             }
         };
-        let mut conn = Conn::new(key, real_id);
-        if let Some(template) = template {
-            conn.tie = template.slot();
-        }
+        let conn = match template {
+            Some(template) => Conn::controlled_by(key, real_id, template),
+            None => Conn::new(key, real_id),
+        };
         // Room was made before the pick; forward() applies the first packet's transition and
         // arms the timer.
         let Ok(id) = self.conns.insert(hash, conn) else {
@@ -339,11 +355,7 @@ impl Director {
         let template_hash = self.conns.hash(&template_key);
         if let Some(id) = self.conns.find(template_hash, &template_key, true) {
             let template = self.conns.get(id);
-            if template.expires <= now && template.tie == 0 {
-                // Its time ran out before handle_timeout came round.
-                let template = self.conns.remove(id);
-                release(&mut self.reals, &mut self.counters, &template);
-            } else if self.template_is_valid(template) {
+            if self.template_is_valid(template) {
                 let real = template.real;
                 return if self.make_room(1) {
                     Ok((real, Some(id)))
@@ -387,16 +399,22 @@ impl Director {
         Duration::from_secs(u64::from(secs))
     }
 
-    /// Frees slots until `entries` are free, evicting the oldest half-open TCP entries: a SYN
-    /// flood's entries give way, established connections never do. False when not enough
-    /// half-open entries are left.
+    /// Frees slots until `entries` are free, evicting the oldest unproven entries (see
+    /// [`ConnTable::prove`](crate::conn::ConnTable::prove)): whatever a flood of spoofed
+    /// sources sends, its entries give way, and a connection that carried data never does.
+    /// False when no unproven entry is left.
     fn make_room(&mut self, entries: usize) -> bool {
         while self.conns.free() < entries {
-            let Some(conn) = self.conns.evict_half_open() else {
+            let Self { conns, reals, counters, .. } = self;
+            let evicted = conns.evict(|conn| {
+                if !conn.is_template() {
+                    counters.conns_evicted = counters.conns_evicted.wrapping_add(1);
+                }
+                release(reals, counters, conn);
+            });
+            if !evicted {
                 return false;
-            };
-            release(&mut self.reals, &mut self.counters, &conn);
-            self.counters.conns_evicted = self.counters.conns_evicted.wrapping_add(1);
+            }
         }
         true
     }
@@ -414,11 +432,13 @@ impl Director {
     ) -> Verdict {
         let conn = self.conns.get_mut(id);
         let real_id = conn.real;
-        let (next, syn) = match ip.transport {
-            Transport::Tcp { flags, .. } => (conn.state.next_tcp(flags), flags.syn()),
-            _ => (ConnState::Udp, false),
+        let previous = conn.state;
+        let next = match ip.transport {
+            Transport::Tcp { flags, .. } => conn.state.next_tcp(flags),
+            _ => ConnState::Udp,
         };
-        let template = conn.template_slot();
+        let template = conn.controller();
+        let unproven = !conn.is_proven();
         let real = &mut self.reals[real_id.index()];
         if next != conn.state && next != ConnState::Udp {
             // set_tcp_state: move the connection between the active and inactive counts.
@@ -442,8 +462,8 @@ impl Director {
         let mac = real.mac;
         self.count_in(real_id, ip.stats_len(), true);
         self.conns.rearm(id, expiry(now, self.timeouts.of(next)));
-        if syn && next == ConnState::SynRecv {
-            self.conns.note_half_open(id);
+        if unproven && proves(frame, ip, previous, next) {
+            self.conns.prove(id);
         }
 
         // Only servers with a MAC are scheduled, and a MAC once known is never forgotten.
@@ -491,6 +511,25 @@ impl Director {
         frame[0..6].copy_from_slice(&mac.0);
         frame[6..12].copy_from_slice(&self.config.mac.0);
         Verdict::Forward { real }
+    }
+}
+
+/// Whether this packet proves that a client is behind its connection: a TCP segment
+/// without SYN or RST that carries data and leaves the connection ESTABLISHED (the
+/// handshake's ACK, or anything after it), or a UDP datagram after the first. A spoofed
+/// source can send these too, but only by sending what a real client sends; a SYN, a reset
+/// or a bare ACK proves nothing.
+#[inline(never)]
+fn proves(frame: &[u8], ip: &IpPacket, previous: ConnState, next: ConnState) -> bool {
+    match ip.transport {
+        Transport::Tcp { flags, .. } => {
+            next == ConnState::Established
+                && !flags.syn()
+                && !flags.rst()
+                && wire::tcp_payload_len(frame, ip) > 0
+        }
+        Transport::Udp { .. } => previous == ConnState::Udp,
+        _ => false,
     }
 }
 

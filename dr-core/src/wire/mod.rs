@@ -18,6 +18,7 @@ mod checksum;
 mod classify;
 mod icmp;
 mod ndp;
+mod tcp;
 mod unreach;
 
 pub use classify::{
@@ -31,6 +32,7 @@ pub(crate) use ndp::{
     NdMessage, link_local, parse_neighbor_message, write_neighbor_advertisement,
     write_neighbor_solicitation, write_unsolicited_advertisement,
 };
+pub(crate) use tcp::tcp_payload_len;
 pub(crate) use unreach::write_port_unreachable;
 
 /// The length of an Ethernet II header without VLAN tags.
