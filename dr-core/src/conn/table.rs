@@ -454,7 +454,8 @@ impl ConnTable {
             let template = &mut slab.entries[id as usize];
             deferred = template.link.next;
             template.link = Link::UNLINKED;
-            if template.tie > 0 {
+            // A connection that expired in the pass may have moved it past `now` already.
+            if template.tie > 0 && template.expires <= now {
                 template.expires = expire_later(template.expires, now.saturating_add(ONE_NANO));
                 template.flags |= FLAG_EXPIRE_LATER;
             }
