@@ -30,6 +30,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`Director`] documents the calling protocol: what to call, in which order, how often.
+//!
 //! With a large table, [`Director::process_burst`] decides a slice of frames exactly as
 //! `process` would decide each, prefetching the table memory of the next [`BURST`] frames
 //! while it decides the current ones (on x86 and x86-64; elsewhere without the prefetch).
@@ -49,7 +51,11 @@
 //! The input-only TCP state table and its timeouts; the seven schedulers pick for pick;
 //! active, inactive and persistent counts; thresholds; persistence templates (netmask or
 //! IPv6 prefix, port-0 services, the 60 s `expire_later` steps while a template controls
-//! connections, `expire_quiescent_template`); `conn_reuse_mode` and `expire_nodest_conn`;
+//! connections, counted from each deadline and decided in deadline order however late
+//! [`Director::handle_timeout`] is called, `expire_quiescent_template`); `conn_reuse_mode`
+//! (a SYN on a TIME_WAIT or CLOSE entry, or FIN_WAIT with bit 2, is scheduled afresh, even
+//! when its server was removed) and `expire_nodest_conn` (as since kernel 5.16, in every
+//! `conn_reuse_mode`);
 //! ICMP errors relayed to the connection they quote, unchanged but for the MACs; the
 //! counters (inbytes as IP datagram length) and the 2-second rate estimator; the
 //! `ipvsadm -L` layouts ([`Listing`], [`ConnectionListing`]).
@@ -59,16 +65,27 @@
 //! - The TTL is left alone unless [`Config::decrement_ttl`] is set (Linux decrements it);
 //!   with it set, a TTL of 1 or less is dropped rather than answered with ICMP.
 //! - The connection table has a fixed capacity (IPVS's grows until memory runs out). A new
-//!   connection that finds it full evicts the oldest *half-open* TCP entry (a SYN never
-//!   followed by the client's ACK): under a SYN flood the flood's entries give way, and
-//!   established connections never do. With no half-open entry left the new connection is
-//!   dropped ([`DropReason::ConnTableFull`]). This replaces the kernel's memory-driven
-//!   `drop_entry`, `drop_packet` and `secure_tcp` defences. With the table half full of
-//!   established connections and a flood of ten times its capacity, every legitimate
-//!   handshake whose ACK returns before the flood has sent another half table of SYNs
-//!   completes (`tests/syn_flood.rs` prints the share by round trip).
+//!   connection that finds it full evicts the oldest *unproven* entry: a connection that
+//!   has not yet carried what only a client that completed its handshake sends (TCP data
+//!   after the handshake, a second UDP datagram), or a persistence template that controls
+//!   no connection and none of whose connections was proven. Each entry has one place in
+//!   that queue, taken when it becomes evictable and kept whatever else arrives for it, so
+//!   a flood of spoofed flows cannot escape it: a SYN, a SYN then a reset, a SYN then a
+//!   forged ACK, or one flow's SYN over and over all leave unproven entries that give way
+//!   oldest first, and a connection that carried data never gives way, in any state. With
+//!   no unproven entry left the new connection is dropped ([`DropReason::ConnTableFull`]).
+//!   This replaces the kernel's memory-driven `drop_entry` (whose `todrop_entry` prefers
+//!   entries with few packets too), `drop_packet` and `secure_tcp`. A new legitimate
+//!   connection survives a flood as long as fewer new flows than there are unproven
+//!   entries arrive between its SYN and its first data: with a quarter of a 256-entry
+//!   table established and ten times its capacity in spoofed flows, of every pattern,
+//!   every legitimate connection whose round trip is shorter than 60 spoofed flows gets
+//!   every segment to one real server (`tests/flood.rs`). A flood that completes what
+//!   looks like a handshake and sends data is indistinguishable from clients.
 //! - Expiry times are rounded up to a 1 ms tick (the kernel's jiffies are as coarse at
-//!   HZ=1000, and its timer wheel coarser still for long timeouts).
+//!   HZ=1000, and its timer wheel coarser still for long timeouts). When a connection and
+//!   the template that controls it are due in the same tick, the connection's timer goes
+//!   first (the kernel's order within a jiffy is its timer wheel's).
 //! - There is no reassembly. The first fragment of a TCP or UDP datagram to a VIP is
 //!   handled as the datagram; its later fragments follow it to the same real server through
 //!   a small bounded table keyed by source, destination, protocol and IP identification

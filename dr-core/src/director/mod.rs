@@ -36,10 +36,45 @@ use hashbrown::HashMap;
 
 /// An LVS Direct Routing director.
 ///
-/// Build it from a [`Config`], add services and real servers, then hand it every frame
-/// received on the interface with [`process`](Self::process), and call
-/// [`handle_timeout`](Self::handle_timeout) whenever [`poll_timeout`](Self::poll_timeout)
-/// says. See the crate documentation for a walk-through.
+/// A `Director` is a state machine: it performs no I/O and reads no clock. The embedder
+/// owns the interface, the timer and the time, and drives it with these calls.
+///
+/// # The calling protocol
+///
+/// 1. **Build** it with [`Director::new`], then add services and real servers
+///    ([`add_service`](Self::add_service), [`add_real`](Self::add_real)). Send the frames of
+///    [`announcements`](Self::announcements) once the interface is up.
+/// 2. **Every frame** received on the interface goes to [`process`](Self::process) (or
+///    many at once to [`process_burst`](Self::process_burst)) with the current time. The
+///    verdict says what to do with it: [`Verdict::Forward`](crate::Verdict::Forward) and [`Verdict::Reply`](crate::Verdict::Reply) mean
+///    transmit the frame, rewritten in place, on the same interface; [`Verdict::Pass`](crate::Verdict::Pass)
+///    means give it to the host's stack (or drop it, if the host must not see it);
+///    [`Verdict::Drop`](crate::Verdict::Drop) means discard it. The frame is not used after the call returns.
+/// 3. **After each frame or burst**, drain [`poll_reply`](Self::poll_reply): ICMP
+///    port-unreachable replies a refused connection queued. The queue is small and bounded;
+///    what is not drained before it fills is counted in
+///    [`Counters::icmp_suppressed`](crate::Counters::icmp_suppressed) and lost.
+/// 4. **Timers**: [`poll_timeout`](Self::poll_timeout) gives the earliest time there is
+///    work; call [`handle_timeout`](Self::handle_timeout) at or after it. Then drain
+///    [`poll_neighbour_request`](Self::poll_neighbour_request) (ARP requests and Neighbor
+///    Solicitations for real servers whose MAC is not known yet or due for refresh) and
+///    transmit what it gives; a request not fetched stays due until it is.
+///    Re-read `poll_timeout` after every `process`, `handle_timeout` and configuration call:
+///    each may move it.
+/// 5. **Configuration** may change at any time between frames (services, real servers,
+///    weights, thresholds, persistence, timeouts, [`zero_stats`](Self::zero_stats)); the
+///    connections of what stays live on, as with `ipvsadm`. A change applies to the table as
+///    of the last time given; call `handle_timeout(now)` first to apply it as of now.
+///
+/// Time never runs backwards inside the director: a time earlier than one seen before
+/// counts as that one. Every call that takes a time first brings the table up to it,
+/// deciding every timer that came due in deadline order as the kernel's timers would have
+/// fired, so verdicts, counts, scheduler picks, templates and rates do not depend on how
+/// often or how late `handle_timeout` is called; calling it on time keeps the listings and
+/// counts that [`connections`](Self::connections) and the statistics show current between
+/// frames, and spreads the expiry work instead of handing it to the next frame.
+///
+/// [`Driver`](crate::Driver) runs this loop over any [`FrameIo`](crate::FrameIo) backend.
 #[derive(Debug)]
 pub struct Director {
     config: Config,

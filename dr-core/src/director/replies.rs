@@ -64,6 +64,7 @@ impl Director {
 
     /// The next reply the director wants sent (an ICMP port unreachable, with the time of the
     /// packet that caused it). The [`Driver`](crate::Driver) sends them after each batch.
+    #[must_use]
     pub fn poll_reply(&mut self) -> Option<(Instant, GeneratedFrame)> {
         self.replies.queue.pop_front()
     }
