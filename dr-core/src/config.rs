@@ -5,6 +5,7 @@ use crate::conn::{MAX_CAPACITY, TimeoutSettings};
 use crate::mac::MacAddr;
 use crate::service::{MAX_PERSISTENT_SECS, MAX_WEIGHT, ServiceKey};
 use crate::time::Duration;
+use crate::vlan::VlanSet;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -51,7 +52,7 @@ pub struct Config {
     /// [`poll_reply`](crate::Director::poll_reply).
     pub icmp_port_unreachable: bool,
     /// `conn_reuse_mode` (default 1): a TCP SYN that finds a connection not controlled by a
-    /// template in TIME_WAIT expires it and is scheduled afresh; with bit 2 set (2 or 3) also
+    /// template in TIME_WAIT or CLOSE expires it and is scheduled afresh; with bit 2 set (2 or 3) also
     /// in FIN_WAIT, the state a Direct Routing connection ends in. 0: a SYN always follows
     /// the state table on the old connection.
     pub conn_reuse_mode: u8,
@@ -73,6 +74,10 @@ pub struct Config {
     /// is no longer honoured (off by default: clients with a template keep reaching a
     /// quiesced server).
     pub expire_quiescent_template: bool,
+    /// The VLANs the director serves (default: the untagged LAN only). Frames on any other
+    /// are passed to the host, never forwarded nor answered; frames it serves leave with
+    /// exactly the tags they came with.
+    pub vlans: VlanSet,
 }
 
 impl Config {
@@ -104,6 +109,7 @@ impl Config {
             fragment_capacity: Self::DEFAULT_FRAGMENT_CAPACITY,
             fragment_timeout: Duration::from_secs(5),
             expire_quiescent_template: false,
+            vlans: VlanSet::untagged(),
         }
     }
 

@@ -131,6 +131,7 @@ mod service;
 mod stats;
 mod time;
 mod verdict;
+mod vlan;
 pub mod wire;
 
 pub use config::{Config, ConfigError, MAX_TIMEOUT_SECS};
@@ -150,6 +151,7 @@ pub use service::{
 pub use stats::{Counters, ESTIMATOR_INTERVAL, Rates, Stats};
 pub use time::{Duration, Instant};
 pub use verdict::{DropReason, PassReason, Verdict};
+pub use vlan::{MAX_STACKED_VLANS, MAX_VLAN_ID, VlanError, VlanSet};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]

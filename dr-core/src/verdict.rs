@@ -153,6 +153,8 @@ reasons! {
         Fragment => "fragment",
         /// Another IP protocol to a VIP.
         OtherProtocol => "other-protocol",
+        /// A frame on a VLAN the director does not serve ([`Config::vlans`](crate::Config::vlans)).
+        VlanNotServed => "vlan-not-served",
     }
 }
 

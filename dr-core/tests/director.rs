@@ -173,12 +173,37 @@ fn arp_request_for_a_vip_is_answered_in_place() {
             target_protocol_addr: v4("10.0.0.1"),
         }
     );
-    // Tagged requests are answered on the same VLAN.
+    // A request on a VLAN the director does not serve is not answered.
+    let request = with_vlans(&arp_request(VIP), &[(0x8100, 42)]);
+    let mut tagged = request.clone();
+    assert_eq!(d.process(t(1), &mut tagged), Verdict::Pass(PassReason::VlanNotServed));
+    assert_eq!(tagged, request);
+    assert_eq!(d.counters().replies(), 1);
+}
+
+/// `setup`'s services on a director that serves `vlans`.
+fn on_vlans(vlans: dr_core::VlanSet) -> Director {
+    let mut config = Config::new(mac(DIRECTOR_MAC), [11, 22, 33, 44]);
+    config.vlans = vlans;
+    let mut d = Director::new(config).unwrap();
+    let web =
+        d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr)).unwrap();
+    d.add_real(web, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
+    d
+}
+
+#[test]
+fn tagged_requests_are_answered_on_their_vlan() {
+    let mut vlans = dr_core::VlanSet::untagged();
+    vlans.insert(42).unwrap();
+    let mut d = on_vlans(vlans);
     let mut tagged = with_vlans(&arp_request(VIP), &[(0x8100, 42)]);
     assert_eq!(d.process(t(1), &mut tagged), Verdict::Reply);
     assert_eq!(&tagged[12..16], &[0x81, 0x00, 0x00, 42]);
     assert_eq!(&tagged[6..12], &DIRECTOR_MAC);
-    assert_eq!(d.counters().replies(), 2);
+    // QinQ is served only as a pair.
+    let mut qinq = with_vlans(&arp_request(VIP), &[(0x88a8, 42), (0x8100, 42)]);
+    assert_eq!(d.process(t(1), &mut qinq), Verdict::Pass(PassReason::VlanNotServed));
 }
 
 #[test]
@@ -390,11 +415,23 @@ fn full_table_refuses_new_connections_but_keeps_established_ones() {
 
 #[test]
 fn vlan_tagged_traffic_is_forwarded_with_its_tags() {
-    let (mut d, _, _) = setup(1);
-    let frame = with_vlans(&tcp4("192.0.2.7", 40000, VIP, 80, SYN), &[(0x88a8, 10), (0x8100, 20)]);
-    let mut out = frame.clone();
-    assert!(matches!(d.process(t(1), &mut out), Verdict::Forward { .. }));
-    assert!(diff(&frame, &out).iter().all(|&i| i < 12));
+    let mut vlans = dr_core::VlanSet::none();
+    vlans.insert_stacked(10, 20).unwrap();
+    vlans.insert(30).unwrap();
+    let mut d = on_vlans(vlans);
+    for tags in [&[(0x88a8, 10), (0x8100, 20)][..], &[(0x8100, 30)], &[(0x8100, 0x2000 | 30)]] {
+        let frame = with_vlans(&tcp4("192.0.2.7", 40000, VIP, 80, SYN), tags);
+        let mut out = frame.clone();
+        assert!(matches!(d.process(t(1), &mut out), Verdict::Forward { .. }), "{tags:?}");
+        assert!(diff(&frame, &out).iter().all(|&i| i < 12), "only the MACs change: {tags:?}");
+    }
+    // Not the untagged LAN, nor another VLAN, nor the inner VLAN alone: never forwarded.
+    for tags in [&[][..], &[(0x8100, 20)], &[(0x8100, 10)], &[(0x88a8, 20), (0x8100, 10)]] {
+        let frame = with_vlans(&tcp4("192.0.2.7", 40001, VIP, 80, SYN), tags);
+        let mut out = frame.clone();
+        assert_eq!(d.process(t(1), &mut out), Verdict::Pass(PassReason::VlanNotServed));
+        assert_eq!(out, frame);
+    }
 }
 
 #[test]
@@ -480,6 +517,7 @@ fn every_reason_is_reachable_and_counted() {
     let ns = neighbor_solicitation(ROUTER_MAC, "2001:db8::1", VIP6);
     let mut corpus = vec![
         vec![0u8; 10],
+        with_vlans(&syn, &[(0x8100, 99)]),
         with_vlans(&syn, &[(0x8100, 1)])[..16].to_vec(),
         with_vlans(&syn, &[(0x8100, 1), (0x8100, 2), (0x8100, 3)]),
         with(&|f| f[6..12].copy_from_slice(&DIRECTOR_MAC)),

@@ -112,7 +112,7 @@ fn bad_checksums_are_dropped() {
 
 #[test]
 fn echo_requests_to_a_vip_are_answered() {
-    let mut d = setup(|_| {});
+    let mut d = setup(|c| c.vlans.insert(7).unwrap());
     let mut frame = with_vlans(&icmp4_echo(CLIENT, VIP), &[(0x8100, 7)]);
     assert_eq!(d.process(t(5), &mut frame), Verdict::Reply);
     let eth = EthernetFrame::new_checked(&frame[..]).unwrap();

@@ -26,10 +26,14 @@
 //! Frames the ring truncated (longer than a ring block) are counted in
 //! [`AfPacket::truncated`] and not forwarded.
 //!
-//! **VLANs.** Linux usually takes the 802.1Q tag out of a frame into packet metadata before a
-//! packet socket sees it, and the tag is not put back on transmit. To serve a VLAN, open the
-//! backend on the VLAN's own interface (`eth0.10`); tags that do stay in the frame are the
-//! director's to handle, as in a capture.
+//! **VLANs.** Linux usually takes a frame's outer 802.1Q or 802.1ad tag out into packet
+//! metadata (`tp_vlan_tci`, `TP_STATUS_VLAN_VALID`) before a packet socket sees it. The
+//! backend puts it back in the frame, in place in the ring, before the director decides: the
+//! director sees every frame exactly as it was on the wire, serves only the VLANs its
+//! configuration names (`Config::vlans`), and a frame it forwards or answers leaves with
+//! exactly the tags it came with (a tag in the frame is transmitted as it stands). A frame
+//! whose tag could not be put back is counted in [`AfPacket::vlan_lost`] and never
+//! processed.
 //!
 //! All `unsafe` code is in the private `sys` module, each block with its `// SAFETY:`
 //! argument.
@@ -116,6 +120,7 @@ pub struct AfPacket {
     ifindex: u32,
     started: std::time::Instant,
     truncated: u64,
+    vlan_lost: u64,
     ring_stats: RingStats,
 }
 
@@ -177,6 +182,7 @@ impl AfPacket {
             ifindex,
             started: std::time::Instant::now(),
             truncated: 0,
+            vlan_lost: 0,
             ring_stats: RingStats::default(),
         })
     }
@@ -231,6 +237,13 @@ impl AfPacket {
     /// Frames the ring truncated and the backend therefore did not process.
     pub fn truncated(&self) -> u64 {
         self.truncated
+    }
+
+    /// Frames whose VLAN tag the kernel had taken out and the backend could not put back
+    /// (no room before the frame in the ring: never seen with the kernel's layout), and
+    /// therefore did not process.
+    pub fn vlan_lost(&self) -> u64 {
+        self.vlan_lost
     }
 
     /// The kernel's counts for this socket since it was opened: frames it put in the ring,
@@ -290,7 +303,22 @@ impl AfPacket {
                 self.truncated += 1;
                 continue;
             }
-            let _ = places.push((frame, self.ring.vnet_header(frame.offset)));
+            let mut vnet = self.ring.vnet_header(frame.offset);
+            let frame = match frame.vlan {
+                None => frame,
+                Some(_) => match self.ring.restore_vlan_tag(frame) {
+                    Some(restored) => {
+                        shift_vnet_offsets(&mut vnet, 4);
+                        restored
+                    }
+                    None => {
+                        // Without its tag it would leave on the wrong LAN.
+                        self.vlan_lost += 1;
+                        continue;
+                    }
+                },
+            };
+            let _ = places.push((frame, vnet));
         }
         places
     }
@@ -379,6 +407,24 @@ fn transmit_header(verdict: Verdict, vnet: [u8; VNET_HDR_LEN]) -> Option<[u8; VN
         }
         Verdict::Reply => Some([0; VNET_HDR_LEN]),
         Verdict::Pass(_) | Verdict::Drop(_) => None,
+    }
+}
+
+/// Moves the offsets a `virtio_net_hdr` counts from the frame's start (`hdr_len` and
+/// `csum_start`, native-endian as the packet socket writes them) by `by` bytes, after that
+/// many bytes were put in front of the frame's network header.
+fn shift_vnet_offsets(vnet: &mut [u8; VNET_HDR_LEN], by: u16) {
+    let shift = |vnet: &mut [u8; VNET_HDR_LEN], at: usize| {
+        let value = u16::from_ne_bytes([vnet[at], vnet[at + 1]]);
+        vnet[at..at + 2].copy_from_slice(&value.saturating_add(by).to_ne_bytes());
+    };
+    // gso_type (byte 1) not NONE: hdr_len (bytes 2-3) is the headers' length.
+    if vnet[1] != 0 {
+        shift(vnet, 2);
+    }
+    // NEEDS_CSUM: csum_start (bytes 6-7) is where the checksum's coverage starts.
+    if vnet[0] & VNET_NEEDS_CSUM != 0 {
+        shift(vnet, 6);
     }
 }
 

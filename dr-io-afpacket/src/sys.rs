@@ -31,6 +31,12 @@ pub(crate) const TP_STATUS_USER: u32 = 1;
 const TP_STATUS_KERNEL: u32 = 0;
 /// The frame was truncated to the ring's frame size.
 pub(crate) const TP_STATUS_COPY: u32 = 1 << 1;
+/// The kernel took the frame's outer VLAN tag out into `tp_vlan_tci`.
+const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+/// `tp_vlan_tpid` holds the outer tag's protocol identifier.
+const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
+/// `sizeof(struct tpacket3_hdr)`: a frame's bytes never start before its header ends.
+const TPACKET3_HDR_LEN: usize = 48;
 
 /// `struct virtio_net_hdr`, in front of every frame once `PACKET_VNET_HDR` is on.
 pub(crate) const VNET_HDR_LEN: usize = 10;
@@ -365,6 +371,11 @@ pub(crate) struct RxFrame {
     pub(crate) len: usize,
     /// `tp_status`.
     pub(crate) status: u32,
+    /// The outer VLAN tag the kernel took out of the frame (`tp_vlan_tpid`, `tp_vlan_tci`),
+    /// if it did.
+    pub(crate) vlan: Option<(u16, u16)>,
+    /// Where the frame's header starts.
+    header: usize,
 }
 
 impl Ring {
@@ -412,7 +423,38 @@ impl Ring {
         if offset.checked_add(snaplen)? > self.len || mac < VNET_HDR_LEN {
             return None;
         }
-        Some((RxFrame { offset, snaplen, len, status }, at.checked_add(next)?))
+        let vlan = (status & TP_STATUS_VLAN_VALID != 0).then(|| {
+            let tci = self.read_u32(at + 32).unwrap_or(0) as u16;
+            let tpid = match self.read_u16(at + 36) {
+                Some(tpid) if status & TP_STATUS_VLAN_TPID_VALID != 0 && tpid != 0 => tpid,
+                _ => 0x8100,
+            };
+            (tpid, tci)
+        });
+        Some((RxFrame { offset, snaplen, len, status, vlan, header: at }, at.checked_add(next)?))
+    }
+
+    /// Puts back the VLAN tag the kernel took out of `frame`: its MAC addresses move four
+    /// bytes towards its header, over the end of the `virtio_net_hdr` (read before), and the
+    /// tag goes between them and the EtherType, so the frame is exactly as it was on the
+    /// wire. Returns the frame's new place; `None` (nothing written) without room.
+    pub(crate) fn restore_vlan_tag(&mut self, frame: RxFrame) -> Option<RxFrame> {
+        let (tpid, tci) = frame.vlan?;
+        let start = frame.offset.checked_sub(4)?;
+        if start < frame.header + TPACKET3_HDR_LEN || frame.snaplen < 12 {
+            return None;
+        }
+        let bytes = self.bytes_mut(start, frame.snaplen + 4)?;
+        bytes.copy_within(4..16, 0);
+        bytes[12..14].copy_from_slice(&tpid.to_be_bytes());
+        bytes[14..16].copy_from_slice(&tci.to_be_bytes());
+        Some(RxFrame {
+            offset: start,
+            snaplen: frame.snaplen + 4,
+            len: frame.len + 4,
+            vlan: None,
+            ..frame
+        })
     }
 
     /// The bytes of a frame, to rewrite in place.

@@ -46,6 +46,7 @@ struct DirectorSection {
     fragment_capacity: Option<Spanned<usize>>,
     fragment_timeout: Option<Spanned<u32>>,
     neighbour_refresh: Option<u32>,
+    vlans: Option<Spanned<Vec<Spanned<toml::Value>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +96,45 @@ struct RealSection {
     mac: Option<Spanned<String>>,
     u_threshold: Option<Spanned<u32>>,
     l_threshold: Option<Spanned<u32>>,
+}
+
+/// `director.vlans`: the VLANs served. A number is a VLAN (0 is the untagged LAN); a string
+/// `"OUTER.INNER"` a QinQ pair; `"any"` every frame whatever its tags.
+fn parse_vlans(
+    vlans: &Spanned<Vec<Spanned<toml::Value>>>,
+    at: &impl Fn(Range<usize>, String) -> LineError,
+) -> Result<dr_core::VlanSet, LineError> {
+    const HELP: &str = "give VLAN numbers (0 for the untagged LAN), \"OUTER.INNER\" for \
+                        QinQ, or \"any\"";
+    let mut set = dr_core::VlanSet::none();
+    for vlan in vlans.get_ref() {
+        let bad = |why: String| at(vlan.span(), format!("director.vlans: {why}"));
+        let result = match vlan.get_ref() {
+            toml::Value::Integer(id) => {
+                let id = u16::try_from(*id).map_err(|_| bad(format!("VLAN {id}: {HELP}")))?;
+                set.insert(id)
+            }
+            toml::Value::String(any) if any == "any" => {
+                if vlans.get_ref().len() > 1 {
+                    return Err(bad("\"any\" stands alone: it serves every VLAN".into()));
+                }
+                return Ok(dr_core::VlanSet::any());
+            }
+            toml::Value::String(pair) => {
+                let parsed = pair
+                    .split_once('.')
+                    .and_then(|(o, i)| Some((o.parse::<u16>().ok()?, i.parse::<u16>().ok()?)));
+                let (outer, inner) = parsed.ok_or_else(|| bad(format!("{pair:?}: {HELP}")))?;
+                set.insert_stacked(outer, inner)
+            }
+            other => return Err(bad(format!("{other}: {HELP}"))),
+        };
+        result.map_err(|e| bad(e.to_string()))?;
+    }
+    if set.single().next().is_none() && set.stacked().next().is_none() {
+        return Err(at(vlans.span(), format!("director.vlans is empty: {HELP}")));
+    }
+    Ok(set)
 }
 
 /// What the binary needs besides the configuration file.
@@ -182,6 +222,9 @@ pub fn load_all(text: &str, options: LoadOptions) -> Result<Loaded, LineError> {
     }
     if let Some(timeout) = &file.director.fragment_timeout {
         config.fragment_timeout = Duration::from_secs(u64::from(*timeout.get_ref()));
+    }
+    if let Some(vlans) = &file.director.vlans {
+        config.vlans = parse_vlans(vlans, &at)?;
     }
     if let Some(timeouts) = &file.timeouts {
         let t = timeouts.get_ref();

@@ -282,3 +282,35 @@ mac = "02:00:00:00:00:11"
     );
     assert!(listing.contains("UDP  [2001:db8::100]:53 wlc persistent 60 mask 64\n"), "{listing}");
 }
+
+#[test]
+fn the_vlans_served_are_configured() {
+    use dr_core::wire::VlanTag;
+    let tag = |id| VlanTag { tpid: 0x8100, id };
+    let with =
+        |vlans: &str| replace("capacity = 4096", &format!("capacity = 4096\nvlans = {vlans}"));
+    // The default: the untagged LAN only.
+    let d = load(VALID, OPTIONS).unwrap();
+    assert!(d.config().vlans.serves(&[]) && !d.config().vlans.serves(&[tag(10)]));
+    let d = load(&with("[10, \"100.20\"]"), OPTIONS).unwrap();
+    let vlans = &d.config().vlans;
+    assert!(!vlans.serves(&[]), "0 is not listed, so not the untagged LAN");
+    assert!(vlans.serves(&[tag(10)]) && vlans.serves(&[tag(100), tag(20)]));
+    assert!(!vlans.serves(&[tag(20)]));
+    let d = load(&with("[\"any\"]"), OPTIONS).unwrap();
+    assert!(d.config().vlans.is_any());
+    for (vlans, says) in [
+        ("[4095]", "VLAN 4095 is out of range"),
+        ("[-1]", "VLAN -1"),
+        ("[\"10\"]", "\"10\": give VLAN numbers"),
+        ("[\"0.10\"]", "VLAN 0 is out of range"),
+        ("[\"any\", 10]", "\"any\" stands alone"),
+        ("[]", "director.vlans is empty"),
+        ("[1.5]", "1.5: give VLAN numbers"),
+    ] {
+        let err = error(&with(vlans));
+        assert!(err.message.contains("director.vlans"), "{vlans}: {err}");
+        assert!(err.message.contains(says), "{vlans}: {err}");
+        assert!(err.line.is_some(), "{vlans}: {err}");
+    }
+}

@@ -76,6 +76,9 @@ impl Director {
         if packet.src_mac.is_multicast() {
             return Verdict::Drop(DropReason::InvalidSourceMac);
         }
+        if !self.config.vlans.serves(&packet.vlans) {
+            return Verdict::Pass(PassReason::VlanNotServed);
+        }
         match &packet.network {
             Network::Arp(arp) => self.handle_arp(frame, packet, arp),
             Network::Ip(ip) => self.handle_ip(now, frame, packet, ip, key_hash),

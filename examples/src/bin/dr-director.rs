@@ -490,7 +490,8 @@ fn run(args: &Args) -> Result<(), String> {
                             tracing::warn!("reading the ring's statistics: {e}");
                             RingStats::default()
                         });
-                        metrics::render(d) + &metrics::render_ring(ring, io.truncated())
+                        metrics::render(d)
+                            + &metrics::render_ring(ring, io.truncated(), io.vlan_lost())
                     })
                     .into_iter()
                     .flatten()
