@@ -97,6 +97,9 @@ reasons! {
         Ipv4Checksum => "ipv4-checksum",
         /// IPv4 total length shorter than the header or longer than the frame.
         Ipv4Length => "ipv4-length",
+        /// IPv4 options that do not parse: an option length below 2 or past the end of the
+        /// header (`ip_options_compile`).
+        MalformedIpv4Options => "malformed-ipv4-options",
         /// IPv6 header with a wrong version, or cut short.
         MalformedIpv6 => "malformed-ipv6",
         /// IPv6 payload length longer than the frame.

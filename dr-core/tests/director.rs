@@ -499,6 +499,17 @@ fn every_reason_is_reachable_and_counted() {
             SYN,
         ),
         with(&|f| f[14 + 20 + 12] = 0x20),
+        // An IPv4 header with a Router Alert option of length 0.
+        {
+            let mut f = syn[..34].to_vec();
+            f.extend_from_slice(&[0x94, 0, 0, 0]);
+            f.extend_from_slice(&syn[34..]);
+            let mut p = Ipv4Packet::new_unchecked(&mut f[14..]);
+            p.set_header_len(24);
+            p.set_total_len(p.total_len() + 4);
+            p.fill_checksum();
+            f
+        },
         ethernet(
             DIRECTOR_MAC,
             ROUTER_MAC,
