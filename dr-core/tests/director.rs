@@ -579,6 +579,12 @@ fn every_reason_is_reachable_and_counted() {
             EthernetProtocol::Ipv4,
             &ipv4_packet(v4("192.0.2.7"), v4(VIP), IpProtocol::Unknown(47), 64, &[0; 8]),
         ),
+        // Martian sources.
+        tcp4(VIP, 1, VIP, 80, SYN),
+        tcp4("0.0.0.0", 1, VIP, 80, SYN),
+        tcp4("127.0.0.1", 1, VIP, 80, SYN),
+        tcp4("224.0.0.1", 1, VIP, 80, SYN),
+        tcp4("255.255.255.255", 1, VIP, 80, SYN),
     ];
     for frame in &mut corpus {
         let _ = d.process(t(1), frame);

@@ -71,7 +71,8 @@ fn flood(legit_every: usize, rtt: usize) -> Outcome {
     let mut legit_port = 0u16;
     for n in 0..CAPACITY * 10 {
         let r = rng.next();
-        let src = Ipv4Addr::from((r >> 32) as u32 | 0x0100_0000).to_string();
+        // 1 to 63 first: spoofed but ordinary unicast sources (martians are dropped first).
+        let src = Ipv4Addr::from((r >> 32) as u32 & 0x3fff_ffff | 0x0100_0000).to_string();
         let _ = d.process(tick(), &mut tcp4(&src, r as u16, VIP, 80, SYN));
         assert!(d.connection_count() <= CAPACITY);
         if n % legit_every == 0 {
