@@ -228,19 +228,25 @@ fn the_link_layer_reason_comes_first() {
     assert_eq!(drops(&d, "martian-source-loopback"), 0);
 }
 
-/// A Neighbor Solicitation for `target` from the unspecified address to its
-/// solicited-node group, without a source link-layer option: duplicate address detection
-/// (RFC 4862 §5.4.2).
-fn dad_solicitation(target: &str) -> Vec<u8> {
+/// A Neighbor Solicitation for `target` from the unspecified address, without a source
+/// link-layer option: to its solicited-node group, that is duplicate address detection
+/// (RFC 4862 §5.4.2); `unicast`, to the target itself at the director's MAC, it is
+/// invalid (RFC 4861 §7.1.1).
+fn unspecified_solicitation(target: &str, unicast: bool) -> Vec<u8> {
     let (src, target) = (v6("::"), v6(target));
     let group = solicited_node(target);
     let o = group.octets();
+    let (dst, dst_mac) = if unicast {
+        (target, DIRECTOR_MAC)
+    } else {
+        (group, [0x33, 0x33, o[12], o[13], o[14], o[15]])
+    };
     let repr = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { target_addr: target, lladdr: None });
     let mut buf = vec![0u8; repr.buffer_len()];
     let checksums = ChecksumCapabilities::default();
-    repr.emit(&src, &group, &mut Icmpv6Packet::new_unchecked(&mut buf), &checksums);
-    let packet = ipv6_packet(src, group, IpProtocol::Icmpv6, 255, &buf);
-    ethernet([0x33, 0x33, o[12], o[13], o[14], o[15]], ROUTER_MAC, EthernetProtocol::Ipv6, &packet)
+    repr.emit(&src, &dst, &mut Icmpv6Packet::new_unchecked(&mut buf), &checksums);
+    let packet = ipv6_packet(src, dst, IpProtocol::Icmpv6, 255, &buf);
+    ethernet(dst_mac, ROUTER_MAC, EthernetProtocol::Ipv6, &packet)
 }
 
 #[test]
@@ -248,9 +254,16 @@ fn neighbor_discovery_keeps_its_own_rules() {
     let mut d = director();
     // Another node's duplicate address detection for the VIP is not answered, and is no
     // malformed message either: a multicast frame that is not for us to answer.
-    let mut dad = dad_solicitation(VIP6);
+    let mut dad = unspecified_solicitation(VIP6, false);
     assert_eq!(d.process(t(1), &mut dad), Verdict::Drop(DropReason::NotUnicast));
     assert_eq!(d.counters().drops(DropReason::MalformedNeighborDiscovery), 0);
+    // From the unspecified address to the VIP itself: Neighbor Discovery's own validation
+    // judges it (malformed), not the martian rule.
+    let mut unicast = unspecified_solicitation(VIP6, true);
+    assert_eq!(
+        d.process(t(1), &mut unicast),
+        Verdict::Drop(DropReason::MalformedNeighborDiscovery)
+    );
     // A solicitation for the VIP from a neighbour is still answered.
     let mut ns = neighbor_solicitation(ROUTER_MAC, "2001:db8::1", VIP6);
     assert_eq!(d.process(t(1), &mut ns), Verdict::Reply);
