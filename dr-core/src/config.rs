@@ -36,7 +36,8 @@ pub struct Config {
     /// The IPv6 source of Neighbor Solicitations for real servers (the EUI-64 link-local
     /// address of `mac` when `None`).
     pub ipv6: Option<Ipv6Addr>,
-    /// How long to wait before asking again for a real server's MAC.
+    /// How long to wait before asking again for a real server's MAC; an answer is taken
+    /// only within this time of its request.
     pub neighbour_retry: Duration,
     /// How long after a learned MAC was last confirmed it is asked for again (default 60 s;
     /// zero: never), so a real server that changes its MAC quietly is followed.

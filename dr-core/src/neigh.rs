@@ -1,12 +1,22 @@
 //! The neighbour table: the real servers' MAC addresses, configured or learned.
 //!
 //! Entries exist only for real-server addresses, so a flood of ARP from elsewhere cannot
-//! grow the table. A configured MAC is static and never replaced; a learned one follows
-//! the latest ARP packet or Neighbor Advertisement (or Solicitation with a source
-//! link-layer option) from that address, as a host's neighbour cache does. A learned MAC is
-//! asked for again once per refresh interval after it was last confirmed, so a real server
-//! that changed its MAC without announcing it is followed; an unanswered refresh keeps the
-//! MAC it had (the health checks judge whether the server is alive).
+//! grow the table. A configured MAC is static and never replaced. A learned MAC is taken
+//! only from the answer to a request of the director's own, never from what a host says
+//! unasked (a gratuitous ARP, an ARP request, an unsolicited Neighbor Advertisement, the
+//! source link-layer option of a solicitation): on a shared LAN anyone can say that, and a
+//! director that believed it would send a real server's traffic wherever it was told.
+//!
+//! A request is *outstanding* from the moment it is handed out
+//! ([`next_request`](Neighbours::next_request)) until it is answered, or until the retry
+//! interval has passed (by then an address still unresolved is due to be asked again,
+//! which opens a new request). The first answer taken closes it, so a second answer to the
+//! same request, even a different one, is refused until the next request: as the kernel's
+//! `locktime` keeps a neighbour's first answer, the first to answer wins. A learned MAC is
+//! asked for again once per refresh interval after it was last confirmed, which opens a
+//! request again, so a real server that changed its MAC is followed at the next refresh;
+//! an unanswered refresh keeps the MAC it had (the health checks judge whether the server
+//! is alive).
 
 use crate::mac::MacAddr;
 use crate::time::{Duration, Instant};
@@ -31,11 +41,19 @@ pub(crate) struct Neighbour {
     pub(crate) is_static: bool,
     /// When we last asked for this address.
     requested_at: Option<Instant>,
-    /// When a frame from this address last told us its MAC.
+    /// Whether the last request was answered (or no request was ever sent).
+    answered: bool,
+    /// When an answer to our request last told us its MAC.
     confirmed_at: Option<Instant>,
 }
 
 impl Neighbour {
+    /// Whether a request for this address is outstanding at `now`: sent less than `retry`
+    /// ago and not answered yet.
+    fn awaits_answer(&self, now: Instant, retry: Duration) -> bool {
+        !self.answered && self.requested_at.is_some_and(|at| now < at.saturating_add(retry))
+    }
+
     /// When a learned entry is next to be asked for again.
     fn refresh_at(&self, refresh: Duration) -> Option<Instant> {
         if self.is_static || self.mac.is_none() || refresh.is_zero() {
@@ -67,10 +85,29 @@ pub(crate) struct Neighbours {
 /// The outcome of a frame that told us an address's MAC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Learned {
-    /// Not a real server's address, a static entry, or nothing new.
+    /// Not a real server's address, or nothing new: the MAC the entry already holds.
     Nothing,
     /// The entry now holds this (new) MAC.
     Changed(NeighbourId, MacAddr),
+    /// A real server's entry would have been set or changed, but the frame was not an
+    /// answer to be taken: not to an outstanding request, an advertisement that may not
+    /// override the MAC known, or against a static entry.
+    Refused,
+}
+
+/// How a frame tells an address's MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// An answer to a request, as ARP replies and solicited Neighbor Advertisements are;
+    /// `overrides` is false for an advertisement without the Override flag, which may
+    /// teach a MAC to an entry without one but not replace one (RFC 4861 §7.2.5).
+    Answer {
+        /// The answer may replace a MAC already known.
+        overrides: bool,
+    },
+    /// Said unasked: a gratuitous ARP, an ARP request, an unsolicited advertisement, a
+    /// solicitation's source link-layer option. Never taken.
+    Unsolicited,
 }
 
 impl Neighbours {
@@ -128,6 +165,7 @@ impl Neighbours {
             mac,
             is_static: mac.is_some(),
             requested_at: None,
+            answered: true,
             confirmed_at: None,
         });
         self.index.insert(addr, id);
@@ -135,7 +173,43 @@ impl Neighbours {
         Ok(id)
     }
 
-    /// Records that `addr` is at `mac`, as a frame seen at `now` says.
+    /// What a frame seen at `now`, saying that `addr` is at `mac`, does to the table: an
+    /// answer to an outstanding request (sent less than `retry` before) is taken, and
+    /// closes the request; anything else is refused if it would have set or changed the
+    /// entry's MAC.
+    pub(crate) fn hear(
+        &mut self,
+        addr: IpAddr,
+        mac: MacAddr,
+        claim: Claim,
+        now: Instant,
+        retry: Duration,
+    ) -> Learned {
+        let Some(id) = self.find(addr) else {
+            return Learned::Nothing;
+        };
+        let entry = &self.entries[id.index()];
+        let taken = match claim {
+            Claim::Answer { overrides } => {
+                !entry.is_static
+                    && mac.is_unicast()
+                    && entry.awaits_answer(now, retry)
+                    && (overrides || entry.mac.is_none_or(|known| known == mac))
+            }
+            Claim::Unsolicited => false,
+        };
+        if taken {
+            self.learn(addr, mac, now)
+        } else if entry.mac == Some(mac) {
+            Learned::Nothing
+        } else {
+            Learned::Refused
+        }
+    }
+
+    /// Records that `addr` is at `mac` as of `now`, as the answer to a request would: the
+    /// embedder's word ([`Director::learn_neighbour`](crate::Director::learn_neighbour)) or
+    /// an answer [`hear`](Self::hear) took. Closes the outstanding request.
     pub(crate) fn learn(&mut self, addr: IpAddr, mac: MacAddr, now: Instant) -> Learned {
         let Some(id) = self.find(addr) else {
             return Learned::Nothing;
@@ -145,6 +219,7 @@ impl Neighbours {
             return Learned::Nothing;
         }
         entry.confirmed_at = Some(now);
+        entry.answered = true;
         let changed = entry.mac != Some(mac);
         if entry.mac.is_none() {
             self.unresolved -= 1;
@@ -163,6 +238,7 @@ impl Neighbours {
             })
         {
             entry.requested_at = Some(now);
+            entry.answered = false;
             return Some(entry.addr);
         }
         if self.refresh_due.is_none_or(|due| due > now) {
@@ -172,6 +248,7 @@ impl Neighbours {
         let entry =
             self.entries.iter_mut().find(|e| e.refresh_at(refresh).is_some_and(|at| at <= now))?;
         entry.requested_at = Some(now);
+        entry.answered = false;
         let addr = entry.addr;
         self.update_refresh_due();
         Some(addr)

@@ -155,7 +155,8 @@ pub struct RealConfig {
     pub addr: IpAddr,
     /// Scheduling weight, 0 ..= [`MAX_WEIGHT`]; 0 quiesces the server.
     pub weight: u32,
-    /// The server's MAC address; `None` to learn it by ARP or Neighbor Discovery.
+    /// The server's MAC address; `None` to learn it from the answer to the director's ARP
+    /// request or Neighbor Solicitation.
     pub mac: Option<MacAddr>,
     /// Upper connection threshold: at this many connections (active + inactive) the server
     /// is overloaded and no scheduler picks it. 0 = no limit.

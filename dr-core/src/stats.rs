@@ -115,6 +115,9 @@ pub struct Counters {
     pub(crate) templates_expired: u64,
     /// MAC addresses learned or changed by ARP or Neighbor Discovery.
     pub(crate) neighbours_learned: u64,
+    /// ARP and Neighbor Discovery messages that would have set or changed a real server's
+    /// MAC but were not taken.
+    pub(crate) neighbours_rejected: u64,
     /// ICMP port-unreachable replies queued.
     pub(crate) icmp_replies: u64,
     /// ICMP errors relayed to the real server of the connection they quote.
@@ -141,6 +144,7 @@ impl Default for Counters {
             templates_created: 0,
             templates_expired: 0,
             neighbours_learned: 0,
+            neighbours_rejected: 0,
             icmp_replies: 0,
             icmp_relayed: 0,
             echo_replies: 0,
@@ -236,9 +240,21 @@ impl Counters {
         self.templates_expired
     }
 
-    /// MAC addresses learned or changed.
+    /// Real servers' MAC addresses learned or changed, from the answers to the director's
+    /// requests or [`Director::learn_neighbour`](crate::Director::learn_neighbour).
     pub fn neighbours_learned(&self) -> u64 {
         self.neighbours_learned
+    }
+
+    /// ARP packets and Neighbor Discovery messages that named a real server's address with
+    /// a MAC other than the one the director holds for it (or when it holds none), and were
+    /// not taken: not the answer to an outstanding request of the director's (a gratuitous
+    /// ARP, an ARP request, a reply from the wrong source or to no request, an unsolicited
+    /// advertisement, a solicitation's source link-layer option), an advertisement without
+    /// the Override flag against a known MAC, or anything against a configured MAC. Not
+    /// drops: each frame's verdict is what it would be otherwise.
+    pub fn neighbours_rejected(&self) -> u64 {
+        self.neighbours_rejected
     }
 
     /// ICMP port-unreachable replies queued for clients.

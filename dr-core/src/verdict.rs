@@ -97,6 +97,9 @@ reasons! {
         Ipv4Checksum => "ipv4-checksum",
         /// IPv4 total length shorter than the header or longer than the frame.
         Ipv4Length => "ipv4-length",
+        /// IPv4 options that do not parse: an option length below 2 or past the end of the
+        /// header (`ip_options_compile`).
+        MalformedIpv4Options => "malformed-ipv4-options",
         /// IPv6 header with a wrong version, or cut short.
         MalformedIpv6 => "malformed-ipv6",
         /// IPv6 payload length longer than the frame.
@@ -114,6 +117,20 @@ reasons! {
         IcmpChecksum => "icmp-checksum",
         /// A Neighbor Solicitation or Advertisement that fails RFC 4861 §7.1 validation.
         MalformedNeighborDiscovery => "malformed-neighbor-discovery",
+        /// To a VIP from a VIP: the kernel's `fib_validate_source` rejects a source that is
+        /// one of its own addresses.
+        MartianSourceVip => "martian-source-vip",
+        /// To a VIP from the unspecified address: IPv6 `::`, or IPv4 0.0.0.0/8
+        /// (`ipv4_is_zeronet` in `ip_route_input_slow`).
+        MartianSourceUnspecified => "martian-source-unspecified",
+        /// To a VIP from a loopback address, 127.0.0.0/8 or `::1` (`ipv4_is_loopback` with
+        /// `route_localnet` off; `ip6_rcv_core`).
+        MartianSourceLoopback => "martian-source-loopback",
+        /// To a VIP from a multicast address, 224.0.0.0/4 or ff00::/8
+        /// (`ipv4_is_multicast`; `ip6_rcv_core`).
+        MartianSourceMulticast => "martian-source-multicast",
+        /// To a VIP from the limited broadcast 255.255.255.255 (`ipv4_is_lbcast`).
+        MartianSourceBroadcast => "martian-source-broadcast",
         /// A fragmented ICMPv6 message to a VIP (`ip_vs_in_icmp_v6` drops them).
         Fragment => "fragment",
         /// A later fragment to a VIP whose first fragment was not seen, or seen too long

@@ -298,15 +298,17 @@ fn macs_are_learned_and_unknown_reals_are_not_scheduled() {
     assert!(d.poll_neighbour_request(t(1)).is_none());
     assert_eq!(d.poll_timeout(), Some(t(2)));
 
-    // The replies teach the MACs.
+    // The replies to those requests, within the retry interval, teach the MACs.
+    let answered = Instant::from_millis(1_500);
     let mut reply =
         arp(ArpOperation::Reply, DIRECTOR_MAC, REAL_MACS[0], "10.0.0.11", DIRECTOR_MAC, "0.0.0.0");
-    assert_eq!(d.process(t(2), &mut reply), Verdict::Pass(PassReason::Arp));
+    assert_eq!(d.process(answered, &mut reply), Verdict::Pass(PassReason::Arp));
     let mut na = neighbor_advertisement(REAL_MACS[1], "2001:db8::11", "fe80::ff:fe00:1");
-    assert!(matches!(d.process(t(2), &mut na), Verdict::Pass(_)));
+    assert!(matches!(d.process(answered, &mut na), Verdict::Pass(_)));
     assert_eq!(d.real(real).unwrap().mac(), Some(mac(REAL_MACS[0])));
     assert_eq!(d.real(real6).unwrap().mac(), Some(mac(REAL_MACS[1])));
     assert_eq!(d.counters().neighbours_learned(), 2);
+    assert_eq!(d.counters().neighbours_rejected(), 0);
     assert!(d.poll_neighbour_request(t(10)).is_none());
     assert_eq!(d.process(t(3), &mut tcp4("192.0.2.7", 1, VIP, 80, SYN)), Verdict::Forward { real });
 }
@@ -538,6 +540,17 @@ fn every_reason_is_reachable_and_counted() {
             SYN,
         ),
         with(&|f| f[14 + 20 + 12] = 0x20),
+        // An IPv4 header with a Router Alert option of length 0.
+        {
+            let mut f = syn[..34].to_vec();
+            f.extend_from_slice(&[0x94, 0, 0, 0]);
+            f.extend_from_slice(&syn[34..]);
+            let mut p = Ipv4Packet::new_unchecked(&mut f[14..]);
+            p.set_header_len(24);
+            p.set_total_len(p.total_len() + 4);
+            p.fill_checksum();
+            f
+        },
         ethernet(
             DIRECTOR_MAC,
             ROUTER_MAC,
@@ -607,6 +620,12 @@ fn every_reason_is_reachable_and_counted() {
             EthernetProtocol::Ipv4,
             &ipv4_packet(v4("192.0.2.7"), v4(VIP), IpProtocol::Unknown(47), 64, &[0; 8]),
         ),
+        // Martian sources.
+        tcp4(VIP, 1, VIP, 80, SYN),
+        tcp4("0.0.0.0", 1, VIP, 80, SYN),
+        tcp4("127.0.0.1", 1, VIP, 80, SYN),
+        tcp4("224.0.0.1", 1, VIP, 80, SYN),
+        tcp4("255.255.255.255", 1, VIP, 80, SYN),
     ];
     for frame in &mut corpus {
         let _ = d.process(t(1), frame);
@@ -694,7 +713,7 @@ fn learned_macs_are_refreshed_and_followed() {
     let real = d.add_real(s, RealConfig::new(ip("10.0.0.11"))).unwrap();
     let fixed = d.add_real(s, RealConfig::new(ip("10.0.0.12")).with_mac(mac(REAL_MACS[1])));
     assert!(fixed.is_ok());
-    assert!(d.poll_neighbour_request(t(1)).is_some(), "asked for the unknown MAC");
+    assert!(d.poll_neighbour_request(t(2)).is_some(), "asked for the unknown MAC");
     let mut reply =
         arp(ArpOperation::Reply, DIRECTOR_MAC, REAL_MACS[0], "10.0.0.11", DIRECTOR_MAC, "0.0.0.0");
     assert_eq!(d.process(t(2), &mut reply), Verdict::Pass(PassReason::Arp));
@@ -708,15 +727,16 @@ fn learned_macs_are_refreshed_and_followed() {
     };
     assert_eq!(target_protocol_addr, v4("10.0.0.11"));
     assert!(d.poll_neighbour_request(t(62)).is_none(), "once per interval");
-    // The server answers from a new NIC: its connections follow.
+    // The server answers the refresh from a new NIC: its connections follow.
     let mut moved =
         arp(ArpOperation::Reply, DIRECTOR_MAC, REAL_MACS[2], "10.0.0.11", DIRECTOR_MAC, "0.0.0.0");
-    let _ = d.process(t(63), &mut moved);
+    let _ = d.process(Instant::from_millis(62_500), &mut moved);
     assert_eq!(d.real(real).unwrap().mac(), Some(mac(REAL_MACS[2])));
     // No answer at all: asked once more an interval later, and the MAC is kept.
     assert!(d.poll_neighbour_request(t(122)).is_none());
     assert!(d.poll_neighbour_request(t(123)).is_some());
     assert_eq!(d.real(real).unwrap().mac(), Some(mac(REAL_MACS[2])));
+    assert_eq!(d.counters().neighbours_rejected(), 0);
 }
 
 #[test]

@@ -49,7 +49,8 @@ fn client_frame() -> impl Strategy<Value = Vec<u8>> {
         0u8..3,
     )
         .prop_map(|(kind, client, port, flags, payload, vlans)| {
-            let c4 = format!("{}.{}.{}.{}", client[0] | 1, client[1], client[2], client[3]);
+            // 1 to 126 first: an ordinary unicast client, never a martian source.
+            let c4 = format!("{}.{}.{}.{}", client[0] % 126 + 1, client[1], client[2], client[3]);
             let c6 = format!(
                 "2001:db8:1::{:x}:{:x}",
                 client[0],

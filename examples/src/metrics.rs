@@ -98,6 +98,16 @@ pub fn render(director: &Director) -> String {
     );
     family(
         &mut out,
+        "dr_neighbour_events_total",
+        "counter",
+        "Real servers' MACs learned from answers to the director's requests; messages refused.",
+        [("learned", c.neighbours_learned()), ("rejected", c.neighbours_rejected())]
+            .into_iter()
+            .map(|(event, n)| (label("event", &event), n))
+            .collect(),
+    );
+    family(
+        &mut out,
         "dr_connection_entries",
         "gauge",
         "Entries in the connection table, templates among them, and its capacity.",
@@ -276,7 +286,19 @@ mod tests {
             ))
             .unwrap();
         d.add_real(s, RealConfig::new("10.0.0.11".parse().unwrap()).with_weight(3)).unwrap();
+        // A reply the director never asked for: refused, and counted.
+        let mut spoof = crate::frames::arp(
+            crate::frames::ArpOperation::Reply,
+            mac.0,
+            [2, 0, 0, 0, 0, 0x66],
+            "10.0.0.11",
+            mac.0,
+            "0.0.0.0",
+        );
+        let _ = d.process(dr_core::Instant::from_secs(1), &mut spoof);
         let text = render(&d);
+        assert!(text.contains("dr_neighbour_events_total{event=\"learned\"} 0\n"), "{text}");
+        assert!(text.contains("dr_neighbour_events_total{event=\"rejected\"} 1\n"), "{text}");
         assert!(text.contains("dr_drops_total{reason=\"conn-table-full\"} 0\n"), "{text}");
         assert!(
             text.contains("dr_real_weight{service=\"TCP 10.0.0.100:80\",real=\"10.0.0.11\"} 3\n"),

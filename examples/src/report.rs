@@ -57,6 +57,7 @@ fn events(director: &Director) -> Value {
         "echo_replies": c.echo_replies(),
         "fragments_forwarded": c.fragments_forwarded(),
         "neighbours_learned": c.neighbours_learned(),
+        "neighbours_rejected": c.neighbours_rejected(),
     })
 }
 

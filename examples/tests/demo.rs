@@ -40,6 +40,9 @@ fn the_readme_command_on_the_demo() {
     assert_eq!(report["frames"]["replies"], 3, "ARP and ND for the VIPs, and the ping");
     assert_eq!(report["events"]["icmp_relayed"], 1);
     assert_eq!(report["events"]["fragments_forwarded"], 2);
+    // Every real server's MAC is configured, and nothing in the capture claims one.
+    assert_eq!(report["events"]["neighbours_learned"], 0);
+    assert_eq!(report["events"]["neighbours_rejected"], 0);
     assert_eq!(report["services"][0]["conns"], 401);
     assert_eq!(report["services"][0]["reals"][0]["conns"], 0, "the quiesced real server");
     assert_eq!(report["services"][2]["conns"], 60);

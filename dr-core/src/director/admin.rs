@@ -4,6 +4,7 @@
 //! Sources: `ip_vs_ctl.c` (`ip_vs_add_service`, `ip_vs_edit_service`, `ip_vs_del_service`,
 //! `__ip_vs_update_dest`, `ip_vs_del_dest`, `ip_vs_trash_get_dest`).
 
+use super::martian::VipFilter;
 use super::{Director, is_unicast_host, release};
 use crate::config::{ConfigError, validate_timeouts};
 use crate::conn::TimeoutSettings;
@@ -53,6 +54,7 @@ impl Director {
         let count = self.vips.entry(key.vip).or_insert(0);
         if *count == 0 {
             self.vip_order.push(key.vip);
+            self.vip_filter = VipFilter::of(self.vip_order.iter().copied());
         }
         *count += 1;
         Ok(id)
@@ -131,6 +133,7 @@ impl Director {
             if *count == 0 {
                 self.vips.remove(&key.vip);
                 self.vip_order.retain(|vip| *vip != key.vip);
+                self.vip_filter = VipFilter::of(self.vip_order.iter().copied());
             }
         }
         Ok(())

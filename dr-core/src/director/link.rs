@@ -3,13 +3,34 @@
 //!
 //! The host's kernel never holds a VIP, so the director answers for it: ARP requests for an
 //! IPv4 VIP and Neighbor Solicitations for an IPv6 VIP are turned into replies in place. At
-//! start-up it announces each VIP (gratuitous ARP, unsolicited Neighbor Advertisement). It
-//! learns a real server's MAC from any valid ARP packet or Neighbor Discovery message that
-//! real server sends, and asks for the ones it lacks.
+//! start-up it announces each VIP (gratuitous ARP, unsolicited Neighbor Advertisement).
+//!
+//! It asks for the real servers' MACs it lacks, and again once per refresh interval for
+//! those it learned ([`poll_neighbour_request`](Director::poll_neighbour_request)), and
+//! learns a MAC only from the answer to such a request while it is outstanding (see
+//! `neigh.rs` for how long that is):
+//!
+//! - an ARP reply (operation 2) from the real server's address, addressed to the director
+//!   (Ethernet destination and ARP target hardware address are the director's MAC), whose
+//!   ARP sender hardware address is the frame's Ethernet source;
+//! - a Neighbor Advertisement for the real server's address with the Solicited flag,
+//!   unicast to the director's MAC, whose Target Link-Layer Address option is the frame's
+//!   Ethernet source. As RFC 4861 §7.2.5 says, one without the Override flag teaches a MAC
+//!   to an address that has none, and confirms one it already has, but does not replace a
+//!   different one.
+//!
+//! Anything else that names a real server's address with another MAC than the one held (a
+//! gratuitous ARP, an ARP request, a reply that fails those tests or comes unasked, an
+//! unsolicited advertisement, the source link-layer option of a solicitation) changes
+//! nothing and is counted in [`Counters::neighbours_rejected`]; the frame's verdict is the
+//! same as it would be otherwise (an ARP request for a VIP is still answered).
+//! [`Director::learn_neighbour`] lets an embedder that learned a MAC elsewhere say so.
+//!
+//! [`Counters::neighbours_rejected`]: crate::Counters::neighbours_rejected
 
 use super::Director;
 use crate::mac::MacAddr;
-use crate::neigh::Learned;
+use crate::neigh::{Claim, Learned};
 use crate::time::Instant;
 use crate::verdict::{DropReason, PassReason, Verdict};
 use crate::wire::{
@@ -20,6 +41,7 @@ use crate::wire::{
 use core::net::IpAddr;
 
 const ARP_REQUEST: u16 = 1;
+const ARP_REPLY: u16 = 2;
 
 impl Director {
     pub(super) fn handle_arp(
@@ -28,9 +50,12 @@ impl Director {
         packet: &Packet,
         arp: &ArpInfo,
     ) -> Verdict {
-        if arp.sender_mac == packet.src_mac {
-            self.learn(IpAddr::V4(arp.sender_ip), arp.sender_mac);
-        }
+        let answer = arp.operation == ARP_REPLY
+            && packet.dst_mac == self.config.mac
+            && arp.target_mac == self.config.mac
+            && arp.sender_mac == packet.src_mac;
+        let claim = if answer { Claim::Answer { overrides: true } } else { Claim::Unsolicited };
+        self.hear(IpAddr::V4(arp.sender_ip), arp.sender_mac, claim);
         let for_vip = arp.operation == ARP_REQUEST
             && arp.sender_ip != arp.target_ip
             && self.vips.contains_key(&IpAddr::V4(arp.target_ip))
@@ -61,7 +86,7 @@ impl Director {
         match message {
             Some(NdMessage::Solicitation { target, source_mac }) => {
                 if let Some(mac) = source_mac {
-                    self.learn(ip.src, mac);
+                    self.hear(ip.src, mac, Claim::Unsolicited);
                 }
                 let to_us = packet.dst_mac.is_multicast() || packet.dst_mac == self.config.mac;
                 let IpAddr::V6(solicitor) = ip.src else {
@@ -86,9 +111,18 @@ impl Director {
                     };
                 }
             }
-            Some(NdMessage::Advertisement { target, target_mac: Some(mac) }) => {
-                self.learn(IpAddr::V6(target), mac);
+            Some(NdMessage::Advertisement { target, target_mac: Some(mac), flags }) => {
+                let answer =
+                    flags.solicited && packet.dst_mac == self.config.mac && mac == packet.src_mac;
+                let claim = if answer {
+                    Claim::Answer { overrides: flags.overrides }
+                } else {
+                    Claim::Unsolicited
+                };
+                self.hear(IpAddr::V6(target), mac, claim);
             }
+            // Without a link-layer address it tells no MAC (RFC 4861 §7.2.5: an address
+            // without one ignores it).
             Some(NdMessage::Advertisement { target_mac: None, .. }) => {}
             // Not Neighbor Discovery: errors and echo requests to a VIP are ours.
             None if self.link_drop(packet).is_none() => return self.handle_icmp(frame, packet, ip),
@@ -101,25 +135,40 @@ impl Director {
         }
     }
 
-    /// Tells the director that real server `addr` is at `mac`, as an ARP reply or Neighbor
-    /// Advertisement would: for embedders that learn MACs elsewhere (several directors
-    /// sharing an interface, each seeing only some of the replies). A statically configured
-    /// MAC is kept; an address that is no real server's is ignored.
+    /// Tells the director that real server `addr` is at `mac`, as the answer to its ARP
+    /// request or Neighbor Solicitation would: for embedders that learn MACs elsewhere
+    /// (several directors sharing an interface, each seeing only some of the replies). A
+    /// statically configured MAC is kept; an address that is no real server's is ignored.
     /// A MAC it already holds is left as it is (and not counted as a confirmation).
     pub fn learn_neighbour(&mut self, addr: IpAddr, mac: MacAddr) {
         let known = self.neighbours.find(addr).and_then(|id| self.neighbours.get(id).mac);
         if known != Some(mac) {
-            self.learn(addr, mac);
+            let learned = self.neighbours.learn(addr, mac, self.clock);
+            self.apply(learned);
         }
     }
 
-    /// Records `addr` at `mac` if `addr` is a real server's (not configured statically).
-    fn learn(&mut self, addr: IpAddr, mac: MacAddr) {
-        if let Learned::Changed(id, mac) = self.neighbours.learn(addr, mac, self.clock) {
-            for real in self.reals.iter_mut().filter(|r| r.neighbour == id) {
-                real.mac = Some(mac);
+    /// What a frame that says `addr` is at `mac` does to the neighbour table.
+    fn hear(&mut self, addr: IpAddr, mac: MacAddr, claim: Claim) {
+        let retry = self.config.neighbour_retry;
+        let learned = self.neighbours.hear(addr, mac, claim, self.clock, retry);
+        self.apply(learned);
+    }
+
+    /// Gives a learned MAC to the real servers at its address, and counts the outcome.
+    fn apply(&mut self, learned: Learned) {
+        match learned {
+            Learned::Changed(id, mac) => {
+                for real in self.reals.iter_mut().filter(|r| r.neighbour == id) {
+                    real.mac = Some(mac);
+                }
+                self.counters.neighbours_learned = self.counters.neighbours_learned.wrapping_add(1);
             }
-            self.counters.neighbours_learned = self.counters.neighbours_learned.wrapping_add(1);
+            Learned::Refused => {
+                self.counters.neighbours_rejected =
+                    self.counters.neighbours_rejected.wrapping_add(1);
+            }
+            Learned::Nothing => {}
         }
     }
 
@@ -139,9 +188,11 @@ impl Director {
 
     /// The next ARP request or Neighbor Solicitation for a real server whose MAC is not yet
     /// known (at most one per server per `neighbour_retry`), or whose learned MAC is due for
-    /// its refresh (`neighbour_refresh` after it was last confirmed). Call it until it returns `None`
-    /// whenever [`poll_timeout`](Self::poll_timeout) comes due. A real server whose MAC is
-    /// unknown is never scheduled.
+    /// its refresh (`neighbour_refresh` after it was last confirmed). Call it until it
+    /// returns `None` whenever [`poll_timeout`](Self::poll_timeout) comes due, and send what
+    /// it returns: a MAC is learned only from the answer to a request handed out here,
+    /// arriving within `neighbour_retry` of it. A real server whose MAC is unknown is never
+    /// scheduled.
     pub fn poll_neighbour_request(&mut self, now: Instant) -> Option<GeneratedFrame> {
         let now = self.advance_clock(now);
         let addr = self.neighbours.next_request(now, self.config.neighbour_retry)?;

@@ -11,11 +11,14 @@
 //!   connections live on, as `ipvsadm` does.
 //! - Layer 2 ownership of the VIPs (ARP, Neighbor Discovery, announcements, neighbour
 //!   requests) is in `link.rs`.
+//! - Packets to a VIP from a martian source (a VIP, unspecified, loopback, multicast or
+//!   broadcast address) are dropped before anything else looks at them (`martian.rs`).
 
 mod admin;
 mod burst;
 mod icmp;
 mod link;
+mod martian;
 mod packet;
 mod replies;
 mod stats;
@@ -86,6 +89,8 @@ pub struct Director {
     vips: HashMap<IpAddr, u32, ahash::RandomState>,
     /// The VIPs in the order their first service was added.
     vip_order: Vec<IpAddr>,
+    /// The buckets of the VIPs, so that the packet path tells a source is no VIP cheaply.
+    vip_filter: martian::VipFilter,
     /// Services on port 0 (any port): only when there are some does a miss look for one.
     port_zero_services: u32,
     reals: Vec<RealServer>,
@@ -166,6 +171,7 @@ impl Director {
             service_index: HashMap::with_hasher(hasher()),
             vips: HashMap::with_hasher(hasher()),
             vip_order: Vec::new(),
+            vip_filter: martian::VipFilter::default(),
             port_zero_services: 0,
             reals: Vec::new(),
             neighbours: Neighbours::new(hasher(), config.neighbour_refresh),

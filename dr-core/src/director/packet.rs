@@ -109,6 +109,9 @@ impl Director {
         ip: &IpPacket,
         key_hash: Option<u64>,
     ) -> Verdict {
+        if let Some(reason) = self.martian_source(packet, ip) {
+            return Verdict::Drop(reason);
+        }
         if let Transport::Icmpv6 { .. } = ip.transport {
             return self.handle_icmpv6(frame, packet, ip);
         }

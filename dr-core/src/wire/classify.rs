@@ -22,7 +22,12 @@ const TPID_8021AD: u16 = 0x88a8;
 const TPID_QINQ: u16 = 0x9100;
 /// The most VLAN tags a frame may carry.
 const MAX_VLAN_TAGS: usize = 2;
+const IPV4_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
+/// IPv4 option End of Option List.
+const IPV4_OPTION_END: u8 = 0;
+/// IPv4 option No Operation.
+const IPV4_OPTION_NOOP: u8 = 1;
 const UDP_HEADER_LEN: usize = 8;
 /// A bound on the IPv6 extension header chain, far above any real packet.
 const MAX_IPV6_EXTENSIONS: usize = 12;
@@ -288,7 +293,8 @@ impl Packet {
 /// # Errors
 ///
 /// The [`DropReason`] for the first malformed layer: a short or inconsistent header, a bad
-/// IPv4 header checksum, a third VLAN tag, a broken IPv6 extension chain. Transport
+/// IPv4 header checksum, malformed IPv4 options, a third VLAN tag, a broken IPv6 extension
+/// chain. Transport
 /// checksums are not verified (IPVS does not verify them for Direct Routing either, and
 /// frames taken from a packet socket often carry offloaded, not yet computed, checksums).
 #[inline(always)]
@@ -353,6 +359,9 @@ fn classify_ipv4(bytes: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason>
     if !ipv4_header_checksum_ok(header.slice()) {
         return Err(DropReason::Ipv4Checksum);
     }
+    if header_len > IPV4_HEADER_LEN && !ipv4_options_ok(&header.slice()[IPV4_HEADER_LEN..]) {
+        return Err(DropReason::MalformedIpv4Options);
+    }
     let total_len = usize::from(header.total_len());
     if total_len < header_len || total_len > bytes.len() {
         return Err(DropReason::Ipv4Length);
@@ -378,6 +387,34 @@ fn classify_ipv4(bytes: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason>
         l4_offset: l3_offset + header_len,
         transport,
     })
+}
+
+/// Whether the options of an IPv4 header (the bytes after its first 20, at most 40) are
+/// well formed, walked as `ip_options_compile` (net/ipv4/ip_options.c) walks them on
+/// input: End of Option List ends the list (whatever follows it is padding), No Operation
+/// is one byte, and every other option has a length byte counting its type and length
+/// bytes, so a length below 2, or one that runs past the header, is malformed. The kernel
+/// drops such a packet (`ip_rcv_options`) before IPVS sees it. The contents of the options
+/// it knows (record route, timestamps, source routes) are not checked here.
+fn ipv4_options_ok(mut options: &[u8]) -> bool {
+    // Each turn consumes at least one byte, so the loop ends within the header's 40 bytes.
+    while let [kind, rest @ ..] = options {
+        options = match *kind {
+            IPV4_OPTION_END => return true,
+            IPV4_OPTION_NOOP => rest,
+            _ => {
+                let Some(&len) = rest.first() else {
+                    return false;
+                };
+                let len = usize::from(len);
+                if len < 2 || len > options.len() {
+                    return false;
+                }
+                &options[len..]
+            }
+        };
+    }
+    true
 }
 
 fn classify_ipv6(bytes: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason> {

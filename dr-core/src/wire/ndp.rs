@@ -14,6 +14,8 @@ const ICMPV6_NEIGHBOR_SOLICITATION: u8 = 135;
 const ICMPV6_NEIGHBOR_ADVERTISEMENT: u8 = 136;
 const OPTION_SOURCE_LINK_ADDR: u8 = 1;
 const OPTION_TARGET_LINK_ADDR: u8 = 2;
+/// Neighbor Advertisement flags (RFC 4861 §4.4): Router, Solicited, Override.
+const FLAG_ROUTER: u8 = 0x80;
 const FLAG_SOLICITED: u8 = 0x40;
 const FLAG_OVERRIDE: u8 = 0x20;
 /// `ff02::1`, all nodes on the link.
@@ -35,7 +37,31 @@ pub(crate) enum NdMessage {
         target: Ipv6Addr,
         /// Its link-layer address (Target Link-Layer Address option).
         target_mac: Option<MacAddr>,
+        /// Its flags.
+        flags: NaFlags,
     },
+}
+
+/// The flags of a Neighbor Advertisement (RFC 4861 §4.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NaFlags {
+    /// R: the sender is a router.
+    pub(crate) router: bool,
+    /// S: sent in response to a Neighbor Solicitation (to its source).
+    pub(crate) solicited: bool,
+    /// O: the advertisement should override a cached link-layer address.
+    pub(crate) overrides: bool,
+}
+
+impl NaFlags {
+    /// The flags of an advertisement's flags byte.
+    const fn from_byte(byte: u8) -> Self {
+        Self {
+            router: byte & FLAG_ROUTER != 0,
+            solicited: byte & FLAG_SOLICITED != 0,
+            overrides: byte & FLAG_OVERRIDE != 0,
+        }
+    }
 }
 
 /// Validates a Neighbor Solicitation or Advertisement as RFC 4861 §7.1.1 / §7.1.2 require.
@@ -87,10 +113,11 @@ pub(crate) fn parse_neighbor_message(
         }
         Ok(Some(NdMessage::Solicitation { target, source_mac: link_addr }))
     } else {
-        if dst.is_multicast() && message[4] & FLAG_SOLICITED != 0 {
+        let flags = NaFlags::from_byte(message[4]);
+        if dst.is_multicast() && flags.solicited {
             return Err(bad);
         }
-        Ok(Some(NdMessage::Advertisement { target, target_mac: link_addr }))
+        Ok(Some(NdMessage::Advertisement { target, target_mac: link_addr, flags }))
     }
 }
 
@@ -287,6 +314,18 @@ mod tests {
     fn eui64_link_local() {
         let mac = MacAddr([0x02, 0x00, 0x00, 0xaa, 0xbb, 0xcc]);
         assert_eq!(link_local(mac), "fe80::ff:feaa:bbcc".parse::<Ipv6Addr>().unwrap());
+    }
+
+    #[test]
+    fn advertisement_flags() {
+        let none = NaFlags::default();
+        assert_eq!(NaFlags::from_byte(0), none);
+        assert_eq!(NaFlags::from_byte(0x80), NaFlags { router: true, ..none });
+        assert_eq!(NaFlags::from_byte(0x40), NaFlags { solicited: true, ..none });
+        assert_eq!(NaFlags::from_byte(0x20), NaFlags { overrides: true, ..none });
+        let all = NaFlags { router: true, solicited: true, overrides: true };
+        assert_eq!(NaFlags::from_byte(0xff), all, "the reserved bits are ignored");
+        assert_eq!(NaFlags::from_byte(0x1f), none);
     }
 
     #[test]

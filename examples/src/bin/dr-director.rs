@@ -2,9 +2,10 @@
 //! LVS Direct Routing director on a live interface.
 //!
 //! It owns the VIPs at layer 2 (answers ARP and Neighbor Solicitations, announces them at
-//! start), learns the real servers' MACs by ARP or Neighbor Discovery unless the
-//! configuration gives them, and forwards every connection to its real server by rewriting
-//! only the MAC addresses, on an `AF_PACKET` ring.
+//! start), learns the real servers' MACs from the answers to its own ARP requests and
+//! Neighbor Solicitations (never from gratuitous ARP or unsolicited advertisements) unless
+//! the configuration gives them, and forwards every connection to its real server by
+//! rewriting only the MAC addresses, on an `AF_PACKET` ring.
 //!
 //! Every real server is health checked off the packet path (`[service.health]`; by
 //! default a TCP connect to its address and the service port every second, down after 3
@@ -66,7 +67,7 @@ struct Args {
     /// Rules in the `ipvsadm-save -n` format instead of a configuration file.
     #[arg(long, value_name = "FILE")]
     rules: Option<PathBuf>,
-    /// A real server's MAC, for rules (otherwise learned by ARP / ND); repeatable.
+    /// A real server's MAC, for rules (otherwise asked for by ARP / ND); repeatable.
     #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour, requires = "rules")]
     neigh: Vec<(IpAddr, dr_core::MacAddr)>,
     /// Skip the host checks (a VIP held by the host, IPv4 forwarding on the interface).
