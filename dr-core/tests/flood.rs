@@ -141,7 +141,11 @@ fn flood(pattern: Pattern, rtt: usize) -> Outcome {
     for n in 0..SPOOFED_FLOWS + 400 {
         if n < SPOOFED_FLOWS {
             let r = rng.next();
-            let src = Ipv4Addr::from((r >> 32) as u32 | 0x0100_0000).to_string();
+            // Unicast sources outside 0/8, 127/8 and 224/3, which are martians (dropped).
+            let first =
+                [1 + (r >> 56) as u8 % 126, 128 + (r >> 56) as u8 % 96][(r >> 55) as usize & 1];
+            let src =
+                Ipv4Addr::from(u32::from(first) << 24 | (r >> 32) as u32 & 0x00ff_ffff).to_string();
             let port = r as u16;
             let this = match pattern {
                 Pattern::Mix => {

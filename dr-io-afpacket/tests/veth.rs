@@ -249,3 +249,71 @@ fn the_allocation_counter_counts() {
     });
     assert!(counted.count_total > 0, "the counter sees allocations in this test binary");
 }
+
+/// `frame` with VLAN tags `(tpid, tci)` after its MAC addresses, outermost first.
+fn tagged(frame: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
+    let mut out = frame[..12].to_vec();
+    for (tpid, tci) in tags {
+        out.extend_from_slice(&tpid.to_be_bytes());
+        out.extend_from_slice(&tci.to_be_bytes());
+    }
+    out.extend_from_slice(&frame[12..]);
+    out
+}
+
+#[test]
+fn vlan_tags_the_kernel_takes_out_are_put_back_and_leave_with_the_frame() {
+    if !privileged() {
+        return;
+    }
+    let veth = Veth::new("5").expect("ip link add veth");
+    let config = AfPacketConfig::new(&veth.a).with_vips(vec!["10.0.0.100".parse().unwrap()]);
+    let mut director = AfPacket::open(&config).unwrap();
+    let mut peer = AfPacket::open(&AfPacketConfig::new(&veth.b)).unwrap();
+    let (dmac, pmac) = (director.mac().0, peer.mac().0);
+    // 802.1Q VLAN 10 with priority 5, QinQ (802.1ad 100, then 802.1Q 10), and untagged.
+    let tag_sets: [&[(u16, u16)]; 3] = [&[(0x8100, 0xa00a)], &[(0x88a8, 100), (0x8100, 10)], &[]];
+    let sent: Vec<Vec<u8>> = tag_sets
+        .iter()
+        .enumerate()
+        .map(|(i, tags)| tagged(&udp_frame(dmac, pmac, [10, 0, 0, 100], i as u8), tags))
+        .collect();
+    for frame in &sent {
+        peer.send(Instant::ZERO, frame).unwrap();
+    }
+    let seen = std::cell::RefCell::new(Vec::new());
+    pump(
+        &mut director,
+        |frame| {
+            seen.borrow_mut().push(frame.to_vec());
+            frame[0..6].copy_from_slice(&pmac);
+            frame[6..12].copy_from_slice(&dmac);
+            Verdict::Forward { real: RealId::from_index(0) }
+        },
+        || seen.borrow().len() >= sent.len(),
+    );
+    assert_eq!(seen.into_inner(), sent, "the director sees each frame as it was on the wire");
+    assert_eq!(director.vlan_lost(), 0);
+
+    let back = std::cell::RefCell::new(Vec::new());
+    pump(
+        &mut peer,
+        |frame| {
+            if frame[6..12] == dmac {
+                back.borrow_mut().push(frame.to_vec());
+            }
+            Verdict::Drop(dr_core::DropReason::OtherHost)
+        },
+        || back.borrow().len() >= sent.len(),
+    );
+    let expected: Vec<Vec<u8>> = sent
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            f[0..6].copy_from_slice(&pmac);
+            f[6..12].copy_from_slice(&dmac);
+            f
+        })
+        .collect();
+    assert_eq!(back.into_inner(), expected, "each frame left with exactly its tags");
+}

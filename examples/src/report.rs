@@ -40,6 +40,9 @@ pub fn text(director: &Director) -> String {
     for &reason in DropReason::ALL {
         let _ = writeln!(out, "drop {:<28} {}", reason.name(), c.drops(reason));
     }
+    for &reason in PassReason::ALL {
+        let _ = writeln!(out, "pass {:<28} {}", reason.name(), c.passes(reason));
+    }
     out
 }
 

@@ -504,3 +504,121 @@ fn several_workers_share_the_interface() {
     lan.stop_director(pid);
     assert!(lan.log().contains("worker 1:"), "{}", lan.log());
 }
+
+/// The director's configuration with `vlans` in its `[director]` section.
+fn on_vlans(vlans: &str) -> String {
+    CONFIG.replacen("[director]\n", &format!("[director]\nvlans = {vlans}\n"), 1)
+}
+
+/// Sends each frame (hex) from `eth0` of the namespace through a raw packet socket.
+const SEND_FRAMES: &str = r#"
+import binascii, socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+for frame in sys.argv[1:]:
+    s.send(binascii.unhexlify(frame))
+"#;
+
+impl Lan {
+    /// The MAC of `eth0` in `host`'s namespace.
+    fn mac_of(&self, host: &str) -> [u8; 6] {
+        let out = run(self.exec(host, "cat").arg("/sys/class/net/eth0/address"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let bytes: Vec<u8> =
+            text.trim().split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+        bytes.try_into().unwrap()
+    }
+
+    /// Starts tcpdump on `host`'s `eth0`, writing what `filter` matches to `name`.pcap, and
+    /// waits (at most 5 s) until it listens.
+    fn capture(&mut self, host: &str, name: &str, filter: &str) -> PathBuf {
+        let file = self.dir.join(format!("{name}.pcap"));
+        let log = self.dir.join(format!("{name}.log"));
+        let child = self
+            .exec(host, "tcpdump")
+            .args(["-i", "eth0", "-n", "-U", "-w"])
+            .arg(&file)
+            .arg(filter)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("tcpdump");
+        self.children.push(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("listening on") {
+            assert!(Instant::now() < deadline, "tcpdump did not start on {host}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        file
+    }
+
+    /// What a capture holds so far, as `tcpdump -r -nn -e` prints it.
+    fn captured(&self, file: &PathBuf) -> String {
+        let out = Command::new("tcpdump").args(["-nn", "-e", "-r"]).arg(file).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn send_frames(&self, host: &str, frames: &[Vec<u8>]) {
+        let hex: Vec<String> =
+            frames.iter().map(|f| f.iter().map(|b| format!("{b:02x}")).collect()).collect();
+        run(self.exec(host, "python3").args(["-c", SEND_FRAMES]).args(&hex));
+    }
+}
+
+#[test]
+fn a_vlan_is_served_only_when_configured_and_frames_keep_their_tags() {
+    use dr_examples::frames::{SYN, arp_request, tcp4, with_vlans};
+    if !ready() {
+        return;
+    }
+    // The kernel here may have no VLAN devices, so the client sends tagged frames itself and
+    // the real servers' interfaces are watched: the frame the director forwards must carry
+    // the client's tag (a real server with a VLAN device would take it from there).
+    let mut lan = Lan::new("v");
+    let url = format!("http://{VIP}/who");
+    let (client, director) = (lan.mac_of("c"), lan.mac_of("d"));
+    let from_client = |mut frame: Vec<u8>| {
+        frame[0..6].copy_from_slice(&director);
+        frame[6..12].copy_from_slice(&client);
+        frame
+    };
+    let syn = |port| {
+        with_vlans(&from_client(tcp4("10.77.0.10", port, VIP, 80, SYN)), &[(0x8100, 0x2000 | 10)])
+    };
+    let mut arp = arp_request(VIP);
+    arp[6..12].copy_from_slice(&client);
+    arp[22..28].copy_from_slice(&client);
+    let arp = with_vlans(&arp, &[(0x8100, 10)]);
+
+    for (round, vlans) in [(0, "[0, 10]"), (1, "[0]")] {
+        let pid = lan.director(&on_vlans(vlans), &[]);
+        // The untagged LAN works either way (and the real servers' MACs are learned).
+        assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer:\n{}", lan.log());
+        let reals: Vec<PathBuf> = (1..=3)
+            .map(|i| {
+                lan.capture(&format!("r{i}"), &format!("r{i}-{round}"), "vlan and tcp port 80")
+            })
+            .collect();
+        let answers = lan.capture("c", &format!("c-{round}"), "vlan and arp");
+        lan.send_frames("c", &[arp.clone(), syn(50_000 + round), syn(50_100 + round)]);
+        std::thread::sleep(Duration::from_millis(1_000));
+        let at_reals: String = reals.iter().map(|f| lan.captured(f)).collect();
+        let answered = lan.captured(&answers);
+        if round == 0 {
+            // Forwarded with the tag it came with, priority bits too, to a real server.
+            assert_eq!(at_reals.matches("vlan 10, p 1").count(), 2, "{at_reals}\n{}", lan.log());
+            assert_eq!(at_reals.lines().count(), 2, "and nothing untagged: {at_reals}");
+            assert!(answered.contains("is-at"), "the ARP on VLAN 10 is answered: {answered}");
+            assert!(answered.contains("vlan 10"), "on VLAN 10: {answered}");
+        } else {
+            assert_eq!(at_reals, "", "VLAN 10 is not served, tagged or untagged: {at_reals}");
+            assert!(!answered.contains("is-at"), "nor answered on: {answered}");
+        }
+        lan.stop_director(pid);
+        if round == 1 {
+            let log = lan.log();
+            let line = log.lines().find(|l| l.contains("pass vlan-not-served")).unwrap_or("");
+            assert!(line.ends_with(" 3"), "three frames left to the host: {line:?}\n{log}");
+        }
+    }
+}

@@ -32,7 +32,7 @@
 //! what stays survive. A file that does not load is reported and changes nothing.
 
 use clap::Parser;
-use dr_core::{Config, Director, DriverOptions, FrameIo, ListingFormat};
+use dr_core::{Config, Director, DriverOptions, FrameIo};
 use dr_core::{RealEdit, RealId, ServiceKey};
 use dr_examples::config::{LoadOptions, Loaded, load_all};
 use dr_examples::control::{self, ControlSocket};
@@ -529,7 +529,7 @@ fn run(args: &Args) -> Result<(), String> {
         if many {
             println!("worker {i}:");
         }
-        print!("{}", d.listing(ListingFormat::Stats));
+        print!("{}", report::text(d));
     }
     failure.map_or(Ok(()), Err)
 }
