@@ -16,24 +16,50 @@ pub const DEFAULT_SOCKET: &str = "/run/dr-director.sock";
 pub struct ControlSocket {
     listener: UnixListener,
     path: PathBuf,
+    /// The socket file's device and inode, so that only our own file is removed.
+    file: (u64, u64),
+}
+
+/// A file's device and inode.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl ControlSocket {
-    /// Listens on `path` (a stale socket file there is replaced), mode 0600.
+    /// Listens on `path`, mode 0600. A socket file left there by a director that is gone is
+    /// replaced; one a running director answers on is never taken over, nor is any other
+    /// file.
     ///
     /// # Errors
     ///
     /// A message naming the path and what failed.
     pub fn bind(path: &Path) -> Result<Self, String> {
-        let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path)
-            .map_err(|e| format!("control socket {}: {e}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("control socket {}: {e}", path.display()))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| format!("control socket {}: {e}", path.display()))?;
-        Ok(Self { listener, path: path.to_path_buf() })
+        use std::os::unix::fs::FileTypeExt;
+        let fail = |e: std::io::Error| format!("control socket {}: {e}", path.display());
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                return Err(format!(
+                    "control socket {}: the path exists and is not a socket; remove it or give \
+                     another --control",
+                    path.display()
+                ));
+            }
+            if UnixStream::connect(path).is_ok() {
+                return Err(format!(
+                    "control socket {}: a running dr-director answers on it; stop that one or \
+                     give this one another --control",
+                    path.display()
+                ));
+            }
+            // Nobody listens: a director that is gone left it.
+            std::fs::remove_file(path).map_err(fail)?;
+        }
+        let listener = UnixListener::bind(path).map_err(fail)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+        listener.set_nonblocking(true).map_err(fail)?;
+        let file = identity(path).ok_or_else(|| fail(std::io::Error::other("it vanished")))?;
+        Ok(Self { listener, path: path.to_path_buf(), file })
     }
 
     /// Serves every request waiting now with `handle`, which turns a command line into its
@@ -62,8 +88,11 @@ impl ControlSocket {
 }
 
 impl Drop for ControlSocket {
+    /// Removes the socket file if it is still the one this director made.
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if identity(&self.path) == Some(self.file) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -124,6 +153,35 @@ mod tests {
         assert!(!path.exists(), "the socket file goes with the director");
         let mut nothing = String::new();
         let _ = std::fs::File::open(&path).map(|mut f| f.read_to_string(&mut nothing));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_live_socket_is_never_taken_over_and_a_stale_one_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("dr-control-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl.sock");
+        let first = ControlSocket::bind(&path).unwrap();
+        let err = ControlSocket::bind(&path).unwrap_err();
+        assert!(err.contains("a running dr-director answers on it"), "{err}");
+        assert!(path.exists(), "the refused one removed nothing");
+        drop(first);
+        // A socket file nobody listens on (a director that was killed) is replaced.
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let second = ControlSocket::bind(&path).unwrap();
+        // A file that is not a socket is never removed.
+        let other = dir.join("not-a-socket");
+        std::fs::write(&other, b"keep").unwrap();
+        let err = ControlSocket::bind(&other).unwrap_err();
+        assert!(err.contains("is not a socket"), "{err}");
+        assert_eq!(std::fs::read(&other).unwrap(), b"keep");
+        // A socket file replaced under a director is not removed by it.
+        std::fs::remove_file(&path).unwrap();
+        let replacement = UnixListener::bind(&path).unwrap();
+        drop(second);
+        assert!(path.exists(), "the other director's socket stays");
+        drop(replacement);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,6 +9,7 @@ pub mod control;
 pub mod frames;
 pub mod golden;
 pub mod health;
+pub mod instance;
 pub mod ipvsadm;
 pub mod metrics;
 pub mod netmask;

@@ -622,3 +622,45 @@ fn a_vlan_is_served_only_when_configured_and_frames_keep_their_tags() {
         }
     }
 }
+
+#[test]
+fn a_second_director_on_the_interface_or_the_control_socket_is_refused() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("s");
+    let pid = lan.director(CONFIG, &[]);
+    let url = format!("http://{VIP}/who");
+    assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
+    let config = lan.dir.join("director.toml");
+    let second = |iface: &str, control: &std::path::Path| {
+        lan.exec("d", env!("CARGO_BIN_EXE_dr-director"))
+            .args(["--iface", iface, "--no-preflight", "--config"])
+            .arg(&config)
+            .arg("--control")
+            .arg(control)
+            .output()
+            .unwrap()
+    };
+    // The same interface: refused, naming the director that has it.
+    let out = second("eth0", &lan.dir.join("other.sock"));
+    let says = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        says.contains(&format!("another dr-director already runs on eth0 (process {pid})")),
+        "{says}"
+    );
+    assert_eq!(says.matches("already runs").count(), 1, "said once: {says}");
+    // Another interface, the same control socket: refused, and the socket stays the first's.
+    ip(&["-n", &lan.ns("d"), "link", "add", "x0", "type", "veth", "peer", "name", "x1"]);
+    ip(&["-n", &lan.ns("d"), "link", "set", "x0", "up"]);
+    ip(&["-n", &lan.ns("d"), "link", "set", "x1", "up"]);
+    let out = second("x0", &lan.dir.join("ctl.sock"));
+    let says = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(says.contains("a running dr-director answers on it"), "{says}");
+    assert!(lan.ctl(&["-L", "-n"]).status.success(), "the first director's socket still answers");
+    // And the first still forwards, each request once.
+    assert!(lan.get(&url).is_some(), "{}", lan.log());
+    lan.stop_director(pid);
+}

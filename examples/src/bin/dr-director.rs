@@ -133,8 +133,8 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
+            // Once, on standard error with the rest of the log.
             error!("{message}");
-            eprintln!("dr-director: {message}");
             ExitCode::FAILURE
         }
     }
@@ -400,6 +400,10 @@ fn joined(outputs: Vec<Option<Result<String, String>>>) -> Result<String, String
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    // One director per interface: a second would forward every frame a second time.
+    let _lock = dr_examples::instance::InterfaceLock::take(&args.iface)?;
+    // Nor is a live director's control socket ever taken over.
+    let control = ControlSocket::bind(&args.control)?;
     // The interface's MAC first: the configuration may leave the director's MAC to it.
     let probe = AfPacket::open(&AfPacketConfig::new(&args.iface)).map_err(|e| e.to_string())?;
     let mac = probe.mac();
@@ -444,7 +448,6 @@ fn run(args: &Args) -> Result<(), String> {
 
     let mut checks = Health::start(&workers, settings.clone(), HashSet::new())?;
     let mut next_share = std::time::Instant::now();
-    let control = ControlSocket::bind(&args.control)?;
     let metrics = args.metrics.map(MetricsEndpoint::bind).transpose()?;
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) {
