@@ -112,7 +112,7 @@ pub struct AfPacket {
     blocks: usize,
     /// The next block to look at.
     current: usize,
-    tx: TxBatch,
+    tx: Tx,
     poll_timeout_ms: i32,
     mac: MacAddr,
     /// The interface's name and index, to tell an interface down from one gone.
@@ -175,7 +175,7 @@ impl AfPacket {
             block_size,
             blocks,
             current: 0,
-            tx: TxBatch::new(64),
+            tx: Tx { batch: TxBatch::new(64), unsent: 0, last_error: None },
             poll_timeout_ms: config.poll_timeout_ms,
             mac,
             interface: name.to_owned(),
@@ -237,6 +237,18 @@ impl AfPacket {
     /// Frames the ring truncated and the backend therefore did not process.
     pub fn truncated(&self) -> u64 {
         self.truncated
+    }
+
+    /// Frames to transmit that the kernel refused (`sendmmsg` errors such as `ENOBUFS` when
+    /// the device queue is full, or `EMSGSIZE`); they are dropped, as a router drops what
+    /// it cannot send, and never counted as transmitted.
+    pub fn unsent(&self) -> u64 {
+        self.tx.unsent
+    }
+
+    /// The error of the latest refused transmission, taken (so it is reported once).
+    pub fn take_send_error(&mut self) -> Option<std::io::Error> {
+        self.tx.last_error.take()
     }
 
     /// Frames whose VLAN tag the kernel had taken out and the backend could not put back
@@ -322,11 +334,6 @@ impl AfPacket {
         }
         places
     }
-
-    fn flush(&mut self) -> Result<(), Error> {
-        self.socket.send_batch(&mut self.tx).map_err(|e| Error::io("sending frames", e))?;
-        Ok(())
-    }
 }
 
 impl FrameIo for AfPacket {
@@ -367,17 +374,15 @@ impl FrameIo for AfPacket {
                 frames += n;
                 for ((bytes, verdict), (_, vnet)) in burst.iter().zip(&verdicts).zip(&places) {
                     let Some(header) = transmit_header(*verdict, *vnet) else { continue };
-                    if self.tx.is_full() {
-                        self.socket
-                            .send_batch(&mut self.tx)
-                            .map_err(|e| Error::io("sending frames", e))?;
+                    if self.tx.batch.is_full() {
+                        transmitted += self.tx.send(&self.socket);
                     }
-                    self.tx.push(header, bytes);
-                    transmitted += 1;
+                    self.tx.batch.push(header, bytes);
                 }
             }
-            // The batch points into this block: send before handing it back.
-            self.flush()?;
+            // The batch points into this block: send before handing it back. Whatever the
+            // kernel made of the sends, the block goes back once and its frames are done.
+            transmitted += self.tx.send(&self.socket);
             self.ring.release_block(base);
             self.current = (self.current + 1) % self.blocks;
         }
@@ -385,13 +390,39 @@ impl FrameIo for AfPacket {
     }
 
     fn send(&mut self, _now: Instant, frame: &[u8]) -> Result<(), Error> {
-        self.flush()?;
-        self.tx.push([0; VNET_HDR_LEN], frame);
-        self.flush()
+        self.tx.send(&self.socket);
+        self.tx.batch.push([0; VNET_HDR_LEN], frame);
+        if self.tx.send(&self.socket) == 1 {
+            return Ok(());
+        }
+        let error = self.tx.last_error.take();
+        Err(Error::io("sending a frame", error.unwrap_or_else(|| std::io::Error::other("refused"))))
     }
 
     fn now(&self) -> Instant {
         Instant::from_nanos(u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The transmit side: the batch of frames to send and what became of those refused.
+#[derive(Debug)]
+struct Tx {
+    batch: TxBatch,
+    /// Frames the verdict said to transmit that the kernel refused.
+    unsent: u64,
+    last_error: Option<std::io::Error>,
+}
+
+impl Tx {
+    /// Sends the queued frames and counts those the kernel refused. Returns how many it
+    /// took.
+    fn send(&mut self, socket: &Socket) -> usize {
+        let report = socket.send_batch(&mut self.batch);
+        self.unsent += report.refused as u64;
+        if let Some(error) = report.error {
+            self.last_error = Some(error);
+        }
+        report.sent
     }
 }
 
@@ -447,4 +478,126 @@ fn split_frames<'a>(
         (rest, start) = (tail, frame.offset + frame.snaplen);
     }
     frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dr_core::RealId;
+    use std::process::Command;
+    use std::time::{Duration, Instant as Clock};
+
+    /// A UDP frame to `dst` whose last byte is `tag`.
+    fn udp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], tag: u8) -> Vec<u8> {
+        let mut f = [dst_mac, src_mac].concat();
+        f.extend_from_slice(&[0x08, 0x00]);
+        let mut ip = vec![0x45, 0, 0, 29, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 7, 10, 0, 0, 100];
+        let sum = !ip.chunks(2).fold(0u32, |a, w| {
+            let s = a + u32::from(u16::from_be_bytes([w[0], w[1]]));
+            (s & 0xffff) + (s >> 16)
+        }) as u16;
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0x13, 0x88, 0x00, 0x35, 0, 9, 0, 0, tag]);
+        f.resize(60, 0);
+        f
+    }
+
+    /// Root is needed; in CI its absence is a failure, elsewhere a skip that says so.
+    fn privileged() -> bool {
+        let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+        if !root {
+            assert!(std::env::var_os("CI").is_none(), "CI must run the AF_PACKET tests as root");
+            eprintln!("skipped: the AF_PACKET tests need root");
+        }
+        root
+    }
+
+    struct Veth(String);
+
+    impl Drop for Veth {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+        }
+    }
+
+    /// Runs batches until `count` frames were seen or two seconds pass; returns the last
+    /// byte of each frame seen and how many were transmitted.
+    fn pump(
+        io: &mut AfPacket,
+        count: usize,
+        verdict: impl Fn(&mut [u8]) -> Verdict,
+    ) -> (Vec<u8>, usize) {
+        let (mut seen, mut transmitted) = (Vec::new(), 0);
+        let deadline = Clock::now() + Duration::from_secs(2);
+        while seen.len() < count && Clock::now() < deadline {
+            let batch = io
+                .process_batch(|_, frame| {
+                    seen.push(frame[42]);
+                    verdict(frame)
+                })
+                .unwrap();
+            transmitted += batch.transmitted;
+        }
+        (seen, transmitted)
+    }
+
+    #[test]
+    fn refused_sends_are_counted_and_every_frame_is_decided_once() {
+        if !privileged() {
+            return;
+        }
+        let (a, b) = ("drtu1a".to_string(), "drtu1b".to_string());
+        let _ = Command::new("ip").args(["link", "del", &a]).output();
+        let ok = |args: &[&str]| Command::new("ip").args(args).status().is_ok_and(|s| s.success());
+        assert!(ok(&["link", "add", &a, "type", "veth", "peer", "name", &b]));
+        let _veth = Veth(a.clone());
+        for end in [&a, &b] {
+            let _ = ok(&["link", "set", end, "addrgenmode", "none"]);
+            assert!(ok(&["link", "set", end, "up"]));
+        }
+        let config = AfPacketConfig::new(&a).with_vips(vec!["10.0.0.100".parse().unwrap()]);
+        let mut director = AfPacket::open(&config).unwrap();
+        let mut peer = AfPacket::open(&AfPacketConfig::new(&b)).unwrap();
+        let (dmac, pmac) = (director.mac().0, peer.mac().0);
+        for tag in 0..10 {
+            peer.send(Instant::ZERO, &udp_frame(dmac, pmac, tag)).unwrap();
+        }
+        // The kernel refuses the 4th and the 8th frame the director sends: ENOBUFS, as a
+        // full device queue does.
+        sys::faults::refuse(&[(3, libc::ENOBUFS), (7, libc::ENOBUFS)]);
+        let forward = |frame: &mut [u8]| {
+            frame[0..6].copy_from_slice(&pmac);
+            frame[6..12].copy_from_slice(&dmac);
+            Verdict::Forward { real: RealId::from_index(0) }
+        };
+        let (seen, transmitted) = pump(&mut director, 10, forward);
+        sys::faults::refuse(&[]);
+        assert_eq!(seen, (0..10).collect::<Vec<u8>>(), "every frame decided once, in order");
+        assert_eq!(transmitted, 8, "the refused ones are not counted as transmitted");
+        assert_eq!(director.unsent(), 2);
+        let error = director.take_send_error().unwrap();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOBUFS));
+        assert!(director.take_send_error().is_none(), "reported once");
+
+        // The others reached the peer, and the blocks went back: new frames are new.
+        let (back, _) = pump(&mut peer, 8, |_| Verdict::Drop(DropReason::OtherHost));
+        assert_eq!(back, [0, 1, 2, 4, 5, 6, 8, 9]);
+        for tag in 10..15 {
+            peer.send(Instant::ZERO, &udp_frame(dmac, pmac, tag)).unwrap();
+        }
+        let (seen, transmitted) = pump(&mut director, 5, forward);
+        assert_eq!(seen, (10..15).collect::<Vec<u8>>(), "no frame decided twice");
+        assert_eq!(transmitted, 5);
+        assert_eq!(director.unsent(), 2);
+    }
+
+    #[test]
+    fn a_refusal_plan_stops_a_send_before_the_refused_message() {
+        sys::faults::refuse(&[(2, libc::ENOBUFS)]);
+        assert_eq!(sys::faults::take(5), Ok(2), "the two before it are sent");
+        assert_eq!(sys::faults::take(3), Err(libc::ENOBUFS));
+        assert_eq!(sys::faults::take(2), Ok(2));
+        sys::faults::refuse(&[]);
+    }
 }

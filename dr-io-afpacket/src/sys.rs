@@ -242,37 +242,107 @@ impl Socket {
         Ok(Ring { ptr, len })
     }
 
-    /// Sends the prepared messages of `batch` with `sendmmsg`, as many as the kernel takes,
-    /// and empties it. Returns how many were sent.
-    pub(crate) fn send_batch(&self, batch: &mut TxBatch) -> io::Result<usize> {
-        let mut sent = 0;
-        while sent < batch.len {
-            // SAFETY: entries sent..len of batch.msgs are initialised by TxBatch::push, and
-            // point to iovecs and buffers that stay alive and unmoved until the batch is
-            // cleared (the caller keeps the ring block it points into).
-            let n = unsafe {
-                libc::sendmmsg(
-                    self.fd.as_raw_fd(),
-                    batch.msgs.as_mut_ptr().add(sent),
-                    (batch.len - sent) as libc::c_uint,
-                    0,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+    /// Sends the prepared messages of `batch` with `sendmmsg` and empties it. A message the
+    /// kernel refuses (`sendmmsg` reports the ones before it as sent, then the error) is
+    /// skipped and the rest are sent after it, so one refused frame costs only itself.
+    /// Bounded: each call either sends at least one message or refuses one.
+    pub(crate) fn send_batch(&self, batch: &mut TxBatch) -> SendReport {
+        let mut report = SendReport::default();
+        let mut at = 0;
+        while at < batch.len {
+            let n = self.sendmmsg(batch, at);
+            match n {
+                Ok(0) => {
+                    report.refused += batch.len - at;
+                    report.error = Some(io::Error::other("sendmmsg sent nothing"));
+                    break;
                 }
-                batch.len = 0;
-                return if sent > 0 { Ok(sent) } else { Err(e) };
+                Ok(n) => {
+                    report.sent += n;
+                    at += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    report.refused += 1;
+                    report.error = Some(e);
+                    at += 1;
+                }
             }
-            if n == 0 {
-                break;
-            }
-            sent += n as usize;
         }
         batch.len = 0;
-        Ok(sent)
+        report
+    }
+
+    /// One `sendmmsg` of the messages from `at` on.
+    fn sendmmsg(&self, batch: &mut TxBatch, at: usize) -> io::Result<usize> {
+        let len = batch.len - at;
+        #[cfg(test)]
+        let len = faults::take(len).map_err(io::Error::from_raw_os_error)?;
+        // SAFETY: entries at..at+len of batch.msgs are initialised by TxBatch::push, and
+        // point to iovecs and buffers that stay alive and unmoved until the batch is
+        // cleared (the caller keeps the ring block it points into).
+        let n = unsafe {
+            libc::sendmmsg(
+                self.fd.as_raw_fd(),
+                batch.msgs.as_mut_ptr().add(at),
+                len as libc::c_uint,
+                0,
+            )
+        };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    }
+}
+
+/// What one [`Socket::send_batch`] came to.
+#[derive(Debug, Default)]
+pub(crate) struct SendReport {
+    /// Messages the kernel took.
+    pub(crate) sent: usize,
+    /// Messages it refused.
+    pub(crate) refused: usize,
+    /// The last refusal's error.
+    pub(crate) error: Option<io::Error>,
+}
+
+/// Refusals to inject into `sendmmsg`, for the tests of what the backend does with them.
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// Message positions (counted over the batches sent since set) to refuse, with the
+        /// error number.
+        static PLAN: RefCell<(usize, Vec<(usize, i32)>)> = const { RefCell::new((0, Vec::new())) };
+    }
+
+    /// From now on, refuse the messages at these positions (0 the next one sent).
+    pub(crate) fn refuse(plan: &[(usize, i32)]) {
+        PLAN.with(|p| *p.borrow_mut() = (0, plan.to_vec()));
+    }
+
+    /// Called before a `sendmmsg` of `len` messages: the error to return for the first of
+    /// them, or how many to send, stopping before the next refused one as the kernel does
+    /// (the ones before it are sent, the call after them fails).
+    pub(crate) fn take(len: usize) -> Result<usize, i32> {
+        PLAN.with(|p| {
+            let (seen, plan) = &mut *p.borrow_mut();
+            let first = *seen;
+            let next = plan.iter().filter(|(pos, _)| *pos >= first).copied().min();
+            match next {
+                Some((pos, errno)) if pos == first => {
+                    *seen += 1;
+                    Err(errno)
+                }
+                Some((pos, _)) if pos < first + len => {
+                    *seen = pos;
+                    Ok(pos - first)
+                }
+                _ => {
+                    *seen += len;
+                    Ok(len)
+                }
+            }
+        })
     }
 }
 

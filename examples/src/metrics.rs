@@ -23,7 +23,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: Vec<(St
 
 /// The receive ring's counts as Prometheus text: what the kernel put in it, dropped for
 /// want of room, and froze; and what was truncated. Rendered after [`render`]'s families.
-pub fn render_ring(stats: RingStats, truncated: u64, vlan_lost: u64) -> String {
+pub fn render_ring(stats: RingStats, truncated: u64, vlan_lost: u64, unsent: u64) -> String {
     let mut out = String::new();
     family(
         &mut out,
@@ -31,12 +31,14 @@ pub fn render_ring(stats: RingStats, truncated: u64, vlan_lost: u64) -> String {
         "counter",
         "Frames at the receive ring, by fate: received by the socket, dropped because the ring \
          was full (the director fell behind), truncated (larger than a ring frame), vlan_lost \
-         (a VLAN tag the kernel had taken out could not be put back).",
+         (a VLAN tag the kernel had taken out could not be put back), unsent (to be transmitted, \
+         refused by the kernel: a full device queue, a frame over the MTU).",
         vec![
             ("fate=\"received\"".into(), stats.received),
             ("fate=\"dropped\"".into(), stats.dropped),
             ("fate=\"truncated\"".into(), truncated),
             ("fate=\"vlan_lost\"".into(), vlan_lost),
+            ("fate=\"unsent\"".into(), unsent),
         ],
     );
     family(
@@ -259,12 +261,13 @@ mod tests {
     #[test]
     fn ring_counts_render_and_merge() {
         let stats = RingStats { received: 10, dropped: 2, freezes: 1 };
-        let text = render_ring(stats, 3, 4);
+        let text = render_ring(stats, 3, 4, 5);
         assert!(text.contains("dr_ring_frames_total{fate=\"dropped\"} 2\n"), "{text}");
         assert!(text.contains("dr_ring_frames_total{fate=\"vlan_lost\"} 4\n"), "{text}");
+        assert!(text.contains("dr_ring_frames_total{fate=\"unsent\"} 5\n"), "{text}");
         assert!(text.contains("dr_ring_frames_total{fate=\"truncated\"} 3\n"), "{text}");
         assert!(text.contains("\ndr_ring_freezes_total 1\n"), "{text}");
-        let merged = merge(&[text.clone(), render_ring(RingStats::default(), 0, 0)]);
+        let merged = merge(&[text.clone(), render_ring(RingStats::default(), 0, 0, 0)]);
         assert!(merged.contains("dr_ring_freezes_total{worker=\"0\"} 1\n"), "{merged}");
         assert!(merged.contains("dr_ring_freezes_total{worker=\"1\"} 0\n"), "{merged}");
         assert!(

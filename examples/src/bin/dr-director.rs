@@ -495,7 +495,12 @@ fn run(args: &Args) -> Result<(), String> {
                             RingStats::default()
                         });
                         metrics::render(d)
-                            + &metrics::render_ring(ring, io.truncated(), io.vlan_lost())
+                            + &metrics::render_ring(
+                                ring,
+                                io.truncated(),
+                                io.vlan_lost(),
+                                io.unsent(),
+                            )
                     })
                     .into_iter()
                     .flatten()
