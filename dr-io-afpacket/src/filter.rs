@@ -1,7 +1,14 @@
-//! The classic BPF program that lets through only what a director needs: ARP, IPv4 to a
-//! VIP, IPv6 to a VIP or carrying ICMPv6 (Neighbor Discovery), and frames with an in-band
-//! VLAN tag (judged by the director). Everything else stays with the host's stack alone,
-//! and never crosses into the ring.
+//! The classic BPF programs of the backend.
+//!
+//! [`program`] lets through only what a director needs: ARP, IPv4 to a VIP, IPv6 to a VIP
+//! or carrying ICMPv6 (Neighbor Discovery), and frames with an in-band VLAN tag (judged by
+//! the director). Everything else stays with the host's stack alone, and never crosses into
+//! the ring.
+//!
+//! [`fanout_program`] picks the worker of a fanout group for each frame from its IP
+//! addresses alone, so every fragment of a datagram, which only the first carries ports
+//! for, goes where its first fragment went, and every packet of a flow with it, without the
+//! kernel reassembling anything.
 
 use std::net::IpAddr;
 
@@ -11,6 +18,19 @@ const LD_B_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
 const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const JA: u16 = 0x05; // BPF_JMP | BPF_JA
 const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+const RET_A: u16 = 0x16; // BPF_RET | BPF_A
+const TAX: u16 = 0x07; // BPF_MISC | BPF_TAX
+const XOR_X: u16 = 0xac; // BPF_ALU | BPF_XOR | BPF_X
+const MUL_K: u16 = 0x24; // BPF_ALU | BPF_MUL | BPF_K
+const RSH_K: u16 = 0x74; // BPF_ALU | BPF_RSH | BPF_K
+
+/// `SKF_AD_OFF + SKF_AD_PROTOCOL`: loads the frame's EtherType (after any VLAN tag the
+/// kernel took out), as a number.
+const AD_PROTOCOL: u32 = (-0x1000_i32) as u32;
+/// `SKF_AD_OFF + SKF_AD_RXHASH`: the kernel's flow hash.
+const AD_RXHASH: u32 = (-0x1000_i32 + 32) as u32;
+/// `SKF_NET_OFF`: loads relative to the network header, wherever the frame starts.
+const NET_OFF: u32 = (-0x10_0000_i32) as u32;
 
 const ACCEPT: u32 = 0x0004_0000; // 256 KiB: the whole frame
 const REJECT: u32 = 0;
@@ -34,6 +54,11 @@ enum Insn {
     },
     Jump(Label),
     Ret(u32),
+    /// Any instruction without a jump.
+    Op {
+        code: u16,
+        k: u32,
+    },
     Mark(Label),
 }
 
@@ -43,7 +68,43 @@ enum Label {
     Reject,
     NotIpv4,
     NotIpv6,
+    Mix,
     Next(usize),
+}
+
+/// The fanout program: for IPv4 and IPv6, the two addresses XORed word by word, mixed by a
+/// multiplication and its high half taken (the kernel takes the result modulo the number of
+/// workers); for anything else (ARP, QinQ), the kernel's own flow hash.
+pub(crate) fn fanout_program() -> Vec<libc::sock_filter> {
+    let mut p = vec![
+        Insn::Load { code: LD_W_ABS, offset: AD_PROTOCOL },
+        Insn::IfEq { k: 0x0800, then: Label::NotIpv4 },
+        Insn::IfEq { k: 0x86dd, then: Label::NotIpv6 },
+        Insn::Load { code: LD_W_ABS, offset: AD_RXHASH },
+        Insn::Op { code: RET_A, k: 0 },
+        // IPv4: source and destination (header bytes 12..20).
+        Insn::Mark(Label::NotIpv4),
+        Insn::Load { code: LD_W_ABS, offset: NET_OFF + 12 },
+        Insn::Op { code: TAX, k: 0 },
+        Insn::Load { code: LD_W_ABS, offset: NET_OFF + 16 },
+        Insn::Op { code: XOR_X, k: 0 },
+        Insn::Jump(Label::Mix),
+        // IPv6: source and destination (header bytes 8..40), eight words.
+        Insn::Mark(Label::NotIpv6),
+        Insn::Load { code: LD_W_ABS, offset: NET_OFF + 8 },
+    ];
+    for word in 1..8 {
+        p.push(Insn::Op { code: TAX, k: 0 });
+        p.push(Insn::Load { code: LD_W_ABS, offset: NET_OFF + 8 + 4 * word });
+        p.push(Insn::Op { code: XOR_X, k: 0 });
+    }
+    p.extend([
+        Insn::Mark(Label::Mix),
+        Insn::Op { code: MUL_K, k: 0x9e37_79b1 },
+        Insn::Op { code: RSH_K, k: 16 },
+        Insn::Op { code: RET_A, k: 0 },
+    ]);
+    assemble(&p).unwrap_or_default()
 }
 
 /// The program for a director owning `vips`.
@@ -144,6 +205,7 @@ fn assemble(program: &[Insn]) -> Option<Vec<libc::sock_filter>> {
             Insn::IfNe { k, otherwise } => (JEQ_K, 0, short(otherwise)?, k),
             Insn::Jump(label) => (JA, 0, 0, u32::try_from(rel(label)).ok()?),
             Insn::Ret(k) => (RET_K, 0, 0, k),
+            Insn::Op { code, k } => (code, 0, 0, k),
             Insn::Mark(_) => continue,
         };
         out.push(libc::sock_filter { code, jt, jf, k });
@@ -155,13 +217,25 @@ fn assemble(program: &[Insn]) -> Option<Vec<libc::sock_filter>> {
 mod tests {
     use super::*;
 
-    /// A classic BPF interpreter for the instructions the program uses.
-    fn run(program: &[libc::sock_filter], frame: &[u8]) -> u32 {
+    /// A classic BPF interpreter for the instructions the programs use, over an untagged
+    /// Ethernet frame (the network header at 14; `rxhash` for the kernel's flow hash).
+    fn run_with(program: &[libc::sock_filter], frame: &[u8], rxhash: u32) -> u32 {
         let mut pc = 0;
-        let mut a = 0u32;
+        let (mut a, mut x) = (0u32, 0u32);
         while let Some(i) = program.get(pc) {
             let load = |size: usize| -> Option<u32> {
-                let at = i.k as usize;
+                if i.k == AD_PROTOCOL {
+                    return Some(u32::from(u16::from_be_bytes(
+                        frame.get(12..14)?.try_into().ok()?,
+                    )));
+                }
+                if i.k == AD_RXHASH {
+                    return Some(rxhash);
+                }
+                let at = match i.k.checked_sub(NET_OFF) {
+                    Some(net) => 14 + net as usize,
+                    None => i.k as usize,
+                };
                 let bytes = frame.get(at..at + size)?;
                 Some(bytes.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)))
             };
@@ -180,11 +254,20 @@ mod tests {
                 JEQ_K => pc += usize::from(if a == i.k { i.jt } else { i.jf }),
                 JA => pc += i.k as usize,
                 RET_K => return i.k,
+                RET_A => return a,
+                TAX => x = a,
+                XOR_X => a ^= x,
+                MUL_K => a = a.wrapping_mul(i.k),
+                RSH_K => a >>= i.k,
                 other => panic!("unexpected opcode {other:#x}"),
             }
             pc += 1;
         }
         panic!("fell off the end");
+    }
+
+    fn run(program: &[libc::sock_filter], frame: &[u8]) -> u32 {
+        run_with(program, frame, 0)
     }
 
     fn frame(ether_type: u16, body: &[u8]) -> Vec<u8> {
@@ -242,5 +325,43 @@ mod tests {
         let p = program(&[]);
         assert_eq!(run(&p, &ipv4_to([10, 0, 0, 100])), REJECT);
         assert_eq!(run(&p, &frame(0x0806, &[0; 28])), ACCEPT);
+    }
+
+    /// An IPv4 datagram's header from `src` to `dst`, fragment offset `offset` (8-byte
+    /// units), with more fragments to come or not, and `ports` after it when it has them.
+    fn ipv4(src: [u8; 4], dst: [u8; 4], offset: u16, more: bool, ident: u16) -> Vec<u8> {
+        let flags = if more { 0x2000 } else { 0 } | offset;
+        let mut ip = vec![0x45, 0, 0, 60];
+        ip.extend_from_slice(&ident.to_be_bytes());
+        ip.extend_from_slice(&flags.to_be_bytes());
+        ip.extend_from_slice(&[64, 17, 0, 0]);
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        ip.extend_from_slice(&[0x13, 0x88, 0x00, 0x35, 0, 40, 0, 0]);
+        frame(0x0800, &ip)
+    }
+
+    #[test]
+    fn the_fanout_hash_is_of_the_addresses_alone() {
+        let p = fanout_program();
+        let hash = |frame: &[u8]| run_with(&p, frame, 0xdead_beef);
+        // By hand: 192.0.2.7 ^ 10.0.0.100, times 0x9e3779b1, the high half.
+        let expected = ((0xc000_0207_u32 ^ 0x0a00_0064).wrapping_mul(0x9e37_79b1)) >> 16;
+        let (src, dst) = ([192, 0, 2, 7], [10, 0, 0, 100]);
+        assert_eq!(hash(&ipv4(src, dst, 0, true, 1)), expected, "a first fragment");
+        assert_eq!(hash(&ipv4(src, dst, 185, true, 1)), expected, "a later one");
+        assert_eq!(hash(&ipv4(src, dst, 370, false, 1)), expected, "the last one");
+        assert_eq!(hash(&ipv4(src, dst, 0, false, 2)), expected, "a whole datagram");
+        assert_ne!(hash(&ipv4([192, 0, 2, 8], dst, 0, false, 2)), expected, "another client");
+        // Both ends swapped: the same worker (XOR is symmetric).
+        assert_eq!(hash(&ipv4(dst, src, 0, false, 3)), expected);
+        // IPv6: the eight address words.
+        let v6 = ipv6(17, "2001:db8::100".parse().unwrap());
+        let words: Vec<u32> =
+            v6[22..54].chunks(4).map(|w| u32::from_be_bytes(w.try_into().unwrap())).collect();
+        let folded = words.iter().fold(0, |a, w| a ^ w);
+        assert_eq!(hash(&v6), folded.wrapping_mul(0x9e37_79b1) >> 16);
+        // Anything else: the kernel's hash.
+        assert_eq!(hash(&frame(0x0806, &[0; 28])), 0xdead_beef);
     }
 }

@@ -11,8 +11,10 @@
 //! - the socket never sees its own transmissions (`PACKET_IGNORE_OUTGOING`);
 //! - a classic BPF filter lets through only ARP, IPv4 and IPv6 to the VIPs, ICMPv6
 //!   (Neighbor Discovery) and VLAN-tagged frames ([`AfPacketConfig::vips`]);
-//! - several workers can share the interface in a `PACKET_FANOUT` group (hash mode), each
-//!   seeing whole flows ([`AfPacketConfig::fanout`]).
+//! - several workers can share the interface in a `PACKET_FANOUT` group, each seeing whole
+//!   flows: a classic BPF program picks the worker from the IP addresses alone, so every
+//!   fragment of a datagram reaches the worker that saw its first fragment, and nothing is
+//!   reassembled by the kernel ([`AfPacketConfig::fanout`]).
 //!
 //! **Offloads.** On veth, virtio and most NICs the kernel hands a packet socket frames whose
 //! TCP/UDP checksum is not filled in yet, and segmentation-offloaded frames larger than the
@@ -59,8 +61,8 @@ pub struct AfPacketConfig {
     pub interface: String,
     /// The VIPs whose traffic the BPF filter lets through; `None` for no filter.
     pub vips: Option<Vec<IpAddr>>,
-    /// Join this `PACKET_FANOUT` group (hash mode), to share the interface with other
-    /// workers.
+    /// Join this `PACKET_FANOUT` group, to share the interface with other workers; each
+    /// frame goes to the worker its IP addresses hash to.
     pub fanout: Option<u16>,
     /// Ring block size in bytes (a power of two, at least one page; default 1 MiB, room for
     /// offloaded 64 KiB frames).
@@ -167,7 +169,9 @@ impl AfPacket {
         let (ring, block_size, blocks) = Self::ring(&socket, config)?;
         socket.bind(ifindex).map_err(|e| Error::io("binding to the interface", e))?;
         if let Some(group) = config.fanout {
-            socket.join_fanout(group).map_err(|e| Error::io("joining the fanout group", e))?;
+            socket
+                .join_fanout(group, &filter::fanout_program())
+                .map_err(|e| Error::io("joining the fanout group", e))?;
         }
         Ok(Self {
             socket,

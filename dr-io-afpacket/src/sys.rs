@@ -20,11 +20,11 @@ const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_VERSION: libc::c_int = 10;
 const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_FANOUT: libc::c_int = 18;
+const PACKET_FANOUT_DATA: libc::c_int = 22;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-/// `PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG`: flows by their hash, fragments
-/// reassembled for the hash only.
-const FANOUT_HASH_DEFRAG: u32 = 0x8000;
+/// `PACKET_FANOUT_CBPF`: the group's classic BPF program picks each frame's socket.
+const FANOUT_CBPF: u32 = 6;
 
 /// A block the kernel has handed over.
 pub(crate) const TP_STATUS_USER: u32 = 1;
@@ -118,10 +118,15 @@ impl Socket {
         self.set_option(PACKET_RX_RING, request)
     }
 
-    /// Joins fanout group `group` in hash mode.
-    pub(crate) fn join_fanout(&self, group: u16) -> io::Result<()> {
-        let arg: u32 = u32::from(group) | (FANOUT_HASH_DEFRAG << 16);
-        self.set_option(PACKET_FANOUT, &arg)
+    /// Joins fanout group `group`, whose members are picked by `program` (classic BPF,
+    /// `PACKET_FANOUT_CBPF`): nothing is reassembled for the choice.
+    pub(crate) fn join_fanout(&self, group: u16, program: &[libc::sock_filter]) -> io::Result<()> {
+        let arg: u32 = u32::from(group) | (FANOUT_CBPF << 16);
+        self.set_option(PACKET_FANOUT, &arg)?;
+        let len = u16::try_from(program.len())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let fprog = libc::sock_fprog { len, filter: program.as_ptr().cast_mut() };
+        self.set_option(PACKET_FANOUT_DATA, &fprog)
     }
 
     /// Attaches a classic BPF program.

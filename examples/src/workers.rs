@@ -1,7 +1,8 @@
 //! dr-director's workers: each a thread that owns a [`Director`] and its `AfPacket` ring and
 //! drives them, taking jobs (control commands, reloads, health changes, listings) between
-//! batches. With several workers the rings share a `PACKET_FANOUT` group in hash mode, so
-//! every packet of a flow (fragments included) reaches the same worker.
+//! batches. With several workers the rings share a `PACKET_FANOUT` group whose program picks
+//! the worker from the IP addresses, so every packet of a flow (each fragment included, none
+//! reassembled) reaches the same worker.
 
 use dr_core::{Director, Driver, DriverOptions};
 use dr_io_afpacket::AfPacket;

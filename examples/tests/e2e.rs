@@ -664,3 +664,74 @@ fn a_second_director_on_the_interface_or_the_control_socket_is_refused() {
     assert!(lan.get(&url).is_some(), "{}", lan.log());
     lan.stop_director(pid);
 }
+
+/// Echoes every UDP datagram to VIP:5000 back to its sender, from the VIP.
+const UDP_ECHO: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5000))
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data, peer)
+"#;
+
+/// Sends datagrams of `size` bytes to VIP:5000, each from a new socket (a new flow), and
+/// prints how many came back whole.
+const UDP_CLIENT: &str = r#"
+import socket, sys
+vip, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+whole = 0
+for i in range(count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.connect((vip, 5000))
+    payload = bytes([i % 251]) * size
+    s.send(payload)
+    try:
+        whole += s.recv(65535) == payload
+    except socket.timeout:
+        pass
+    s.close()
+print(whole)
+"#;
+
+#[test]
+fn fragmented_udp_goes_through_several_workers_whole() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("f");
+    for i in 1..=3 {
+        let echo = lan
+            .exec(&format!("r{i}"), "python3")
+            .args(["-c", UDP_ECHO, VIP])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 UDP echo");
+        lan.children.push(echo);
+    }
+    let config = format!(
+        "{CONFIG}\n[[service]]\nproto = \"udp\"\nvip = \"{VIP}\"\nport = 5000\nscheduler = \"rr\"\n\n\
+         [service.health]\nkind = \"none\"\n\n[[service.real]]\nip = \"10.77.0.11\"\n\n\
+         [[service.real]]\nip = \"10.77.0.12\"\n"
+    );
+    let pid = lan.director(&config, &["--workers", "2"]);
+    let url = format!("http://{VIP}/who");
+    assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
+    // 3000 bytes: three fragments each way on a 1500-byte LAN. Every datagram comes back
+    // whole: its fragments all reached one worker, which sent them on as they came.
+    let out = run(lan.exec("c", "python3").args(["-c", UDP_CLIENT, VIP, "12", "3000"]));
+    let whole = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(whole, "12", "datagrams echoed whole:\n{}", lan.log());
+    lan.stop_director(pid);
+    let log = lan.log();
+    let forwarded: u64 = log
+        .lines()
+        .filter(|l| l.starts_with("templates:"))
+        .filter_map(|l| {
+            l.rsplit("fragments: ").next()?.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    assert_eq!(forwarded, 24, "two later fragments of each datagram forwarded:\n{log}");
+}

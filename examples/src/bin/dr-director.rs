@@ -17,8 +17,9 @@
 //! `--json`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -Z`. `--metrics ADDR` serves the
 //! counters to Prometheus (off by default).
 //!
-//! `--workers N` runs N threads, each with its own ring in a `PACKET_FANOUT` group (hash
-//! mode: every packet of a flow, fragments too, reaches the same worker) and its own
+//! `--workers N` runs N threads, each with its own ring in a `PACKET_FANOUT` group (the
+//! worker is chosen from the packet's IP addresses alone, so every packet of a client, each
+//! fragment of a datagram too, reaches the same worker, and nothing is reassembled) and its own
 //! director and connection table. Control commands, reloads and health changes apply to all
 //! of them; listings show each worker; metrics carry a `worker` label; MACs learned by one
 //! are given to all. What changes: each worker schedules its own share of the new
