@@ -114,7 +114,12 @@ impl Config {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every field as [`Director::new`](crate::Director::new) does.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the field that is out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.mac.is_unicast() {
             return Err(ConfigError::DirectorMac(self.mac));
         }
@@ -222,6 +227,9 @@ pub enum ConfigError {
     },
     /// More services or real servers than a director holds (65 535 each).
     TooMany(&'static str),
+    /// A field that sizes memory reserved at construction differs from the running
+    /// director's: it takes a new director (a restart).
+    NeedsRestart(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -299,6 +307,11 @@ impl fmt::Display for ConfigError {
                 f,
                 "real server {addr} is configured with mac {existing} and {new}: one address, \
                  one MAC"
+            ),
+            Self::NeedsRestart(field) => write!(
+                f,
+                "director.{field} cannot change while the director runs (its memory is \
+                 reserved at start): restart to apply it"
             ),
             Self::TooMany(what) => write!(f, "too many {what}: a director holds at most 65535"),
         }

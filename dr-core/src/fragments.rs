@@ -85,6 +85,12 @@ impl Fragments {
         self.entries.get_mut(start..start + WAYS).unwrap_or_default()
     }
 
+    /// Changes how long datagrams are tracked after their latest fragment (from the next
+    /// fragment on).
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     /// Remembers where the first fragment of `id` went, until `now + timeout`.
     pub(crate) fn insert(&mut self, id: DatagramId, target: FragmentTarget, now: Instant) {
         let expires = now.saturating_add(self.timeout);

@@ -126,6 +126,12 @@ impl Neighbours {
         self.refresh_due = self.entries.iter().filter_map(|e| e.refresh_at(refresh)).min();
     }
 
+    /// Changes the refresh interval (zero: never).
+    pub(crate) fn set_refresh(&mut self, refresh: Duration) {
+        self.refresh = refresh;
+        self.update_refresh_due();
+    }
+
     pub(crate) fn get(&self, id: NeighbourId) -> &Neighbour {
         &self.entries[id.index()]
     }
@@ -171,6 +177,34 @@ impl Neighbours {
         self.index.insert(addr, id);
         self.unresolved += usize::from(mac.is_none());
         Ok(id)
+    }
+
+    /// Makes `addr`'s MAC the configured `mac` (static), or, with `None`, leaves it to be
+    /// learned: the MAC it had is kept until a refresh, asked for at once, answers.
+    /// Returns the entry when it changed.
+    pub(crate) fn configure(&mut self, addr: IpAddr, mac: Option<MacAddr>) -> Option<NeighbourId> {
+        let id = self.find(addr)?;
+        let entry = &mut self.entries[id.index()];
+        let changed = match mac {
+            Some(mac) => {
+                let changed = !entry.is_static || entry.mac != Some(mac);
+                if entry.mac.is_none() {
+                    self.unresolved -= 1;
+                }
+                entry.mac = Some(mac);
+                entry.is_static = true;
+                changed
+            }
+            None if entry.is_static => {
+                entry.is_static = false;
+                entry.confirmed_at = None;
+                entry.requested_at = None;
+                true
+            }
+            None => false,
+        };
+        self.update_refresh_due();
+        changed.then_some(id)
     }
 
     /// What a frame seen at `now`, saying that `addr` is at `mac`, does to the table: an

@@ -167,6 +167,9 @@ pub struct Loaded {
     pub director: Director,
     /// Each service's health check (`[service.health]`, or the defaults).
     pub health: Vec<(ServiceId, HealthCheck)>,
+    /// The director's configuration as the file gives it (the director itself may have
+    /// been built with smaller tables: see [`load_small`]).
+    pub config: Config,
 }
 
 /// Loads a configuration file's text into a director, keeping the health checks.
@@ -175,6 +178,22 @@ pub struct Loaded {
 ///
 /// A [`LineError`] naming the field and line of the first problem.
 pub fn load_all(text: &str, options: LoadOptions) -> Result<Loaded, LineError> {
+    load_with(text, options, false)
+}
+
+/// Loads a configuration file's text as [`load_all`] does, every value checked, but builds
+/// the director with the smallest tables (one connection entry, no fragment table): to
+/// compare a file with a running director, as a reload does, without reserving a second
+/// connection table. [`Loaded::config`] holds the file's own values.
+///
+/// # Errors
+///
+/// A [`LineError`] naming the field and line of the first problem.
+pub fn load_small(text: &str, options: LoadOptions) -> Result<Loaded, LineError> {
+    load_with(text, options, true)
+}
+
+fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, LineError> {
     let file: File = toml::from_str(text).map_err(|e| LineError {
         line: e.span().map(|s| line_of(text, s.start)),
         message: e.message().trim_end().to_string(),
@@ -230,7 +249,18 @@ pub fn load_all(text: &str, options: LoadOptions) -> Result<Loaded, LineError> {
         let t = timeouts.get_ref();
         config.timeouts = TimeoutSettings { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp };
     }
-    let mut director = Director::new(config).map_err(|e| {
+    let file_config = config.clone();
+    let director = match config.validate() {
+        Ok(()) if small => {
+            let mut small = config;
+            small.capacity = 1;
+            small.fragment_capacity = 0;
+            Director::new(small)
+        }
+        Ok(()) => Director::new(config),
+        Err(e) => Err(e),
+    };
+    let mut director = director.map_err(|e| {
         let span = match e {
             dr_core::ConfigError::Capacity(_) => file.director.capacity.as_ref().map(Spanned::span),
             dr_core::ConfigError::Timeout { .. } => file.timeouts.as_ref().map(Spanned::span),
@@ -360,7 +390,7 @@ pub fn load_all(text: &str, options: LoadOptions) -> Result<Loaded, LineError> {
             })?;
         }
     }
-    Ok(Loaded { director, health })
+    Ok(Loaded { director, health, config: file_config })
 }
 
 /// `persistent` (seconds; absent or 0: none) and `netmask` (a mask or a prefix length).

@@ -3,7 +3,8 @@
 //! differs changes, and every connection of a service or real server that stays survives.
 
 use dr_core::{
-    ConfigError, Director, RealConfig, RealEdit, RealId, ServiceConfig, ServiceId, ServiceKey,
+    Config, ConfigError, Director, RealConfig, RealEdit, RealId, ServiceConfig, ServiceId,
+    ServiceKey,
 };
 use std::net::IpAddr;
 
@@ -22,8 +23,10 @@ pub enum Change {
     EditReal(ServiceKey, IpAddr),
     /// `-d`: a real server removed from a service.
     RemoveReal(ServiceKey, IpAddr),
-    /// `--set`: the timeouts.
-    Timeouts,
+    /// A real server's configured MAC set, changed or left to be learned.
+    RealMac(IpAddr),
+    /// A field of `[director]` (or `[timeouts]`, as `timeouts`).
+    Director(&'static str),
 }
 
 impl std::fmt::Display for Change {
@@ -35,7 +38,8 @@ impl std::fmt::Display for Change {
             Self::AddReal(k, a) => write!(f, "added real server {a} to {k}"),
             Self::EditReal(k, a) => write!(f, "edited real server {a} of {k}"),
             Self::RemoveReal(k, a) => write!(f, "removed real server {a} from {k}"),
-            Self::Timeouts => f.write_str("set the timeouts"),
+            Self::RealMac(a) => write!(f, "set the MAC of real server {a}"),
+            Self::Director(field) => write!(f, "set director.{field}"),
         }
     }
 }
@@ -47,19 +51,24 @@ fn reals_of(director: &Director, service: ServiceId) -> Vec<(IpAddr, RealId)> {
         .unwrap_or_default()
 }
 
-/// Makes `running` serve what `wanted` describes. The real servers of a new or changed
-/// service are added in `wanted`'s order (oldest first), so the schedulers meet them as a
-/// fresh start would.
+/// Makes `running` serve what `wanted` and its configuration `config` (the file's
+/// `[director]` and `[timeouts]`, as [`Loaded::config`](crate::config::Loaded::config)
+/// holds them) describe: every field of the configuration, every service, real server,
+/// weight, threshold and configured MAC. The real servers of a new or changed service are
+/// added in `wanted`'s order (oldest first), so the schedulers meet them as a fresh start
+/// would. `wanted` may have been built with small tables ([`crate::config::load_small`]).
 ///
 /// # Errors
 ///
-/// The first refusal of the running director; the changes before it stay made.
-pub fn apply(running: &mut Director, wanted: &Director) -> Result<Vec<Change>, ConfigError> {
-    let mut changes = Vec::new();
-    if running.timeouts().settings() != wanted.timeouts().settings() {
-        running.set_timeouts(wanted.timeouts().settings())?;
-        changes.push(Change::Timeouts);
-    }
+/// A field that needs a restart ([`ConfigError::NeedsRestart`]: nothing is changed then),
+/// or the first refusal of the running director (the changes before it stay made).
+pub fn apply(
+    running: &mut Director,
+    wanted: &Director,
+    config: &Config,
+) -> Result<Vec<Change>, ConfigError> {
+    let mut changes: Vec<Change> =
+        running.reconfigure(config)?.into_iter().map(Change::Director).collect();
     // Services that are gone.
     let gone: Vec<(ServiceId, ServiceKey)> = running
         .services()
@@ -115,6 +124,13 @@ pub fn apply(running: &mut Director, wanted: &Director) -> Result<Vec<Change>, C
                         running.edit_real(*real, edit)?;
                         changes.push(Change::EditReal(key, *addr));
                     }
+                    let mac = wanted.configured_mac(*addr);
+                    if running.configured_mac(*addr) != mac
+                        && running.set_configured_mac(*addr, mac)?
+                        && !changes.contains(&Change::RealMac(*addr))
+                    {
+                        changes.push(Change::RealMac(*addr));
+                    }
                 }
                 None => {
                     let (upper, lower) = w.thresholds();
@@ -136,7 +152,7 @@ pub fn apply(running: &mut Director, wanted: &Director) -> Result<Vec<Change>, C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{LoadOptions, load};
+    use crate::config::{LoadOptions, Loaded, load_all, load_small};
     use dr_core::{Instant, Verdict};
 
     const OPTIONS: LoadOptions = LoadOptions {
@@ -148,6 +164,16 @@ mod tests {
 
     fn config(services: &str) -> String {
         format!("[director]\nmac = \"02:00:00:00:00:01\"\n{services}")
+    }
+
+    fn load(text: &str, options: LoadOptions) -> Result<Director, crate::LineError> {
+        load_all(text, options).map(|loaded| loaded.director)
+    }
+
+    /// `running` made to serve `text`, as a reload does.
+    fn reload(running: &mut Director, text: &str) -> Result<Vec<Change>, ConfigError> {
+        let Loaded { director, config, .. } = load_small(text, OPTIONS).unwrap();
+        apply(running, &director, &config)
     }
 
     const WEB: &str = r#"
@@ -175,8 +201,7 @@ mac = "02:00:00:00:00:12"
         let served_by = running.real(real).unwrap().addr();
 
         // Same file: nothing to do.
-        let same = load(&config(WEB), OPTIONS).unwrap();
-        assert_eq!(apply(&mut running, &same).unwrap(), []);
+        assert_eq!(reload(&mut running, &config(WEB)).unwrap(), []);
 
         // New weights, a new server, one removed, a new service, wlc instead of rr.
         let new = WEB.replace("scheduler = \"rr\"", "scheduler = \"wlc\"").replace(
@@ -184,7 +209,7 @@ mac = "02:00:00:00:00:12"
             "ip = \"10.0.0.13\"\nmac = \"02:00:00:00:00:13\"\nweight = 5",
         ) + "\n[[service]]\nproto = \"udp\"\nvip = \"10.0.0.100\"\nport = 53\n";
         let wanted = load(&config(&new), OPTIONS).unwrap();
-        let changes = apply(&mut running, &wanted).unwrap();
+        let changes = reload(&mut running, &config(&new)).unwrap();
         let key = running.services().next().unwrap().1.key();
         let udp = wanted.services().nth(1).unwrap().1.key();
         let a = |s: &str| s.parse::<IpAddr>().unwrap();
@@ -206,12 +231,62 @@ mac = "02:00:00:00:00:12"
             assert_eq!(verdict, Verdict::Drop(dr_core::DropReason::RealRemoved));
         }
         // And the running director now matches the file: applying it again changes nothing.
-        assert_eq!(apply(&mut running, &wanted).unwrap(), []);
+        assert_eq!(reload(&mut running, &config(&new)).unwrap(), []);
 
         // A service dropped from the file goes.
-        let back = load(&config(WEB), OPTIONS).unwrap();
-        let changes = apply(&mut running, &back).unwrap();
+        let changes = reload(&mut running, &config(WEB)).unwrap();
         assert!(changes.contains(&Change::RemoveService(udp)), "{changes:?}");
         assert_eq!(running.services().count(), 1);
+    }
+
+    #[test]
+    fn every_director_field_and_configured_mac_is_applied_or_refused() {
+        let mut running = load(&config(WEB), OPTIONS).unwrap();
+        let text = config(WEB).replace(
+            "[director]\n",
+            "[director]\ndecrement_ttl = true\nconn_reuse_mode = 2\nvlans = [0, 10]\n\
+             expire_nodest_conn = true\nicmp_echo = false\nneighbour_refresh = 30\n\
+             fragment_timeout = 9\n",
+        ) + "\n[timeouts]\ntcp = 600\n";
+        let changes = reload(&mut running, &text).unwrap();
+        for field in [
+            "decrement_ttl",
+            "conn_reuse_mode",
+            "vlans",
+            "expire_nodest_conn",
+            "icmp_echo",
+            "neighbour_refresh",
+            "fragment_timeout",
+            "timeouts",
+        ] {
+            assert!(changes.contains(&Change::Director(field)), "{field}: {changes:?}");
+        }
+        assert_eq!(changes.len(), 8, "{changes:?}");
+        let c = running.config();
+        assert!(c.decrement_ttl && c.expire_nodest_conn && !c.icmp_echo);
+        assert_eq!(c.conn_reuse_mode, 2);
+        assert_eq!(running.timeouts().settings().tcp, 600);
+        assert_eq!(reload(&mut running, &text).unwrap(), [], "applied: nothing left to do");
+
+        // A real server's configured MAC: changed, then left to be learned.
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        let moved = text.replace("02:00:00:00:00:11", "02:00:00:00:00:99");
+        assert_eq!(reload(&mut running, &moved).unwrap(), [Change::RealMac(a("10.0.0.11"))]);
+        assert_eq!(
+            running.configured_mac(a("10.0.0.11")),
+            Some(dr_core::MacAddr([2, 0, 0, 0, 0, 0x99]))
+        );
+        let learned = moved.replace("mac = \"02:00:00:00:00:99\"\n", "");
+        let options = LoadOptions { require_real_macs: false, ..OPTIONS };
+        let Loaded { director, config: wanted, .. } = load_small(&learned, options).unwrap();
+        let changes = apply(&mut running, &director, &wanted).unwrap();
+        assert_eq!(changes, [Change::RealMac(a("10.0.0.11"))]);
+        assert_eq!(running.configured_mac(a("10.0.0.11")), None);
+
+        // The table's size needs a restart: refused, naming it, and nothing changed.
+        let bigger = text.replace("[director]\n", "[director]\ncapacity = 4096\n");
+        let err = reload(&mut running, &bigger).unwrap_err();
+        assert!(err.to_string().contains("director.capacity cannot change"), "{err}");
+        assert!(running.config().decrement_ttl, "nothing was undone");
     }
 }

@@ -398,10 +398,15 @@ fn http_through_the_director_in_namespaces() {
         .expect("python3 client");
     lan.children.push(held);
     std::thread::sleep(Duration::from_millis(500));
+    // A control command the reload will undo, and a [director] field it must apply.
+    assert!(
+        lan.ctl(&["-e", "-t", "10.77.0.100:80", "-r", "10.77.0.11", "-w", "7"]).status.success()
+    );
     let reweighted = CONFIG
         .replace("weight = 3", "weight = 1")
         .replace("weight = 2", "weight = 3")
-        .replace("weight = 1\n\n[[service]]", "weight = 5\n\n[[service]]");
+        .replace("weight = 1\n\n[[service]]", "weight = 5\n\n[[service]]")
+        .replace("[director]\n", "[director]\ndecrement_ttl = true\n");
     std::fs::write(lan.dir.join("director.toml"), reweighted).unwrap();
     run(Command::new("kill").args(["-HUP", &pid.to_string()]));
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -409,6 +414,14 @@ fn http_through_the_director_in_namespaces() {
         assert!(Instant::now() < deadline, "no reload:\n{}", lan.log());
         std::thread::sleep(Duration::from_millis(50));
     }
+    let log = lan.log();
+    assert!(log.contains("reload: set director.decrement_ttl"), "{log}");
+    assert!(
+        log.contains(
+            "reload: the file replaces what this control command changed: -e -t 10.77.0.100:80"
+        ),
+        "{log}"
+    );
     let mut counts = std::collections::BTreeMap::new();
     for _ in 0..4 {
         let who = lan.get(&url).unwrap_or_else(|| panic!("a request failed:\n{}", lan.log()));

@@ -6,7 +6,7 @@
 
 use super::martian::VipFilter;
 use super::{Director, is_unicast_host, release};
-use crate::config::{ConfigError, validate_timeouts};
+use crate::config::{Config, ConfigError, validate_timeouts};
 use crate::conn::TimeoutSettings;
 use crate::sched::{Dests, SchedFlags, Scheduler, SchedulerKind};
 use crate::service::{
@@ -292,6 +292,103 @@ impl Director {
         self.timeouts.apply(settings);
         self.config.timeouts = self.timeouts.settings();
         Ok(())
+    }
+}
+
+impl Director {
+    /// The MAC configured for real-server address `addr` (static), if one is: `None` when it
+    /// is learned, or `addr` is no real server's.
+    pub fn configured_mac(&self, addr: core::net::IpAddr) -> Option<crate::mac::MacAddr> {
+        let entry = self.neighbours.get(self.neighbours.find(addr)?);
+        entry.mac.filter(|_| entry.is_static)
+    }
+
+    /// Configures the MAC of real-server address `addr` for every service it is in, as
+    /// [`RealConfig::with_mac`] would have (`None`: learned from the director's requests
+    /// from now on, the current MAC kept until an answer replaces it). Returns whether
+    /// anything changed.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::RealMac`] for a MAC that is not unicast, [`ConfigError::UnknownReal`]
+    /// when no real server has that address.
+    pub fn set_configured_mac(
+        &mut self,
+        addr: core::net::IpAddr,
+        mac: Option<crate::mac::MacAddr>,
+    ) -> Result<bool, ConfigError> {
+        if let Some(mac) = mac.filter(|m| !m.is_unicast()) {
+            return Err(ConfigError::RealMac(mac));
+        }
+        if self.neighbours.find(addr).is_none() {
+            return Err(ConfigError::UnknownReal);
+        }
+        let Some(id) = self.neighbours.configure(addr, mac) else { return Ok(false) };
+        let mac = self.neighbours.get(id).mac;
+        for real in self.reals.iter_mut().filter(|r| r.neighbour == id) {
+            real.mac = mac;
+        }
+        Ok(true)
+    }
+
+    /// Applies every field of `config` that differs from the running one, as if the
+    /// director had been built with it, and returns the names of the fields it changed.
+    /// The connections live on. Fields that size memory reserved at construction
+    /// (`capacity`, `fragment_capacity`) cannot change: when one differs nothing changes and
+    /// the error names it. The hash seed is kept (it is the running table's key).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NeedsRestart`] naming the field, or the error [`Director::new`]
+    /// would give for `config`; nothing is changed then.
+    pub fn reconfigure(&mut self, config: &Config) -> Result<Vec<&'static str>, ConfigError> {
+        config.validate()?;
+        let old = &self.config;
+        if config.capacity != old.capacity {
+            return Err(ConfigError::NeedsRestart("capacity"));
+        }
+        if config.fragment_capacity != old.fragment_capacity {
+            return Err(ConfigError::NeedsRestart("fragment_capacity"));
+        }
+        let mut changed = Vec::new();
+        let mut note = |differs: bool, name: &'static str| {
+            if differs {
+                changed.push(name);
+            }
+        };
+        note(config.mac != old.mac, "mac");
+        note(config.decrement_ttl != old.decrement_ttl, "decrement_ttl");
+        let mut timeouts = crate::conn::Timeouts::default();
+        timeouts.apply(config.timeouts);
+        note(timeouts != self.timeouts, "timeouts");
+        note(config.ipv4 != old.ipv4, "ipv4");
+        note(config.ipv6 != old.ipv6, "ipv6");
+        note(config.neighbour_retry != old.neighbour_retry, "neighbour_retry");
+        note(config.neighbour_refresh != old.neighbour_refresh, "neighbour_refresh");
+        note(config.expire_nodest_conn != old.expire_nodest_conn, "expire_nodest_conn");
+        note(config.icmp_port_unreachable != old.icmp_port_unreachable, "icmp_port_unreachable");
+        note(config.conn_reuse_mode != old.conn_reuse_mode, "conn_reuse_mode");
+        note(config.icmp_echo != old.icmp_echo, "icmp_echo");
+        note(config.run_estimation != old.run_estimation, "run_estimation");
+        note(config.fragment_timeout != old.fragment_timeout, "fragment_timeout");
+        note(
+            config.expire_quiescent_template != old.expire_quiescent_template,
+            "expire_quiescent_template",
+        );
+        note(config.vlans != old.vlans, "vlans");
+        if config.neighbour_refresh != old.neighbour_refresh {
+            self.neighbours.set_refresh(config.neighbour_refresh);
+        }
+        if config.fragment_timeout != old.fragment_timeout {
+            self.fragments.set_timeout(config.fragment_timeout);
+        }
+        if !config.run_estimation {
+            self.next_estimate = None;
+        }
+        let hash_seed = self.config.hash_seed;
+        self.timeouts = timeouts;
+        self.config = Config { hash_seed, timeouts: timeouts.settings(), ..config.clone() };
+        Ok(changed)
     }
 }
 

@@ -151,7 +151,9 @@ fn seed() -> Result<[u64; 4], String> {
     }))
 }
 
-fn director(args: &Args, mac: dr_core::MacAddr) -> Result<Loaded, String> {
+/// The director the configuration describes; with `small`, built with the smallest tables
+/// (to compare with a running one on reload), the file's own values in [`Loaded::config`].
+fn director(args: &Args, mac: dr_core::MacAddr, small: bool) -> Result<Loaded, String> {
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
     };
@@ -163,18 +165,25 @@ fn director(args: &Args, mac: dr_core::MacAddr) -> Result<Loaded, String> {
             default_mac: Some(mac),
             default_capacity: None,
         };
-        return load_all(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
+        let load = if small { dr_examples::config::load_small } else { load_all };
+        return load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
     }
     let Some(path) = &args.rules else { return Err("give --config FILE or --rules FILE".into()) };
+    let config = Config::new(mac, hash_seed);
+    let mut built = config.clone();
+    if small {
+        built.capacity = 1;
+        built.fragment_capacity = 0;
+    }
     let options = rules::RulesOptions {
-        config: Config::new(mac, hash_seed),
+        config: built,
         neighbours: args.neigh.iter().copied().collect::<HashMap<_, _>>(),
         require_real_macs: false,
     };
     let director =
         rules::load(&read(path)?, &options).map_err(|e| format!("{}: {e}", path.display()))?;
     let health = director.services().map(|(id, _)| (id, HealthCheck::default())).collect();
-    Ok(Loaded { director, health })
+    Ok(Loaded { director, health, config })
 }
 
 /// After services changed: the filter lets the VIPs' traffic in, and every VIP is announced
@@ -211,23 +220,18 @@ fn reload(
     args: &Args,
     workers: &Workers,
     mac: dr_core::MacAddr,
+    undone: &[String],
 ) -> Result<Vec<(dr_core::ServiceId, HealthCheck)>, String> {
-    // One wanted director per worker (each applies its own).
-    let mut wanted = Vec::new();
-    for _ in 0..workers.len() {
-        wanted.push(director(args, mac)?);
-    }
-    let checks: Vec<(ServiceKey, HealthCheck)> = wanted[0]
-        .health
+    // One small director for every worker to compare itself with: no second table.
+    let Loaded { director: wanted, health, config } = director(args, mac, true)?;
+    let checks: Vec<(ServiceKey, HealthCheck)> = health
         .iter()
-        .filter_map(|(id, check)| Some((wanted[0].director.service(*id)?.key(), check.clone())))
+        .filter_map(|(id, check)| Some((wanted.service(*id)?.key(), check.clone())))
         .collect();
-    let slots: Vec<_> =
-        wanted.into_iter().map(|w| std::sync::Mutex::new(Some(w.director))).collect();
-    let slots = Arc::new(slots);
-    let results = workers.each(move |i, running, io| {
-        let wanted = slots[i].lock().ok().and_then(|mut s| s.take()).ok_or("no configuration")?;
-        let changes = reload::apply(running, &wanted).map_err(|e| e.to_string())?;
+    let wanted = Arc::new((wanted, config));
+    let results = workers.each(move |_, running, io| {
+        let (wanted, config) = &*wanted;
+        let changes = reload::apply(running, wanted, config).map_err(|e| e.to_string())?;
         follow_vips(running, io)?;
         let handles: Vec<_> = checks
             .iter()
@@ -239,6 +243,9 @@ fn reload(
     for (i, result) in results.into_iter().enumerate() {
         let (changes, handles) = result.ok_or(format!("worker {i} did not answer"))??;
         if i == 0 {
+            for line in undone {
+                info!("reload: the file replaces what this control command changed: {line}");
+            }
             for change in &changes {
                 info!("reload: {change}");
             }
@@ -413,7 +420,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut settings = Vec::new();
     let fanout = (args.workers > 1).then(|| (std::process::id() & 0xffff) as u16);
     for _ in 0..args.workers {
-        let Loaded { director, health } = director(args, mac)?;
+        let Loaded { director, health, .. } = director(args, mac, false)?;
         let vips: Vec<_> = director.vips().collect();
         if parts.is_empty() && !args.no_preflight {
             let problems = preflight::problems(&args.iface, &vips);
@@ -449,6 +456,9 @@ fn run(args: &Args) -> Result<(), String> {
 
     let mut checks = Health::start(&workers, settings.clone(), HashSet::new())?;
     let mut next_share = std::time::Instant::now();
+    // Control commands that changed the director since the file was last applied: a
+    // reload puts the file's state back, and says which of them it undoes.
+    let mut ctl_edits: Vec<String> = Vec::new();
     let metrics = args.metrics.map(MetricsEndpoint::bind).transpose()?;
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) {
@@ -463,14 +473,20 @@ fn run(args: &Args) -> Result<(), String> {
             next_share = std::time::Instant::now() + std::time::Duration::from_millis(200);
         }
         let mut changed = false;
+        let edits = &mut ctl_edits;
         control.serve(|line| {
             let rule = ipvsadm::parse(line)?;
             let mutates = !matches!(rule.command, Command::List(_));
+            // What a reload would put back (zeroed counters stay zeroed).
+            let configures = mutates && !matches!(rule.command, Command::Zero);
             let outputs =
                 workers.each(move |_, d, io| ipvsadm::apply(d, &rule, &Macs::default(), io.now()));
             let text = joined(outputs)?;
             if mutates {
                 info!("control: {line}");
+                if configures {
+                    edits.push(line.to_owned());
+                }
                 changed = true;
             }
             Ok(text)
@@ -517,8 +533,9 @@ fn run(args: &Args) -> Result<(), String> {
             }
         }
         if hup.swap(false, Ordering::Relaxed) {
-            match reload(args, &workers, mac) {
+            match reload(args, &workers, mac, &ctl_edits) {
                 Ok(health) => {
+                    ctl_edits.clear();
                     // New checkers for the servers as they are now; those down stay down.
                     settings = health;
                     let down = std::mem::take(&mut checks.down);
