@@ -16,6 +16,10 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::IpAddr;
 
+/// The highest weight: ipvsadm's `-w` takes 0 to 65535, and so do the configuration file
+/// and the control socket.
+pub const MAX_WEIGHT: u32 = 65_535;
+
 /// What a command line asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -162,9 +166,12 @@ pub fn parse(line: &str) -> Result<Rule, String> {
             }
             "-w" | "--weight" => {
                 let w = value(option)?;
-                let w16: u16 =
-                    w.parse().map_err(|_| format!("-w {w}: give a weight 0 to 65535"))?;
-                rule.weight = Some(u32::from(w16));
+                let weight = w
+                    .parse()
+                    .ok()
+                    .filter(|w| *w <= MAX_WEIGHT)
+                    .ok_or_else(|| format!("-w {w}: out of range: give 0 to {MAX_WEIGHT}"))?;
+                rule.weight = Some(weight);
             }
             "-p" | "--persistent" => {
                 // The timeout is optional (ipvsadm's default is 360 s).

@@ -69,7 +69,7 @@ fn errors_name_the_line() {
     let real_cases = [
         ("-a -t 10.0.0.100:80 -r 10.0.0.11:8080", "service port"),
         ("-a -t 10.0.0.100:80 -r 10.0.0.11 -m", "only direct routing"),
-        ("-a -t 10.0.0.100:80 -r 10.0.0.11 -w 70000", "weight 0 to 65535"),
+        ("-a -t 10.0.0.100:80 -r 10.0.0.11 -w 70000", "-w 70000: out of range: give 0 to 65535"),
         ("-a -t 10.0.0.100:80 -r 10.0.0.13", "--neigh 10.0.0.13=MAC"),
         ("-a -t 10.0.0.100:80 -r 10.0.0.11 -w", "needs a value"),
     ];
