@@ -1,6 +1,6 @@
 //! What the example binaries share: loading a configuration file or `ipvsadm-save` rules
-//! into a director, the host checks of dr-director, the run report, and the frame builders
-//! of the demo and golden captures.
+//! into a director, the host checks of dr-director, the run report, dr-replay's output
+//! file, and the frame builders of the demo and golden captures.
 
 use std::fmt;
 
@@ -12,6 +12,7 @@ pub mod health;
 pub mod ipvsadm;
 pub mod metrics;
 pub mod netmask;
+pub mod output;
 pub mod preflight;
 pub mod reload;
 pub mod report;
