@@ -6,6 +6,7 @@ use std::fmt;
 
 pub mod config;
 pub mod control;
+pub mod endpoint;
 pub mod frames;
 pub mod golden;
 pub mod health;
@@ -13,6 +14,7 @@ pub mod ipvsadm;
 pub mod metrics;
 pub mod netmask;
 pub mod output;
+pub mod popt;
 pub mod preflight;
 pub mod reload;
 pub mod report;
