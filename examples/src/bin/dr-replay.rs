@@ -33,7 +33,8 @@ struct Args {
     /// needs a mac.
     #[arg(long, value_name = "CONFIG.toml")]
     config: Option<PathBuf>,
-    /// Rules in the `ipvsadm-save -n` format instead of a configuration file.
+    /// Rules instead of a configuration file: ipvsadm command lines, as `ipvsadm-save`
+    /// writes them or an rc script runs them (`/sbin/ipvsadm -A -t VIP:80 -s rr`).
     #[arg(long, value_name = "FILE", requires = "mac")]
     rules: Option<PathBuf>,
     /// With --rules: a real server's MAC (repeatable).
