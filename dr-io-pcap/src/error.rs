@@ -36,12 +36,15 @@ pub enum PcapIoError {
         linktype: u32,
     },
     /// A record could not be read: the file is cut short or damaged.
-    #[error("{path}: record {record} is corrupt: {reason}")]
+    #[error("{path}: record {record}{} is corrupt: {reason}", AtByte(*.offset))]
     Corrupt {
         /// The file.
         path: PathBuf,
         /// The 1-based record number.
         record: u64,
+        /// Where the record starts in the file, when the format tells (classic pcap; a
+        /// pcapng reader does not give its block offsets).
+        offset: Option<u64>,
         /// What the reader saw.
         reason: String,
     },
@@ -55,4 +58,16 @@ pub enum PcapIoError {
         /// The writer's error.
         reason: String,
     },
+}
+
+/// ` (at byte N)`, or nothing when the offset is unknown.
+struct AtByte(Option<u64>);
+
+impl std::fmt::Display for AtByte {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(offset) => write!(f, " (at byte {offset})"),
+            None => Ok(()),
+        }
+    }
 }

@@ -12,6 +12,10 @@ use std::io::{BufReader, BufWriter, Read, Write};
 /// Two buffers are reused for the whole replay (the current record and the one read ahead
 /// to know the clock), so no memory is allocated per frame once they have grown to the
 /// largest frame.
+///
+/// A record that cannot be read ends the replay with its error, after every record before
+/// it has been handed over: a batch stops at the corrupt record, and the next batch returns
+/// the error.
 #[derive(Debug)]
 pub struct PcapReplay<R: Read = BufReader<File>, W: Write = BufWriter<File>> {
     source: PcapSource<R>,
@@ -20,22 +24,28 @@ pub struct PcapReplay<R: Read = BufReader<File>, W: Write = BufWriter<File>> {
     current: Vec<u8>,
     ahead: Vec<u8>,
     ahead_info: Option<RecordInfo>,
+    /// The error of the record after the last one read, returned by the next batch.
+    failed: Option<PcapIoError>,
     now: Instant,
 }
 
 impl<R: Read, W: Write> PcapReplay<R, W> {
     /// A replay of `source` into `sink`, handing out up to `batch_size` frames per batch.
+    /// A first record that cannot be read is the first batch's error.
     ///
     /// # Errors
     ///
-    /// The first record's read error.
+    /// None today; the `Result` leaves room for a backend that checks more up front.
     pub fn new(
         mut source: PcapSource<R>,
         sink: PcapSink<W>,
         batch_size: usize,
     ) -> Result<Self, PcapIoError> {
         let mut ahead = Vec::with_capacity(2048);
-        let ahead_info = source.next_into(&mut ahead)?;
+        let (ahead_info, failed) = match source.next_into(&mut ahead) {
+            Ok(info) => (info, None),
+            Err(e) => (None, Some(e)),
+        };
         Ok(Self {
             source,
             sink,
@@ -43,6 +53,7 @@ impl<R: Read, W: Write> PcapReplay<R, W> {
             current: Vec::with_capacity(2048),
             ahead,
             ahead_info,
+            failed,
             now: ahead_info.map_or(Instant::ZERO, |i| i.timestamp),
         })
     }
@@ -74,12 +85,21 @@ impl<R: Read, W: Write> FrameIo for PcapReplay<R, W> {
     where
         F: FnMut(Instant, &mut [u8]) -> Verdict,
     {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let mut frames = 0;
         let mut transmitted = 0;
         while frames < self.batch_size {
             let Some(info) = self.ahead_info else { break };
             std::mem::swap(&mut self.current, &mut self.ahead);
-            self.ahead_info = self.source.next_into(&mut self.ahead)?;
+            self.ahead_info = match self.source.next_into(&mut self.ahead) {
+                Ok(next) => next,
+                Err(e) => {
+                    self.failed = Some(e);
+                    None
+                }
+            };
             self.now = info.timestamp;
             frames += 1;
             if handler(info.timestamp, &mut self.current).is_transmit() {
@@ -87,7 +107,8 @@ impl<R: Read, W: Write> FrameIo for PcapReplay<R, W> {
                 self.sink.write(info.timestamp, &self.current)?;
             }
         }
-        Ok(Batch::new(frames, transmitted, self.ahead_info.is_none()))
+        let finished = self.ahead_info.is_none() && self.failed.is_none();
+        Ok(Batch::new(frames, transmitted, finished))
     }
 
     fn send(&mut self, now: Instant, frame: &[u8]) -> Result<(), PcapIoError> {

@@ -2,17 +2,21 @@
 
 use crate::PcapIoError;
 use dr_core::Instant;
-use pcap_file::DataLink;
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
 use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::{DataLink, PcapError};
 use std::fs::File;
 use std::io::{BufReader, Chain, Cursor, Read};
 use std::path::{Path, PathBuf};
 
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+/// A classic pcap file header's length.
+const PCAP_HEADER_LEN: u64 = 24;
+/// A classic pcap record header's length (timestamp, captured and wire lengths).
+const PCAP_RECORD_HEADER_LEN: u64 = 16;
 
 /// The reader with the four magic bytes, read to tell the formats apart, put back in front.
 type Rewound<R> = Chain<Cursor<[u8; 4]>, R>;
@@ -40,6 +44,8 @@ pub struct PcapSource<R: Read = BufReader<File>> {
     format: Format<R>,
     path: PathBuf,
     record: u64,
+    /// Where the next record starts (classic pcap only).
+    offset: Option<u64>,
     last: Instant,
 }
 
@@ -78,17 +84,18 @@ impl<R: Read> PcapSource<R> {
         let mut magic = [0u8; 4];
         reader.read_exact(&mut magic).map_err(|e| not_capture(e.to_string()))?;
         let rewound = Cursor::new(magic).chain(reader);
-        let format = if magic == PCAPNG_MAGIC {
-            Format::PcapNg(PcapNgReader::new(rewound).map_err(|e| not_capture(e.to_string()))?)
+        let (format, offset) = if magic == PCAPNG_MAGIC {
+            let reader = PcapNgReader::new(rewound).map_err(|e| not_capture(e.to_string()))?;
+            (Format::PcapNg(reader), None)
         } else {
             let pcap = PcapReader::new(rewound).map_err(|e| not_capture(e.to_string()))?;
             let linktype = pcap.header().datalink;
             if linktype != DataLink::ETHERNET {
                 return Err(PcapIoError::LinkType { path, record: 0, linktype: linktype.into() });
             }
-            Format::Pcap(pcap)
+            (Format::Pcap(pcap), Some(PCAP_HEADER_LEN))
         };
-        Ok(Self { format, path, record: 0, last: Instant::ZERO })
+        Ok(Self { format, path, record: 0, offset, last: Instant::ZERO })
     }
 
     /// The file's name, as errors give it.
@@ -99,6 +106,12 @@ impl<R: Read> PcapSource<R> {
     /// Records read so far.
     pub fn records(&self) -> u64 {
         self.record
+    }
+
+    /// The byte offset in the file where the next record starts, for a classic pcap file
+    /// (`None` for pcapng).
+    pub fn offset(&self) -> Option<u64> {
+        self.offset
     }
 
     /// Reads the next frame into `frame` (replacing its contents; its capacity is reused)
@@ -113,16 +126,18 @@ impl<R: Read> PcapSource<R> {
         let info = match &mut self.format {
             Format::Pcap(reader) => match reader.next_packet() {
                 None => None,
-                Some(Err(e)) => return Err(self.corrupt(record, e.to_string())),
+                Some(Err(e)) => return Err(self.corrupt(record, reason(&e))),
                 Some(Ok(packet)) => {
                     frame.clear();
                     frame.extend_from_slice(&packet.data);
+                    self.offset =
+                        self.offset.map(|o| o + PCAP_RECORD_HEADER_LEN + frame.len() as u64);
                     let timestamp = duration_to_instant(packet.timestamp);
                     Some(RecordInfo { timestamp, orig_len: packet.orig_len })
                 }
             },
             Format::PcapNg(reader) => next_pcapng(reader, frame, self.last)
-                .map_err(|e| e.into_error(&self.path, record))?,
+                .map_err(|e| e.into_error(&self.path, record, self.offset))?,
         };
         if let Some(info) = info {
             self.record = record;
@@ -132,7 +147,18 @@ impl<R: Read> PcapSource<R> {
     }
 
     fn corrupt(&self, record: u64, reason: String) -> PcapIoError {
-        PcapIoError::Corrupt { path: self.path.clone(), record, reason }
+        PcapIoError::Corrupt { path: self.path.clone(), record, offset: self.offset, reason }
+    }
+}
+
+/// What a reader error says about the record, in words for the person with the file.
+fn reason(e: &PcapError) -> String {
+    match e {
+        PcapError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the file ends before the record does (cut short, or a damaged length)".to_string()
+        }
+        PcapError::IoError(io) => io.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -143,9 +169,11 @@ enum NgError {
 }
 
 impl NgError {
-    fn into_error(self, path: &Path, record: u64) -> PcapIoError {
+    fn into_error(self, path: &Path, record: u64, offset: Option<u64>) -> PcapIoError {
         match self {
-            Self::Corrupt(reason) => PcapIoError::Corrupt { path: path.into(), record, reason },
+            Self::Corrupt(reason) => {
+                PcapIoError::Corrupt { path: path.into(), record, offset, reason }
+            }
             Self::LinkType(linktype) => {
                 PcapIoError::LinkType { path: path.into(), record, linktype }
             }
@@ -162,7 +190,7 @@ fn next_pcapng<R: Read>(
         // Copy out what is needed: the block borrows the reader.
         let (interface, raw, orig_len) = match reader.next_block() {
             None => return Ok(None),
-            Some(Err(e)) => return Err(NgError::Corrupt(e.to_string())),
+            Some(Err(e)) => return Err(NgError::Corrupt(reason(&e))),
             Some(Ok(Block::EnhancedPacket(packet))) => {
                 frame.clear();
                 frame.extend_from_slice(&packet.data);

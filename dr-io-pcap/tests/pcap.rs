@@ -193,7 +193,9 @@ fn corrupt_files_name_the_record() {
     let cut = &bytes[..bytes.len() - 10];
     let err = read_all(cut).unwrap_err();
     assert!(matches!(err, PcapIoError::Corrupt { record: 2, .. }), "{err}");
-    assert!(err.to_string().starts_with("test.pcap: record 2"), "{err}");
+    // The second record starts after the 24-byte file header and the first record (a 16-byte
+    // record header and 47 bytes of frame).
+    assert!(err.to_string().starts_with("test.pcap: record 2 (at byte 87) is corrupt"), "{err}");
     let err = PcapSource::from_reader(&b"this is not a capture at all"[..], "junk").unwrap_err();
     assert!(matches!(err, PcapIoError::NotACapture { .. }), "{err}");
     let err = PcapSource::from_reader(&b"ab"[..], "tiny").unwrap_err();
@@ -265,4 +267,35 @@ fn tee_records_what_a_backend_receives_and_sends() {
     assert_eq!(&tx[0].2[0..6], &REAL);
     assert_eq!(inner.transmitted().len(), 2);
     assert!(matches!(d.process(Instant::from_secs(4), &mut udp_frame(1)), Verdict::Forward { .. }));
+}
+
+#[test]
+fn a_replay_hands_over_every_record_before_a_corrupt_one() {
+    let packets: Vec<_> =
+        (0..7u16).map(|i| (Duration::from_millis(u64::from(i)), 47, udp_frame(i))).collect();
+    let bytes = pcap_bytes(TsResolution::NanoSecond, DataLink::ETHERNET, &packets);
+    // The seventh record cut in its frame; the first one cut in its header.
+    for (cut, good) in [(&bytes[..bytes.len() - 10], 6), (&bytes[..30], 0)] {
+        let source = PcapSource::from_reader(cut, "cut.pcap").unwrap();
+        let sink = PcapSink::from_writer(Vec::new(), "out.pcap").unwrap();
+        let mut io = PcapReplay::new(source, sink, 4).unwrap();
+        let mut handled = 0;
+        let err = loop {
+            match io.process_batch(|_, _| {
+                handled += 1;
+                Verdict::Pass(dr_core::PassReason::NotVip)
+            }) {
+                Ok(batch) => assert!(!batch.finished, "a cut capture does not end cleanly"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(handled, good, "{err}");
+        assert_eq!(io.records_read(), good as u64);
+        let offset = 24 + good as u64 * (16 + 47);
+        let record = good as u64 + 1;
+        assert!(
+            matches!(err, PcapIoError::Corrupt { record: r, offset: Some(o), .. } if r == record && o == offset),
+            "{err}"
+        );
+    }
 }

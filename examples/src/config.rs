@@ -5,6 +5,7 @@
 
 use crate::LineError;
 use crate::health::{HealthCheck, Probe};
+use crate::ipvsadm::MAX_WEIGHT;
 use crate::netmask::parse_netmask;
 use dr_core::SchedFlags;
 use dr_core::{
@@ -92,7 +93,7 @@ struct HealthSection {
 #[serde(deny_unknown_fields)]
 struct RealSection {
     ip: Spanned<String>,
-    weight: Option<Spanned<u32>>,
+    weight: Option<Spanned<i64>>,
     mac: Option<Spanned<String>>,
     u_threshold: Option<Spanned<u32>>,
     l_threshold: Option<Spanned<u32>>,
@@ -356,7 +357,20 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
             })?;
             let mut rc = RealConfig::new(addr);
             if let Some(weight) = &r.weight {
-                rc = rc.with_weight(*weight.get_ref());
+                let w = u32::try_from(*weight.get_ref())
+                    .ok()
+                    .filter(|w| *w <= MAX_WEIGHT)
+                    .ok_or_else(|| {
+                        at(
+                            weight.span(),
+                            format!(
+                                "{} = {}: out of range: give 0 to {MAX_WEIGHT}",
+                                rfield("weight"),
+                                weight.get_ref()
+                            ),
+                        )
+                    })?;
+                rc = rc.with_weight(w);
             }
             match &r.mac {
                 Some(mac) => rc = rc.with_mac(parse_mac(mac, &rfield("mac"), &at)?),

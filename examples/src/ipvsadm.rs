@@ -1,20 +1,34 @@
 //! ipvsadm's command language, for `ipvsadm-save` rules files and for dr-director's control
 //! socket: one command line parsed into a [`Rule`], then applied to a director.
 //!
-//! Commands: `-A`/`-E`/`-D` (services), `-a`/`-e`/`-d` (real servers), `-Z` (zero
-//! counters), `-L` with `-n`, `--stats`, `--rate`, `-c`, `--timeout` or `--json`.
-//! Options: `-t`/`-u` service, `-s` scheduler, `-b` flags, `-p [timeout]`, `-M netmask`,
-//! `-r` real server, `-g` (the only forwarding method), `-w`, `-x`, `-y`. Short and long
-//! forms are accepted, as ipvsadm accepts them.
+//! A line is read as ipvsadm reads its arguments (see [`crate::popt`]): after an optional
+//! program word (`ipvsadm`, `/sbin/ipvsadm`), the command comes first, short options bundle
+//! (`-At VIP:80`, `-ar RIP`), long options are ipvsadm's (`--add-service`, `--tcp-service`,
+//! `--weight=3`, …). Each command takes the options ipvsadm's table
+//! (`commands_v_options`) allows it, once each; anything else is an error naming the option.
+//!
+//! Commands: `-A`/`-E`/`-D` (services), `-a`/`-e`/`-d` (real servers), `-C` (clear), `-Z`
+//! (zero counters), `--set TCP TCPFIN UDP` (timeouts), `-L` with `-n`, `--stats`, `--rate`,
+//! `-c`, `--timeout` or `--json`. Options: `-t`/`-u` service (`VIP:PORT`, or `VIP` alone for
+//! a persistent port-0 service), `-s` scheduler, `-b` flags, `-p [timeout]`, `-M netmask`,
+//! `-r` real server, `-g` (direct routing, the default and only forwarding method), `-w`,
+//! `-x`, `-y`. NAT (`-m`), tunnelling (`-i`, `--tun-*`) and firewall-mark services (`-f`)
+//! are refused: the director does direct routing only.
 
+use crate::endpoint::parse_endpoint;
 use crate::netmask::parse_netmask;
+use crate::popt::{self, Spec, Takes, Token};
 use dr_core::{
     DEFAULT_PERSISTENT_SECS, Director, Instant, ListingFormat, MacAddr, Persistence, Protocol,
-    RealConfig, RealEdit, SchedFlags, SchedulerKind, ServiceConfig, ServiceKey,
+    RealConfig, RealEdit, SchedFlags, SchedulerKind, ServiceConfig, ServiceKey, TimeoutSettings,
 };
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::IpAddr;
+
+/// The highest weight: ipvsadm's `-w` takes 0 to 65535, and so do the configuration file
+/// and the control socket.
+pub const MAX_WEIGHT: u32 = 65_535;
 
 /// What a command line asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +46,12 @@ pub enum Command {
     EditReal,
     /// `-d`: delete a real server.
     DeleteReal,
+    /// `-C`: remove every service.
+    Clear,
     /// `-Z`: zero the counters (of one service with `-t`/`-u`).
     Zero,
+    /// `--set TCP TCPFIN UDP`: the timeouts, in seconds (0 keeps the current value).
+    SetTimeouts(TimeoutSettings),
     /// `-L`: a listing.
     List(Listing),
 }
@@ -80,47 +98,348 @@ pub struct Rule {
     pub lower: Option<u32>,
 }
 
-/// `a.b.c.d[:port]` or `[v6][:port]`.
-fn parse_endpoint(text: &str) -> Result<(IpAddr, Option<u16>), String> {
-    let bad = || format!("{text:?} is not an address (a.b.c.d:port or [v6]:port)");
-    let (addr, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (addr, after) = rest.split_once(']').ok_or_else(bad)?;
-        (addr, after.strip_prefix(':'))
-    } else {
-        match text.split_once(':') {
-            Some((addr, port)) => (addr, Some(port)),
-            None => (text, None),
-        }
-    };
-    let addr = addr.parse().map_err(|_| bad())?;
-    let port =
-        port.map(|p| p.parse::<u16>().map_err(|_| format!("{p:?} is not a port"))).transpose()?;
-    Ok((addr, port))
+/// Every option ipvsadm 1.31 has (`options_table` in ipvsadm.c), and `--json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Opt {
+    AddService,
+    EditService,
+    DeleteService,
+    Clear,
+    List,
+    Zero,
+    AddServer,
+    EditServer,
+    DeleteServer,
+    Set,
+    Help,
+    Version,
+    Restore,
+    Save,
+    StartDaemon,
+    StopDaemon,
+    Tcp,
+    Udp,
+    Sctp,
+    Fwmark,
+    Scheduler,
+    Persistent,
+    Netmask,
+    RealServer,
+    Masquerading,
+    Ipip,
+    Gatewaying,
+    Weight,
+    UThreshold,
+    LThreshold,
+    Numeric,
+    Connection,
+    Timeout,
+    Stats,
+    Rate,
+    Json,
+    Thresholds,
+    PersistentConn,
+    NoSort,
+    Sort,
+    Exact,
+    Ipv6,
+    Ops,
+    Pe,
+    SchedFlags,
+    Daemon,
+    SyncDaemonOption,
+    TunInfo,
+    Tunnel,
 }
 
-/// Parses one command line (without the program name; a leading `ipvsadm` is skipped).
+const fn opt(short: Option<char>, long: &'static str, takes: Takes, id: Opt) -> Spec<Opt> {
+    Spec { short, long: Some(long), takes, id }
+}
+
+const NONE: Takes = Takes::Nothing;
+const VALUE: Takes = Takes::Value;
+
+/// ipvsadm's `options_table`, in its order.
+const OPTIONS: &[Spec<Opt>] = &[
+    opt(Some('A'), "add-service", NONE, Opt::AddService),
+    opt(Some('E'), "edit-service", NONE, Opt::EditService),
+    opt(Some('D'), "delete-service", NONE, Opt::DeleteService),
+    opt(Some('C'), "clear", NONE, Opt::Clear),
+    opt(Some('L'), "list", NONE, Opt::List),
+    opt(Some('l'), "list", NONE, Opt::List),
+    opt(Some('Z'), "zero", NONE, Opt::Zero),
+    opt(Some('a'), "add-server", NONE, Opt::AddServer),
+    opt(Some('e'), "edit-server", NONE, Opt::EditServer),
+    opt(Some('d'), "delete-server", NONE, Opt::DeleteServer),
+    opt(None, "set", NONE, Opt::Set),
+    opt(Some('h'), "help", NONE, Opt::Help),
+    opt(Some('v'), "version", NONE, Opt::Version),
+    opt(Some('R'), "restore", NONE, Opt::Restore),
+    opt(Some('S'), "save", NONE, Opt::Save),
+    opt(None, "start-daemon", VALUE, Opt::StartDaemon),
+    opt(None, "stop-daemon", VALUE, Opt::StopDaemon),
+    opt(Some('t'), "tcp-service", VALUE, Opt::Tcp),
+    opt(Some('u'), "udp-service", VALUE, Opt::Udp),
+    opt(None, "sctp-service", VALUE, Opt::Sctp),
+    opt(Some('f'), "fwmark-service", VALUE, Opt::Fwmark),
+    opt(Some('s'), "scheduler", VALUE, Opt::Scheduler),
+    opt(Some('p'), "persistent", Takes::OptionalValue, Opt::Persistent),
+    opt(Some('M'), "netmask", VALUE, Opt::Netmask),
+    opt(Some('r'), "real-server", VALUE, Opt::RealServer),
+    opt(Some('m'), "masquerading", NONE, Opt::Masquerading),
+    opt(Some('i'), "ipip", NONE, Opt::Ipip),
+    opt(Some('g'), "gatewaying", NONE, Opt::Gatewaying),
+    opt(Some('w'), "weight", VALUE, Opt::Weight),
+    opt(Some('x'), "u-threshold", VALUE, Opt::UThreshold),
+    opt(Some('y'), "l-threshold", VALUE, Opt::LThreshold),
+    opt(Some('n'), "numeric", NONE, Opt::Numeric),
+    opt(Some('c'), "connection", NONE, Opt::Connection),
+    opt(None, "mcast-interface", VALUE, Opt::SyncDaemonOption),
+    opt(None, "syncid", VALUE, Opt::SyncDaemonOption),
+    opt(None, "timeout", NONE, Opt::Timeout),
+    opt(None, "daemon", NONE, Opt::Daemon),
+    opt(None, "stats", NONE, Opt::Stats),
+    opt(None, "rate", NONE, Opt::Rate),
+    opt(None, "thresholds", NONE, Opt::Thresholds),
+    opt(None, "persistent-conn", NONE, Opt::PersistentConn),
+    opt(None, "nosort", NONE, Opt::NoSort),
+    opt(None, "sort", NONE, Opt::Sort),
+    opt(Some('X'), "exact", NONE, Opt::Exact),
+    opt(Some('6'), "ipv6", NONE, Opt::Ipv6),
+    opt(Some('o'), "ops", NONE, Opt::Ops),
+    opt(None, "pe", VALUE, Opt::Pe),
+    opt(Some('b'), "sched-flags", VALUE, Opt::SchedFlags),
+    opt(None, "mcast-group", VALUE, Opt::SyncDaemonOption),
+    opt(None, "mcast-port", VALUE, Opt::SyncDaemonOption),
+    opt(None, "mcast-ttl", VALUE, Opt::SyncDaemonOption),
+    opt(None, "sync-maxlen", VALUE, Opt::SyncDaemonOption),
+    opt(None, "tun-info", NONE, Opt::TunInfo),
+    opt(None, "tun-type", VALUE, Opt::Tunnel),
+    opt(None, "tun-port", VALUE, Opt::Tunnel),
+    opt(None, "tun-nocsum", NONE, Opt::Tunnel),
+    opt(None, "tun-csum", NONE, Opt::Tunnel),
+    opt(None, "tun-remcsum", NONE, Opt::Tunnel),
+    opt(None, "json", NONE, Opt::Json),
+];
+
+/// The commands dr takes, for messages.
+const COMMANDS: &str = "-A -E -D -a -e -d -C -Z -L --set";
+
+/// What a command is called in ipvsadm's messages (`cmdnames`).
+fn command_name(command: Command) -> &'static str {
+    match command {
+        Command::AddService => "add-service",
+        Command::EditService => "edit-service",
+        Command::DeleteService => "delete-service",
+        Command::AddReal => "add-server",
+        Command::EditReal => "edit-server",
+        Command::DeleteReal => "delete-server",
+        Command::Clear => "clear",
+        Command::Zero => "zero",
+        Command::SetTimeouts(_) => "set",
+        Command::List(_) => "list",
+    }
+}
+
+/// The option kinds of ipvsadm's `commands_v_options` table that dr takes, named as its
+/// messages name them (`optnames`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Numeric,
+    Service,
+    Scheduler,
+    Persistent,
+    Netmask,
+    Server,
+    Forward,
+    Weight,
+    UThreshold,
+    LThreshold,
+    SchedFlags,
+    /// `-c`, `--timeout`, `--stats`, `--rate`, `--json`: which listing.
+    Listing,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Numeric => "numeric",
+            Self::Service => "service-address",
+            Self::Scheduler => "scheduler",
+            Self::Persistent => "persistent",
+            Self::Netmask => "netmask",
+            Self::Server => "real-server",
+            Self::Forward => "forwarding-method",
+            Self::Weight => "weight",
+            Self::UThreshold => "u-threshold",
+            Self::LThreshold => "l-threshold",
+            Self::SchedFlags => "sched-flags",
+            Self::Listing => "listing",
+        }
+    }
+}
+
+/// Whether a command must have, may have, or must not have an option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Legal {
+    Required,
+    Optional,
+    Illegal,
+}
+
+/// ipvsadm's `commands_v_options`, for the commands and options dr takes.
+fn legal(command: Command, kind: Kind) -> Legal {
+    use Kind as K;
+    use Legal::{Illegal, Optional, Required};
+    match (command, kind) {
+        (Command::AddService | Command::EditService, K::Service) => Required,
+        (
+            Command::AddService | Command::EditService,
+            K::Scheduler | K::Persistent | K::Netmask | K::SchedFlags,
+        ) => Optional,
+        (Command::DeleteService, K::Service) => Required,
+        (Command::AddReal | Command::EditReal | Command::DeleteReal, K::Service | K::Server) => {
+            Required
+        }
+        (
+            Command::AddReal | Command::EditReal,
+            K::Forward | K::Weight | K::UThreshold | K::LThreshold,
+        ) => Optional,
+        (Command::Zero, K::Service) => Optional,
+        (Command::List(_), K::Numeric | K::Listing) => Optional,
+        _ => Illegal,
+    }
+}
+
+/// What dr says of an ipvsadm option it does not take.
+fn refusal(id: Opt, written: &str) -> Option<String> {
+    const DR_ONLY: &str = "dr does direct routing only";
+    let message = match id {
+        Opt::Masquerading => format!(
+            "{written} (masquerading, NAT): {DR_ONLY}: forward with -g (gatewaying, the default)"
+        ),
+        Opt::Ipip => format!(
+            "{written} (ipip, tunnelling): {DR_ONLY}: forward with -g (gatewaying, the default)"
+        ),
+        Opt::Tunnel => {
+            format!("{written} (tunnelling): {DR_ONLY}: forward with -g (gatewaying, the default)")
+        }
+        Opt::Fwmark => format!(
+            "{written} (fwmark-service): {DR_ONLY}, of services given by protocol, VIP and \
+             port: give -t VIP:PORT or -u VIP:PORT instead of a firewall mark"
+        ),
+        Opt::Ipv6 => format!(
+            "{written} (ipv6) belongs to -f (fwmark-service): {DR_ONLY}, of services given by \
+             protocol, VIP and port: an IPv6 service is -t [V6]:PORT"
+        ),
+        Opt::Sctp => {
+            format!("{written}: SCTP services are not supported: give -t (TCP) or -u (UDP)")
+        }
+        Opt::Ops => format!("{written} (one-packet scheduling): not supported; remove it"),
+        Opt::Pe => format!("{written} (persistence engine): not supported; remove it"),
+        Opt::Exact => format!(
+            "{written} (exact): not available: listings abbreviate large numbers as ipvsadm \
+             does without it"
+        ),
+        Opt::NoSort => format!("{written}: not available: listings are sorted as ipvsadm sorts"),
+        Opt::Thresholds | Opt::PersistentConn | Opt::TunInfo | Opt::Daemon => format!(
+            "{written}: that listing is not available: -L -n, --stats, --rate, -c, --timeout \
+             or --json"
+        ),
+        Opt::SyncDaemonOption | Opt::StartDaemon | Opt::StopDaemon => format!(
+            "{written}: the connection synchronisation daemon is not driven by ipvsadm commands; \
+             remove it"
+        ),
+        Opt::Help | Opt::Version | Opt::Restore => {
+            format!("{written}: not a command dr takes here: {COMMANDS}")
+        }
+        Opt::Save => {
+            format!("{written} (save): not available: -L -n lists the services and real servers")
+        }
+        _ => return None,
+    };
+    Some(message)
+}
+
+/// The command an option word starts, if it is one dr takes.
+fn command_of(id: Opt) -> Option<Command> {
+    Some(match id {
+        Opt::AddService => Command::AddService,
+        Opt::EditService => Command::EditService,
+        Opt::DeleteService => Command::DeleteService,
+        Opt::AddServer => Command::AddReal,
+        Opt::EditServer => Command::EditReal,
+        Opt::DeleteServer => Command::DeleteReal,
+        Opt::Clear => Command::Clear,
+        Opt::Zero => Command::Zero,
+        Opt::List => Command::List(Listing::Plain),
+        Opt::Set => Command::SetTimeouts(TimeoutSettings { tcp: 0, tcpfin: 0, udp: 0 }),
+        _ => return None,
+    })
+}
+
+fn is_command(id: Opt) -> bool {
+    matches!(
+        id,
+        Opt::AddService
+            | Opt::EditService
+            | Opt::DeleteService
+            | Opt::Clear
+            | Opt::List
+            | Opt::Zero
+            | Opt::AddServer
+            | Opt::EditServer
+            | Opt::DeleteServer
+            | Opt::Set
+            | Opt::Help
+            | Opt::Version
+            | Opt::Restore
+            | Opt::Save
+            | Opt::StartDaemon
+            | Opt::StopDaemon
+    )
+}
+
+/// `0 ..= max`, or a message naming the option and the range.
+fn number(option: &str, value: &str, what: &str, max: u32) -> Result<u32, String> {
+    if !value.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'+') || value.is_empty() {
+        return Err(format!("{option} {value:?}: give {what}, 0 to {max}"));
+    }
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| format!("{option} {value}: out of range: give 0 to {max}"))
+}
+
+/// Parses one command line, as ipvsadm reads its arguments (the module docs say how).
 ///
 /// # Errors
 ///
 /// A message naming the option at fault and what it takes.
 pub fn parse(line: &str) -> Result<Rule, String> {
-    let mut words = line.split_whitespace().peekable();
-    if words.peek() == Some(&"ipvsadm") {
-        words.next();
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    let program = words.first().is_some_and(|w| *w == "ipvsadm" || w.ends_with("/ipvsadm"));
+    if program {
+        words.remove(0);
     }
-    let mut command = match words.next() {
-        Some("-A" | "--add-service") => Command::AddService,
-        Some("-E" | "--edit-service") => Command::EditService,
-        Some("-D" | "--delete-service") => Command::DeleteService,
-        Some("-a" | "--add-server") => Command::AddReal,
-        Some("-e" | "--edit-server") => Command::EditReal,
-        Some("-d" | "--delete-server") => Command::DeleteReal,
-        Some("-Z" | "--zero") => Command::Zero,
-        Some("-L" | "-l" | "--list") => Command::List(Listing::Plain),
-        Some(other) => {
-            return Err(format!("{other:?}: expected a command: -A -E -D -a -e -d -Z -L"));
-        }
+    let mut tokens = popt::split(&words, OPTIONS)?.into_iter();
+    let (mut command, command_written) = match tokens.next() {
+        // ipvsadm without arguments lists the table.
+        None if program => (Command::List(Listing::Plain), "ipvsadm".to_string()),
         None => return Err("empty command".into()),
+        Some(Token::Argument(word)) => {
+            return Err(format!("{word:?}: expected a command: {COMMANDS}"));
+        }
+        Some(Token::Option { id, written, .. }) => match command_of(id) {
+            Some(command) => (command, written),
+            None => {
+                if let Some(refused) = refusal(id, &written).filter(|_| is_command(id)) {
+                    return Err(refused);
+                }
+                return Err(format!("{written}: expected a command first: {COMMANDS}"));
+            }
+        },
     };
     let mut rule = Rule {
         command,
@@ -134,93 +453,157 @@ pub fn parse(line: &str) -> Result<Rule, String> {
         upper: None,
         lower: None,
     };
-    while let Some(option) = words.next() {
-        let mut value = |name: &str| words.next().ok_or_else(|| format!("{name} needs a value"));
-        match option {
-            "-t" | "--tcp-service" | "-u" | "--udp-service" => {
-                let protocol = if matches!(option, "-t" | "--tcp-service") {
-                    Protocol::Tcp
-                } else {
-                    Protocol::Udp
-                };
-                let (vip, port) = parse_endpoint(value(option)?)?;
-                let port = port
-                    .ok_or_else(|| format!("{option}: the service needs a port, e.g. {vip}:80"))?;
-                rule.service = Some(ServiceKey { protocol, vip, port });
+    let mut seen: Vec<(Kind, String)> = Vec::new();
+    let mut arguments = Vec::new();
+    for token in tokens {
+        let (id, written, value) = match token {
+            Token::Argument(word) => {
+                arguments.push(word);
+                continue;
             }
-            "-f" | "--fwmark-service" => {
-                return Err("firewall-mark services are not supported: services are matched by protocol, VIP and port".into());
+            Token::Option { id, written, value } => (id, written, value),
+        };
+        // Every option but -p has its value when it takes one (popt::split sees to it).
+        let optional = value;
+        let value = value.unwrap_or_default();
+        if is_command(id) {
+            return Err(format!(
+                "{command_written} and {written}: one command per line (ipvsadm: multiple \
+                 commands specified)"
+            ));
+        }
+        if let Some(refused) = refusal(id, &written) {
+            return Err(refused);
+        }
+        let kind = match id {
+            Opt::Tcp | Opt::Udp => {
+                let protocol = if id == Opt::Tcp { Protocol::Tcp } else { Protocol::Udp };
+                let (vip, port) = parse_endpoint(value).map_err(|e| format!("{written}: {e}"))?;
+                rule.service = Some(ServiceKey { protocol, vip, port: port.unwrap_or(0) });
+                Kind::Service
             }
-            "-s" | "--scheduler" => {
-                let name = value(option)?;
-                rule.scheduler = Some(name.parse().map_err(|e| format!("-s {name}: {e}"))?);
+            Opt::Scheduler => {
+                rule.scheduler =
+                    Some(value.parse().map_err(|e| format!("{written} {value}: {e}"))?);
+                Kind::Scheduler
             }
-            "-r" | "--real-server" => rule.real = Some(parse_endpoint(value(option)?)?),
-            "-g" | "--gatewaying" => {}
-            "-m" | "--masquerading" | "-i" | "--ipip" => {
-                return Err(format!("{option}: only direct routing (-g) is supported"));
-            }
-            "-w" | "--weight" => {
-                let w = value(option)?;
-                let w16: u16 =
-                    w.parse().map_err(|_| format!("-w {w}: give a weight 0 to 65535"))?;
-                rule.weight = Some(u32::from(w16));
-            }
-            "-p" | "--persistent" => {
-                // The timeout is optional (ipvsadm's default is 360 s).
-                let secs = match words.peek().filter(|w| !w.starts_with('-')) {
-                    Some(w) => {
-                        let w = *w;
-                        words.next();
-                        w.parse().map_err(|_| {
-                            format!("-p {w}: give the persistence timeout in seconds")
-                        })?
-                    }
+            Opt::Persistent => {
+                // Without a value, ipvsadm's default of 360 s.
+                rule.persistent = Some(match optional {
                     None => DEFAULT_PERSISTENT_SECS,
-                };
-                rule.persistent = Some(secs);
+                    Some(v) => v.parse().map_err(|_| {
+                        format!("{written} {v:?}: give the persistence timeout in seconds")
+                    })?,
+                });
+                Kind::Persistent
             }
-            "-M" | "--netmask" => rule.netmask = Some(value(option)?.to_string()),
-            "-b" | "--sched-flags" => {
-                for flag in value(option)?.split(',') {
+            Opt::Netmask => {
+                rule.netmask = Some(value.to_string());
+                Kind::Netmask
+            }
+            Opt::RealServer => {
+                rule.real = Some(parse_endpoint(value).map_err(|e| format!("{written}: {e}"))?);
+                Kind::Server
+            }
+            Opt::Gatewaying => Kind::Forward,
+            Opt::Weight => {
+                rule.weight = Some(number(&written, value, "a weight", MAX_WEIGHT)?);
+                Kind::Weight
+            }
+            Opt::UThreshold | Opt::LThreshold => {
+                let n = number(&written, value, "a connection count", i32::MAX as u32)?;
+                if id == Opt::UThreshold {
+                    rule.upper = Some(n);
+                    Kind::UThreshold
+                } else {
+                    rule.lower = Some(n);
+                    Kind::LThreshold
+                }
+            }
+            Opt::SchedFlags => {
+                for flag in value.split(',') {
                     match flag {
                         "sh-port" | "flag-2" => rule.flags.sh_port = true,
                         "sh-fallback" | "flag-1" => rule.flags.sh_fallback = true,
                         other => {
-                            return Err(format!("-b {other}: expected sh-port or sh-fallback"));
+                            return Err(format!(
+                                "{written} {other}: expected sh-port or sh-fallback"
+                            ));
                         }
                     }
                 }
+                Kind::SchedFlags
             }
-            "-x" | "--u-threshold" | "-y" | "--l-threshold" => {
-                let v = value(option)?;
-                let n: u32 =
-                    v.parse().map_err(|_| format!("{option} {v}: give a connection count"))?;
-                if matches!(option, "-x" | "--u-threshold") {
-                    rule.upper = Some(n);
-                } else {
-                    rule.lower = Some(n);
+            Opt::Numeric => Kind::Numeric,
+            // ipvsadm sorts by default; --sort is accepted and changes nothing.
+            Opt::Sort => continue,
+            Opt::Connection | Opt::Timeout | Opt::Stats | Opt::Rate | Opt::Json => {
+                if let Command::List(_) = command {
+                    command = Command::List(match id {
+                        Opt::Connection => Listing::Connections,
+                        Opt::Timeout => Listing::Timeout,
+                        Opt::Stats => Listing::Stats,
+                        Opt::Rate => Listing::Rate,
+                        _ => Listing::Json,
+                    });
                 }
+                Kind::Listing
             }
-            "-n" | "--numeric" | "--exact" => {}
-            "--stats" | "--rate" | "-c" | "--connection" | "--timeout" | "--json"
-                if matches!(command, Command::List(_)) =>
-            {
-                command = Command::List(match option {
-                    "--stats" => Listing::Stats,
-                    "--rate" => Listing::Rate,
-                    "--timeout" => Listing::Timeout,
-                    "--json" => Listing::Json,
-                    _ => Listing::Connections,
-                });
-                rule.command = command;
-            }
-            "-o" | "--ops" | "--pe" => {
-                return Err(format!("{option}: not available in this build; remove it"));
-            }
-            other => return Err(format!("{other:?}: unknown option")),
+            _ => return Err(format!("{written}: unknown option")),
+        };
+        if let Some((_, first)) = seen.iter().find(|(k, _)| *k == kind) {
+            return Err(match kind {
+                Kind::Listing => format!("{first} and {written}: give one listing option"),
+                _ => format!("{first} and {written}: one {} option per line", kind.name()),
+            });
+        }
+        if matches!(command, Command::List(_)) && kind == Kind::Service {
+            return Err(format!(
+                "{written} with {command_written}: listing one service is not available; -L -n \
+                 lists them all"
+            ));
+        }
+        if legal(command, kind) == Legal::Illegal {
+            return Err(format!(
+                "{written} ({}) does not go with {command_written} ({})",
+                kind.name(),
+                command_name(command)
+            ));
+        }
+        seen.push((kind, written));
+    }
+    for kind in [Kind::Service, Kind::Server] {
+        if legal(command, kind) == Legal::Required && !seen.iter().any(|(k, _)| *k == kind) {
+            let name = command_name(command);
+            return Err(match kind {
+                Kind::Service => format!(
+                    "no service: {command_written} ({name}) needs -t VIP:PORT or -u VIP:PORT"
+                ),
+                _ => format!("no real server: {command_written} ({name}) needs -r IP[:PORT]"),
+            });
         }
     }
+    if let Command::SetTimeouts(_) = command {
+        let [tcp, tcpfin, udp] = arguments[..] else {
+            return Err(format!(
+                "{command_written} needs three timeouts in seconds: {command_written} TCP TCPFIN \
+                 UDP (0 keeps the current value)"
+            ));
+        };
+        let secs = |v: &str| {
+            v.parse::<u32>().map_err(|_| {
+                format!("{command_written} {tcp} {tcpfin} {udp}: {v:?} is not a number of seconds")
+            })
+        };
+        command = Command::SetTimeouts(TimeoutSettings {
+            tcp: secs(tcp)?,
+            tcpfin: secs(tcpfin)?,
+            udp: secs(udp)?,
+        });
+    } else if let Some(word) = arguments.first() {
+        return Err(format!("{word:?}: unexpected argument"));
+    }
+    rule.command = command;
     Ok(rule)
 }
 
@@ -268,9 +651,22 @@ pub fn apply(
             .find_service(&key)
             .ok_or_else(|| format!("service {key} is not defined: add it with -A first"))
     };
+    // Direct routing forwards to the service's port: ipvsadm puts it on every real server.
+    let need_real = |key: ServiceKey| -> Result<IpAddr, String> {
+        let (addr, port) =
+            rule.real.ok_or_else(|| "no real server: give -r IP[:PORT]".to_string())?;
+        match port {
+            Some(port) if port != key.port => Err(format!(
+                "-r {}: direct routing forwards to the service port; give {} or no port",
+                std::net::SocketAddr::new(addr, port),
+                std::net::SocketAddr::new(addr, key.port)
+            )),
+            _ => Ok(addr),
+        }
+    };
     let find_real = |director: &Director, key: ServiceKey| -> Result<_, String> {
         let id = find(director, key)?;
-        let (addr, _) = rule.real.ok_or_else(|| "no real server: give -r IP[:PORT]".to_string())?;
+        let addr = need_real(key)?;
         let service = director.service(id).ok_or("the service is gone")?;
         service
             .reals()
@@ -287,6 +683,12 @@ pub fn apply(
             let key = need_service()?;
             let scheduler = rule.scheduler.unwrap_or_default();
             let persistence = persistence(rule, key.vip)?;
+            if key.port == 0 && persistence.is_none() {
+                return Err(format!(
+                    "service {key} has port 0 (every port), which ipvsadm takes only for a \
+                     persistent service: add -p [TIMEOUT], or give the port"
+                ));
+            }
             if rule.command == Command::AddService {
                 let mut config = ServiceConfig::new(key.protocol, key.vip, key.port, scheduler)
                     .with_flags(rule.flags);
@@ -307,13 +709,12 @@ pub fn apply(
         Command::AddReal => {
             let key = need_service()?;
             let id = find(director, key)?;
-            let (addr, port) =
-                rule.real.ok_or_else(|| "no real server: give -r IP[:PORT]".to_string())?;
-            if port.is_some_and(|p| p != key.port) {
+            let addr = need_real(key)?;
+            if addr.is_loopback() {
                 return Err(format!(
-                    "-r {addr}:{}: direct routing forwards to the service port; give {} or no port",
-                    port.unwrap_or(0),
-                    key.port
+                    "-r {addr}: a loopback address is the director itself (ipvsadm forwards to \
+                     it locally), which direct routing cannot reach: give the real servers' LAN \
+                     addresses"
                 ));
             }
             let mut config = RealConfig::new(addr)
@@ -331,15 +732,24 @@ pub fn apply(
         Command::EditReal => {
             let real = find_real(director, need_service()?)?;
             let current = director.real(real).ok_or("the real server is gone")?;
-            let (upper, lower) = current.thresholds();
+            // As ipvsadm -e: what is not given takes its default (weight 1, thresholds 0).
             let edit = RealEdit::of(current)
                 .with_weight(rule.weight.unwrap_or(1))
-                .with_thresholds(rule.upper.unwrap_or(upper), rule.lower.unwrap_or(lower));
+                .with_thresholds(rule.upper.unwrap_or(0), rule.lower.unwrap_or(0));
             director.edit_real(real, edit).map_err(|e| e.to_string())?;
         }
         Command::DeleteReal => {
             let real = find_real(director, need_service()?)?;
             director.remove_real(real).map_err(|e| e.to_string())?;
+        }
+        Command::Clear => {
+            let ids: Vec<_> = director.services().map(|(id, _)| id).collect();
+            for id in ids {
+                director.remove_service(id).map_err(|e| e.to_string())?;
+            }
+        }
+        Command::SetTimeouts(settings) => {
+            director.set_timeouts(settings).map_err(|e| e.to_string())?;
         }
         Command::Zero => match rule.service {
             Some(key) => {
@@ -414,11 +824,36 @@ mod tests {
         let mut d = director();
         let cases = [
             ("-X", "expected a command"),
+            ("-t 10.0.0.100:80 -A", "-t: expected a command first"),
+            ("foo", "\"foo\": expected a command"),
+            ("", "empty command"),
             ("-D -t 10.0.0.100:80", "not defined"),
-            ("-A", "no service"),
+            ("-A", "no service: -A (add-service) needs -t VIP:PORT or -u VIP:PORT"),
+            ("-a -t 10.0.0.100:80", "no real server: -a (add-server) needs -r IP[:PORT]"),
             ("-A -t 10.0.0.100:80 -s fair", "unknown scheduler"),
-            ("-a -t 10.0.0.100:80", "not defined"),
+            ("-a -t 10.0.0.100:80 -r 10.0.0.11", "not defined"),
             ("-L --bogus", "unknown option"),
+            ("-A -t 10.0.0.100:80 -a", "-A and -a: one command per line"),
+            ("-A -t 10.0.0.100:80 -u 10.0.0.100:53", "-t and -u: one service-address option"),
+            ("-a -t 10.0.0.100:80 -r 10.0.0.11 -w 1 -w 2", "-w and -w: one weight option"),
+            ("-A -t 10.0.0.100:80 -w 2", "-w (weight) does not go with -A (add-service)"),
+            ("-A -t 10.0.0.100:80 -r 10.0.0.11", "-r (real-server) does not go with -A"),
+            ("-a -t 10.0.0.100:80 -r 10.0.0.11 -s rr", "-s (scheduler) does not go with -a"),
+            ("-a -t 10.0.0.100:80 -r 10.0.0.11 -n", "-n (numeric) does not go with -a"),
+            ("-d -t 10.0.0.100:80 -r 10.0.0.11 -w 2", "-w (weight) does not go with -d"),
+            ("-C -t 10.0.0.100:80", "-t (service-address) does not go with -C (clear)"),
+            ("-A -t 10.0.0.100:80 extra", "\"extra\": unexpected argument"),
+            ("-L --stats --rate", "--stats and --rate: give one listing option"),
+            ("-L -n -t 10.0.0.100:80", "listing one service is not available"),
+            ("-A -t 10.0.0.100:80 --stats", "--stats (listing) does not go with -A"),
+            ("-L -X", "-X (exact): not available"),
+            ("-S -n", "-S (save): not available"),
+            ("--set 900 120", "--set needs three timeouts"),
+            ("--set 900 120 x", "\"x\" is not a number of seconds"),
+            ("-a -t 10.0.0.100:80 -r 10.0.0.11 -x -1", "-x -1: out of range"),
+            ("-a -t 10.0.0.100:80 -r 10.0.0.11 -y 2147483648", "0 to 2147483647"),
+            ("-A -t 10.0.0.100:80 -p 1m", "-p \"1m\": give the persistence timeout in seconds"),
+            ("-A -t 10.0.0.100:80 --persistent=", "--persistent \"\": give the persistence"),
         ];
         for (line, says) in cases {
             let err = run(&mut d, line).unwrap_err();
@@ -427,5 +862,125 @@ mod tests {
         run(&mut d, "-A -t 10.0.0.100:80").unwrap();
         let err = run(&mut d, "-e -t 10.0.0.100:80 -r 10.0.0.99").unwrap_err();
         assert!(err.contains("not in"), "{err}");
+        let err = run(&mut d, "-d -t 10.0.0.100:80 -r 10.0.0.99:8080").unwrap_err();
+        assert!(err.contains("give 10.0.0.99:80 or no port"), "{err}");
+    }
+
+    #[test]
+    fn lines_as_ipvsadm_reads_them() {
+        let service = |port| {
+            Some(ServiceKey { protocol: Protocol::Tcp, vip: "10.0.0.1".parse().unwrap(), port })
+        };
+        for line in [
+            "-A -t 10.0.0.1:80 -s rr",
+            "ipvsadm -A -t 10.0.0.1:80 -s rr",
+            "/sbin/ipvsadm -A -t 10.0.0.1:80 -s rr",
+            "/usr/sbin/ipvsadm -At 10.0.0.1:80 -srr",
+            "-At10.0.0.1:80 -s=rr",
+            "--add-service --tcp-service=10.0.0.1:80 --scheduler rr",
+        ] {
+            let rule = parse(line).unwrap();
+            assert_eq!(rule.command, Command::AddService, "{line}");
+            assert_eq!(rule.service, service(80), "{line}");
+            assert_eq!(rule.scheduler, Some(SchedulerKind::Rr), "{line}");
+        }
+        let rule = parse("-ar 10.0.0.2 -t 10.0.0.1:80 -gw 5 -x 10 --l-threshold=2").unwrap();
+        assert_eq!(rule.command, Command::AddReal);
+        assert_eq!(rule.real, Some(("10.0.0.2".parse().unwrap(), None)));
+        assert_eq!((rule.weight, rule.upper, rule.lower), (Some(5), Some(10), Some(2)));
+        // A port-less service is port 0; -p takes a timeout only when one follows.
+        let rule = parse("-A -t 10.0.0.1 -p -s lc").unwrap();
+        assert_eq!((rule.service, rule.persistent), (service(0), Some(360)));
+        let rule = parse("-A -t 10.0.0.1 -s lc --persistent 1999999").unwrap();
+        assert_eq!(rule.persistent, Some(1_999_999));
+        let rule = parse("-A -t 10.0.0.1 -p").unwrap();
+        assert_eq!(rule.persistent, Some(360));
+        assert_eq!(parse("-C").unwrap().command, Command::Clear);
+        assert_eq!(parse("/sbin/ipvsadm").unwrap().command, Command::List(Listing::Plain));
+        assert_eq!(parse("--clear").unwrap().command, Command::Clear);
+        assert_eq!(parse("-Ln").unwrap().command, Command::List(Listing::Plain));
+        assert_eq!(parse("-lnc").unwrap().command, Command::List(Listing::Connections));
+        assert_eq!(parse("-L -n --sort --stats").unwrap().command, Command::List(Listing::Stats));
+        assert_eq!(
+            parse("--set 900 120 300").unwrap().command,
+            Command::SetTimeouts(TimeoutSettings { tcp: 900, tcpfin: 120, udp: 300 })
+        );
+        let rule = parse("-Z -t 10.0.0.1:80").unwrap();
+        assert_eq!((rule.command, rule.service), (Command::Zero, service(80)));
+    }
+
+    #[test]
+    fn other_forwarding_methods_and_firewall_marks_are_refused() {
+        for line in [
+            "-a -t 10.0.0.1:80 -r 10.0.0.2 -m",
+            "-a -t 10.0.0.1:80 -r 10.0.0.2 --masquerading",
+            "-a -t 10.0.0.1:80 -r 10.0.0.2 -i",
+            "-a -t 10.0.0.1:80 -r 10.0.0.2 --ipip",
+            "-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gue --tun-port 6080",
+            "-a -t 10.0.0.1:80 -r 10.0.0.2 --tun-type gre",
+            "-A -f 1 -s rr",
+            "-a --fwmark-service 1 -r 10.0.0.2 -g",
+            "-A -f 1 -6 -s rr",
+            "-A -6 -s rr",
+            "-a -t 10.0.0.1:80 -r 10.0.0.2 -gm",
+        ] {
+            let err = parse(line).unwrap_err();
+            assert!(err.contains("dr does direct routing only"), "{line}: {err}");
+            assert_eq!(err.lines().count(), 1, "{line}: {err}");
+        }
+        // In -arm, -r takes the rest of the word: "m" as its address, as popt reads it.
+        assert!(parse("-arm -t 10.0.0.1:80").unwrap_err().contains("m is a host name"));
+    }
+
+    #[test]
+    fn port_zero_services_are_persistent_as_ipvsadm_requires() {
+        let mut d = director();
+        let err = run(&mut d, "-A -t 10.0.0.1 -s rr").unwrap_err();
+        assert!(err.contains("port 0") && err.contains("add -p"), "{err}");
+        let err = run(&mut d, "-A -u 10.0.0.1:0").unwrap_err();
+        assert!(err.contains("port 0"), "{err}");
+        run(&mut d, "-A -t 10.0.0.1 -s lc -p 1999999").unwrap();
+        run(&mut d, "-a -t 10.0.0.1 -r 10.0.0.2 -g").unwrap();
+        run(&mut d, "-a -t 10.0.0.1:0 -r 10.0.0.3:0 -g").unwrap();
+        let err = run(&mut d, "-a -t 10.0.0.1 -r 127.0.0.1").unwrap_err();
+        assert!(err.contains("-r 127.0.0.1: a loopback address is the director itself"), "{err}");
+        let err = run(&mut d, "-a -t 10.0.0.1 -r 10.0.0.4:80").unwrap_err();
+        assert!(err.contains("give 10.0.0.4:0 or no port"), "{err}");
+        let err = run(&mut d, "-E -t 10.0.0.1 -s rr").unwrap_err();
+        assert!(err.contains("port 0"), "{err}");
+        let listing = run(&mut d, "-L -n").unwrap();
+        assert!(listing.contains("TCP  10.0.0.1:0 lc persistent 1999999\n"), "{listing}");
+        assert!(listing.contains("  -> 10.0.0.2:0 "), "{listing}");
+    }
+
+    #[test]
+    fn edit_real_resets_what_it_does_not_give_as_ipvsadm_does() {
+        let mut d = director();
+        run(&mut d, "-A -t 10.0.0.1:80").unwrap();
+        run(&mut d, "-a -t 10.0.0.1:80 -r 10.0.0.2 -w 5 -x 100 -y 10").unwrap();
+        run(&mut d, "-e -t 10.0.0.1:80 -r 10.0.0.2 -w 3").unwrap();
+        let (_, service) = d.services().next().unwrap();
+        let real = d.real(service.reals()[0]).unwrap();
+        assert_eq!((real.weight(), real.thresholds()), (3, (0, 0)));
+        run(&mut d, "-e -t 10.0.0.1:80 -r 10.0.0.2").unwrap();
+        let real = d.real(service_real(&d)).unwrap();
+        assert_eq!(real.weight(), 1, "ipvsadm's default weight");
+    }
+
+    fn service_real(d: &Director) -> dr_core::RealId {
+        d.services().next().unwrap().1.reals()[0]
+    }
+
+    #[test]
+    fn clear_and_set() {
+        let mut d = director();
+        run(&mut d, "-A -t 10.0.0.1:80").unwrap();
+        run(&mut d, "-A -u 10.0.0.1:53").unwrap();
+        run(&mut d, "--set 600 0 60").unwrap();
+        run(&mut d, "-C").unwrap();
+        assert_eq!(d.services().count(), 0);
+        assert_eq!(run(&mut d, "-L --timeout").unwrap(), "Timeout (tcp tcpfin udp): 600 120 60\n");
+        let err = run(&mut d, "--set 99999999 0 0").unwrap_err();
+        assert!(err.contains("99999999"), "{err}");
     }
 }

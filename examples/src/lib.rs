@@ -1,11 +1,12 @@
 //! What the example binaries share: loading a configuration file or `ipvsadm-save` rules
-//! into a director, the host checks of dr-director, the run report, and the frame builders
-//! of the demo and golden captures.
+//! into a director, the host checks of dr-director, the run report, dr-replay's output
+//! file, and the frame builders of the demo and golden captures.
 
 use std::fmt;
 
 pub mod config;
 pub mod control;
+pub mod endpoint;
 pub mod frames;
 pub mod golden;
 pub mod health;
@@ -13,6 +14,8 @@ pub mod instance;
 pub mod ipvsadm;
 pub mod metrics;
 pub mod netmask;
+pub mod output;
+pub mod popt;
 pub mod preflight;
 pub mod reload;
 pub mod report;

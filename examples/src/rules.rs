@@ -1,8 +1,11 @@
-//! `ipvsadm-save -n` rules, so LVS users can bring their rules file unchanged.
+//! Rules files, so LVS users can bring theirs unchanged: `ipvsadm-save` / `ipvsadm -Sn`
+//! output, or the ipvsadm lines of an rc script (`/sbin/ipvsadm -A -t VIP:80 -s rr`).
 //!
-//! Lines are `-A` (add service) and `-a` (add real server) commands with ipvsadm's short
-//! or long options; blank lines and `#` comments are skipped. Real servers have no MAC in
-//! this format: the caller gives them (`--neigh IP=MAC`) or the director learns them.
+//! Each line is one ipvsadm command as [`crate::ipvsadm`] reads it, applied in order as
+//! `ipvsadm -R` applies them: `-A`/`-E`/`-D`, `-a`/`-e`/`-d`, `-C` (removes everything before
+//! it), `--set` and `-Z`. Blank lines and `#` comments are skipped; a listing (`-L`) is
+//! refused, naming its line. Real servers have no MAC in this format: the caller gives them
+//! (`--neigh IP=MAC`) or the director learns them.
 
 use crate::LineError;
 use crate::ipvsadm::{self, Command, Macs};
@@ -33,7 +36,7 @@ pub fn parse_neighbour(text: &str) -> Result<(IpAddr, MacAddr), String> {
     Ok((ip, mac))
 }
 
-/// Builds a director from rules text: its `-A` and `-a` lines, in order.
+/// Builds a director from rules text, applying its lines in order.
 ///
 /// # Errors
 ///
@@ -49,11 +52,12 @@ pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
             continue;
         }
         let rule = ipvsadm::parse(content).map_err(err)?;
-        if !matches!(rule.command, Command::AddService | Command::AddReal) {
-            return Err(err(format!(
-                "{:?}: only -A (add service) and -a (add real server) lines are read",
-                content.split_whitespace().find(|w| *w != "ipvsadm").unwrap_or("")
-            )));
+        if let Command::List(_) = rule.command {
+            return Err(err(
+                "-L (list) prints the table: a rules file holds the commands that build it; \
+                 remove the line"
+                    .into(),
+            ));
         }
         ipvsadm::apply(&mut director, &rule, &macs, Instant::ZERO).map_err(err)?;
     }

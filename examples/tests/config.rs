@@ -314,3 +314,33 @@ fn the_vlans_served_are_configured() {
         assert!(err.line.is_some(), "{vlans}: {err}");
     }
 }
+
+#[test]
+fn one_weight_range_for_the_file_the_rules_and_ctl() {
+    // ipvsadm takes weights 0 to 65535 (`-w`, string_to_number(optarg, 0, 65535)).
+    let d = load(&replace("weight = 3", "weight = 65535"), OPTIONS).unwrap();
+    let (_, web) = d.services().next().unwrap();
+    assert!(web.reals().iter().any(|&r| d.real(r).unwrap().weight() == 65535));
+    for weight in ["65536", "3000000000", "-1"] {
+        let text = replace("weight = 3", &format!("weight = {weight}"));
+        let err = error(&text);
+        assert_eq!(err.line, Some(line_of(&text, "weight = ")), "{weight}: {err}");
+        assert!(err.message.contains("service[0].real[0].weight"), "{weight}: {err}");
+        assert!(err.message.contains("0 to 65535"), "{weight}: {err}");
+    }
+
+    use dr_examples::ipvsadm::{Macs, apply, parse};
+    let mut d = load(VALID, OPTIONS).unwrap();
+    let macs = Macs::default();
+    let ctl = |d: &mut dr_core::Director, line: &str| {
+        apply(d, &parse(line)?, &macs, dr_core::Instant::ZERO)
+    };
+    ctl(&mut d, "-e -t 10.0.0.100:80 -r 10.0.0.11 -w 65535").unwrap();
+    ctl(&mut d, "-a -t 10.0.0.100:80 -r 10.0.0.13 -w 0").unwrap();
+    for line in
+        ["-e -t 10.0.0.100:80 -r 10.0.0.11 -w 65536", "-a -t 10.0.0.100:80 -r 10.0.0.14 -w -1"]
+    {
+        let err = ctl(&mut d, line).unwrap_err();
+        assert!(err.contains("-w") && err.contains("0 to 65535"), "{line}: {err}");
+    }
+}

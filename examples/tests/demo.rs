@@ -55,3 +55,38 @@ fn the_readme_command_on_the_demo() {
         assert_eq!(report["passes"][reason], 1, "{reason}");
     }
 }
+
+/// The README's demo command, as written there.
+fn readme_demo_command() -> String {
+    let readme = include_str!("../../README.md");
+    let prefix = "cargo run --release -p dr-examples --bin dr-replay -- ";
+    let lines: Vec<&str> = readme.lines().filter(|l| l.starts_with(prefix)).collect();
+    assert_eq!(lines.len(), 1, "one demo command in the README: {lines:?}");
+    lines[0].to_string()
+}
+
+#[test]
+fn the_readme_demo_command_needs_no_target_directory() {
+    let command = readme_demo_command();
+    let args: Vec<&str> = command.split_once(" -- ").unwrap().1.split_whitespace().collect();
+    let out = args[args.iter().position(|a| *a == "-o").unwrap() + 1];
+    let readme = include_str!("../../README.md");
+    assert!(readme.contains(&format!("transmitted to `{out}`")), "the README names {out}");
+    let ci = include_str!("../../.ci/run");
+    assert!(ci.contains(&command), ".ci/run runs the README's command");
+
+    // A checkout whose build directory is elsewhere (CARGO_TARGET_DIR): only the sources.
+    let dir = std::env::temp_dir().join(format!("dr-demo-checkout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_MANIFEST_DIR"), dir.join("examples")).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_dr-replay"))
+        .current_dir(&dir)
+        .args(&args)
+        .output()
+        .unwrap();
+    let written = std::fs::metadata(dir.join(out)).map(|m| m.len());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(written.unwrap() > 24, "the output capture holds the transmitted frames");
+}

@@ -50,15 +50,21 @@ fn saved_rules_load() {
 fn errors_name_the_line() {
     let cases = [
         ("-A -t 10.0.0.100:80 -b sh-bogus", "expected sh-port or sh-fallback"),
-        ("-A -t 10.0.0.100 -s rr", "needs a port"),
-        ("-A -f 1 -s rr", "firewall-mark"),
+        (
+            "-A -t 10.0.0.100 -s rr",
+            "port 0 (every port), which ipvsadm takes only for a persistent service",
+        ),
+        ("-A -f 1 -s rr", "-f (fwmark-service): dr does direct routing only"),
         ("-A -t 10.0.0.100:80 -s rr -M 255.255.255.0", "needs -p"),
         ("-A -t 10.0.0.100:80 -s rr -p 360 -M 255.0.255.0", "not contiguous"),
         ("-A -t 10.0.0.100:80 -s rr -p 0", "out of range"),
         ("-A -t 10.0.0.100:0 -s rr", "port 0"),
         ("-A -t 10.0.0.100:80 -s lblc", "unknown scheduler"),
         ("-a -t 10.0.0.100:80 -r 10.0.0.11", "not defined"),
-        ("-E -t 10.0.0.100:80 -s rr", "only -A"),
+        ("-E -t 10.0.0.100:80 -s rr", "service TCP  10.0.0.100:80 is not defined"),
+        ("-L -n", "-L (list) prints the table"),
+        ("ipvsadm -Sn", "-S (save): not available"),
+        ("-A -t www.example.com:80", "dr does not resolve names"),
         ("-A -t 10.0.0.100:80 -s rr --frobnicate", "unknown option"),
     ];
     for (rules, says) in cases {
@@ -68,8 +74,15 @@ fn errors_name_the_line() {
     }
     let real_cases = [
         ("-a -t 10.0.0.100:80 -r 10.0.0.11:8080", "service port"),
-        ("-a -t 10.0.0.100:80 -r 10.0.0.11 -m", "only direct routing"),
-        ("-a -t 10.0.0.100:80 -r 10.0.0.11 -w 70000", "weight 0 to 65535"),
+        (
+            "-a -t 10.0.0.100:80 -r 10.0.0.11 -m",
+            "-m (masquerading, NAT): dr does direct routing only",
+        ),
+        (
+            "-a -t 10.0.0.100:80 -r 10.0.0.11 -i",
+            "-i (ipip, tunnelling): dr does direct routing only",
+        ),
+        ("-a -t 10.0.0.100:80 -r 10.0.0.11 -w 70000", "-w 70000: out of range: give 0 to 65535"),
         ("-a -t 10.0.0.100:80 -r 10.0.0.13", "--neigh 10.0.0.13=MAC"),
         ("-a -t 10.0.0.100:80 -r 10.0.0.11 -w", "needs a value"),
     ];
@@ -118,4 +131,219 @@ fn persistence_as_ipvsadm_save_writes_it() {
             dr_core::Persistence::new(dr_core::DEFAULT_PERSISTENT_SECS)
         ]
     );
+}
+
+/// Each file under testdata/rules/ (see its README) and the `ipvsadm -L -n` listing it must
+/// give, written from ipvsadm's layout (`print_title`, `print_service_entry`: the address in
+/// 28 columns, then `%-7s %-6d %-10u %-10u`), compared with trailing blanks removed.
+const TESTDATA: &[(&str, &str)] = &[
+    (
+        "lvs-howto-rc",
+        "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  192.168.1.110:23 rr
+  -> 192.168.1.11:23              Route   1      0          0
+  -> 192.168.1.12:23              Route   1      0          0
+TCP  192.168.1.110:80 wlc
+  -> 192.168.1.11:80              Route   2      0          0
+  -> 192.168.1.12:80              Route   1      0          0
+TCP  192.168.1.110:443 wlc persistent 600
+  -> 192.168.1.11:443             Route   1      0          0
+  -> 192.168.1.12:443             Route   1      0          0
+",
+    ),
+    (
+        "ctdb-lvs",
+        "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.1.1.201:0 lc persistent 1999999
+  -> 192.168.1.1:0                Route   1      0          0
+  -> 192.168.1.2:0                Route   1      0          0
+  -> 192.168.1.3:0                Route   1      0          0
+UDP  10.1.1.201:0 lc persistent 1999999
+  -> 192.168.1.1:0                Route   1      0          0
+  -> 192.168.1.2:0                Route   1      0          0
+  -> 192.168.1.3:0                Route   1      0          0
+",
+    ),
+    (
+        "keepalived-Sn",
+        "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.0.1:80 wlc
+  -> 10.0.0.2:80                  Route   1      0          0
+  -> 10.0.0.3:80                  Route   1      0          0
+TCP  10.0.0.1:443 wlc persistent 300 mask 255.255.255.0
+  -> 10.0.0.2:443                 Route   1      0          0
+  -> 10.0.0.3:443                 Route   0      0          0
+TCP  10.0.0.1:8080 sh (sh-fallback,sh-port)
+  -> 10.0.0.2:8080                Route   1      0          0
+UDP  10.0.0.1:53 rr
+  -> 10.0.0.2:53                  Route   2      0          0
+  -> 10.0.0.3:53                  Route   1      0          0
+TCP  [2001:db8::1]:80 wrr
+  -> [2001:db8::2]:80             Route   3      0          0
+  -> [2001:db8::3]:80             Route   1      0          0
+TCP  [2001:db8::1]:443 wlc persistent 300 mask 64
+  -> [2001:db8::2]:443            Route   1      0          0
+",
+    ),
+    (
+        "ipvsadm-save",
+        "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  192.0.2.10:80 wrr
+  -> 192.0.2.21:80                Route   5      0          0
+  -> 192.0.2.22:80                Route   3      0          0
+TCP  192.0.2.10:443 wlc persistent 360
+  -> 192.0.2.21:443               Route   1      0          0
+  -> 192.0.2.22:443               Route   1      0          0
+UDP  192.0.2.10:53 rr
+  -> 192.0.2.21:53                Route   1      0          0
+  -> 192.0.2.22:53                Route   1      0          0
+",
+    ),
+    (
+        "shell-script",
+        "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  172.16.0.100:80 rr
+  -> 172.16.0.11:80               Route   1      0          0
+  -> 172.16.0.12:80               Route   2      0          0
+TCP  172.16.0.100:3306 sh persistent 120
+  -> 172.16.0.11:3306             Route   1      0          0
+UDP  172.16.0.100:53 wrr
+  -> 172.16.0.11:53               Route   3      0          0
+",
+    ),
+    (
+        "long-options",
+        "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.51.100.7:25 wlc persistent 360 mask 255.255.255.0
+  -> 198.51.100.21:25             Route   4      0          0
+  -> 198.51.100.22:25             Route   2      0          0
+UDP  198.51.100.7:514 sed
+  -> 198.51.100.21:514            Route   1      0          0
+",
+    ),
+];
+
+fn trim_lines(text: &str) -> String {
+    text.lines().map(|l| format!("{}\n", l.trim_end())).collect()
+}
+
+fn testdata() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/rules")
+}
+
+#[test]
+fn rules_files_as_people_write_them_load_unchanged() {
+    let mut files: Vec<String> = std::fs::read_dir(testdata())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".rules"))
+        .collect();
+    files.sort();
+    let mut named: Vec<String> = TESTDATA.iter().map(|(n, _)| format!("{n}.rules")).collect();
+    named.sort();
+    assert_eq!(files, named, "every file in testdata/rules has its listing here");
+    let readme = std::fs::read_to_string(testdata().join("README.md")).unwrap();
+    let mut options = options();
+    options.config.capacity = 4096;
+    options.require_real_macs = false;
+    for (name, listing) in TESTDATA {
+        assert!(readme.contains(&format!("`{name}.rules`")), "the README describes {name}");
+        let text = std::fs::read_to_string(testdata().join(format!("{name}.rules"))).unwrap();
+        let d = load(&text, &options).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = trim_lines(&d.listing(dr_core::ListingFormat::Plain).to_string());
+        assert_eq!(got, *listing, "{name}");
+    }
+}
+
+#[test]
+fn what_the_testdata_sets_besides_the_listing() {
+    let mut options = options();
+    options.require_real_macs = false;
+    let load_file = |name: &str| {
+        load(&std::fs::read_to_string(testdata().join(name)).unwrap(), &options).unwrap()
+    };
+    let d = load_file("shell-script.rules");
+    assert_eq!(
+        d.listing(dr_core::ListingFormat::Timeout).to_string(),
+        "Timeout (tcp tcpfin udp): 30 5 60\n"
+    );
+    let d = load_file("long-options.rules");
+    let smtp = d
+        .find_service(&ServiceKey {
+            protocol: Protocol::Tcp,
+            vip: "198.51.100.7".parse().unwrap(),
+            port: 25,
+        })
+        .unwrap();
+    let thresholds: Vec<_> =
+        d.service(smtp).unwrap().reals().iter().map(|&r| d.real(r).unwrap().thresholds()).collect();
+    assert_eq!(thresholds, [(0, 0), (100, 50)], "newest first: .22, then .21 with -x 100 -y 50");
+}
+
+#[test]
+fn clear_removes_what_came_before_it() {
+    let rules = "\
+-A -t 10.0.0.100:80 -s rr
+-a -t 10.0.0.100:80 -r 10.0.0.11
+-A -u 10.0.0.100:53
+-C
+-A -t 10.0.0.100:443 -s wlc
+-a -t 10.0.0.100:443 -r 10.0.0.12
+";
+    let d = load(rules, &options()).unwrap();
+    let keys: Vec<String> = d.services().map(|(_, s)| s.key().to_string()).collect();
+    assert_eq!(keys, ["TCP  10.0.0.100:443"]);
+    // A service -C removed can be added again.
+    let d = load(&format!("{rules}-A -t 10.0.0.100:80\n"), &options()).unwrap();
+    assert_eq!(d.services().count(), 2);
+}
+
+#[test]
+fn every_command_that_changes_the_table_is_applied_in_order() {
+    let rules = "\
+ipvsadm -A -t 10.0.0.100:80 -s rr
+ipvsadm -a -t 10.0.0.100:80 -r 10.0.0.11 -w 2
+ipvsadm -a -t 10.0.0.100:80 -r 10.0.0.12
+ipvsadm -e -t 10.0.0.100:80 -r 10.0.0.12 -w 4
+ipvsadm -d -t 10.0.0.100:80 -r 10.0.0.11
+ipvsadm -E -t 10.0.0.100:80 -s wrr
+ipvsadm -A -u 10.0.0.100:53
+ipvsadm -D -u 10.0.0.100:53
+ipvsadm -Z
+";
+    let d = load(rules, &options()).unwrap();
+    let listing = trim_lines(&d.listing(dr_core::ListingFormat::Plain).to_string());
+    let expected = "\
+TCP  10.0.0.100:80 wrr
+  -> 10.0.0.12:80                 Route   4      0          0
+";
+    assert!(listing.ends_with(expected), "{listing}");
+    assert_eq!(d.services().count(), 1);
+}
+
+#[test]
+fn a_listing_line_or_a_bare_ipvsadm_is_refused_with_its_line() {
+    for line in ["/sbin/ipvsadm", "ipvsadm -L -n", "ipvsadm -ln --stats"] {
+        let err = load(&format!("-A -t 10.0.0.100:80\n\n{line}\n"), &options()).unwrap_err();
+        assert_eq!(err.line, Some(3), "{line}: {err}");
+        assert!(err.message.contains("remove the line"), "{line}: {err}");
+    }
 }

@@ -14,7 +14,8 @@
 //!
 //! A control socket (`--control`, default `/run/dr-director.sock`, mode 0600) takes ipvsadm
 //! command lines: `dr-director ctl -L -n` (or `--stats`, `--rate`, `-c`, `--timeout`,
-//! `--json`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -Z`. `--metrics ADDR` serves the
+//! `--json`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -C`, `ctl --set …`, `ctl -Z`.
+//! `--metrics ADDR` serves the
 //! counters to Prometheus (off by default).
 //!
 //! `--workers N` runs N threads, each with its own ring in a `PACKET_FANOUT` group (the
@@ -65,7 +66,8 @@ struct Args {
     /// The configuration (see examples/director.toml).
     #[arg(long, value_name = "CONFIG.toml")]
     config: Option<PathBuf>,
-    /// Rules in the `ipvsadm-save -n` format instead of a configuration file.
+    /// Rules instead of a configuration file: ipvsadm command lines, as `ipvsadm-save`
+    /// writes them or an rc script runs them (`/sbin/ipvsadm -A -t VIP:80 -s rr`).
     #[arg(long, value_name = "FILE")]
     rules: Option<PathBuf>,
     /// A real server's MAC, for rules (otherwise asked for by ARP / ND); repeatable.

@@ -5,12 +5,13 @@
 use clap::Parser;
 use dr_core::{Config, Director, Driver, DriverOptions, MacAddr};
 use dr_examples::config::{LoadOptions, load};
+use dr_examples::output::OutputFile;
 use dr_examples::{report, rules};
-use dr_io_pcap::{PcapReplay, PcapSink, PcapSource};
+use dr_io_pcap::{PcapIoError, PcapReplay, PcapSink, PcapSource};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, BufWriter};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +33,8 @@ struct Args {
     /// needs a mac.
     #[arg(long, value_name = "CONFIG.toml")]
     config: Option<PathBuf>,
-    /// Rules in the `ipvsadm-save -n` format instead of a configuration file.
+    /// Rules instead of a configuration file: ipvsadm command lines, as `ipvsadm-save`
+    /// writes them or an rc script runs them (`/sbin/ipvsadm -A -t VIP:80 -s rr`).
     #[arg(long, value_name = "FILE", requires = "mac")]
     rules: Option<PathBuf>,
     /// With --rules: a real server's MAC (repeatable).
@@ -44,7 +46,9 @@ struct Args {
     /// The capture to replay (pcap or pcapng, Ethernet link type).
     #[arg(value_name = "INPUT.pcap")]
     input: PathBuf,
-    /// Where to write the transmitted frames.
+    /// Where to write the transmitted frames: written beside it and renamed into place when
+    /// the replay succeeds, so a failed run leaves an earlier output as it was. It cannot be
+    /// the input.
     #[arg(short, long, value_name = "OUTPUT.pcap")]
     output: PathBuf,
     /// Print the report as one JSON object instead of the listing.
@@ -57,19 +61,40 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(director) => {
-            if args.json {
-                println!("{}", report::json(&director));
-            } else if !args.quiet {
-                print!("{}", report::text(&director));
-            }
-            ExitCode::SUCCESS
-        }
+    let mut director = match director(&args) {
+        Ok(director) => director,
         Err(message) => {
             eprintln!("dr-replay: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run(&args, &mut director);
+    // A replay that stopped at a corrupt record reports what it did before it.
+    if result.as_ref().map_or_else(|f| f.in_capture, |()| true) {
+        if args.json {
+            println!("{}", report::json(&director));
+        } else if !args.quiet {
+            print!("{}", report::text(&director));
+        }
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("dr-replay: {}", failure.message);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Why a run failed, and whether it stopped inside the capture, after replaying records.
+struct Failure {
+    message: String,
+    in_capture: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self { message, in_capture: false }
     }
 }
 
@@ -98,21 +123,39 @@ fn director(args: &Args) -> Result<Director, String> {
     rules::load(&read(path)?, &options).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn run(args: &Args) -> Result<Director, String> {
-    let mut director = director(args)?;
+/// Replays the capture into `director`; the output is in place only if everything
+/// succeeded.
+fn run(args: &Args, director: &mut Director) -> Result<(), Failure> {
     let file = File::open(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?;
+    let (output, out_file) = OutputFile::create(&args.output, &file, &args.input)?;
     let progress = progress_bar(&file, args.quiet);
     let reader = BufReader::with_capacity(1 << 16, progress.wrap_read(file));
     let source = PcapSource::from_reader(reader, &args.input).map_err(|e| e.to_string())?;
-    let sink = PcapSink::create(&args.output).map_err(|e| e.to_string())?;
+    let writer = BufWriter::with_capacity(1 << 16, out_file);
+    let sink = PcapSink::from_writer(writer, &args.output).map_err(|e| e.to_string())?;
     let mut io = PcapReplay::new(source, sink, BATCH).map_err(|e| e.to_string())?;
     let mut driver_options = DriverOptions::default();
     driver_options.announce = false;
     driver_options.solicit_neighbours = false;
-    Driver::new(driver_options).run(&mut director, &mut io).map_err(|e| e.to_string())?;
-    io.finish().map_err(|e| e.to_string())?;
+    let outcome = Driver::new(driver_options).run(director, &mut io);
     progress.finish_and_clear();
-    Ok(director)
+    if let Err(e) = outcome {
+        let replayed = io.records_read();
+        return Err(match e {
+            PcapIoError::Corrupt { .. } => {
+                let before = match replayed {
+                    0 => "no record before it was replayed".to_string(),
+                    1 => "the record before it was replayed".to_string(),
+                    n => format!("the {n} records before it were replayed"),
+                };
+                Failure { message: format!("{e}; {before}"), in_capture: true }
+            }
+            e => e.to_string().into(),
+        });
+    }
+    io.finish().map_err(|e| e.to_string())?;
+    output.commit()?;
+    Ok(())
 }
 
 /// A bar over the capture's bytes on stderr, cleared at the end; hidden when stderr is not a
