@@ -165,6 +165,27 @@ pub(crate) fn program(vips: &[IpAddr]) -> Vec<libc::sock_filter> {
     assemble(&p).unwrap_or_else(program_without_vips)
 }
 
+/// TCP over IPv4 (without options or with) and over IPv6 (no extension headers): what a
+/// probe's answer is.
+pub(crate) fn tcp_program() -> Vec<libc::sock_filter> {
+    let p = [
+        Insn::Load { code: LD_H_ABS, offset: 12 },
+        Insn::IfNe { k: 0x0800, otherwise: Label::NotIpv4 },
+        Insn::Load { code: LD_B_ABS, offset: 23 },
+        Insn::IfEq { k: 6, then: Label::Accept },
+        Insn::Ret(REJECT),
+        Insn::Mark(Label::NotIpv4),
+        Insn::IfNe { k: 0x86dd, otherwise: Label::Reject },
+        Insn::Load { code: LD_B_ABS, offset: 20 },
+        Insn::IfEq { k: 6, then: Label::Accept },
+        Insn::Mark(Label::Reject),
+        Insn::Ret(REJECT),
+        Insn::Mark(Label::Accept),
+        Insn::Ret(ACCEPT),
+    ];
+    assemble(&p).unwrap_or_default()
+}
+
 /// ARP, IPv4, IPv6 and tagged frames, whatever their destination.
 fn program_without_vips() -> Vec<libc::sock_filter> {
     let p = [
@@ -318,6 +339,18 @@ mod tests {
         let p = program(&vips);
         assert_eq!(run(&p, &ipv4_to([10, 0, 0, 2])), ACCEPT);
         assert_eq!(run(&p, &frame(0x88cc, &[0; 40])), REJECT);
+    }
+
+    #[test]
+    fn the_probe_filter_takes_tcp_only() {
+        let p = tcp_program();
+        assert_eq!(run(&p, &ipv4_to([10, 0, 0, 100])), ACCEPT, "protocol 6");
+        let mut udp = ipv4_to([10, 0, 0, 100]);
+        udp[23] = 17;
+        assert_eq!(run(&p, &udp), REJECT);
+        assert_eq!(run(&p, &ipv6(6, "2001:db8::100".parse().unwrap())), ACCEPT);
+        assert_eq!(run(&p, &ipv6(58, "2001:db8::100".parse().unwrap())), REJECT);
+        assert_eq!(run(&p, &frame(0x0806, &[0; 28])), REJECT);
     }
 
     #[test]

@@ -42,9 +42,11 @@
 
 mod error;
 mod filter;
+mod link;
 mod sys;
 
 pub use error::Error;
+pub use link::LinkSocket;
 
 use dr_core::{BURST, Batch, DropReason, FrameIo, Instant, MacAddr, Verdict};
 use std::net::IpAddr;

@@ -186,6 +186,36 @@ impl Socket {
         Ok(stats)
     }
 
+    /// Sends one whole frame on the bound interface (`send`, no `virtio_net_hdr`: a socket
+    /// without `PACKET_VNET_HDR`).
+    pub(crate) fn send_frame(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: frame is a live slice of frame.len() bytes for the call; the kernel only
+        // reads it.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Receives one frame into `buf` without waiting; `None` when none is there. Returns the
+    /// bytes written (a longer frame is cut to `buf`).
+    pub(crate) fn recv_frame(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        // SAFETY: buf is a live, writable slice of buf.len() bytes for the call; the kernel
+        // writes at most that many.
+        let n = unsafe {
+            libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e),
+            };
+        }
+        Ok(Some((n as usize).min(buf.len())))
+    }
+
     /// Waits up to `timeout_ms` for the socket to become readable.
     pub(crate) fn wait_readable(&self, timeout_ms: i32) -> io::Result<bool> {
         let mut pfd = libc::pollfd {
@@ -619,6 +649,16 @@ pub(crate) fn if_up(name: &str) -> io::Result<(bool, bool)> {
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
     let flags = i32::from(unsafe { req.ifr_ifru.ifru_flags });
     Ok((flags & libc::IFF_UP != 0, flags & libc::IFF_RUNNING != 0))
+}
+
+/// The interface's (first) IPv4 address.
+pub(crate) fn if_ipv4(name: &str) -> io::Result<std::net::Ipv4Addr> {
+    let req = interface_ioctl(name, libc::SIOCGIFADDR)?;
+    // SAFETY: SIOCGIFADDR filled the addr member of the union with a sockaddr_in.
+    let addr = unsafe { req.ifr_ifru.ifru_addr };
+    // sockaddr_in: family (2 bytes), port (2), then the address (4) in sa_data[2..6].
+    let d = addr.sa_data;
+    Ok(std::net::Ipv4Addr::new(d[2] as u8, d[3] as u8, d[4] as u8, d[5] as u8))
 }
 
 /// The interface's MAC address.

@@ -87,6 +87,9 @@ struct HealthSection {
     rise: Option<Spanned<u32>>,
     path: Option<Spanned<String>>,
     expect: Option<Spanned<u16>>,
+    payload: Option<Spanned<String>>,
+    expect_reply: Option<Spanned<bool>>,
+    through_vip: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,8 +326,8 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
             }
         }
         let check = match &s.health {
-            Some(health) => health_check(health, &field("health"), &at)?,
-            None => HealthCheck::default(),
+            Some(health) => health_check(health, protocol, &field("health"), &at)?,
+            None => HealthCheck::for_protocol(protocol),
         };
         let mut config =
             ServiceConfig::new(protocol, vip, *s.port.get_ref(), scheduler).with_flags(flags);
@@ -443,10 +446,52 @@ fn persistence(
 
 fn health_check(
     health: &Spanned<HealthSection>,
+    protocol: Protocol,
     field: &str,
     at: &impl Fn(Range<usize>, String) -> LineError,
 ) -> Result<HealthCheck, LineError> {
     let h = health.get_ref();
+    let kind = h.kind.as_ref().map_or(
+        match protocol {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        },
+        |k| k.get_ref().as_str(),
+    );
+    let span = h.kind.as_ref().map_or(health.span(), Spanned::span);
+    let fits = match protocol {
+        Protocol::Tcp => matches!(kind, "tcp" | "http" | "none"),
+        Protocol::Udp => matches!(kind, "udp" | "none"),
+    };
+    if matches!(kind, "tcp" | "http" | "udp" | "none") && !fits {
+        return Err(at(
+            span,
+            format!(
+                "{field}.kind = {kind:?} does not fit a {protocol} service: its real servers \
+                 would be judged by a protocol they do not serve; use {}",
+                match protocol {
+                    Protocol::Tcp => "\"tcp\", \"http\" or \"none\"",
+                    Protocol::Udp => "\"udp\" or \"none\"",
+                }
+            ),
+        ));
+    }
+    for (name, given, allowed) in [
+        ("payload", h.payload.is_some(), kind == "udp"),
+        ("expect_reply", h.expect_reply.is_some(), kind == "udp"),
+        ("path", h.path.is_some(), kind == "http"),
+        ("expect", h.expect.is_some(), kind == "http"),
+        ("through_vip", h.through_vip.as_ref().is_some_and(|t| *t.get_ref()), kind == "tcp"),
+    ] {
+        if given && !allowed {
+            return Err(at(
+                span,
+                format!(
+                    "{field}.{name} does not apply to kind = {kind:?}: remove it or change kind"
+                ),
+            ));
+        }
+    }
     for (name, value) in [("timeout", &h.timeout), ("fall", &h.fall), ("rise", &h.rise)] {
         if let Some(v) = value
             && *v.get_ref() == 0
@@ -455,11 +500,14 @@ fn health_check(
         }
     }
     if let Some(kind) = &h.kind
-        && !matches!(kind.get_ref().as_str(), "tcp" | "http" | "none")
+        && !matches!(kind.get_ref().as_str(), "tcp" | "http" | "udp" | "none")
     {
         return Err(at(
             kind.span(),
-            format!("{field}.kind = {:?}: expected \"tcp\", \"http\" or \"none\"", kind.get_ref()),
+            format!(
+                "{field}.kind = {:?}: expected \"tcp\", \"http\", \"udp\" or \"none\"",
+                kind.get_ref()
+            ),
         ));
     }
     if let Some(interval) = &h.interval
@@ -489,11 +537,19 @@ fn health_check(
     };
     let count =
         |v: &Option<Spanned<u32>>, default: u32| v.as_ref().map_or(default, |v| *v.get_ref());
-    let probe = match h.kind.as_ref().map(|k| k.get_ref().as_str()) {
-        Some("none") => Probe::None,
-        Some("http") => Probe::Http {
+    let probe = match kind {
+        "none" => Probe::None,
+        "http" => Probe::Http {
             path: h.path.as_ref().map_or_else(|| "/".to_string(), |p| p.get_ref().clone()),
             expect: h.expect.as_ref().map_or(200, |e| *e.get_ref()),
+        },
+        "udp" => Probe::Udp {
+            payload: h
+                .payload
+                .as_ref()
+                .map(|p| p.get_ref().as_bytes().to_vec())
+                .unwrap_or_default(),
+            expect_reply: h.expect_reply.as_ref().is_some_and(|e| *e.get_ref()),
         },
         _ => Probe::Tcp,
     };
@@ -501,6 +557,7 @@ fn health_check(
         probe,
         interval: secs(&h.interval, defaults.interval),
         timeout: secs(&h.timeout, defaults.timeout),
+        through_vip: h.through_vip.as_ref().is_some_and(|t| *t.get_ref()),
         fall: count(&h.fall, defaults.fall),
         rise: count(&h.rise, defaults.rise),
     })

@@ -1,12 +1,23 @@
 //! Health checks of real servers, off the packet path: one thread per real server probes it
-//! (a TCP connect to its address and the service port, or an HTTP GET with an expected
-//! status) and reports each change of state on a channel. The director's loop quiesces a
-//! server that went down (weight 0: its connections continue) and restores its weight when
-//! it comes back.
+//! and reports each change of state on a channel. The director's loop quiesces a server
+//! that went down (weight 0: its connections continue) and restores its weight when it
+//! comes back.
+//!
+//! The probes: a TCP connect to the real server's address and the service port (the default
+//! of a TCP service), an HTTP GET with an expected status, a UDP datagram (the default of a
+//! UDP service: down on an ICMP port unreachable, and with `expect_reply` on no answer), or
+//! a TCP handshake *through the VIP* (`through_vip`): a SYN addressed to VIP:port and sent
+//! to the real server's MAC, exactly as forwarded traffic is, so a real server that does not
+//! hold the VIP on `lo` (the commonest LVS-DR mistake), which answers its own address but
+//! drops the VIP's traffic, is marked down.
 
+use dr_core::MacAddr;
+use dr_io_afpacket::LinkSocket;
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
@@ -25,6 +36,15 @@ pub enum Probe {
         /// The status that means healthy.
         expect: u16,
     },
+    /// A UDP datagram of `payload` to the real server's address and the service port:
+    /// unhealthy when an ICMP port unreachable comes back, and, with `expect_reply`, when
+    /// no datagram does within the timeout.
+    Udp {
+        /// The datagram's bytes.
+        payload: Vec<u8>,
+        /// A reply is required.
+        expect_reply: bool,
+    },
 }
 
 /// A service's health check settings; the defaults are DESIGN.md's: TCP, every second, a
@@ -41,6 +61,9 @@ pub struct HealthCheck {
     pub fall: u32,
     /// Consecutive successes that bring a down server back.
     pub rise: u32,
+    /// Probe through the VIP: a TCP handshake with VIP:port sent to the real server's MAC
+    /// (only with [`Probe::Tcp`]).
+    pub through_vip: bool,
 }
 
 impl Default for HealthCheck {
@@ -51,8 +74,38 @@ impl Default for HealthCheck {
             timeout: Duration::from_secs(1),
             fall: 3,
             rise: 2,
+            through_vip: false,
         }
     }
+}
+
+impl HealthCheck {
+    /// The default check of a service of `protocol`: a TCP connect for TCP, a UDP datagram
+    /// (down on ICMP port unreachable) for UDP.
+    pub fn for_protocol(protocol: dr_core::Protocol) -> Self {
+        match protocol {
+            dr_core::Protocol::Tcp => Self::default(),
+            dr_core::Protocol::Udp => Self {
+                probe: Probe::Udp { payload: Vec::new(), expect_reply: false },
+                ..Self::default()
+            },
+        }
+    }
+}
+
+/// The real servers' MACs as the director knows them, for probes through the VIP.
+pub type Macs = Arc<Mutex<HashMap<IpAddr, MacAddr>>>;
+
+/// Where a probe through the VIP goes: the interface, and the VIP and port it is addressed
+/// to (the real server's address finds its MAC in [`Macs`]).
+#[derive(Clone, Debug)]
+pub struct ThroughVip {
+    /// The director's interface.
+    pub interface: String,
+    /// The service's VIP and port.
+    pub vip: SocketAddr,
+    /// The MACs of the real servers.
+    pub macs: Macs,
 }
 
 /// A change of a real server's health.
@@ -72,7 +125,148 @@ pub fn probe_once(target: SocketAddr, check: &HealthCheck) -> bool {
         Probe::None => true,
         Probe::Tcp => TcpStream::connect_timeout(&target, check.timeout).is_ok(),
         Probe::Http { path, expect } => http_status(target, path, check.timeout) == Some(*expect),
+        Probe::Udp { payload, expect_reply } => {
+            udp_probe(target, payload, *expect_reply, check.timeout)
+        }
     }
+}
+
+/// A UDP datagram to `target`: false on an ICMP port unreachable (a connected UDP socket
+/// reports it as a refused connection), or with `expect_reply` on no answer in time.
+fn udp_probe(target: SocketAddr, payload: &[u8], expect_reply: bool, timeout: Duration) -> bool {
+    let any: SocketAddr = match target {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let Ok(socket) = UdpSocket::bind(any) else { return false };
+    if socket.connect(target).is_err() || socket.set_read_timeout(Some(timeout)).is_err() {
+        return false;
+    }
+    if socket.send(payload).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 1500];
+    match socket.recv(&mut buf) {
+        Ok(_) => true,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            !expect_reply
+        }
+        Err(_) => false,
+    }
+}
+
+/// A TCP handshake with the VIP through the real server at `real` (its MAC from `route`):
+/// true on a SYN-ACK from VIP:port, false on a reset, no answer, or no MAC known yet.
+/// The half-open connection is reset at once.
+pub fn probe_through_vip(
+    link: &LinkSocket,
+    real: IpAddr,
+    route: &ThroughVip,
+    timeout: Duration,
+) -> bool {
+    let Some(mac) = route.macs.lock().ok().and_then(|m| m.get(&real).copied()) else {
+        return false;
+    };
+    let vip = route.vip;
+    let Some(source) = link.address_like(vip.ip()) else { return false };
+    let port = 32768 + (std::process::id() as u16 ^ real_port_salt(real)) % 28000;
+    let seq = u32::from(port).wrapping_mul(0x9e37_79b1) ^ 0x5a5a_5a5a;
+    let frame = |flags: Flags, seq: u32, ack: u32| {
+        tcp_frame(link.mac(), mac, source, vip, port, seq, ack, flags)
+    };
+    if link.send(&frame(Flags::Syn, seq, 0)).is_err() {
+        return false;
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let answer = link.wait_for(deadline, |bytes| answer_to(bytes, vip, source, port));
+    match answer {
+        Ok(Some(Answer::SynAck { seq: theirs })) => {
+            let _ = link.send(&frame(Flags::Rst, seq.wrapping_add(1), theirs.wrapping_add(1)));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A salt from the real server's address, so probes of different servers use different
+/// source ports.
+fn real_port_salt(real: IpAddr) -> u16 {
+    match real {
+        IpAddr::V4(a) => u16::from_be_bytes([a.octets()[2], a.octets()[3]]),
+        IpAddr::V6(a) => a.segments()[7],
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Flags {
+    Syn,
+    Rst,
+}
+
+enum Answer {
+    SynAck { seq: u32 },
+    Reset,
+}
+
+/// A TCP segment from `source`:`port` to `vip`, in a frame from `from` to `to`.
+#[allow(clippy::too_many_arguments)]
+fn tcp_frame(
+    from: MacAddr,
+    to: MacAddr,
+    source: IpAddr,
+    vip: SocketAddr,
+    port: u16,
+    seq: u32,
+    ack: u32,
+    flags: Flags,
+) -> Vec<u8> {
+    let builder = etherparse::PacketBuilder::ethernet2(from.0, to.0);
+    let builder = match (source, vip.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => builder.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => builder.ipv6(s.octets(), d.octets(), 64),
+        _ => return Vec::new(),
+    };
+    let builder = builder.tcp(port, vip.port(), seq, 1024);
+    let builder = match flags {
+        Flags::Syn => builder.syn(),
+        Flags::Rst => builder.rst().ack(ack),
+    };
+    let mut out = Vec::with_capacity(80);
+    if builder.write(&mut out, &[]).is_err() {
+        return Vec::new();
+    }
+    out
+}
+
+/// What a frame says about our probe: a SYN-ACK or a reset from `vip` to `source`:`port`.
+fn answer_to(bytes: &[u8], vip: SocketAddr, source: IpAddr, port: u16) -> Option<Answer> {
+    let packet = etherparse::SlicedPacket::from_ethernet(bytes).ok()?;
+    let (src, dst) = match packet.net? {
+        etherparse::NetSlice::Ipv4(ip) => {
+            (IpAddr::V4(ip.header().source_addr()), IpAddr::V4(ip.header().destination_addr()))
+        }
+        etherparse::NetSlice::Ipv6(ip) => {
+            (IpAddr::V6(ip.header().source_addr()), IpAddr::V6(ip.header().destination_addr()))
+        }
+        _ => return None,
+    };
+    let etherparse::TransportSlice::Tcp(tcp) = packet.transport? else { return None };
+    let ours = src == vip.ip()
+        && dst == source
+        && tcp.source_port() == vip.port()
+        && tcp.destination_port() == port;
+    if !ours {
+        return None;
+    }
+    if tcp.rst() {
+        return Some(Answer::Reset);
+    }
+    (tcp.syn() && tcp.ack()).then(|| Answer::SynAck { seq: tcp.sequence_number() })
 }
 
 fn http_status(target: SocketAddr, path: &str, timeout: Duration) -> Option<u16> {
@@ -138,19 +332,31 @@ impl Hysteresis {
 
 /// Starts a checker thread for one real server, taken to be `healthy` or not to begin
 /// with; it reports changes on `events` until `stop` is set or the receiver is gone.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn<K: Copy + Send + 'static>(
     key: K,
     target: SocketAddr,
     check: HealthCheck,
+    through: Option<ThroughVip>,
     healthy: bool,
     events: Sender<HealthEvent<K>>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // A probe through the VIP needs its own packet socket (each sees every answer).
+    let link = match &through {
+        Some(route) => Some(LinkSocket::open(&route.interface).map_err(std::io::Error::other)?),
+        None => None,
+    };
     std::thread::Builder::new().name(format!("health {target}")).spawn(move || {
         let mut state = Hysteresis::starting(healthy);
         while !stop.load(Ordering::Relaxed) {
             let started = std::time::Instant::now();
-            let ok = probe_once(target, &check);
+            let ok = match (&link, &through) {
+                (Some(link), Some(route)) => {
+                    probe_through_vip(link, target.ip(), route, check.timeout)
+                }
+                _ => probe_once(target, &check),
+            };
             if let Some(healthy) = state.record(ok, &check)
                 && events.send(HealthEvent { key, target, healthy }).is_err()
             {
@@ -221,5 +427,46 @@ mod tests {
         // Nobody listening any more.
         let closed = HealthCheck { timeout: Duration::from_millis(200), ..HealthCheck::default() };
         assert!(!probe_once(addr, &closed));
+    }
+
+    #[test]
+    fn udp_probes_on_loopback() {
+        let check = |expect_reply| HealthCheck {
+            probe: Probe::Udp { payload: b"ping".to_vec(), expect_reply },
+            timeout: Duration::from_millis(300),
+            ..HealthCheck::default()
+        };
+        // A server that answers: healthy either way.
+        let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = echo.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            for _ in 0..2 {
+                let (n, peer) = echo.recv_from(&mut buf).unwrap();
+                assert_eq!(&buf[..n], b"ping", "the configured payload");
+                echo.send_to(&buf[..n], peer).unwrap();
+            }
+        });
+        assert!(probe_once(addr, &check(false)));
+        assert!(probe_once(addr, &check(true)));
+        server.join().unwrap();
+        // A server that takes the datagram and says nothing: healthy unless a reply is
+        // expected.
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        assert!(probe_once(addr, &check(false)));
+        assert!(!probe_once(addr, &check(true)));
+        drop(silent);
+        // Nobody on the port: the ICMP port unreachable takes it down.
+        assert!(!probe_once(addr, &check(false)));
+    }
+
+    #[test]
+    fn the_default_check_fits_the_protocol() {
+        assert_eq!(HealthCheck::for_protocol(dr_core::Protocol::Tcp).probe, Probe::Tcp);
+        assert_eq!(
+            HealthCheck::for_protocol(dr_core::Protocol::Udp).probe,
+            Probe::Udp { payload: Vec::new(), expect_reply: false }
+        );
     }
 }

@@ -344,3 +344,51 @@ fn one_weight_range_for_the_file_the_rules_and_ctl() {
         assert!(err.contains("-w") && err.contains("0 to 65535"), "{line}: {err}");
     }
 }
+
+#[test]
+fn health_checks_fit_their_service() {
+    use dr_examples::config::load_all;
+    use dr_examples::health::Probe;
+    let checks = |text: &str| {
+        let loaded = load_all(text, OPTIONS).unwrap();
+        let d = loaded.director;
+        loaded
+            .health
+            .into_iter()
+            .map(|(id, check)| (d.service(id).unwrap().key().protocol, check))
+            .collect::<Vec<_>>()
+    };
+    // A UDP service without [service.health] gets a UDP check, not a TCP connect.
+    let all = checks(VALID);
+    let udp = all.iter().find(|(p, _)| *p == Protocol::Udp).unwrap();
+    assert_eq!(udp.1.probe, Probe::Udp { payload: Vec::new(), expect_reply: false });
+    let udp_section = "port = 53\nscheduler = \"rr\"\n";
+    let with_udp_health = |health: &str| {
+        replace(udp_section, &format!("{udp_section}\n[service.health]\n{health}\n"))
+    };
+    let all = checks(&with_udp_health("kind = \"udp\"\npayload = \"ping\"\nexpect_reply = true"));
+    let udp = all.iter().find(|(p, _)| *p == Protocol::Udp).unwrap();
+    assert_eq!(udp.1.probe, Probe::Udp { payload: b"ping".to_vec(), expect_reply: true });
+    // Checks that do not fit are refused, naming the field and the line.
+    for (health, says) in [
+        ("kind = \"tcp\"", "kind = \"tcp\" does not fit a UDP service"),
+        ("kind = \"http\"", "kind = \"http\" does not fit a UDP service"),
+        ("kind = \"udp\"\npath = \"/\"", "service[1].health.path does not apply"),
+        ("kind = \"udp\"\nthrough_vip = true", "through_vip does not apply"),
+    ] {
+        let text = with_udp_health(health);
+        let err = error(&text);
+        assert!(err.message.contains(says), "{health}: {err}");
+        assert!(err.line.is_some(), "{health}: {err}");
+    }
+    let err = error(&replace(
+        "kind = \"http\"\ninterval = 2\npath = \"/health\"\nexpect = 200\n",
+        "kind = \"udp\"\n",
+    ));
+    assert!(err.message.contains("does not fit a TCP service"), "{err}");
+    let err = error(&replace("kind = \"http\"", "kind = \"http\"\nthrough_vip = true"));
+    assert!(err.message.contains("through_vip does not apply to kind = \"http\""), "{err}");
+    let http = "kind = \"http\"\ninterval = 2\npath = \"/health\"\nexpect = 200\n";
+    let through = checks(&replace(http, "kind = \"tcp\"\nthrough_vip = true\n"));
+    assert!(through.iter().any(|(_, c)| c.through_vip && c.probe == Probe::Tcp));
+}

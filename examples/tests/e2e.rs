@@ -678,14 +678,19 @@ fn a_second_director_on_the_interface_or_the_control_socket_is_refused() {
     lan.stop_director(pid);
 }
 
-/// Echoes every UDP datagram to VIP:5000 back to its sender, from the VIP.
+/// Echoes every UDP datagram to port 5000 of each address given back to its sender, from
+/// the address it came to (the VIP, or the real server's own, where health checks go).
 const UDP_ECHO: &str = r#"
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], 5000))
+import select, socket, sys
+socks = []
+for addr in sys.argv[1:]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, 5000))
+    socks.append(s)
 while True:
-    data, peer = s.recvfrom(65535)
-    s.sendto(data, peer)
+    for s in select.select(socks, [], [])[0]:
+        data, peer = s.recvfrom(65535)
+        s.sendto(data, peer)
 "#;
 
 /// Sends datagrams of `size` bytes to VIP:5000, each from a new socket (a new flow), and
@@ -714,10 +719,13 @@ fn fragmented_udp_goes_through_several_workers_whole() {
         return;
     }
     let mut lan = Lan::new("f");
-    for i in 1..=3 {
+    // r1 and r2 serve UDP port 5000; r3 does not: its default check (a UDP datagram, down on
+    // ICMP port unreachable) takes it out. A TCP connect, the check of TCP services, would
+    // take every UDP server out.
+    for i in 1..=2 {
         let echo = lan
             .exec(&format!("r{i}"), "python3")
-            .args(["-c", UDP_ECHO, VIP])
+            .args(["-c", UDP_ECHO, VIP, &format!("10.77.0.1{i}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -726,12 +734,23 @@ fn fragmented_udp_goes_through_several_workers_whole() {
     }
     let config = format!(
         "{CONFIG}\n[[service]]\nproto = \"udp\"\nvip = \"{VIP}\"\nport = 5000\nscheduler = \"rr\"\n\n\
-         [service.health]\nkind = \"none\"\n\n[[service.real]]\nip = \"10.77.0.11\"\n\n\
-         [[service.real]]\nip = \"10.77.0.12\"\n"
+         [[service.real]]\nip = \"10.77.0.11\"\n\n[[service.real]]\nip = \"10.77.0.12\"\n\n\
+         [[service.real]]\nip = \"10.77.0.13\"\n"
     );
     let pid = lan.director(&config, &["--workers", "2"]);
     let url = format!("http://{VIP}/who");
     assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
+    let down = |log: &str, real: &str| {
+        log.lines().any(|l| l.contains("real server is down") && l.contains(real))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !down(&lan.log(), "10.77.0.13:5000") {
+        assert!(Instant::now() < deadline, "r3 was not found down:\n{}", lan.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = lan.log();
+    assert!(!down(&log, "10.77.0.11:5000") && !down(&log, "10.77.0.12:5000"), "{log}");
+    assert!(log.contains("service=UDP"), "log lines name the service: {log}");
     // 3000 bytes: three fragments each way on a 1500-byte LAN. Every datagram comes back
     // whole: its fragments all reached one worker, which sent them on as they came.
     let out = run(lan.exec("c", "python3").args(["-c", UDP_CLIENT, VIP, "12", "3000"]));
@@ -747,4 +766,38 @@ fn fragmented_udp_goes_through_several_workers_whole() {
         })
         .sum();
     assert_eq!(forwarded, 24, "two later fragments of each datagram forwarded:\n{log}");
+}
+
+#[test]
+fn a_check_through_the_vip_finds_a_real_server_without_the_vip() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("t");
+    // The commonest LVS-DR mistake: r3 lacks the VIP on lo. It still answers on its own
+    // address, so a plain TCP check passes; a SYN to the VIP at its MAC finds nobody.
+    ip(&["-n", &lan.ns("r3"), "addr", "del", &format!("{VIP}/32"), "dev", "lo"]);
+    let config = CONFIG.replacen(
+        "scheduler = \"wrr\"\n",
+        "scheduler = \"wrr\"\n\n[service.health]\nkind = \"tcp\"\nthrough_vip = true\n",
+        1,
+    );
+    let pid = lan.director(&config, &[]);
+    let url = format!("http://{VIP}/who");
+    assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
+    let down = |log: &str, real: &str| {
+        log.lines().any(|l| l.contains("real server is down") && l.contains(real))
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !down(&lan.log(), "10.77.0.13:80") {
+        assert!(Instant::now() < deadline, "r3 was not found down:\n{}", lan.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = lan.log();
+    assert!(!down(&log, "10.77.0.11:80") && !down(&log, "10.77.0.12:80"), "{log}");
+    for _ in 0..6 {
+        let who = lan.get(&url).unwrap_or_else(|| panic!("a request failed:\n{}", lan.log()));
+        assert_ne!(who, "r3");
+    }
+    lan.stop_director(pid);
 }

@@ -184,7 +184,10 @@ fn director(args: &Args, mac: dr_core::MacAddr, small: bool) -> Result<Loaded, S
     };
     let director =
         rules::load(&read(path)?, &options).map_err(|e| format!("{}: {e}", path.display()))?;
-    let health = director.services().map(|(id, _)| (id, HealthCheck::default())).collect();
+    let health = director
+        .services()
+        .map(|(id, s)| (id, HealthCheck::for_protocol(s.key().protocol)))
+        .collect();
     Ok(Loaded { director, health, config })
 }
 
@@ -209,9 +212,9 @@ fn with_default_checks(
 ) -> Vec<(dr_core::ServiceId, HealthCheck)> {
     director
         .services()
-        .map(|(id, _)| {
+        .map(|(id, service)| {
             let check = known.iter().find(|(k, _)| *k == id).map(|(_, c)| c.clone());
-            (id, check.unwrap_or_default())
+            (id, check.unwrap_or_else(|| HealthCheck::for_protocol(service.key().protocol)))
         })
         .collect()
 }
@@ -314,6 +317,8 @@ impl Health {
         workers: &Workers,
         checks: Vec<(dr_core::ServiceId, HealthCheck)>,
         down: HashSet<(ServiceKey, IpAddr)>,
+        interface: &str,
+        macs: &health::Macs,
     ) -> Result<Self, String> {
         let targets = workers
             .each(move |_, d, _| targets(d, &checks))
@@ -334,8 +339,15 @@ impl Health {
                 set_weight(workers, t.id, 0)?;
             }
             let target = SocketAddr::new(t.addr, t.key.port);
-            health::spawn(t.id, target, t.check, healthy, tx.clone(), Arc::clone(&stop))
-                .map_err(|e| format!("starting the health check of {target}: {e}"))?;
+            let through = t.check.through_vip.then(|| health::ThroughVip {
+                interface: interface.to_owned(),
+                vip: SocketAddr::new(t.key.vip, t.key.port),
+                macs: Arc::clone(macs),
+            });
+            health::spawn(t.id, target, t.check, through, healthy, tx.clone(), Arc::clone(&stop))
+                .map_err(|e| {
+                format!("starting the health check of {target} (service {}): {e}", t.key)
+            })?;
         }
         Ok(Self { events, weights, down: still_down, names, stop })
     }
@@ -351,17 +363,19 @@ impl Health {
             }
             let weight =
                 if event.healthy { self.weights.get(&event.key).copied().unwrap_or(1) } else { 0 };
+            let service = name.0;
             match set_weight(workers, event.key, weight) {
                 Ok(()) if event.healthy => {
-                    info!(real = %event.target, weight, "real server is up: weight restored");
+                    info!(%service, real = %event.target, weight, "real server is up: weight restored");
                 }
                 Ok(()) => {
                     warn!(
+                        %service,
                         real = %event.target,
                         "real server is down: quiesced (weight 0, its connections continue)"
                     );
                 }
-                Err(e) => warn!(real = %event.target, "health change not applied: {e}"),
+                Err(e) => warn!(%service, real = %event.target, "health change not applied: {e}"),
             }
         }
     }
@@ -393,6 +407,20 @@ fn share_macs(workers: &Workers) {
             d.learn_neighbour(addr, mac);
         }
     });
+}
+
+/// Gives the health checks that go through the VIP the real servers' MACs as the first
+/// worker knows them.
+fn publish_macs(workers: &Workers, macs: &health::Macs) {
+    let known: Vec<(IpAddr, dr_core::MacAddr)> = workers
+        .each(|_, d, _| d.reals().filter_map(|(_, r)| Some((r.addr(), r.mac()?))).collect())
+        .into_iter()
+        .next()
+        .flatten()
+        .unwrap_or_default();
+    if let Ok(mut macs) = macs.lock() {
+        macs.extend(known);
+    }
 }
 
 /// Joins each worker's output of one listing or report, naming the workers when several.
@@ -456,7 +484,9 @@ fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| format!("installing the signal handlers: {e}"))?;
     }
 
-    let mut checks = Health::start(&workers, settings.clone(), HashSet::new())?;
+    // The real servers' MACs, for the checks that go through the VIP.
+    let macs: health::Macs = Arc::default();
+    let mut checks = Health::start(&workers, settings.clone(), HashSet::new(), &args.iface, &macs)?;
     let mut next_share = std::time::Instant::now();
     // Control commands that changed the director since the file was last applied: a
     // reload puts the file's state back, and says which of them it undoes.
@@ -470,8 +500,11 @@ fn run(args: &Args) -> Result<(), String> {
             break;
         }
         checks.apply(&workers);
-        if workers.len() > 1 && std::time::Instant::now() >= next_share {
-            share_macs(&workers);
+        if std::time::Instant::now() >= next_share {
+            if workers.len() > 1 {
+                share_macs(&workers);
+            }
+            publish_macs(&workers, &macs);
             next_share = std::time::Instant::now() + std::time::Duration::from_millis(200);
         }
         let mut changed = false;
@@ -503,7 +536,7 @@ fn run(args: &Args) -> Result<(), String> {
             settings = results.into_iter().next().flatten().ok_or("no worker answered")??;
             let down = std::mem::take(&mut checks.down);
             drop(checks);
-            checks = Health::start(&workers, settings.clone(), down)?;
+            checks = Health::start(&workers, settings.clone(), down, &args.iface, &macs)?;
         }
         if let Some(metrics) = &metrics {
             metrics.serve(|| {
@@ -542,7 +575,7 @@ fn run(args: &Args) -> Result<(), String> {
                     settings = health;
                     let down = std::mem::take(&mut checks.down);
                     drop(checks);
-                    checks = Health::start(&workers, settings.clone(), down)?;
+                    checks = Health::start(&workers, settings.clone(), down, &args.iface, &macs)?;
                 }
                 Err(e) => error!("reload refused, nothing changed: {e}"),
             }
