@@ -451,6 +451,17 @@ fn health_check(
     at: &impl Fn(Range<usize>, String) -> LineError,
 ) -> Result<HealthCheck, LineError> {
     let h = health.get_ref();
+    if let Some(kind) = &h.kind
+        && !matches!(kind.get_ref().as_str(), "tcp" | "http" | "udp" | "none")
+    {
+        return Err(at(
+            kind.span(),
+            format!(
+                "{field}.kind = {:?}: expected \"tcp\", \"http\", \"udp\" or \"none\"",
+                kind.get_ref()
+            ),
+        ));
+    }
     let kind = h.kind.as_ref().map_or(
         match protocol {
             Protocol::Tcp => "tcp",
@@ -498,17 +509,6 @@ fn health_check(
         {
             return Err(at(v.span(), format!("{field}.{name} = 0: give at least 1")));
         }
-    }
-    if let Some(kind) = &h.kind
-        && !matches!(kind.get_ref().as_str(), "tcp" | "http" | "udp" | "none")
-    {
-        return Err(at(
-            kind.span(),
-            format!(
-                "{field}.kind = {:?}: expected \"tcp\", \"http\", \"udp\" or \"none\"",
-                kind.get_ref()
-            ),
-        ));
     }
     if let Some(interval) = &h.interval
         && *interval.get_ref() == 0
