@@ -193,6 +193,7 @@ impl Director {
     /// it returns: a MAC is learned only from the answer to a request handed out here,
     /// arriving within `neighbour_retry` of it. A real server whose MAC is unknown is never
     /// scheduled.
+    #[must_use]
     pub fn poll_neighbour_request(&mut self, now: Instant) -> Option<GeneratedFrame> {
         let now = self.advance_clock(now);
         let addr = self.neighbours.next_request(now, self.config.neighbour_retry)?;
