@@ -121,7 +121,7 @@ impl Lan {
         let log = std::fs::File::create(self.dir.join("director.log")).unwrap();
         let child = self
             .exec("d", env!("CARGO_BIN_EXE_dr-director"))
-            .args(["--iface", "eth0", "--metrics", "127.0.0.1:9100", "--config"])
+            .args(["--iface", "eth0", "--metrics", "127.0.0.1:9813", "--config"])
             .arg(&path)
             .arg("--control")
             .arg(self.dir.join("ctl.sock"))
@@ -159,6 +159,13 @@ impl Lan {
             std::thread::sleep(Duration::from_millis(50));
         };
         assert!(status.success(), "{}", self.log());
+    }
+
+    /// The whole answer (status line, headers, body) to `GET /metrics` on the director.
+    fn scrape(&self) -> String {
+        let url = "http://127.0.0.1:9813/metrics";
+        let out = run(self.exec("d", "curl").args(["-s", "-i", "--max-time", "3", url]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn log(&self) -> String {
@@ -341,15 +348,38 @@ fn http_through_the_director_in_namespaces() {
     let missing = ctl(&["-D", "-t", "10.77.0.200:80"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not defined"));
-    // Prometheus metrics, from inside the director's namespace.
-    let scrape =
-        run(lan.exec("d", "curl").args(["-s", "--max-time", "3", "http://127.0.0.1:9100/metrics"]));
-    let scrape = String::from_utf8_lossy(&scrape.stdout).into_owned();
-    assert!(scrape.contains("# TYPE dr_frames_total counter"), "{scrape}");
+    // Prometheus metrics, from inside the director's namespace, at /metrics only.
+    let scrape = lan.scrape();
+    assert!(scrape.starts_with("HTTP/1.1 200 OK\r\n"), "{scrape}");
     assert!(
-        scrape.contains("dr_real_weight{service=\"TCP 10.77.0.100:80\",real=\"10.77.0.11\"} 3"),
+        scrape.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
         "{scrape}"
     );
+    for line in [
+        "# TYPE dr_frames_transmitted_total counter",
+        "# TYPE dr_real_connections_total counter",
+        "dr_real_weight{protocol=\"tcp\",vip=\"10.77.0.100\",port=\"80\",real=\"10.77.0.11\"} 3",
+        "dr_real_weight{protocol=\"tcp\",vip=\"2001:db8:77::100\",port=\"80\",real=\"2001:db8:77::11\"} 1",
+        "dr_real_up{protocol=\"tcp\",vip=\"10.77.0.100\",port=\"80\",real=\"10.77.0.13\"} 1",
+    ] {
+        assert!(scrape.lines().any(|l| l == line), "no {line:?} in\n{scrape}");
+    }
+    // r1 had three of the six connections (and maybe some while the director started).
+    let r1 = "dr_real_connections_total{protocol=\"tcp\",vip=\"10.77.0.100\",port=\"80\",real=\"10.77.0.11\"} ";
+    let conns =
+        scrape.lines().find_map(|l| l.strip_prefix(r1)).unwrap_or_else(|| panic!("{scrape}"));
+    assert!(conns.parse::<u64>().is_ok_and(|n| n >= 3), "{conns}\n{scrape}");
+    let elsewhere = run(lan.exec("d", "curl").args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "3",
+        "http://127.0.0.1:9813/",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&elsewhere.stdout), "404");
 
     // Many more, all answered.
     for _ in 0..30 {
@@ -377,6 +407,14 @@ fn http_through_the_director_in_namespaces() {
     let quiesced = Instant::now() + Duration::from_secs(10) - deadline;
     assert!(down(lan.log()), "r3 never quiesced:\n{}", lan.log());
     assert!(quiesced < Duration::from_secs(5), "r3 took {quiesced:?} to be quiesced");
+    let scrape = lan.scrape();
+    for line in [
+        "dr_real_up{protocol=\"tcp\",vip=\"10.77.0.100\",port=\"80\",real=\"10.77.0.13\"} 0",
+        "dr_real_weight{protocol=\"tcp\",vip=\"10.77.0.100\",port=\"80\",real=\"10.77.0.13\"} 0",
+        "dr_real_up{protocol=\"tcp\",vip=\"10.77.0.100\",port=\"80\",real=\"10.77.0.12\"} 1",
+    ] {
+        assert!(scrape.lines().any(|l| l == line), "no {line:?} in\n{scrape}");
+    }
     for _ in 0..12 {
         let who = lan
             .get(&url)
@@ -497,10 +535,15 @@ fn several_workers_share_the_interface() {
     for _ in 0..12 {
         assert_ne!(lan.get(&url).as_deref(), Some("r3"), "a quiesced server got a new connection");
     }
-    let scrape =
-        run(lan.exec("d", "curl").args(["-s", "--max-time", "3", "http://127.0.0.1:9100/"]));
-    let scrape = String::from_utf8_lossy(&scrape.stdout).into_owned();
-    assert!(scrape.contains("dr_frames_total{worker=\"1\",verdict=\"forwarded\"}"), "{scrape}");
+    let scrape = lan.scrape();
+    assert!(
+        scrape.contains("\ndr_frames_transmitted_total{worker=\"1\",verdict=\"forwarded\"} "),
+        "{scrape}"
+    );
+    // Health is the director's, not a worker's: once per real server, without a worker.
+    let up = "dr_real_up{protocol=\"tcp\",vip=\"10.77.0.100\",port=\"80\",real=\"10.77.0.13\"} 1";
+    assert_eq!(scrape.lines().filter(|l| *l == up).count(), 1, "{scrape}");
+    assert!(!scrape.contains("dr_real_up{worker="), "{scrape}");
     lan.stop_director(pid);
     assert!(lan.log().contains("worker 1:"), "{}", lan.log());
 }

@@ -15,17 +15,19 @@
 //! A control socket (`--control`, default `/run/dr-director.sock`, mode 0600) takes ipvsadm
 //! command lines: `dr-director ctl -L -n` (or `--stats`, `--rate`, `-c`, `--timeout`,
 //! `--json`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -Z`. `--metrics ADDR` serves the
-//! counters to Prometheus (off by default).
+//! counters, and each real server's health (`dr_real_up`), to Prometheus at
+//! `http://ADDR/metrics` (off by default; the names are in `dr_examples::metrics`).
 //!
 //! `--workers N` runs N threads, each with its own ring in a `PACKET_FANOUT` group (the
 //! worker is chosen from the packet's IP addresses alone, so every packet of a client, each
 //! fragment of a datagram too, reaches the same worker, and nothing is reassembled) and its own
 //! director and connection table. Control commands, reloads and health changes apply to all
-//! of them; listings show each worker; metrics carry a `worker` label; MACs learned by one
-//! are given to all. What changes: each worker schedules its own share of the new
-//! connections, so rr and wrr follow their sequence per worker, not across the whole
-//! director, and lc/wlc/sed/nq compare the counts of that worker's connections only. Over
-//! many connections the proportions are the same; connection by connection they are not.
+//! of them; listings show each worker; metrics carry a `worker` label (health aside, which
+//! is the director's); MACs learned by one are given to all. What changes: each worker
+//! schedules its own share of the new connections, so rr and wrr follow their sequence per
+//! worker, not across the whole director, and lc/wlc/sed/nq compare the counts of that
+//! worker's connections only. Over many connections the proportions are the same;
+//! connection by connection they are not.
 //!
 //! Signals: SIGINT and SIGTERM stop it cleanly, printing the `--stats` listing; SIGUSR1
 //! prints the listing and the counters while it runs; SIGHUP reads the configuration again
@@ -77,7 +79,7 @@ struct Args {
     /// The control socket `dr-director ctl` talks to.
     #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
     control: PathBuf,
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100); off by default.
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9813); off by default.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
     /// Worker threads, each with its own ring in a fanout group and its own connection
@@ -489,24 +491,29 @@ fn run(args: &Args) -> Result<(), String> {
         }
         if let Some(metrics) = &metrics {
             metrics.serve(|| {
-                let texts: Vec<String> = workers
-                    .each(|_, d, io| {
+                // The health of the real servers is the director's, not a worker's: once.
+                let down = Arc::new(checks.down.clone());
+                let texts: Vec<(String, Option<String>)> = workers
+                    .each(move |i, d, io| {
                         let ring = io.ring_stats().unwrap_or_else(|e| {
                             tracing::warn!("reading the ring's statistics: {e}");
                             RingStats::default()
                         });
-                        metrics::render(d)
+                        let text = metrics::render(d)
                             + &metrics::render_ring(
                                 ring,
                                 io.truncated(),
                                 io.vlan_lost(),
                                 io.unsent(),
-                            )
+                            );
+                        (text, (i == 0).then(|| metrics::render_health(d, &down)))
                     })
                     .into_iter()
                     .flatten()
                     .collect();
-                metrics::merge(&texts)
+                let health: String = texts.iter().filter_map(|(_, h)| h.clone()).collect();
+                let texts: Vec<String> = texts.into_iter().map(|(t, _)| t).collect();
+                metrics::merge(&texts) + &health
             });
         }
         if dump.swap(false, Ordering::Relaxed) {
