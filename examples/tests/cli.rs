@@ -1,5 +1,5 @@
-//! The binaries' command lines, run as built: what `--help` says, and the metrics address
-//! the documentation gives.
+//! The binaries' command lines, run as built: what `--help` and `--version` say, errors said
+//! once, and the metrics address the documentation gives.
 
 use std::process::{Command, Output};
 
@@ -7,8 +7,101 @@ fn director(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dr-director")).args(args).output().unwrap()
 }
 
+fn replay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dr-replay")).args(args).output().unwrap()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("dr-cli-{name}-{}", std::process::id()))
+}
+
+#[test]
+fn version_names_the_binary() {
+    let version = env!("CARGO_PKG_VERSION");
+    let out = director(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), format!("dr-director {version}\n"));
+    let out = replay(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), format!("dr-replay {version}\n"));
+}
+
+#[test]
+fn help_shows_the_ctl_subcommand_and_its_usage() {
+    let out = director(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(help.starts_with("A live LVS Direct Routing director\n"), "{help}");
+    assert!(
+        help.contains(
+            "Usage: dr-director [OPTIONS] --iface <IF> <--config <CONFIG.toml>|--rules <FILE>>\n       dr-director <COMMAND>\n"
+        ),
+        "{help}"
+    );
+    assert!(
+        help.lines()
+            .any(|l| l.starts_with("  ctl  Send an ipvsadm command to a running dr-director")),
+        "{help}"
+    );
+    let out = director(&["ctl", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(help.contains("Usage: dr-director ctl [OPTIONS] <IPVSADM-ARGS>...\n"), "{help}");
+    assert!(help.contains("--socket <PATH>"), "{help}");
+    // The subcommand and the director's own options do not mix.
+    let out = director(&["--iface", "eth0", "ctl", "-L", "-n"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot be used with"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn ctl_takes_ipvsadm_options_and_says_an_error_once() {
+    let socket = scratch("missing.sock");
+    let socket = socket.to_str().unwrap();
+    // -L and -n reach the control socket as ipvsadm options, not as ctl's own.
+    let out = director(&["ctl", "--socket", socket, "-L", "-n"]);
+    assert_eq!(out.status.code(), Some(1));
+    let says = text(&out.stderr);
+    assert_eq!(says.lines().count(), 1, "{says}");
+    assert!(says.starts_with(&format!("dr-director ctl: control socket {socket}: ")), "{says}");
+}
+
+#[test]
+fn a_fatal_error_of_the_director_is_said_once() {
+    let control = scratch("control.sock");
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/director.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_dr-director"))
+        .args(["--iface", "dr-none0", "--config", config, "--control"])
+        .arg(&control)
+        .env("DR_LOG", "info")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&control);
+    assert_eq!(out.status.code(), Some(1));
+    let says = text(&out.stderr);
+    assert_eq!(says.lines().count(), 1, "{says}");
+    assert!(says.contains(" ERROR "), "{says}");
+    // Root is told the interface does not exist; anyone else, that packet sockets need root.
+    assert!(
+        says.contains("no interface named \"dr-none0\"") || says.contains("not permitted"),
+        "{says}"
+    );
+}
+
+#[test]
+fn an_error_of_the_replay_is_said_once() {
+    let missing = scratch("missing.toml");
+    let out = replay(&["--config", missing.to_str().unwrap(), "in.pcap", "-o", "out.pcap"]);
+    assert_eq!(out.status.code(), Some(1));
+    let says = text(&out.stderr);
+    assert_eq!(
+        says,
+        format!("dr-replay: {}: No such file or directory (os error 2)\n", missing.display())
+    );
 }
 
 /// The address after each `--metrics` in `text`.

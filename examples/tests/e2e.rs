@@ -708,6 +708,31 @@ fn a_second_director_on_the_interface_or_the_control_socket_is_refused() {
     lan.stop_director(pid);
 }
 
+#[test]
+fn a_director_whose_interface_goes_away_stops_and_says_so_once() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("g");
+    let pid = lan.director(CONFIG, &["--workers", "2"]);
+    let url = format!("http://{VIP}/who");
+    assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
+    ip(&["-n", &lan.ns("d"), "link", "del", "eth0"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let director = lan.children.iter_mut().find(|c| c.id() == pid).unwrap();
+    let status = loop {
+        if let Some(status) = director.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "dr-director still runs without its interface");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = lan.log();
+    assert!(!status.success(), "{log}");
+    // Both workers lost the interface; the director says it once.
+    assert_eq!(log.matches("interface eth0 went away").count(), 1, "{log}");
+}
+
 /// Echoes every UDP datagram to VIP:5000 back to its sender, from the VIP.
 const UDP_ECHO: &str = r#"
 import socket, sys

@@ -58,12 +58,16 @@ use tracing::{error, info, warn};
 
 /// A live LVS Direct Routing director.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "dr-director", version)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(disable_help_subcommand = true)]
 #[command(group(clap::ArgGroup::new("services").required(true).args(["config", "rules"])))]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
     /// The interface to own the VIPs on and forward through.
-    #[arg(long, value_name = "IF")]
-    iface: String,
+    #[arg(long, value_name = "IF", required = true)]
+    iface: Option<String>,
     /// The configuration (see examples/director.toml).
     #[arg(long, value_name = "CONFIG.toml")]
     config: Option<PathBuf>,
@@ -91,22 +95,30 @@ struct Args {
     log: String,
 }
 
+/// What else dr-director does.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Send an ipvsadm command to a running dr-director: ctl -L -n, ctl -a -t VIP:PORT -r IP …
+    Ctl(CtlArgs),
+}
+
 /// `dr-director ctl [--socket PATH] IPVSADM-ARGS…`: one command to a running director.
-#[derive(Debug, Parser)]
-#[command(name = "dr-director ctl", about = "Send an ipvsadm command to a running dr-director")]
+#[derive(Debug, clap::Args)]
 struct CtlArgs {
     /// The director's control socket.
     #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
     socket: PathBuf,
     /// The command, as ipvsadm takes it: -L -n, -A -t VIP:PORT -s wrr, -a … -r IP -w 2, -Z …
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    #[arg(
+        value_name = "IPVSADM-ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true
+    )]
     command: Vec<String>,
 }
 
-fn ctl(args: &[String]) -> ExitCode {
-    let args = CtlArgs::parse_from(
-        std::iter::once("dr-director ctl".to_string()).chain(args.iter().cloned()),
-    );
+fn ctl(args: &CtlArgs) -> ExitCode {
     match control::request(&args.socket, &args.command.join(" ")) {
         Ok(output) => {
             print!("{output}");
@@ -120,11 +132,10 @@ fn ctl(args: &[String]) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("ctl") {
-        return ctl(&argv[2..]);
-    }
     let args = Args::parse();
+    if let Some(Subcommand::Ctl(ctl_args)) = &args.command {
+        return ctl(ctl_args);
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -403,12 +414,13 @@ fn joined(outputs: Vec<Option<Result<String, String>>>) -> Result<String, String
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    let Some(iface) = args.iface.as_deref() else { return Err("give --iface IF".into()) };
     // One director per interface: a second would forward every frame a second time.
-    let _lock = dr_examples::instance::InterfaceLock::take(&args.iface)?;
+    let _lock = dr_examples::instance::InterfaceLock::take(iface)?;
     // Nor is a live director's control socket ever taken over.
     let control = ControlSocket::bind(&args.control)?;
     // The interface's MAC first: the configuration may leave the director's MAC to it.
-    let probe = AfPacket::open(&AfPacketConfig::new(&args.iface)).map_err(|e| e.to_string())?;
+    let probe = AfPacket::open(&AfPacketConfig::new(iface)).map_err(|e| e.to_string())?;
     let mac = probe.mac();
     drop(probe);
     let mut parts = Vec::new();
@@ -418,12 +430,12 @@ fn run(args: &Args) -> Result<(), String> {
         let Loaded { director, health } = director(args, mac)?;
         let vips: Vec<_> = director.vips().collect();
         if parts.is_empty() && !args.no_preflight {
-            let problems = preflight::problems(&args.iface, &vips);
+            let problems = preflight::problems(iface, &vips);
             if !problems.is_empty() {
                 return Err(problems.join("; "));
             }
         }
-        let mut config = AfPacketConfig::new(&args.iface).with_vips(vips);
+        let mut config = AfPacketConfig::new(iface).with_vips(vips);
         if let Some(group) = fanout {
             config = config.with_fanout(group);
         }
@@ -433,7 +445,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let services = parts.first().map_or(0, |(d, _)| d.services().count());
     let vips: Vec<_> = parts.first().map(|(d, _)| d.vips().collect()).unwrap_or_default();
-    info!(interface = %args.iface, %mac, ?vips, services, workers = args.workers, "director up");
+    info!(interface = %iface, %mac, ?vips, services, workers = args.workers, "director up");
     let workers = Workers::start(parts, DriverOptions::default())?;
 
     let stop = Arc::new(AtomicBool::new(false));
