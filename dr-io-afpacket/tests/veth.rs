@@ -238,6 +238,32 @@ fn a_ring_whose_interface_goes_down_waits_and_one_whose_interface_goes_away_stop
 
 #[test]
 #[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
+fn a_ring_whose_interface_is_deleted_while_down_stops_too() {
+    if !privileged() {
+        return;
+    }
+    let veth = Veth::new("6").expect("ip link add veth");
+    let mut io = AfPacket::open(&AfPacketConfig::new(&veth.a)).unwrap();
+    let run =
+        |io: &mut AfPacket| io.process_batch(|_, _| Verdict::Drop(dr_core::DropReason::OtherHost));
+    // The kernel tells the socket once, when the interface goes down; deleted afterwards,
+    // it says nothing more (as when a deletion's "down" is read before the interface is
+    // unlisted).
+    assert!(Command::new("ip").args(["link", "set", &veth.a, "down"]).status().unwrap().success());
+    assert_eq!(run(&mut io).unwrap().frames, 0, "down: waits");
+    assert!(Command::new("ip").args(["link", "del", &veth.a]).status().unwrap().success());
+    let deadline = Clock::now() + Duration::from_secs(2);
+    let err = loop {
+        match run(&mut io) {
+            Err(e) => break e,
+            Ok(_) => assert!(Clock::now() < deadline, "no error after the interface went away"),
+        }
+    };
+    assert!(matches!(err, Error::InterfaceGone(_)), "{err}");
+}
+
+#[test]
+#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
 fn errors_say_what_to_do() {
     if !privileged() {
         return;
