@@ -41,7 +41,7 @@ fn work(
         match driver.step(&mut director, &mut io) {
             Ok(_) => {}
             Err(e) if e.is_fatal() => {
-                tracing::error!("{e}");
+                // Not logged here: the director stops and reports it once, as it exits.
                 if let Ok(mut failure) = failure.lock() {
                     failure.get_or_insert_with(|| e.to_string());
                 }

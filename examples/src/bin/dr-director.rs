@@ -15,18 +15,20 @@
 //! A control socket (`--control`, default `/run/dr-director.sock`, mode 0600) takes ipvsadm
 //! command lines: `dr-director ctl -L -n` (or `--stats`, `--rate`, `-c`, `--timeout`,
 //! `--json`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -C`, `ctl --set …`, `ctl -Z`.
-//! `--metrics ADDR` serves the
-//! counters to Prometheus (off by default).
+//! `--metrics ADDR` serves the counters, and each real server's health (`dr_real_up`), to
+//! Prometheus at `http://ADDR/metrics` (off by default; the names are in
+//! `dr_examples::metrics`).
 //!
 //! `--workers N` runs N threads, each with its own ring in a `PACKET_FANOUT` group (the
 //! worker is chosen from the packet's IP addresses alone, so every packet of a client, each
 //! fragment of a datagram too, reaches the same worker, and nothing is reassembled) and its own
 //! director and connection table. Control commands, reloads and health changes apply to all
-//! of them; listings show each worker; metrics carry a `worker` label; MACs learned by one
-//! are given to all. What changes: each worker schedules its own share of the new
-//! connections, so rr and wrr follow their sequence per worker, not across the whole
-//! director, and lc/wlc/sed/nq compare the counts of that worker's connections only. Over
-//! many connections the proportions are the same; connection by connection they are not.
+//! of them; listings show each worker; metrics carry a `worker` label (health aside, which
+//! is the director's); MACs learned by one are given to all. What changes: each worker
+//! schedules its own share of the new connections, so rr and wrr follow their sequence per
+//! worker, not across the whole director, and lc/wlc/sed/nq compare the counts of that
+//! worker's connections only. Over many connections the proportions are the same;
+//! connection by connection they are not.
 //!
 //! Signals: SIGINT and SIGTERM stop it cleanly, printing the `--stats` listing; SIGUSR1
 //! prints the listing and the counters while it runs; SIGHUP reads the configuration again
@@ -57,12 +59,16 @@ use tracing::{error, info, warn};
 
 /// A live LVS Direct Routing director.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "dr-director", version)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(disable_help_subcommand = true)]
 #[command(group(clap::ArgGroup::new("services").required(true).args(["config", "rules"])))]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
     /// The interface to own the VIPs on and forward through.
-    #[arg(long, value_name = "IF")]
-    iface: String,
+    #[arg(long, value_name = "IF", required = true)]
+    iface: Option<String>,
     /// The configuration (see examples/director.toml).
     #[arg(long, value_name = "CONFIG.toml")]
     config: Option<PathBuf>,
@@ -79,7 +85,7 @@ struct Args {
     /// The control socket `dr-director ctl` talks to.
     #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
     control: PathBuf,
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100); off by default.
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9813); off by default.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
     /// Worker threads, each with its own ring in a fanout group and its own connection
@@ -91,22 +97,30 @@ struct Args {
     log: String,
 }
 
+/// What else dr-director does.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Send an ipvsadm command to a running dr-director: ctl -L -n, ctl -a -t VIP:PORT -r IP …
+    Ctl(CtlArgs),
+}
+
 /// `dr-director ctl [--socket PATH] IPVSADM-ARGS…`: one command to a running director.
-#[derive(Debug, Parser)]
-#[command(name = "dr-director ctl", about = "Send an ipvsadm command to a running dr-director")]
+#[derive(Debug, clap::Args)]
 struct CtlArgs {
     /// The director's control socket.
     #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
     socket: PathBuf,
     /// The command, as ipvsadm takes it: -L -n, -A -t VIP:PORT -s wrr, -a … -r IP -w 2, -Z …
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    #[arg(
+        value_name = "IPVSADM-ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true
+    )]
     command: Vec<String>,
 }
 
-fn ctl(args: &[String]) -> ExitCode {
-    let args = CtlArgs::parse_from(
-        std::iter::once("dr-director ctl".to_string()).chain(args.iter().cloned()),
-    );
+fn ctl(args: &CtlArgs) -> ExitCode {
     match control::request(&args.socket, &args.command.join(" ")) {
         Ok(output) => {
             print!("{output}");
@@ -120,11 +134,10 @@ fn ctl(args: &[String]) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("ctl") {
-        return ctl(&argv[2..]);
-    }
     let args = Args::parse();
+    if let Some(Subcommand::Ctl(ctl_args)) = &args.command {
+        return ctl(ctl_args);
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -226,7 +239,8 @@ fn reload(
     workers: &Workers,
     mac: dr_core::MacAddr,
     undone: &[String],
-) -> Result<Vec<(dr_core::ServiceId, HealthCheck)>, String> {
+    down: &HashSet<(ServiceKey, IpAddr)>,
+) -> Result<(Vec<(dr_core::ServiceId, HealthCheck)>, Held), String> {
     // One small director for every worker to compare itself with: no second table.
     let Loaded { director: wanted, health, config } = director(args, mac, true)?;
     let checks: Vec<(ServiceKey, HealthCheck)> = health
@@ -234,19 +248,26 @@ fn reload(
         .filter_map(|(id, check)| Some((wanted.service(*id)?.key(), check.clone())))
         .collect();
     let wanted = Arc::new((wanted, config));
+    let down = Arc::new(down.clone());
     let results = workers.each(move |_, running, io| {
         let (wanted, config) = &*wanted;
         let changes = reload::apply(running, wanted, config).map_err(|e| e.to_string())?;
+        // In the same step: the servers down stay at 0, whatever weight the file gives.
+        let held = hold_down(running, &down, Some(wanted));
         follow_vips(running, io)?;
         let handles: Vec<_> = checks
             .iter()
             .filter_map(|(key, check)| Some((running.find_service(key)?, check.clone())))
             .collect();
-        Ok::<_, String>((changes, handles))
+        Ok::<_, String>((changes, handles, held))
     });
     let mut health = Vec::new();
+    let mut held_first = Vec::new();
     for (i, result) in results.into_iter().enumerate() {
-        let (changes, handles) = result.ok_or(format!("worker {i} did not answer"))??;
+        let (changes, handles, held) = result.ok_or(format!("worker {i} did not answer"))??;
+        if i == 0 {
+            held_first = held;
+        }
         if i == 0 {
             for line in undone {
                 info!("reload: the file replaces what this control command changed: {line}");
@@ -258,7 +279,7 @@ fn reload(
             health = handles;
         }
     }
-    Ok(health)
+    Ok((health, held_first))
 }
 
 /// A real server to check.
@@ -306,6 +327,9 @@ struct Health {
     events: Receiver<HealthEvent<RealId>>,
     weights: HashMap<RealId, u32>,
     down: HashSet<(ServiceKey, IpAddr)>,
+    /// The weights the file or a control command gave the servers that are down now: what
+    /// they get back when they recover (the directors hold them at 0 meanwhile).
+    held: HashMap<(ServiceKey, IpAddr), u32>,
     names: HashMap<RealId, (ServiceKey, IpAddr)>,
     stop: Arc<AtomicBool>,
 }
@@ -317,6 +341,7 @@ impl Health {
         workers: &Workers,
         checks: Vec<(dr_core::ServiceId, HealthCheck)>,
         down: HashSet<(ServiceKey, IpAddr)>,
+        held: HashMap<(ServiceKey, IpAddr), u32>,
         interface: &str,
         macs: &health::Macs,
     ) -> Result<Self, String> {
@@ -330,13 +355,21 @@ impl Health {
         let stop = Arc::new(AtomicBool::new(false));
         let (mut weights, mut still_down, mut names) =
             (HashMap::new(), HashSet::new(), HashMap::new());
+        let mut still_held = HashMap::new();
         for t in targets {
-            weights.insert(t.id, t.weight);
-            names.insert(t.id, (t.key, t.addr));
-            let healthy = !down.contains(&(t.key, t.addr));
+            let name = (t.key, t.addr);
+            let healthy = !down.contains(&name);
+            // A server that is down is held at 0: its weight to give back is the one held.
+            let weight =
+                if healthy { t.weight } else { held.get(&name).copied().unwrap_or(t.weight) };
+            weights.insert(t.id, weight);
+            names.insert(t.id, name);
             if !healthy {
-                still_down.insert((t.key, t.addr));
-                set_weight(workers, t.id, 0)?;
+                still_down.insert(name);
+                still_held.insert(name, weight);
+                if t.weight != 0 {
+                    set_weight(workers, t.id, 0)?;
+                }
             }
             let target = SocketAddr::new(t.addr, t.key.port);
             let through = t.check.through_vip.then(|| health::ThroughVip {
@@ -349,7 +382,7 @@ impl Health {
                 format!("starting the health check of {target} (service {}): {e}", t.key)
             })?;
         }
-        Ok(Self { events, weights, down: still_down, names, stop })
+        Ok(Self { events, weights, down: still_down, held: still_held, names, stop })
     }
 
     /// Applies the changes reported since the last call.
@@ -358,8 +391,10 @@ impl Health {
             let Some(&name) = self.names.get(&event.key) else { continue };
             if event.healthy {
                 self.down.remove(&name);
+                self.held.remove(&name);
             } else {
                 self.down.insert(name);
+                self.held.insert(name, self.weights.get(&event.key).copied().unwrap_or(1));
             }
             let weight =
                 if event.healthy { self.weights.get(&event.key).copied().unwrap_or(1) } else { 0 };
@@ -409,6 +444,42 @@ fn share_macs(workers: &Workers) {
     });
 }
 
+/// Weights to give back to servers that are down, by service and address.
+type Held = Vec<((ServiceKey, IpAddr), u32)>;
+
+/// After a control command or a reload changed the director: the servers that are down get
+/// weight 0 again in the same step (no frame sees the weight in between), and the weight
+/// each of them is to get back when it recovers is returned: the file's (`file`, on a
+/// reload), or the one a control command just gave it (a weight other than 0).
+fn hold_down(
+    d: &mut Director,
+    down: &HashSet<(ServiceKey, IpAddr)>,
+    file: Option<&Director>,
+) -> Held {
+    let weight_in = |d: &Director, key: &ServiceKey, addr: IpAddr| -> Option<(RealId, u32)> {
+        let service = d.service(d.find_service(key)?)?;
+        service.reals().iter().find_map(|&id| {
+            let r = d.real(id)?;
+            (r.addr() == addr).then_some((id, r.weight()))
+        })
+    };
+    let mut held = Vec::new();
+    for &(key, addr) in down {
+        let Some((id, weight)) = weight_in(d, &key, addr) else { continue };
+        match file.and_then(|f| weight_in(f, &key, addr)) {
+            Some((_, wanted)) => held.push(((key, addr), wanted)),
+            None if file.is_none() && weight != 0 => held.push(((key, addr), weight)),
+            None => {}
+        }
+        if weight != 0
+            && let Some(r) = d.real(id)
+        {
+            let _ = d.edit_real(id, RealEdit::of(r).with_weight(0));
+        }
+    }
+    held
+}
+
 /// Gives the health checks that go through the VIP the real servers' MACs as the first
 /// worker knows them.
 fn publish_macs(workers: &Workers, macs: &health::Macs) {
@@ -438,12 +509,13 @@ fn joined(outputs: Vec<Option<Result<String, String>>>) -> Result<String, String
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    let Some(iface) = args.iface.as_deref() else { return Err("give --iface IF".into()) };
     // One director per interface: a second would forward every frame a second time.
-    let _lock = dr_examples::instance::InterfaceLock::take(&args.iface)?;
+    let _lock = dr_examples::instance::InterfaceLock::take(iface)?;
     // Nor is a live director's control socket ever taken over.
     let control = ControlSocket::bind(&args.control)?;
     // The interface's MAC first: the configuration may leave the director's MAC to it.
-    let probe = AfPacket::open(&AfPacketConfig::new(&args.iface)).map_err(|e| e.to_string())?;
+    let probe = AfPacket::open(&AfPacketConfig::new(iface)).map_err(|e| e.to_string())?;
     let mac = probe.mac();
     drop(probe);
     let mut parts = Vec::new();
@@ -453,12 +525,12 @@ fn run(args: &Args) -> Result<(), String> {
         let Loaded { director, health, .. } = director(args, mac, false)?;
         let vips: Vec<_> = director.vips().collect();
         if parts.is_empty() && !args.no_preflight {
-            let problems = preflight::problems(&args.iface, &vips);
+            let problems = preflight::problems(iface, &vips);
             if !problems.is_empty() {
                 return Err(problems.join("; "));
             }
         }
-        let mut config = AfPacketConfig::new(&args.iface).with_vips(vips);
+        let mut config = AfPacketConfig::new(iface).with_vips(vips);
         if let Some(group) = fanout {
             config = config.with_fanout(group);
         }
@@ -468,7 +540,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let services = parts.first().map_or(0, |(d, _)| d.services().count());
     let vips: Vec<_> = parts.first().map(|(d, _)| d.vips().collect()).unwrap_or_default();
-    info!(interface = %args.iface, %mac, ?vips, services, workers = args.workers, "director up");
+    info!(interface = %iface, %mac, ?vips, services, workers = args.workers, "director up");
     let workers = Workers::start(parts, DriverOptions::default())?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -486,7 +558,8 @@ fn run(args: &Args) -> Result<(), String> {
 
     // The real servers' MACs, for the checks that go through the VIP.
     let macs: health::Macs = Arc::default();
-    let mut checks = Health::start(&workers, settings.clone(), HashSet::new(), &args.iface, &macs)?;
+    let mut checks =
+        Health::start(&workers, settings.clone(), HashSet::new(), HashMap::new(), iface, &macs)?;
     let mut next_share = std::time::Instant::now();
     // Control commands that changed the director since the file was last applied: a
     // reload puts the file's state back, and says which of them it undoes.
@@ -509,13 +582,30 @@ fn run(args: &Args) -> Result<(), String> {
         }
         let mut changed = false;
         let edits = &mut ctl_edits;
+        let down = Arc::new(checks.down.clone());
+        let mut held_now = Vec::new();
         control.serve(|line| {
             let rule = ipvsadm::parse(line)?;
             let mutates = !matches!(rule.command, Command::List(_));
             // What a reload would put back (zeroed counters stay zeroed).
             let configures = mutates && !matches!(rule.command, Command::Zero);
-            let outputs =
-                workers.each(move |_, d, io| ipvsadm::apply(d, &rule, &Macs::default(), io.now()));
+            let down = Arc::clone(&down);
+            let results = workers.each(move |_, d, io| {
+                let output = ipvsadm::apply(d, &rule, &Macs::default(), io.now());
+                let held = if mutates { hold_down(d, &down, None) } else { Vec::new() };
+                (output, held)
+            });
+            let mut outputs = Vec::new();
+            for (i, result) in results.into_iter().enumerate() {
+                let (output, held) = match result {
+                    Some((output, held)) => (Some(output), held),
+                    None => (None, Vec::new()),
+                };
+                if i == 0 {
+                    held_now.extend(held);
+                }
+                outputs.push(output);
+            }
             let text = joined(outputs)?;
             if mutates {
                 info!("control: {line}");
@@ -535,29 +625,36 @@ fn run(args: &Args) -> Result<(), String> {
             });
             settings = results.into_iter().next().flatten().ok_or("no worker answered")??;
             let down = std::mem::take(&mut checks.down);
+            let mut held = std::mem::take(&mut checks.held);
+            held.extend(held_now);
             drop(checks);
-            checks = Health::start(&workers, settings.clone(), down, &args.iface, &macs)?;
+            checks = Health::start(&workers, settings.clone(), down, held, iface, &macs)?;
         }
         if let Some(metrics) = &metrics {
             metrics.serve(|| {
-                let texts: Vec<String> = workers
-                    .each(|_, d, io| {
+                // The health of the real servers is the director's, not a worker's: once.
+                let down = Arc::new(checks.down.clone());
+                let texts: Vec<(String, Option<String>)> = workers
+                    .each(move |i, d, io| {
                         let ring = io.ring_stats().unwrap_or_else(|e| {
                             tracing::warn!("reading the ring's statistics: {e}");
                             RingStats::default()
                         });
-                        metrics::render(d)
+                        let text = metrics::render(d)
                             + &metrics::render_ring(
                                 ring,
                                 io.truncated(),
                                 io.vlan_lost(),
                                 io.unsent(),
-                            )
+                            );
+                        (text, (i == 0).then(|| metrics::render_health(d, &down)))
                     })
                     .into_iter()
                     .flatten()
                     .collect();
-                metrics::merge(&texts)
+                let health: String = texts.iter().filter_map(|(_, h)| h.clone()).collect();
+                let texts: Vec<String> = texts.into_iter().map(|(t, _)| t).collect();
+                metrics::merge(&texts) + &health
             });
         }
         if dump.swap(false, Ordering::Relaxed) {
@@ -568,14 +665,17 @@ fn run(args: &Args) -> Result<(), String> {
             }
         }
         if hup.swap(false, Ordering::Relaxed) {
-            match reload(args, &workers, mac, &ctl_edits) {
-                Ok(health) => {
+            match reload(args, &workers, mac, &ctl_edits, &checks.down) {
+                Ok((health, held_now)) => {
                     ctl_edits.clear();
-                    // New checkers for the servers as they are now; those down stay down.
+                    // New checkers for the servers as they are now; those down stay down,
+                    // with the file's weight to give back.
                     settings = health;
                     let down = std::mem::take(&mut checks.down);
+                    let mut held = std::mem::take(&mut checks.held);
+                    held.extend(held_now);
                     drop(checks);
-                    checks = Health::start(&workers, settings.clone(), down, &args.iface, &macs)?;
+                    checks = Health::start(&workers, settings.clone(), down, held, iface, &macs)?;
                 }
                 Err(e) => error!("reload refused, nothing changed: {e}"),
             }

@@ -1,0 +1,133 @@
+//! The binaries' command lines, run as built: what `--help` and `--version` say, errors said
+//! once, and the metrics address the documentation gives.
+
+use std::process::{Command, Output};
+
+fn director(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dr-director")).args(args).output().unwrap()
+}
+
+fn replay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dr-replay")).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("dr-cli-{name}-{}", std::process::id()))
+}
+
+#[test]
+fn version_names_the_binary() {
+    let version = env!("CARGO_PKG_VERSION");
+    let out = director(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), format!("dr-director {version}\n"));
+    let out = replay(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), format!("dr-replay {version}\n"));
+}
+
+#[test]
+fn help_shows_the_ctl_subcommand_and_its_usage() {
+    let out = director(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(help.starts_with("A live LVS Direct Routing director\n"), "{help}");
+    assert!(
+        help.contains(
+            "Usage: dr-director [OPTIONS] --iface <IF> <--config <CONFIG.toml>|--rules <FILE>>\n       dr-director <COMMAND>\n"
+        ),
+        "{help}"
+    );
+    assert!(
+        help.lines()
+            .any(|l| l.starts_with("  ctl  Send an ipvsadm command to a running dr-director")),
+        "{help}"
+    );
+    let out = director(&["ctl", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(help.contains("Usage: dr-director ctl [OPTIONS] <IPVSADM-ARGS>...\n"), "{help}");
+    assert!(help.contains("--socket <PATH>"), "{help}");
+    // The subcommand and the director's own options do not mix.
+    let out = director(&["--iface", "eth0", "ctl", "-L", "-n"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot be used with"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn ctl_takes_ipvsadm_options_and_says_an_error_once() {
+    let socket = scratch("missing.sock");
+    let socket = socket.to_str().unwrap();
+    // -L and -n reach the control socket as ipvsadm options, not as ctl's own.
+    let out = director(&["ctl", "--socket", socket, "-L", "-n"]);
+    assert_eq!(out.status.code(), Some(1));
+    let says = text(&out.stderr);
+    assert_eq!(says.lines().count(), 1, "{says}");
+    assert!(says.starts_with(&format!("dr-director ctl: control socket {socket}: ")), "{says}");
+}
+
+#[test]
+fn a_fatal_error_of_the_director_is_said_once() {
+    let control = scratch("control.sock");
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/director.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_dr-director"))
+        .args(["--iface", "dr-none0", "--config", config, "--control"])
+        .arg(&control)
+        .env("DR_LOG", "info")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&control);
+    assert_eq!(out.status.code(), Some(1));
+    let says = text(&out.stderr);
+    assert_eq!(says.lines().count(), 1, "{says}");
+    assert!(says.contains(" ERROR "), "{says}");
+    // Root is told the interface does not exist; anyone else, that packet sockets need root.
+    assert!(
+        says.contains("no interface named \"dr-none0\"") || says.contains("not permitted"),
+        "{says}"
+    );
+}
+
+#[test]
+fn an_error_of_the_replay_is_said_once() {
+    let missing = scratch("missing.toml");
+    let out = replay(&["--config", missing.to_str().unwrap(), "in.pcap", "-o", "out.pcap"]);
+    assert_eq!(out.status.code(), Some(1));
+    let says = text(&out.stderr);
+    assert_eq!(
+        says,
+        format!("dr-replay: {}: No such file or directory (os error 2)\n", missing.display())
+    );
+}
+
+/// The address after each `--metrics` in `text`.
+fn metrics_addresses(text: &str) -> Vec<String> {
+    text.match_indices("--metrics ")
+        .map(|(at, flag)| {
+            let rest = &text[at + flag.len()..];
+            let end = rest.find(|c: char| c.is_whitespace() || "`,)".contains(c));
+            rest[..end.unwrap_or(rest.len())].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_documented_metrics_address_is_the_same_everywhere() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let files = ["README.md", "examples/director.toml", "examples/dr-director.service"];
+    for file in files {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        let addresses = metrics_addresses(&text);
+        assert!(!addresses.is_empty(), "{file} gives no --metrics address");
+        for addr in addresses {
+            assert_eq!(addr, "127.0.0.1:9813", "{file}");
+        }
+        assert!(text.contains("http://127.0.0.1:9813/metrics") || file == "README.md", "{file}");
+    }
+    let help = text(&director(&["--help"]).stdout);
+    assert!(help.contains("Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9813)"));
+}
