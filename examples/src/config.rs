@@ -308,19 +308,10 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
         let persistence = persistence(s, vip.is_ipv4(), &field, &at)?;
         let mut flags = SchedFlags::NONE;
         for flag in &s.flags {
-            match flag.get_ref().as_str() {
-                "sh-port" => flags.sh_port = true,
-                "sh-fallback" => flags.sh_fallback = true,
-                other => {
-                    return Err(at(
-                        flag.span(),
-                        format!(
-                            "{} = {other:?}: expected \"sh-port\" or \"sh-fallback\"",
-                            field("flags")
-                        ),
-                    ));
-                }
-            }
+            let name = flag.get_ref().as_str();
+            flags = flags
+                .with_named(name, scheduler)
+                .map_err(|e| at(flag.span(), format!("{} = {name:?}: {e}", field("flags"))))?;
         }
         let check = match &s.health {
             Some(health) => health_check(health, &field("health"), &at)?,

@@ -202,7 +202,7 @@ fn a_replay_needs_every_mac_and_a_director_mac() {
 #[test]
 fn defaults_flags_and_thresholds() {
     let text =
-        replace("scheduler = \"rr\"\npersistent = 0\n", "flags = [\"sh-port\", \"sh-fallback\"]\n");
+        replace("scheduler = \"rr\"\npersistent = 0\n", "flags = [\"flag-2\", \"flag-1\"]\n");
     let text = text.replacen("u_threshold = 0", "u_threshold = 100\nl_threshold = 50", 1);
     let d = load(&text, OPTIONS).unwrap();
     let web = d
@@ -214,7 +214,11 @@ fn defaults_flags_and_thresholds() {
         .unwrap();
     let service = d.service(web).unwrap();
     assert_eq!(service.scheduler(), SchedulerKind::Wlc, "wlc is the default, as in ipvsadm");
-    assert_eq!(service.flags(), dr_core::SchedFlags { sh_port: true, sh_fallback: true });
+    // Numbered for any scheduler, named for sh only, as ipvsadm takes -b.
+    assert_eq!(
+        service.flags(),
+        dr_core::SchedFlags { sh_port: true, sh_fallback: true, flag_3: false }
+    );
     let twelve = d.real(service.reals()[0]).unwrap();
     assert_eq!(twelve.thresholds(), (100, 50));
 }

@@ -13,8 +13,10 @@
 //! connections continue) and gets its weight back when it recovers; each change is logged.
 //!
 //! A control socket (`--control`, default `/run/dr-director.sock`, mode 0600) takes ipvsadm
-//! command lines: `dr-director ctl -L -n` (or `--stats`, `--rate`, `-c`, `--timeout`,
-//! `--json`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -C`, `ctl --set …`, `ctl -Z`.
+//! command lines: `dr-director ctl -L -n` (or `--stats`, `--rate`, `--thresholds`,
+//! `--persistent-conn`, `-c`, `--timeout`, `--json`; `-t VIP:PORT` for one service,
+//! `--exact`, `--nosort`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -C`, `ctl --set …`,
+//! `ctl -Z`, `ctl -S -n` (the rules of the running services), `ctl -R < RULES`.
 //! `--metrics ADDR` serves the
 //! counters to Prometheus (off by default).
 //!
@@ -22,7 +24,8 @@
 //! worker is chosen from the packet's IP addresses alone, so every packet of a client, each
 //! fragment of a datagram too, reaches the same worker, and nothing is reassembled) and its own
 //! director and connection table. Control commands, reloads and health changes apply to all
-//! of them; listings show each worker; metrics carry a `worker` label; MACs learned by one
+//! of them; a listing is one listing of them all, their counts added up (`--per-worker`
+//! lists each apart); metrics carry a `worker` label; MACs learned by one
 //! are given to all. What changes: each worker schedules its own share of the new
 //! connections, so rr and wrr follow their sequence per worker, not across the whole
 //! director, and lc/wlc/sed/nq compare the counts of that worker's connections only. Over
@@ -39,7 +42,6 @@ use dr_core::{RealEdit, RealId, ServiceKey};
 use dr_examples::config::{LoadOptions, Loaded, load_all};
 use dr_examples::control::{self, ControlSocket};
 use dr_examples::health::{self, HealthCheck, HealthEvent, Probe};
-use dr_examples::ipvsadm::{self, Command, Macs};
 use dr_examples::metrics::{self, MetricsEndpoint};
 use dr_examples::workers::Workers;
 use dr_examples::{preflight, reload, report, rules};
@@ -107,7 +109,7 @@ fn ctl(args: &[String]) -> ExitCode {
     let args = CtlArgs::parse_from(
         std::iter::once("dr-director ctl".to_string()).chain(args.iter().cloned()),
     );
-    match control::request(&args.socket, &args.command.join(" ")) {
+    match control::command(&args.socket, &args.command.join(" "), std::io::stdin()) {
         Ok(output) => {
             print!("{output}");
             ExitCode::SUCCESS
@@ -476,22 +478,15 @@ fn run(args: &Args) -> Result<(), String> {
         }
         let mut changed = false;
         let edits = &mut ctl_edits;
-        control.serve(|line| {
-            let rule = ipvsadm::parse(line)?;
-            let mutates = !matches!(rule.command, Command::List(_));
-            // What a reload would put back (zeroed counters stay zeroed).
-            let configures = mutates && !matches!(rule.command, Command::Zero);
-            let outputs =
-                workers.each(move |_, d, io| ipvsadm::apply(d, &rule, &Macs::default(), io.now()));
-            let text = joined(outputs)?;
-            if mutates {
+        control.serve(|request| {
+            let done = control::execute(&workers, request)?;
+            for line in &done.applied {
                 info!("control: {line}");
-                if configures {
-                    edits.push(line.to_owned());
-                }
-                changed = true;
             }
-            Ok(text)
+            // What a reload would put back (zeroed counters stay zeroed).
+            edits.extend(done.configured);
+            changed |= !done.applied.is_empty();
+            Ok(done.output)
         });
         if changed {
             // New services get the default checks; the filters follow the VIPs.
