@@ -451,6 +451,64 @@ fn ipv6_and_udp_services() {
 }
 
 #[test]
+fn addresses_no_host_on_the_lan_can_have_are_refused_with_the_reason() {
+    use dr_core::ConfigError;
+    let (mut d, web, _) = setup(1);
+    let service = |vip: &str| ServiceConfig::new(Protocol::Tcp, ip(vip), 80, SchedulerKind::Rr);
+    for (vip, why) in [
+        ("127.0.0.1", "loopback (127.0.0.0/8)"),
+        ("127.255.0.9", "loopback"),
+        ("::1", "loopback (::1)"),
+        ("0.0.0.0", "unspecified"),
+        ("0.0.0.7", "unspecified (0.0.0.0/8, this network)"),
+        ("::", "unspecified (::)"),
+        ("224.0.0.251", "multicast (224.0.0.0/4)"),
+        ("ff02::fb", "multicast (ff00::/8)"),
+        ("255.255.255.255", "the broadcast address"),
+    ] {
+        let err = d.add_service(service(vip)).unwrap_err();
+        assert_eq!(err, ConfigError::InvalidVip(ip(vip)));
+        assert!(err.to_string().starts_with(&format!("vip {vip} is {why}")), "{err}");
+    }
+    for (real, why) in [
+        ("127.0.0.1", "loopback (127.0.0.0/8), the director's own host"),
+        ("0.0.0.0", "unspecified"),
+        ("239.0.0.1", "multicast"),
+        ("255.255.255.255", "the broadcast address"),
+    ] {
+        let err = d.add_real(web, RealConfig::new(ip(real))).unwrap_err();
+        assert_eq!(err, ConfigError::InvalidRealAddr(ip(real)));
+        assert!(err.to_string().contains(&format!("{real} is {why}")), "{err}");
+    }
+    // IPv6 link-local: a VIP may be one (the kernel does not look), a real server not.
+    let v6 = d
+        .add_service(ServiceConfig::new(
+            Protocol::Tcp,
+            ip("2001:db8::100"),
+            8080,
+            SchedulerKind::Rr,
+        ))
+        .unwrap();
+    let err = d.add_real(v6, RealConfig::new(ip("fe80::1"))).unwrap_err();
+    assert!(err.to_string().contains("fe80::1 is link-local (fe80::/10)"), "{err}");
+    assert!(d.add_real(v6, RealConfig::new(ip("::1"))).is_err());
+    // A real server at a VIP of the director, and a VIP at a real server's address.
+    let err = d.add_real(web, RealConfig::new(ip("2001:db8::100"))).unwrap_err();
+    assert!(matches!(err, ConfigError::RealIsVip(_) | ConfigError::FamilyMismatch { .. }));
+    let err = d.add_real(web, RealConfig::new(ip(VIP))).unwrap_err();
+    assert_eq!(err, ConfigError::RealIsVip(ip(VIP)));
+    let err = d.add_service(service("10.0.0.11")).unwrap_err();
+    assert_eq!(err, ConfigError::VipIsReal(ip("10.0.0.11")));
+    // Once that real server is gone (from both services it is in), its address may be a VIP.
+    let elevens: Vec<RealId> =
+        d.reals().filter(|(_, r)| r.addr() == ip("10.0.0.11")).map(|(id, _)| id).collect();
+    for id in elevens {
+        d.remove_real(id).unwrap();
+    }
+    d.add_service(service("10.0.0.11")).unwrap();
+}
+
+#[test]
 fn configuration_errors_name_the_problem() {
     use dr_core::ConfigError;
     let (mut d, web, _) = setup(1);

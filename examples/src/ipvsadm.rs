@@ -841,7 +841,9 @@ pub fn apply(
                 if let Some(p) = persistence {
                     config = config.with_persistence(p);
                 }
-                director.add_service(config).map_err(|e| e.to_string())?;
+                director
+                    .add_service(config)
+                    .map_err(|e| format!("{}: {e}", service_option(key)))?;
             } else {
                 let id = find(director, key)?;
                 director.edit_service(id, scheduler, rule.flags).map_err(|e| e.to_string())?;
@@ -856,13 +858,6 @@ pub fn apply(
             let key = need_service()?;
             let id = find(director, key)?;
             let addr = need_real(key)?;
-            if addr.is_loopback() {
-                return Err(format!(
-                    "-r {addr}: a loopback address is the director itself (ipvsadm forwards to \
-                     it locally), which direct routing cannot reach: give the real servers' LAN \
-                     addresses"
-                ));
-            }
             let mut config = RealConfig::new(addr)
                 .with_weight(rule.weight.unwrap_or(1))
                 .with_thresholds(rule.upper.unwrap_or(0), rule.lower.unwrap_or(0));
@@ -873,7 +868,8 @@ pub fn apply(
                 }
                 None => {}
             }
-            director.add_real(id, config).map_err(|e| e.to_string())?;
+            // The director's checks (loopback, multicast, a VIP of its own…), naming -r.
+            director.add_real(id, config).map_err(|e| format!("-r {addr}: {e}"))?;
         }
         Command::EditReal => {
             let real = find_real(director, need_service()?)?;
@@ -1103,7 +1099,7 @@ mod tests {
         run(&mut d, "-a -t 10.0.0.1 -r 10.0.0.2 -g").unwrap();
         run(&mut d, "-a -t 10.0.0.1:0 -r 10.0.0.3:0 -g").unwrap();
         let err = run(&mut d, "-a -t 10.0.0.1 -r 127.0.0.1").unwrap_err();
-        assert!(err.contains("-r 127.0.0.1: a loopback address is the director itself"), "{err}");
+        assert!(err.contains("-r 127.0.0.1: real server address 127.0.0.1 is loopback"), "{err}");
         let err = run(&mut d, "-a -t 10.0.0.1 -r 10.0.0.4:80").unwrap_err();
         assert!(err.contains("give 10.0.0.4:0 or no port"), "{err}");
         let err = run(&mut d, "-E -t 10.0.0.1 -s rr").unwrap_err();
@@ -1111,6 +1107,39 @@ mod tests {
         let listing = run(&mut d, "-L -n").unwrap();
         assert!(listing.contains("TCP  10.0.0.1:0 lc persistent 1999999\n"), "{listing}");
         assert!(listing.contains("  -> 10.0.0.2:0 "), "{listing}");
+    }
+
+    #[test]
+    fn addresses_the_director_refuses_name_the_option() {
+        let mut d = director();
+        for (line, says) in [
+            ("-A -t 127.0.0.1:80", "-t 127.0.0.1:80: vip 127.0.0.1 is loopback"),
+            ("-A -u [ff02::1]:53", "-u [ff02::1]:53: vip ff02::1 is multicast"),
+            ("-A -t 255.255.255.255:80", "is the broadcast address"),
+        ] {
+            let err = run(&mut d, line).unwrap_err();
+            assert!(err.contains(says), "{line}: {err}");
+        }
+        run(&mut d, "-A -t 10.0.0.1:80").unwrap();
+        run(&mut d, "-A -t 10.0.0.2:80").unwrap();
+        for (line, says) in [
+            (
+                "-a -t 10.0.0.1:80 -r 127.0.0.5",
+                "-r 127.0.0.5: real server address 127.0.0.5 is loopback",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 224.0.0.5",
+                "-r 224.0.0.5: real server address 224.0.0.5 is multicast",
+            ),
+            ("-a -t 10.0.0.1:80 -r 0.0.0.0", "is unspecified"),
+            ("-a -t 10.0.0.1:80 -r 10.0.0.2", "-r 10.0.0.2: real server address 10.0.0.2 is a VIP"),
+        ] {
+            let err = run(&mut d, line).unwrap_err();
+            assert!(err.contains(says), "{line}: {err}");
+        }
+        run(&mut d, "-a -t 10.0.0.1:80 -r 10.0.0.3").unwrap();
+        let err = run(&mut d, "-A -t 10.0.0.3:443").unwrap_err();
+        assert!(err.contains("-t 10.0.0.3:443: vip 10.0.0.3 is a real server's address"), "{err}");
     }
 
     #[test]

@@ -93,6 +93,23 @@ fn errors_name_the_line() {
         assert_eq!(err.line, Some(2), "{rules}: {err}");
         assert!(err.message.contains(says), "{rules}: {err}");
     }
+    // The director's own checks, as the configuration file and ctl meet them.
+    let learn = RulesOptions { require_real_macs: false, ..options() };
+    for (rules, says) in [
+        (
+            "-a -t 10.0.0.100:80 -r 127.0.0.1",
+            "-r 127.0.0.1: real server address 127.0.0.1 is loopback",
+        ),
+        (
+            "-a -t 10.0.0.100:80 -r 10.0.0.100",
+            "-r 10.0.0.100: real server address 10.0.0.100 is a VIP",
+        ),
+        ("-A -t 127.0.0.1:80", "-t 127.0.0.1:80: vip 127.0.0.1 is loopback"),
+    ] {
+        let err = load(&format!("-A -t 10.0.0.100:80 -s rr\n{rules}\n"), &learn).unwrap_err();
+        assert_eq!(err.line, Some(2), "{rules}: {err}");
+        assert!(err.message.contains(says), "{rules}: {err}");
+    }
 }
 
 #[test]
