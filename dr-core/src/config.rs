@@ -184,8 +184,10 @@ pub enum ConfigError {
     },
     /// The service already exists.
     ServiceExists(ServiceKey),
-    /// The VIP is unspecified, multicast or broadcast.
+    /// The VIP is not a unicast host address (unspecified, loopback, multicast, broadcast).
     InvalidVip(IpAddr),
+    /// The VIP is the address of a real server of this director.
+    VipIsReal(IpAddr),
     /// Port 0 means "any port", which IPVS allows only for persistent services.
     PortZero(ServiceKey),
     /// The service handle does not name a service of this director.
@@ -194,8 +196,11 @@ pub enum ConfigError {
     UnknownReal,
     /// The real server is already in the service.
     RealExists(IpAddr),
-    /// The real server's address is unspecified, multicast or broadcast.
+    /// The real server's address is not a unicast host address (unspecified, loopback,
+    /// multicast, broadcast, IPv6 link-local).
     InvalidRealAddr(IpAddr),
+    /// The real server's address is a VIP this director serves.
+    RealIsVip(IpAddr),
     /// The real server's address family differs from the VIP's (Direct Routing forwards on
     /// the same link, in the same family).
     FamilyMismatch {
@@ -272,9 +277,17 @@ impl fmt::Display for ConfigError {
                  1 to {MAX_PERSISTENT_SECS} seconds and a prefix of at most 128 bits"
             ),
             Self::ServiceExists(key) => write!(f, "service {key} already exists: edit it instead"),
-            Self::InvalidVip(ip) => {
-                write!(f, "vip {ip} cannot be a virtual service address: give a unicast address")
-            }
+            Self::InvalidVip(ip) => write!(
+                f,
+                "vip {ip} is {}: a VIP is a unicast address of the LAN, which the director \
+                 answers ARP for",
+                crate::director::host_refusal(ip, false).unwrap_or("not a unicast host address")
+            ),
+            Self::VipIsReal(ip) => write!(
+                f,
+                "vip {ip} is a real server's address: the director would take its traffic; \
+                 give the VIP an address of its own"
+            ),
             Self::PortZero(key) => write!(
                 f,
                 "service {key}: port 0 (any port) needs persistence; give the service port"
@@ -286,7 +299,13 @@ impl fmt::Display for ConfigError {
             }
             Self::InvalidRealAddr(ip) => write!(
                 f,
-                "real server address {ip} is not a unicast host address: give the server's own IP"
+                "real server address {ip} is {}: give the server's own address on the LAN",
+                crate::director::host_refusal(ip, true).unwrap_or("not a unicast host address")
+            ),
+            Self::RealIsVip(ip) => write!(
+                f,
+                "real server address {ip} is a VIP of this director: its packets would come \
+                 back to the director; give the server's own address (the VIP goes on its lo)"
             ),
             Self::FamilyMismatch { vip, real } => write!(
                 f,

@@ -36,6 +36,15 @@ impl Protocol {
             Self::Udp => "UDP",
         }
     }
+
+    /// The ipvsadm option that names a service of this protocol: `-t` or `-u`
+    /// (`option_from_protocol`).
+    pub const fn option(self) -> &'static str {
+        match self {
+            Self::Tcp => "-t",
+            Self::Udp => "-u",
+        }
+    }
 }
 
 impl fmt::Display for Protocol {

@@ -141,9 +141,11 @@ pub use flow::{FlowKey, Protocol, SocketDisplay};
 #[cfg(feature = "alloc")]
 pub use io::MemoryIo;
 pub use io::{Batch, Driver, DriverOptions, FrameIo, RunStats};
-pub use listing::{ConnectionListing, Listing, ListingFormat};
+pub use listing::{
+    ConnectionListing, Counts, Listing, ListingFormat, ListingOptions, RealRow, ServiceRow, Table,
+};
 pub use mac::{MacAddr, MacParseError};
-pub use sched::{SchedFlags, SchedulerKind, UnknownScheduler};
+pub use sched::{FlagNames, SchedFlagError, SchedFlags, SchedulerKind, UnknownScheduler};
 pub use service::{
     DEFAULT_PERSISTENT_SECS, MAX_PERSISTENT_SECS, MAX_WEIGHT, Persistence, RealConfig, RealEdit,
     RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,

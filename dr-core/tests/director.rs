@@ -451,6 +451,64 @@ fn ipv6_and_udp_services() {
 }
 
 #[test]
+fn addresses_no_host_on_the_lan_can_have_are_refused_with_the_reason() {
+    use dr_core::ConfigError;
+    let (mut d, web, _) = setup(1);
+    let service = |vip: &str| ServiceConfig::new(Protocol::Tcp, ip(vip), 80, SchedulerKind::Rr);
+    for (vip, why) in [
+        ("127.0.0.1", "loopback (127.0.0.0/8)"),
+        ("127.255.0.9", "loopback"),
+        ("::1", "loopback (::1)"),
+        ("0.0.0.0", "unspecified"),
+        ("0.0.0.7", "unspecified (0.0.0.0/8, this network)"),
+        ("::", "unspecified (::)"),
+        ("224.0.0.251", "multicast (224.0.0.0/4)"),
+        ("ff02::fb", "multicast (ff00::/8)"),
+        ("255.255.255.255", "the broadcast address"),
+    ] {
+        let err = d.add_service(service(vip)).unwrap_err();
+        assert_eq!(err, ConfigError::InvalidVip(ip(vip)));
+        assert!(err.to_string().starts_with(&format!("vip {vip} is {why}")), "{err}");
+    }
+    for (real, why) in [
+        ("127.0.0.1", "loopback (127.0.0.0/8), the director's own host"),
+        ("0.0.0.0", "unspecified"),
+        ("239.0.0.1", "multicast"),
+        ("255.255.255.255", "the broadcast address"),
+    ] {
+        let err = d.add_real(web, RealConfig::new(ip(real))).unwrap_err();
+        assert_eq!(err, ConfigError::InvalidRealAddr(ip(real)));
+        assert!(err.to_string().contains(&format!("{real} is {why}")), "{err}");
+    }
+    // IPv6 link-local: a VIP may be one (the kernel does not look), a real server not.
+    let v6 = d
+        .add_service(ServiceConfig::new(
+            Protocol::Tcp,
+            ip("2001:db8::100"),
+            8080,
+            SchedulerKind::Rr,
+        ))
+        .unwrap();
+    let err = d.add_real(v6, RealConfig::new(ip("fe80::1"))).unwrap_err();
+    assert!(err.to_string().contains("fe80::1 is link-local (fe80::/10)"), "{err}");
+    assert!(d.add_real(v6, RealConfig::new(ip("::1"))).is_err());
+    // A real server at a VIP of the director, and a VIP at a real server's address.
+    let err = d.add_real(web, RealConfig::new(ip("2001:db8::100"))).unwrap_err();
+    assert!(matches!(err, ConfigError::RealIsVip(_) | ConfigError::FamilyMismatch { .. }));
+    let err = d.add_real(web, RealConfig::new(ip(VIP))).unwrap_err();
+    assert_eq!(err, ConfigError::RealIsVip(ip(VIP)));
+    let err = d.add_service(service("10.0.0.11")).unwrap_err();
+    assert_eq!(err, ConfigError::VipIsReal(ip("10.0.0.11")));
+    // Once that real server is gone (from both services it is in), its address may be a VIP.
+    let elevens: Vec<RealId> =
+        d.reals().filter(|(_, r)| r.addr() == ip("10.0.0.11")).map(|(id, _)| id).collect();
+    for id in elevens {
+        d.remove_real(id).unwrap();
+    }
+    d.add_service(service("10.0.0.11")).unwrap();
+}
+
+#[test]
 fn configuration_errors_name_the_problem() {
     use dr_core::ConfigError;
     let (mut d, web, _) = setup(1);
@@ -651,7 +709,7 @@ fn listing_director() -> Director {
     // service is .11, .12 (newest first), so rr gives .11 the first and third SYN.
     let dns =
         d.add_service(ServiceConfig::new(Protocol::Udp, ip(VIP), 53, SchedulerKind::Rr)).unwrap();
-    let flags = dr_core::SchedFlags { sh_port: true, sh_fallback: true };
+    let flags = dr_core::SchedFlags { sh_port: true, sh_fallback: true, flag_3: false };
     let sh6 = ServiceConfig::new(Protocol::Tcp, ip(VIP6), 80, SchedulerKind::Sh).with_flags(flags);
     let web6 = d.add_service(sh6).unwrap();
     let web =
@@ -703,6 +761,148 @@ TCP  [2001:db8::100]:80                  0        0        0        0        0
   -> [2001:db8::11]:80                   0        0        0        0        0
 ";
     assert_eq!(d.listing(dr_core::ListingFormat::Stats).to_string(), expected);
+}
+
+/// The listing director with thresholds on 10.0.0.12 and a persistent service (/24) whose
+/// one real server has a template and a connection.
+fn listing_director_with_persistence() -> Director {
+    let mut d = listing_director();
+    let web = d.find_service(&key(Protocol::Tcp, VIP, 80)).unwrap();
+    let reals = d.service(web).unwrap().reals().to_vec();
+    let twelve = reals.into_iter().find(|&r| d.real(r).unwrap().addr() == ip("10.0.0.12")).unwrap();
+    let edit = dr_core::RealEdit::of(d.real(twelve).unwrap()).with_thresholds(100, 50);
+    d.edit_real(twelve, edit).unwrap();
+    let persistence = dr_core::Persistence::new(360).with_prefix_len(24);
+    let https = ServiceConfig::new(Protocol::Tcp, ip(VIP), 443, SchedulerKind::Wlc)
+        .with_persistence(persistence);
+    let https = d.add_service(https).unwrap();
+    let real = RealConfig::new(ip("10.0.0.13")).with_weight(5).with_mac(mac(REAL_MACS[2]));
+    d.add_real(https, real).unwrap();
+    let _ = d.process(t(1), &mut tcp4("192.0.2.7", 7, VIP, 443, SYN));
+    d
+}
+
+fn key(protocol: Protocol, vip: &str, port: u16) -> dr_core::ServiceKey {
+    dr_core::ServiceKey { protocol, vip: ip(vip), port }
+}
+
+#[test]
+fn listing_thresholds_matches_ipvsadm() {
+    // print_title and print_service_entry with FMT_THRESHOLDS: the service line as in the
+    // plain listing, "  -> %-28s %-10u %-10u %-10u %-10u" for each real server.
+    let d = listing_director_with_persistence();
+    let expected = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn 
+  -> RemoteAddress:Port
+TCP  10.0.0.100:80 rr
+  -> 10.0.0.11:80                 0          0          2          0         
+  -> 10.0.0.12:80                 100        50         1          0         
+TCP  10.0.0.100:443 wlc persistent 360 mask 255.255.255.0
+  -> 10.0.0.13:443                0          0          1          0         
+UDP  10.0.0.100:53 rr
+  -> 10.0.0.11:53                 0          0          0          1         
+TCP  [2001:db8::100]:80 sh (sh-fallback,sh-port)
+  -> [2001:db8::11]:80            0          0          0          0         
+";
+    assert_eq!(d.listing(dr_core::ListingFormat::Thresholds).to_string(), expected);
+}
+
+#[test]
+fn listing_persistent_conn_of_one_service_matches_ipvsadm() {
+    // -L -n -t VIP:443 --persistent-conn: list_service prints the title lines and the
+    // service, without the version line; "  -> %-28s %-9u %-11u %-10u %-10u".
+    let d = listing_director_with_persistence();
+    let expected = "\
+Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn 
+  -> RemoteAddress:Port
+TCP  10.0.0.100:443 wlc persistent 360 mask 255.255.255.0
+  -> 10.0.0.13:443                5         1           1          0         
+";
+    let options = dr_core::ListingOptions::new(dr_core::ListingFormat::PersistentConn)
+        .service(Some(key(Protocol::Tcp, VIP, 443)));
+    assert_eq!(d.listing(options).to_string(), expected);
+    let expected = "\
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+UDP  10.0.0.100:53 rr
+  -> 10.0.0.11:53                 Route   1      0          1         
+";
+    let options = dr_core::ListingOptions::new(dr_core::ListingFormat::Plain).service(Some(key(
+        Protocol::Udp,
+        VIP,
+        53,
+    )));
+    assert_eq!(d.listing(options).to_string(), expected);
+}
+
+#[test]
+fn rules_match_ipvsadm_save() {
+    // print_service_entry with FMT_RULE: "-A %s -s %s", " -p %u", " -M mask" (IPv6: the
+    // prefix length), " -b flags"; "-a %s -r %s %s -w %d" per real server. Thresholds are
+    // dr's addition (ipvsadm -S drops them).
+    let d = listing_director_with_persistence();
+    let expected = "\
+-A -t 10.0.0.100:80 -s rr
+-a -t 10.0.0.100:80 -r 10.0.0.11:80 -g -w 1
+-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 2 -x 100 -y 50
+-A -t 10.0.0.100:443 -s wlc -p 360 -M 255.255.255.0
+-a -t 10.0.0.100:443 -r 10.0.0.13:443 -g -w 5
+-A -u 10.0.0.100:53 -s rr
+-a -u 10.0.0.100:53 -r 10.0.0.11:53 -g -w 1
+-A -t [2001:db8::100]:80 -s sh -b sh-fallback,sh-port
+-a -t [2001:db8::100]:80 -r [2001:db8::11]:80 -g -w 1
+";
+    assert_eq!(d.listing(dr_core::ListingFormat::Rules).to_string(), expected);
+}
+
+#[test]
+fn unsorted_listing_is_in_the_order_added_with_the_newest_real_first() {
+    let d = listing_director();
+    let expected = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+UDP  10.0.0.100:53 rr
+  -> 10.0.0.11:53                 Route   1      0          1         
+TCP  [2001:db8::100]:80 sh (sh-fallback,sh-port)
+  -> [2001:db8::11]:80            Route   1      0          0         
+TCP  10.0.0.100:80 rr
+  -> 10.0.0.11:80                 Route   1      2          0         
+  -> 10.0.0.12:80                 Route   2      1          0         
+";
+    let options = dr_core::ListingOptions::new(dr_core::ListingFormat::Plain).sorted(false);
+    assert_eq!(d.listing(options).to_string(), expected);
+}
+
+#[test]
+fn tables_of_directors_sharing_the_work_add_up() {
+    // Two workers with the same services: one listing with the sums, the capacity of both
+    // tables in the header.
+    let d = listing_director();
+    let mut table = d.table();
+    table.add(&d.table());
+    let expected = "\
+IP Virtual Server version 1.2.1 (size=8192)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  10.0.0.100:80                       6        8        0      520        0
+  -> 10.0.0.11:80                        4        6        0      440        0
+  -> 10.0.0.12:80                        2        2        0       80        0
+UDP  10.0.0.100:53                       2        2        0       58        0
+  -> 10.0.0.11:53                        2        2        0       58        0
+TCP  [2001:db8::100]:80                  0        0        0        0        0
+  -> [2001:db8::11]:80                   0        0        0        0        0
+";
+    let options = dr_core::ListingOptions::new(dr_core::ListingFormat::Stats);
+    assert_eq!(dr_core::Listing::new(table.clone(), options).to_string(), expected);
+    let plain = dr_core::Listing::new(table, dr_core::ListingFormat::Plain).to_string();
+    assert!(
+        plain.contains("  -> 10.0.0.11:80                 Route   1      4          0         \n")
+    );
+    assert!(
+        plain.contains("  -> 10.0.0.11:53                 Route   1      0          2         \n")
+    );
 }
 
 #[test]

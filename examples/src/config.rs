@@ -1,7 +1,10 @@
 //! The TOML configuration of DESIGN.md, loaded into a [`Director`].
 //!
-//! Unknown fields and bad values are errors that name the field and its line. Real servers
-//! are added in the order listed, as `ipvsadm -a` lines would add them.
+//! Unknown fields and bad values are errors that name the field and its line, in plain
+//! words: `service 1 (10.0.0.100:80), real server 2 (10.0.0.12): weight 70000 is out of
+//! range: give 0 to 65535`. Real servers are added in the order listed, as `ipvsadm -a`
+//! lines would add them. `[director]` may be left out where the binary has a MAC to use
+//! (dr-director: the interface's).
 
 use crate::LineError;
 use crate::health::{HealthCheck, Probe};
@@ -21,6 +24,7 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    #[serde(default)]
     director: DirectorSection,
     #[serde(default)]
     timeouts: Option<Spanned<TimeoutsSection>>,
@@ -28,37 +32,34 @@ struct File {
     service: Vec<Spanned<ServiceSection>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DirectorSection {
     mac: Option<Spanned<String>>,
-    capacity: Option<Spanned<usize>>,
+    capacity: Option<Spanned<i64>>,
     #[serde(default)]
     decrement_ttl: bool,
     #[serde(default)]
     expire_nodest_conn: bool,
     #[serde(default)]
     icmp_port_unreachable: bool,
-    conn_reuse_mode: Option<Spanned<u8>>,
+    conn_reuse_mode: Option<Spanned<i64>>,
     #[serde(default)]
     expire_quiescent_template: bool,
     icmp_echo: Option<bool>,
     run_estimation: Option<bool>,
-    fragment_capacity: Option<Spanned<usize>>,
-    fragment_timeout: Option<Spanned<u32>>,
-    neighbour_refresh: Option<u32>,
+    fragment_capacity: Option<Spanned<i64>>,
+    fragment_timeout: Option<Spanned<i64>>,
+    neighbour_refresh: Option<Spanned<i64>>,
     vlans: Option<Spanned<Vec<Spanned<toml::Value>>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TimeoutsSection {
-    #[serde(default)]
-    tcp: u32,
-    #[serde(default)]
-    tcpfin: u32,
-    #[serde(default)]
-    udp: u32,
+    tcp: Option<Spanned<i64>>,
+    tcpfin: Option<Spanned<i64>>,
+    udp: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,9 +67,9 @@ struct TimeoutsSection {
 struct ServiceSection {
     proto: Spanned<String>,
     vip: Spanned<String>,
-    port: Spanned<u16>,
+    port: Spanned<i64>,
     scheduler: Option<Spanned<String>>,
-    persistent: Option<Spanned<u32>>,
+    persistent: Option<Spanned<i64>>,
     netmask: Option<Spanned<toml::Value>>,
     #[serde(default)]
     flags: Vec<Spanned<String>>,
@@ -98,8 +99,8 @@ struct RealSection {
     ip: Spanned<String>,
     weight: Option<Spanned<i64>>,
     mac: Option<Spanned<String>>,
-    u_threshold: Option<Spanned<u32>>,
-    l_threshold: Option<Spanned<u32>>,
+    u_threshold: Option<Spanned<i64>>,
+    l_threshold: Option<Spanned<i64>>,
 }
 
 /// `director.vlans`: the VLANs served. A number is a VLAN (0 is the untagged LAN); a string
@@ -200,7 +201,7 @@ pub fn load_small(text: &str, options: LoadOptions) -> Result<Loaded, LineError>
 fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, LineError> {
     let file: File = toml::from_str(text).map_err(|e| LineError {
         line: e.span().map(|s| line_of(text, s.start)),
-        message: e.message().trim_end().to_string(),
+        message: plain_words(text, &e),
     })?;
     let at = |span: Range<usize>, message: String| LineError {
         line: Some(line_of(text, span.start)),
@@ -208,28 +209,33 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
     };
 
     let mac = match (&file.director.mac, options.default_mac) {
-        (Some(mac), _) => parse_mac(mac, "director.mac", &at)?,
+        (Some(mac), _) => parse_mac(mac, "[director] mac", &at)?,
         (None, Some(mac)) => mac,
         (None, None) => {
             return Err(LineError {
                 line: None,
-                message: "director.mac is missing: give the director's MAC, e.g. mac = \"02:00:00:00:00:01\"".into(),
+                message: "[director] mac is missing: with no interface to take it from (a \
+                          replay), give the director's MAC: [director] mac = \"02:00:00:00:00:01\""
+                    .into(),
             });
         }
     };
+    let d = &file.director;
+    let director = |key: &str| format!("[director] {key}");
     let mut config = Config::new(mac, options.hash_seed);
     if let Some(capacity) = options.default_capacity {
         config.capacity = capacity;
     }
-    if let Some(capacity) = &file.director.capacity {
-        config.capacity = *capacity.get_ref();
+    if let Some(capacity) = &d.capacity {
+        let max = dr_core::conn::MAX_CAPACITY as i64;
+        config.capacity = ranged(capacity, 1, max, &director("capacity"), &at)?;
     }
     config.decrement_ttl = file.director.decrement_ttl;
     config.expire_nodest_conn = file.director.expire_nodest_conn;
     config.icmp_port_unreachable = file.director.icmp_port_unreachable;
     config.expire_quiescent_template = file.director.expire_quiescent_template;
-    if let Some(mode) = &file.director.conn_reuse_mode {
-        config.conn_reuse_mode = *mode.get_ref();
+    if let Some(mode) = &d.conn_reuse_mode {
+        config.conn_reuse_mode = ranged(mode, 0, 3, &director("conn_reuse_mode"), &at)?;
     }
     if let Some(echo) = file.director.icmp_echo {
         config.icmp_echo = echo;
@@ -237,21 +243,34 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
     if let Some(estimation) = file.director.run_estimation {
         config.run_estimation = estimation;
     }
-    if let Some(capacity) = &file.director.fragment_capacity {
-        config.fragment_capacity = *capacity.get_ref();
+    if let Some(capacity) = &d.fragment_capacity {
+        let max = Config::MAX_FRAGMENT_CAPACITY as i64;
+        config.fragment_capacity = ranged(capacity, 0, max, &director("fragment_capacity"), &at)?;
     }
-    if let Some(secs) = file.director.neighbour_refresh {
+    if let Some(secs) = &d.neighbour_refresh {
+        let secs: u32 = ranged(secs, 1, i64::from(u32::MAX), &director("neighbour_refresh"), &at)?;
         config.neighbour_refresh = Duration::from_secs(u64::from(secs));
     }
-    if let Some(timeout) = &file.director.fragment_timeout {
-        config.fragment_timeout = Duration::from_secs(u64::from(*timeout.get_ref()));
+    if let Some(timeout) = &d.fragment_timeout {
+        let secs: u32 =
+            ranged(timeout, 0, i64::from(u32::MAX), &director("fragment_timeout"), &at)?;
+        config.fragment_timeout = Duration::from_secs(u64::from(secs));
     }
     if let Some(vlans) = &file.director.vlans {
         config.vlans = parse_vlans(vlans, &at)?;
     }
     if let Some(timeouts) = &file.timeouts {
         let t = timeouts.get_ref();
-        config.timeouts = TimeoutSettings { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp };
+        let max = i64::from(dr_core::MAX_TIMEOUT_SECS);
+        let secs = |value: &Option<Spanned<i64>>, key: &str| match value {
+            Some(v) => ranged(v, 0, max, &format!("[timeouts] {key}"), &at),
+            None => Ok(0),
+        };
+        config.timeouts = TimeoutSettings {
+            tcp: secs(&t.tcp, "tcp")?,
+            tcpfin: secs(&t.tcpfin, "tcpfin")?,
+            udp: secs(&t.udp, "udp")?,
+        };
     }
     let file_config = config.clone();
     let director = match config.validate() {
@@ -267,7 +286,15 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
     let mut director = director.map_err(|e| {
         let span = match e {
             dr_core::ConfigError::Capacity(_) => file.director.capacity.as_ref().map(Spanned::span),
-            dr_core::ConfigError::Timeout { .. } => file.timeouts.as_ref().map(Spanned::span),
+            dr_core::ConfigError::Timeout { field, .. } => {
+                let t = file.timeouts.as_ref();
+                let value = t.and_then(|t| match field {
+                    "tcp" => t.get_ref().tcp.as_ref(),
+                    "tcpfin" => t.get_ref().tcpfin.as_ref(),
+                    _ => t.get_ref().udp.as_ref(),
+                });
+                value.map(Spanned::span).or_else(|| t.map(Spanned::span))
+            }
             dr_core::ConfigError::ConnReuseMode(_) => {
                 file.director.conn_reuse_mode.as_ref().map(Spanned::span)
             }
@@ -284,8 +311,11 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
 
     let mut health = Vec::new();
     for (i, service) in file.service.iter().enumerate() {
-        let field = |name: &str| format!("service[{i}].{name}");
         let s = service.get_ref();
+        let written_port = Some(*s.port.get_ref()).filter(|p| (0..=65_535).contains(p));
+        let place = service_place(i, s.vip.get_ref(), written_port);
+        let field = |name: &str| format!("{place}: {name}");
+        let port: u16 = ranged(&s.port, 0, 65_535, &field("port"), &at)?;
         let protocol = match s.proto.get_ref().as_str() {
             "tcp" => Protocol::Tcp,
             "udp" => Protocol::Udp,
@@ -302,6 +332,7 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
                 format!("{} = {:?} is not an IPv4 or IPv6 address", field("vip"), s.vip.get_ref()),
             )
         })?;
+
         let scheduler = match &s.scheduler {
             None => SchedulerKind::default(),
             Some(name) => name.get_ref().parse::<SchedulerKind>().map_err(|e| {
@@ -311,26 +342,16 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
         let persistence = persistence(s, vip.is_ipv4(), &field, &at)?;
         let mut flags = SchedFlags::NONE;
         for flag in &s.flags {
-            match flag.get_ref().as_str() {
-                "sh-port" => flags.sh_port = true,
-                "sh-fallback" => flags.sh_fallback = true,
-                other => {
-                    return Err(at(
-                        flag.span(),
-                        format!(
-                            "{} = {other:?}: expected \"sh-port\" or \"sh-fallback\"",
-                            field("flags")
-                        ),
-                    ));
-                }
-            }
+            let name = flag.get_ref().as_str();
+            flags = flags
+                .with_named(name, scheduler)
+                .map_err(|e| at(flag.span(), format!("{} = {name:?}: {e}", field("flags"))))?;
         }
         let check = match &s.health {
             Some(health) => health_check(health, protocol, &field("health"), &at)?,
             None => HealthCheck::for_protocol(protocol),
         };
-        let mut config =
-            ServiceConfig::new(protocol, vip, *s.port.get_ref(), scheduler).with_flags(flags);
+        let mut config = ServiceConfig::new(protocol, vip, port, scheduler).with_flags(flags);
         if let Some(p) = persistence {
             config = config.with_persistence(p);
         }
@@ -339,15 +360,19 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
                 dr_core::ConfigError::Persistence { .. } => {
                     s.persistent.as_ref().map_or(service.span(), Spanned::span)
                 }
+                dr_core::ConfigError::InvalidVip(_) | dr_core::ConfigError::VipIsReal(_) => {
+                    s.vip.span()
+                }
                 _ => service.span(),
             };
-            at(span, format!("{}: {e}", field("")))
+            at(span, format!("{place}: {e}"))
         })?;
         health.push((id, check));
 
         for (j, real) in s.real.iter().enumerate() {
-            let rfield = |name: &str| format!("service[{i}].real[{j}].{name}");
             let r = real.get_ref();
+            let rplace = format!("{place}, {}", real_place(j, r.ip.get_ref()));
+            let rfield = |name: &str| format!("{rplace}: {name}");
             let addr: IpAddr = r.ip.get_ref().parse().map_err(|_| {
                 at(
                     r.ip.span(),
@@ -360,20 +385,7 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
             })?;
             let mut rc = RealConfig::new(addr);
             if let Some(weight) = &r.weight {
-                let w = u32::try_from(*weight.get_ref())
-                    .ok()
-                    .filter(|w| *w <= MAX_WEIGHT)
-                    .ok_or_else(|| {
-                        at(
-                            weight.span(),
-                            format!(
-                                "{} = {}: out of range: give 0 to {MAX_WEIGHT}",
-                                rfield("weight"),
-                                weight.get_ref()
-                            ),
-                        )
-                    })?;
-                rc = rc.with_weight(w);
+                rc = rc.with_weight(ranged(weight, 0, MAX_WEIGHT.into(), &rfield("weight"), &at)?);
             }
             match &r.mac {
                 Some(mac) => rc = rc.with_mac(parse_mac(mac, &rfield("mac"), &at)?),
@@ -388,8 +400,12 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
                 }
                 None => {}
             }
-            let threshold = |t: &Option<Spanned<u32>>| t.as_ref().map_or(0, |t| *t.get_ref());
-            rc = rc.with_thresholds(threshold(&r.u_threshold), threshold(&r.l_threshold));
+            let threshold = |t: &Option<Spanned<i64>>, key: &str| match t {
+                Some(t) => ranged(t, 0, i64::from(i32::MAX), &rfield(key), &at),
+                None => Ok(0),
+            };
+            let upper = threshold(&r.u_threshold, "u_threshold")?;
+            rc = rc.with_thresholds(upper, threshold(&r.l_threshold, "l_threshold")?);
             director.add_real(id, rc).map_err(|e| {
                 let span = match e {
                     dr_core::ConfigError::Weight(_) => {
@@ -403,7 +419,7 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
                     }
                     _ => r.ip.span(),
                 };
-                at(span, format!("{}: {e}", rfield("")))
+                at(span, format!("{rplace}: {e}"))
             })?;
         }
     }
@@ -417,7 +433,10 @@ fn persistence(
     field: &impl Fn(&str) -> String,
     at: &impl Fn(Range<usize>, String) -> LineError,
 ) -> Result<Option<Persistence>, LineError> {
-    let timeout = s.persistent.as_ref().map_or(0, |p| *p.get_ref());
+    let timeout = match &s.persistent {
+        Some(p) => ranged(p, 0, dr_core::MAX_PERSISTENT_SECS.into(), &field("persistent"), at)?,
+        None => 0,
+    };
     let prefix = match &s.netmask {
         None => None,
         Some(_) if timeout == 0 => {
@@ -574,4 +593,201 @@ fn parse_mac(
 /// The 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// `value` within `lo ..= hi`, or an error naming where it is: `{what} {value} is out of
+/// range: give {lo} to {hi}`.
+fn ranged<T: TryFrom<i64>>(
+    value: &Spanned<i64>,
+    lo: i64,
+    hi: i64,
+    what: &str,
+    at: &impl Fn(Range<usize>, String) -> LineError,
+) -> Result<T, LineError> {
+    let v = *value.get_ref();
+    (lo..=hi)
+        .contains(&v)
+        .then(|| T::try_from(v).ok())
+        .flatten()
+        .ok_or_else(|| at(value.span(), format!("{what} {v} is out of range: give {lo} to {hi}")))
+}
+
+/// `service 1 (10.0.0.100:80)`: a service by its place in the file (from 1) and its address
+/// as written.
+fn service_place(index: usize, vip: &str, port: Option<i64>) -> String {
+    let n = index + 1;
+    match (vip, port) {
+        ("", _) => format!("service {n}"),
+        (vip, Some(port)) if vip.contains(':') => format!("service {n} ([{vip}]:{port})"),
+        (vip, Some(port)) => format!("service {n} ({vip}:{port})"),
+        (vip, None) => format!("service {n} ({vip})"),
+    }
+}
+
+/// `real server 2 (10.0.0.12)`.
+fn real_place(index: usize, ip: &str) -> String {
+    match ip {
+        "" => format!("real server {}", index + 1),
+        ip => format!("real server {} ({ip})", index + 1),
+    }
+}
+
+/// One step of the way to a value in the file.
+#[derive(Debug, Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// The way to the innermost value or key whose text holds `offset`.
+fn path_to(root: &toml::de::DeTable<'_>, offset: usize) -> Vec<Step> {
+    fn walk(
+        value: &toml::de::DeValue<'_>,
+        path: &mut Vec<Step>,
+        offset: usize,
+        best: &mut (usize, Vec<Step>),
+    ) {
+        fn consider(
+            span: Range<usize>,
+            path: &[Step],
+            offset: usize,
+            best: &mut (usize, Vec<Step>),
+        ) {
+            if span.contains(&offset) && span.len() <= best.0 {
+                *best = (span.len(), path.to_vec());
+            }
+        }
+        match value {
+            toml::de::DeValue::Table(table) => {
+                for (key, value) in table {
+                    path.push(Step::Key(key.get_ref().to_string()));
+                    consider(key.span(), path, offset, best);
+                    consider(value.span(), path, offset, best);
+                    walk(value.get_ref(), path, offset, best);
+                    path.pop();
+                }
+            }
+            toml::de::DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(Step::Index(i));
+                    consider(item.span(), path, offset, best);
+                    walk(item.get_ref(), path, offset, best);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut best = (usize::MAX, Vec::new());
+    walk(&toml::de::DeValue::Table(root.clone()), &mut Vec::new(), offset, &mut best);
+    best.1
+}
+
+/// Where a path leads, in plain words, and the key it ends on: (`service 1
+/// (10.0.0.100:80), real server 2 (10.0.0.12)`, `weight`), (`[director]`, `capacity`).
+fn describe(root: &toml::de::DeTable<'_>, path: &[Step]) -> (String, String) {
+    let text_of = |table: Option<&toml::de::DeValue<'_>>, key: &str| -> (String, Option<i64>) {
+        let field = table.and_then(|t| t.as_table()).and_then(|t| t.get(key));
+        let text = field.and_then(|v| v.get_ref().as_str()).unwrap_or("").to_string();
+        let number = field
+            .and_then(|v| v.get_ref().as_integer())
+            .and_then(|n| i64::from_str_radix(n.as_str(), n.radix()).ok());
+        (text, number)
+    };
+    let keys = |rest: &[Step]| {
+        rest.iter()
+            .filter_map(|s| match s {
+                Step::Key(k) => Some(k.as_str()),
+                Step::Index(_) => None,
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    match path {
+        [Step::Key(service), Step::Index(i), rest @ ..] if service == "service" => {
+            let table =
+                root.get("service").and_then(|v| v.get_ref().as_array()).and_then(|a| a.get(*i));
+            let table = table.map(Spanned::get_ref);
+            let (vip, _) = text_of(table, "vip");
+            let (_, port) = text_of(table, "port");
+            let port = port.filter(|p| (0..=65_535).contains(p));
+            let mut place = service_place(*i, &vip, port);
+            let rest = match rest {
+                [Step::Key(real), Step::Index(j), rest @ ..] if real == "real" => {
+                    let reals = table.and_then(|t| t.as_table()).and_then(|t| t.get("real"));
+                    let real_table = reals
+                        .and_then(|v| v.get_ref().as_array())
+                        .and_then(|a| a.get(*j))
+                        .map(Spanned::get_ref);
+                    let (ip, _) = text_of(real_table, "ip");
+                    place = format!("{place}, {}", real_place(*j, &ip));
+                    rest
+                }
+                rest => rest,
+            };
+            (place, keys(rest))
+        }
+        [Step::Key(section), rest @ ..] if !rest.is_empty() => (format!("[{section}]"), keys(rest)),
+        rest => (String::new(), keys(rest)),
+    }
+}
+
+/// The range of a Rust integer type as serde names it, for "out of range" messages.
+fn type_range(name: &str) -> Option<(i128, i128)> {
+    Some(match name {
+        "u8" => (0, u8::MAX.into()),
+        "u16" => (0, u16::MAX.into()),
+        "u32" => (0, u32::MAX.into()),
+        "u64" | "usize" => (0, u64::MAX.into()),
+        "i64" => (i64::MIN.into(), i64::MAX.into()),
+        _ => return None,
+    })
+}
+
+/// A deserialisation error of toml and serde, said as the loader says its own: where the
+/// value is in plain words, the key, and what to give (`service 1 (10.0.0.100:80),
+/// health: interval -1 is out of range: give 0 to 4294967295`, `… port = "80": give a
+/// whole number`).
+fn plain_words(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end().to_string();
+    let (Some(span), Ok(root)) = (error.span(), toml::de::DeTable::parse(text)) else {
+        return message;
+    };
+    let path = path_to(root.get_ref(), span.start);
+    let (place, key) = describe(root.get_ref(), &path);
+    let raw = text.get(span.clone()).unwrap_or("").trim();
+    let section = place.starts_with('[');
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let expected = rest.split_once(", ").map_or("", |(_, e)| e).replace('`', "");
+        let within = if place.is_empty() { "the top level".to_string() } else { place };
+        return format!("{within}: unknown field {key}: {expected}");
+    }
+    let at = match (place.is_empty(), key.is_empty()) {
+        (true, true) => return message,
+        (true, false) => key.clone(),
+        (false, true) => place,
+        (false, false) if section => format!("{place} {key}"),
+        (false, false) => format!("{place}: {key}"),
+    };
+    if let Some(rest) = message.strip_prefix("invalid value: integer `") {
+        let (value, expected) = rest.split_once("`, expected ").unwrap_or((rest, ""));
+        if let Some((lo, hi)) = type_range(expected) {
+            return format!("{at} {value} is out of range: give {lo} to {hi}");
+        }
+    }
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        let expected = rest.split_once(", expected ").map_or("", |(_, e)| e);
+        let wanted = match expected {
+            e if type_range(e).is_some() => "a whole number",
+            "a boolean" => "true or false",
+            "a string" => "a quoted string",
+            "a sequence" => "a list, [ … ]",
+            e => e,
+        };
+        return format!("{at} = {raw}: give {wanted}");
+    }
+    if let Some(field) = message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+        return format!("{at}: {field} is missing");
+    }
+    format!("{at}: {message}")
 }

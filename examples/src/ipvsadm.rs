@@ -8,19 +8,24 @@
 //! (`commands_v_options`) allows it, once each; anything else is an error naming the option.
 //!
 //! Commands: `-A`/`-E`/`-D` (services), `-a`/`-e`/`-d` (real servers), `-C` (clear), `-Z`
-//! (zero counters), `--set TCP TCPFIN UDP` (timeouts), `-L` with `-n`, `--stats`, `--rate`,
-//! `-c`, `--timeout` or `--json`. Options: `-t`/`-u` service (`VIP:PORT`, or `VIP` alone for
-//! a persistent port-0 service), `-s` scheduler, `-b` flags, `-p [timeout]`, `-M netmask`,
-//! `-r` real server, `-g` (direct routing, the default and only forwarding method), `-w`,
-//! `-x`, `-y`. NAT (`-m`), tunnelling (`-i`, `--tun-*`) and firewall-mark services (`-f`)
-//! are refused: the director does direct routing only.
+//! (zero counters), `--set TCP TCPFIN UDP` (timeouts), `-S` (save: the rules that rebuild
+//! the services), `-R` (restore: rules read from standard input, see [`crate::control`]),
+//! `-L` with `-n`, `--stats`, `--rate`, `--thresholds`, `--persistent-conn`, `-c`,
+//! `--timeout` or `--json`, `-t`/`-u` for one service, `--exact`, `--sort` (the default),
+//! `--nosort`, and dr's `--per-worker`. Options: `-t`/`-u` service (`VIP:PORT`, or `VIP`
+//! alone for a persistent port-0 service), `-s` scheduler, `-b` flags (as ipvsadm names
+//! them: `sh-fallback`, `sh-port` for `sh`, `flag-1` to `flag-3`), `-p [timeout]`,
+//! `-M netmask`, `-r` real server, `-g` (direct routing, the default and only forwarding
+//! method), `-w`, `-x`, `-y`. NAT (`-m`), tunnelling (`-i`, `--tun-*`) and firewall-mark
+//! services (`-f`) are refused: the director does direct routing only.
 
 use crate::endpoint::parse_endpoint;
 use crate::netmask::parse_netmask;
 use crate::popt::{self, Spec, Takes, Token};
 use dr_core::{
-    DEFAULT_PERSISTENT_SECS, Director, Instant, ListingFormat, MacAddr, Persistence, Protocol,
-    RealConfig, RealEdit, SchedFlags, SchedulerKind, ServiceConfig, ServiceKey, TimeoutSettings,
+    DEFAULT_PERSISTENT_SECS, Director, Instant, ListingFormat, ListingOptions, MacAddr,
+    Persistence, Protocol, RealConfig, RealEdit, SchedFlags, SchedulerKind, ServiceConfig,
+    ServiceKey, TimeoutSettings,
 };
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -52,6 +57,10 @@ pub enum Command {
     Zero,
     /// `--set TCP TCPFIN UDP`: the timeouts, in seconds (0 keeps the current value).
     SetTimeouts(TimeoutSettings),
+    /// `-S`: the `-A` and `-a` lines that rebuild the services (`ipvsadm -S -n`).
+    Save,
+    /// `-R`: rules from standard input, applied in order.
+    Restore,
     /// `-L`: a listing.
     List(Listing),
 }
@@ -65,6 +74,10 @@ pub enum Listing {
     Stats,
     /// `--rate`.
     Rate,
+    /// `--thresholds`: each real server's upper and lower connection thresholds.
+    Thresholds,
+    /// `--persistent-conn`: each real server's persistence templates.
+    PersistentConn,
     /// `-c`: the connection entries.
     Connections,
     /// `--timeout`.
@@ -96,6 +109,41 @@ pub struct Rule {
     pub upper: Option<u32>,
     /// `-y`.
     pub lower: Option<u32>,
+    /// `--exact` (listings): numbers in full.
+    pub exact: bool,
+    /// Listings sorted as ipvsadm sorts them; `false` with `--nosort`.
+    pub sorted: bool,
+    /// `--per-worker` (dr's): with several workers, each worker's own listing.
+    pub per_worker: bool,
+}
+
+impl Rule {
+    /// The listing options of a `-L` or `-S` line (none for `-c`, whose entries are listed
+    /// in the table's order).
+    pub fn listing_options(&self) -> Option<ListingOptions> {
+        let format = match self.command {
+            Command::Save => ListingFormat::Rules,
+            Command::List(Listing::Plain) => ListingFormat::Plain,
+            Command::List(Listing::Stats) => ListingFormat::Stats,
+            Command::List(Listing::Rate) => ListingFormat::Rate,
+            Command::List(Listing::Thresholds) => ListingFormat::Thresholds,
+            Command::List(Listing::PersistentConn) => ListingFormat::PersistentConn,
+            Command::List(Listing::Timeout) => ListingFormat::Timeout,
+            Command::List(Listing::Json) => ListingFormat::Json,
+            _ => return None,
+        };
+        Some(
+            ListingOptions::new(format)
+                .exact(self.exact)
+                .sorted(self.sorted)
+                .service(self.service.filter(|_| matches!(self.command, Command::List(_)))),
+        )
+    }
+
+    /// Whether the line changes the director (everything but listings and `-S`).
+    pub fn mutates(&self) -> bool {
+        !matches!(self.command, Command::List(_) | Command::Save)
+    }
 }
 
 /// Every option ipvsadm 1.31 has (`options_table` in ipvsadm.c), and `--json`.
@@ -150,6 +198,7 @@ enum Opt {
     SyncDaemonOption,
     TunInfo,
     Tunnel,
+    PerWorker,
 }
 
 const fn opt(short: Option<char>, long: &'static str, takes: Takes, id: Opt) -> Spec<Opt> {
@@ -220,10 +269,11 @@ const OPTIONS: &[Spec<Opt>] = &[
     opt(None, "tun-csum", NONE, Opt::Tunnel),
     opt(None, "tun-remcsum", NONE, Opt::Tunnel),
     opt(None, "json", NONE, Opt::Json),
+    opt(None, "per-worker", NONE, Opt::PerWorker),
 ];
 
 /// The commands dr takes, for messages.
-const COMMANDS: &str = "-A -E -D -a -e -d -C -Z -L --set";
+const COMMANDS: &str = "-A -E -D -a -e -d -C -Z -L -S -R --set";
 
 /// What a command is called in ipvsadm's messages (`cmdnames`).
 fn command_name(command: Command) -> &'static str {
@@ -237,6 +287,8 @@ fn command_name(command: Command) -> &'static str {
         Command::Clear => "clear",
         Command::Zero => "zero",
         Command::SetTimeouts(_) => "set",
+        Command::Save => "save",
+        Command::Restore => "restore",
         Command::List(_) => "list",
     }
 }
@@ -256,8 +308,18 @@ enum Kind {
     UThreshold,
     LThreshold,
     SchedFlags,
-    /// `-c`, `--timeout`, `--stats`, `--rate`, `--json`: which listing.
+    /// `-c`: the connection entries.
+    Connection,
+    /// `--timeout`.
+    Timeout,
+    /// `--stats`, `--rate`, `--thresholds`, `--persistent-conn`, `--json`: which layout.
     Listing,
+    /// `--exact`.
+    Exact,
+    /// `--nosort`.
+    NoSort,
+    /// `--per-worker`.
+    PerWorker,
 }
 
 impl Kind {
@@ -274,7 +336,12 @@ impl Kind {
             Self::UThreshold => "u-threshold",
             Self::LThreshold => "l-threshold",
             Self::SchedFlags => "sched-flags",
+            Self::Connection => "connection",
+            Self::Timeout => "timeout",
             Self::Listing => "listing",
+            Self::Exact => "exact",
+            Self::NoSort => "nosort",
+            Self::PerWorker => "per-worker",
         }
     }
 }
@@ -306,7 +373,18 @@ fn legal(command: Command, kind: Kind) -> Legal {
             K::Forward | K::Weight | K::UThreshold | K::LThreshold,
         ) => Optional,
         (Command::Zero, K::Service) => Optional,
-        (Command::List(_), K::Numeric | K::Listing) => Optional,
+        (
+            Command::List(_),
+            K::Numeric
+            | K::Service
+            | K::Connection
+            | K::Timeout
+            | K::Listing
+            | K::Exact
+            | K::NoSort
+            | K::PerWorker,
+        ) => Optional,
+        (Command::Save, K::Numeric) => Optional,
         _ => Illegal,
     }
 }
@@ -337,24 +415,16 @@ fn refusal(id: Opt, written: &str) -> Option<String> {
         }
         Opt::Ops => format!("{written} (one-packet scheduling): not supported; remove it"),
         Opt::Pe => format!("{written} (persistence engine): not supported; remove it"),
-        Opt::Exact => format!(
-            "{written} (exact): not available: listings abbreviate large numbers as ipvsadm \
-             does without it"
-        ),
-        Opt::NoSort => format!("{written}: not available: listings are sorted as ipvsadm sorts"),
-        Opt::Thresholds | Opt::PersistentConn | Opt::TunInfo | Opt::Daemon => format!(
-            "{written}: that listing is not available: -L -n, --stats, --rate, -c, --timeout \
-             or --json"
+        Opt::TunInfo | Opt::Daemon => format!(
+            "{written}: that listing is not available: -L -n, --stats, --rate, --thresholds, \
+             --persistent-conn, -c, --timeout or --json"
         ),
         Opt::SyncDaemonOption | Opt::StartDaemon | Opt::StopDaemon => format!(
             "{written}: the connection synchronisation daemon is not driven by ipvsadm commands; \
              remove it"
         ),
-        Opt::Help | Opt::Version | Opt::Restore => {
+        Opt::Help | Opt::Version => {
             format!("{written}: not a command dr takes here: {COMMANDS}")
-        }
-        Opt::Save => {
-            format!("{written} (save): not available: -L -n lists the services and real servers")
         }
         _ => return None,
     };
@@ -374,6 +444,8 @@ fn command_of(id: Opt) -> Option<Command> {
         Opt::Zero => Command::Zero,
         Opt::List => Command::List(Listing::Plain),
         Opt::Set => Command::SetTimeouts(TimeoutSettings { tcp: 0, tcpfin: 0, udp: 0 }),
+        Opt::Save => Command::Save,
+        Opt::Restore => Command::Restore,
         _ => return None,
     })
 }
@@ -452,9 +524,15 @@ pub fn parse(line: &str) -> Result<Rule, String> {
         weight: None,
         upper: None,
         lower: None,
+        exact: false,
+        sorted: true,
+        per_worker: false,
     };
     let mut seen: Vec<(Kind, String)> = Vec::new();
     let mut arguments = Vec::new();
+    // -b is read once the scheduler is known, as ipvsadm's parse_sched_flags is.
+    let mut flags: Option<(String, String)> = None;
+    let mut layout: Option<Listing> = None;
     for token in tokens {
         let (id, written, value) = match token {
             Token::Argument(word) => {
@@ -521,32 +599,34 @@ pub fn parse(line: &str) -> Result<Rule, String> {
                 }
             }
             Opt::SchedFlags => {
-                for flag in value.split(',') {
-                    match flag {
-                        "sh-port" | "flag-2" => rule.flags.sh_port = true,
-                        "sh-fallback" | "flag-1" => rule.flags.sh_fallback = true,
-                        other => {
-                            return Err(format!(
-                                "{written} {other}: expected sh-port or sh-fallback"
-                            ));
-                        }
-                    }
-                }
+                flags = Some((written.clone(), value.to_string()));
                 Kind::SchedFlags
             }
             Opt::Numeric => Kind::Numeric,
             // ipvsadm sorts by default; --sort is accepted and changes nothing.
             Opt::Sort => continue,
-            Opt::Connection | Opt::Timeout | Opt::Stats | Opt::Rate | Opt::Json => {
-                if let Command::List(_) = command {
-                    command = Command::List(match id {
-                        Opt::Connection => Listing::Connections,
-                        Opt::Timeout => Listing::Timeout,
-                        Opt::Stats => Listing::Stats,
-                        Opt::Rate => Listing::Rate,
-                        _ => Listing::Json,
-                    });
-                }
+            Opt::NoSort => {
+                rule.sorted = false;
+                Kind::NoSort
+            }
+            Opt::Exact => {
+                rule.exact = true;
+                Kind::Exact
+            }
+            Opt::PerWorker => {
+                rule.per_worker = true;
+                Kind::PerWorker
+            }
+            Opt::Connection => Kind::Connection,
+            Opt::Timeout => Kind::Timeout,
+            Opt::Stats | Opt::Rate | Opt::Thresholds | Opt::PersistentConn | Opt::Json => {
+                layout = Some(match id {
+                    Opt::Stats => Listing::Stats,
+                    Opt::Rate => Listing::Rate,
+                    Opt::Thresholds => Listing::Thresholds,
+                    Opt::PersistentConn => Listing::PersistentConn,
+                    _ => Listing::Json,
+                });
                 Kind::Listing
             }
             _ => return Err(format!("{written}: unknown option")),
@@ -556,12 +636,6 @@ pub fn parse(line: &str) -> Result<Rule, String> {
                 Kind::Listing => format!("{first} and {written}: give one listing option"),
                 _ => format!("{first} and {written}: one {} option per line", kind.name()),
             });
-        }
-        if matches!(command, Command::List(_)) && kind == Kind::Service {
-            return Err(format!(
-                "{written} with {command_written}: listing one service is not available; -L -n \
-                 lists them all"
-            ));
         }
         if legal(command, kind) == Legal::Illegal {
             return Err(format!(
@@ -582,6 +656,24 @@ pub fn parse(line: &str) -> Result<Rule, String> {
                 _ => format!("no real server: {command_written} ({name}) needs -r IP[:PORT]"),
             });
         }
+    }
+    if let Some((written, names)) = flags {
+        let scheduler = rule.scheduler.unwrap_or_default();
+        for name in names.split(',') {
+            rule.flags = rule.flags.with_named(name, scheduler).map_err(|e| match e {
+                dr_core::SchedFlagError::Incompatible => format!(
+                    "{written} {name}: a flag of the sh scheduler, not of {scheduler} (ipvsadm: \
+                     incompatible scheduler flag): give -s sh, or flag-1, flag-2, flag-3"
+                ),
+                _ => format!(
+                    "{written} {name}: expected sh-fallback or sh-port (sh), or flag-1, flag-2, \
+                     flag-3"
+                ),
+            })?;
+        }
+    }
+    if let Command::List(_) = command {
+        command = Command::List(list_layout(&seen, layout)?);
     }
     if let Command::SetTimeouts(_) = command {
         let [tcp, tcpfin, udp] = arguments[..] else {
@@ -605,6 +697,52 @@ pub fn parse(line: &str) -> Result<Rule, String> {
     }
     rule.command = command;
     Ok(rule)
+}
+
+/// Which listing a `-L` line asks for, with ipvsadm's checks: one of `-c`, `--timeout` and
+/// a service (`commands_v_options`), and neither `-c` nor `--timeout` with a layout of
+/// services ("options conflicts in the list command").
+fn list_layout(seen: &[(Kind, String)], layout: Option<Listing>) -> Result<Listing, String> {
+    let written = |kind: Kind| seen.iter().find(|(k, _)| *k == kind).map(|(_, w)| w.as_str());
+    let one_of: Vec<&str> = seen
+        .iter()
+        .filter(|(k, _)| matches!(k, Kind::Connection | Kind::Timeout | Kind::Service))
+        .map(|(_, w)| w.as_str())
+        .collect();
+    if let [first, second, ..] = one_of[..] {
+        return Err(format!(
+            "{first} and {second}: a listing is of the connections (-c), the timeouts \
+             (--timeout) or the services (one with -t/-u), not two of them (ipvsadm: the \
+             option conflicts)"
+        ));
+    }
+    let by = written(Kind::Connection).or(written(Kind::Timeout));
+    match (by, layout, written(Kind::Listing)) {
+        (Some(by), Some(_), Some(other)) => Err(format!(
+            "{by} and {other}: {other} is a layout of the services, not of {by} (ipvsadm: \
+             options conflicts in the list command)"
+        )),
+        (Some(_), _, _) if written(Kind::Connection).is_some() => Ok(Listing::Connections),
+        (Some(_), _, _) => Ok(Listing::Timeout),
+        (None, layout, _) => Ok(layout.unwrap_or(Listing::Plain)),
+    }
+}
+
+/// How a restore is given its rules.
+pub const RESTORE_HOW: &str = "dr-director ctl -R < RULES";
+
+/// A service as ipvsadm's options name it: `-t 10.0.0.100:80`, `-u [2001:db8::1]:53`.
+pub fn service_option(key: ServiceKey) -> String {
+    let endpoint = match key.vip {
+        IpAddr::V4(ip) => format!("{ip}:{}", key.port),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", key.port),
+    };
+    format!("{} {endpoint}", key.protocol.option())
+}
+
+/// ipvsadm's "No such service", for a service a director does not have.
+pub fn no_such_service(key: ServiceKey) -> String {
+    format!("No such service: {} is not defined: add it with -A first", service_option(key))
 }
 
 /// Where real servers' MACs come from when a rule adds one.
@@ -646,10 +784,16 @@ pub fn apply(
 ) -> Result<String, String> {
     let need_service =
         || rule.service.ok_or_else(|| "no service: give -t VIP:PORT or -u VIP:PORT".to_string());
+    // ipvsadm's words (ipvs_strerror): "Service not defined" for the real server
+    // commands, "No such service" for the others.
     let find = |director: &Director, key: ServiceKey| {
-        director
-            .find_service(&key)
-            .ok_or_else(|| format!("service {key} is not defined: add it with -A first"))
+        director.find_service(&key).ok_or_else(|| {
+            let words = match rule.command {
+                Command::AddReal | Command::EditReal | Command::DeleteReal => "Service not defined",
+                _ => "No such service",
+            };
+            format!("{words}: {} is not defined: add it with -A first", service_option(key))
+        })
     };
     // Direct routing forwards to the service's port: ipvsadm puts it on every real server.
     let need_real = |key: ServiceKey| -> Result<IpAddr, String> {
@@ -673,7 +817,9 @@ pub fn apply(
             .iter()
             .copied()
             .find(|&r| director.real(r).is_some_and(|r| r.addr() == addr))
-            .ok_or_else(|| format!("real server {addr} is not in {key}"))
+            .ok_or_else(|| {
+                format!("No such destination: real server {addr} is not in {}", service_option(key))
+            })
     };
     match rule.command {
         Command::AddService | Command::EditService => {
@@ -695,7 +841,9 @@ pub fn apply(
                 if let Some(p) = persistence {
                     config = config.with_persistence(p);
                 }
-                director.add_service(config).map_err(|e| e.to_string())?;
+                director
+                    .add_service(config)
+                    .map_err(|e| format!("{}: {e}", service_option(key)))?;
             } else {
                 let id = find(director, key)?;
                 director.edit_service(id, scheduler, rule.flags).map_err(|e| e.to_string())?;
@@ -710,13 +858,6 @@ pub fn apply(
             let key = need_service()?;
             let id = find(director, key)?;
             let addr = need_real(key)?;
-            if addr.is_loopback() {
-                return Err(format!(
-                    "-r {addr}: a loopback address is the director itself (ipvsadm forwards to \
-                     it locally), which direct routing cannot reach: give the real servers' LAN \
-                     addresses"
-                ));
-            }
             let mut config = RealConfig::new(addr)
                 .with_weight(rule.weight.unwrap_or(1))
                 .with_thresholds(rule.upper.unwrap_or(0), rule.lower.unwrap_or(0));
@@ -727,7 +868,8 @@ pub fn apply(
                 }
                 None => {}
             }
-            director.add_real(id, config).map_err(|e| e.to_string())?;
+            // The director's checks (loopback, multicast, a VIP of its own…), naming -r.
+            director.add_real(id, config).map_err(|e| format!("-r {addr}: {e}"))?;
         }
         Command::EditReal => {
             let real = find_real(director, need_service()?)?;
@@ -758,20 +900,22 @@ pub fn apply(
             }
             None => director.zero_stats(),
         },
-        Command::List(listing) => {
+        Command::Restore => {
+            return Err(format!("-R (restore) reads its rules from standard input: {RESTORE_HOW}"));
+        }
+        Command::Save | Command::List(_) => {
             let mut out = String::new();
-            let format = match listing {
-                Listing::Plain => ListingFormat::Plain,
-                Listing::Stats => ListingFormat::Stats,
-                Listing::Rate => ListingFormat::Rate,
-                Listing::Timeout => ListingFormat::Timeout,
-                Listing::Json => ListingFormat::Json,
-                Listing::Connections => {
-                    let _ = write!(out, "{}", director.connection_listing(now));
-                    return Ok(out);
+            if let Some(key) = rule.service.filter(|_| rule.command != Command::Save) {
+                find(director, key)?;
+            }
+            match rule.listing_options() {
+                Some(options) => {
+                    let _ = write!(out, "{}", director.listing(options));
                 }
-            };
-            let _ = write!(out, "{}", director.listing(format));
+                None => {
+                    let _ = write!(out, "{}", director.connection_listing(now));
+                }
+            }
             return Ok(out);
         }
     }
@@ -844,10 +988,22 @@ mod tests {
             ("-C -t 10.0.0.100:80", "-t (service-address) does not go with -C (clear)"),
             ("-A -t 10.0.0.100:80 extra", "\"extra\": unexpected argument"),
             ("-L --stats --rate", "--stats and --rate: give one listing option"),
-            ("-L -n -t 10.0.0.100:80", "listing one service is not available"),
+            ("-L -n -t 10.0.0.9:80", "No such service: -t 10.0.0.9:80 is not defined"),
             ("-A -t 10.0.0.100:80 --stats", "--stats (listing) does not go with -A"),
-            ("-L -X", "-X (exact): not available"),
-            ("-S -n", "-S (save): not available"),
+            ("-L -c -t 10.0.0.100:80", "-c and -t: a listing is of the connections (-c)"),
+            ("-L --timeout -c", "--timeout and -c: a listing is of"),
+            ("-L -c --stats", "-c and --stats: --stats is a layout of the services"),
+            ("-L --timeout --persistent-conn", "(ipvsadm: options conflicts in the list"),
+            ("-L --thresholds --rate", "--thresholds and --rate: give one listing option"),
+            ("-S -n -t 10.0.0.100:80", "-t (service-address) does not go with -S (save)"),
+            ("-S --nosort", "--nosort (nosort) does not go with -S (save)"),
+            ("-R", "-R (restore) reads its rules from standard input"),
+            ("-Z --exact", "--exact (exact) does not go with -Z (zero)"),
+            ("-A -t 10.0.0.100:80 -s rr -b sh-port", "a flag of the sh scheduler, not of rr"),
+            ("-A -t 10.0.0.100:80 -b sh-fallback -s sh -b flag-1", "one sched-flags option"),
+            ("-A -t 10.0.0.100:80 -s sh -b sh-bogus", "-b sh-bogus: expected sh-fallback"),
+            ("-E -t 10.0.0.9:80", "No such service: -t 10.0.0.9:80"),
+            ("-a -t 10.0.0.9:80 -r 10.0.0.11", "Service not defined: -t 10.0.0.9:80"),
             ("--set 900 120", "--set needs three timeouts"),
             ("--set 900 120 x", "\"x\" is not a number of seconds"),
             ("-a -t 10.0.0.100:80 -r 10.0.0.11 -x -1", "-x -1: out of range"),
@@ -861,7 +1017,7 @@ mod tests {
         }
         run(&mut d, "-A -t 10.0.0.100:80").unwrap();
         let err = run(&mut d, "-e -t 10.0.0.100:80 -r 10.0.0.99").unwrap_err();
-        assert!(err.contains("not in"), "{err}");
+        assert!(err.contains("No such destination: real server 10.0.0.99 is not in"), "{err}");
         let err = run(&mut d, "-d -t 10.0.0.100:80 -r 10.0.0.99:8080").unwrap_err();
         assert!(err.contains("give 10.0.0.99:80 or no port"), "{err}");
     }
@@ -943,7 +1099,7 @@ mod tests {
         run(&mut d, "-a -t 10.0.0.1 -r 10.0.0.2 -g").unwrap();
         run(&mut d, "-a -t 10.0.0.1:0 -r 10.0.0.3:0 -g").unwrap();
         let err = run(&mut d, "-a -t 10.0.0.1 -r 127.0.0.1").unwrap_err();
-        assert!(err.contains("-r 127.0.0.1: a loopback address is the director itself"), "{err}");
+        assert!(err.contains("-r 127.0.0.1: real server address 127.0.0.1 is loopback"), "{err}");
         let err = run(&mut d, "-a -t 10.0.0.1 -r 10.0.0.4:80").unwrap_err();
         assert!(err.contains("give 10.0.0.4:0 or no port"), "{err}");
         let err = run(&mut d, "-E -t 10.0.0.1 -s rr").unwrap_err();
@@ -951,6 +1107,39 @@ mod tests {
         let listing = run(&mut d, "-L -n").unwrap();
         assert!(listing.contains("TCP  10.0.0.1:0 lc persistent 1999999\n"), "{listing}");
         assert!(listing.contains("  -> 10.0.0.2:0 "), "{listing}");
+    }
+
+    #[test]
+    fn addresses_the_director_refuses_name_the_option() {
+        let mut d = director();
+        for (line, says) in [
+            ("-A -t 127.0.0.1:80", "-t 127.0.0.1:80: vip 127.0.0.1 is loopback"),
+            ("-A -u [ff02::1]:53", "-u [ff02::1]:53: vip ff02::1 is multicast"),
+            ("-A -t 255.255.255.255:80", "is the broadcast address"),
+        ] {
+            let err = run(&mut d, line).unwrap_err();
+            assert!(err.contains(says), "{line}: {err}");
+        }
+        run(&mut d, "-A -t 10.0.0.1:80").unwrap();
+        run(&mut d, "-A -t 10.0.0.2:80").unwrap();
+        for (line, says) in [
+            (
+                "-a -t 10.0.0.1:80 -r 127.0.0.5",
+                "-r 127.0.0.5: real server address 127.0.0.5 is loopback",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 224.0.0.5",
+                "-r 224.0.0.5: real server address 224.0.0.5 is multicast",
+            ),
+            ("-a -t 10.0.0.1:80 -r 0.0.0.0", "is unspecified"),
+            ("-a -t 10.0.0.1:80 -r 10.0.0.2", "-r 10.0.0.2: real server address 10.0.0.2 is a VIP"),
+        ] {
+            let err = run(&mut d, line).unwrap_err();
+            assert!(err.contains(says), "{line}: {err}");
+        }
+        run(&mut d, "-a -t 10.0.0.1:80 -r 10.0.0.3").unwrap();
+        let err = run(&mut d, "-A -t 10.0.0.3:443").unwrap_err();
+        assert!(err.contains("-t 10.0.0.3:443: vip 10.0.0.3 is a real server's address"), "{err}");
     }
 
     #[test]
@@ -969,6 +1158,64 @@ mod tests {
 
     fn service_real(d: &Director) -> dr_core::RealId {
         d.services().next().unwrap().1.reals()[0]
+    }
+
+    #[test]
+    fn listing_options_as_ipvsadm_takes_them() {
+        let rule = parse("-L -n -t 10.0.0.1:80 --stats --exact --nosort").unwrap();
+        let options = rule.listing_options().unwrap();
+        assert_eq!(options.format, ListingFormat::Stats);
+        assert!(options.exact && !options.sorted);
+        assert_eq!(options.service.map(|k| k.port), Some(80));
+        assert!(parse("-L -n --sort").unwrap().listing_options().unwrap().sorted);
+        assert_eq!(parse("-Ln --thresholds").unwrap().command, Command::List(Listing::Thresholds));
+        assert_eq!(
+            parse("-L --persistent-conn").unwrap().command,
+            Command::List(Listing::PersistentConn)
+        );
+        assert_eq!(parse("-L -c --exact").unwrap().listing_options(), None);
+        assert_eq!(parse("-Sn").unwrap().command, Command::Save);
+        assert_eq!(parse("--save").unwrap().command, Command::Save);
+        assert_eq!(parse("--restore").unwrap().command, Command::Restore);
+        assert!(parse("-L -n --per-worker").unwrap().per_worker);
+        assert!(!parse("-S -n").unwrap().mutates() && parse("-C").unwrap().mutates());
+    }
+
+    #[test]
+    fn scheduler_flags_as_ipvsadm_names_them() {
+        // parse_sched_flags: flag-N for any scheduler, sh-* for sh only, -b read after -s;
+        // print_sched_flags: sh's names for sh, flag-N for the others.
+        let mut d = director();
+        run(&mut d, "-A -t 10.0.0.1:80 -b sh-port,sh-fallback -s sh").unwrap();
+        run(&mut d, "-A -t 10.0.0.1:81 -s rr -b flag-1,flag-3").unwrap();
+        run(&mut d, "-A -t 10.0.0.1:82 -s sh -b flag-2").unwrap();
+        let listing = run(&mut d, "-L -n").unwrap();
+        assert!(listing.contains("TCP  10.0.0.1:80 sh (sh-fallback,sh-port)\n"), "{listing}");
+        assert!(listing.contains("TCP  10.0.0.1:81 rr (flag-1,flag-3)\n"), "{listing}");
+        assert!(listing.contains("TCP  10.0.0.1:82 sh (sh-port)\n"), "{listing}");
+        // -E without -b clears the flags, as ipvsadm's edit does.
+        run(&mut d, "-E -t 10.0.0.1:82 -s rr").unwrap();
+        assert!(run(&mut d, "-L -n").unwrap().contains("TCP  10.0.0.1:82 rr\n"));
+        let saved = run(&mut d, "-S -n").unwrap();
+        assert!(saved.contains("-A -t 10.0.0.1:81 -s rr -b flag-1,flag-3\n"), "{saved}");
+    }
+
+    #[test]
+    fn one_service_is_listed_with_its_title() {
+        let mut d = director();
+        run(&mut d, "-A -u 10.0.0.1:53 -s rr").unwrap();
+        run(&mut d, "-a -u 10.0.0.1:53 -r 10.0.0.2 -w 3").unwrap();
+        run(&mut d, "-A -t 10.0.0.1:80").unwrap();
+        // list_service: print_title, then the service; no version line.
+        let expected = "\
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+UDP  10.0.0.1:53 rr
+  -> 10.0.0.2:53                  Route   3      0          0         
+";
+        assert_eq!(run(&mut d, "-L -n -u 10.0.0.1:53").unwrap(), expected);
+        let err = run(&mut d, "-L -n -u 10.0.0.1:54").unwrap_err();
+        assert!(err.starts_with("No such service"), "{err}");
     }
 
     #[test]

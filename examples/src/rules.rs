@@ -3,12 +3,13 @@
 //!
 //! Each line is one ipvsadm command as [`crate::ipvsadm`] reads it, applied in order as
 //! `ipvsadm -R` applies them: `-A`/`-E`/`-D`, `-a`/`-e`/`-d`, `-C` (removes everything before
-//! it), `--set` and `-Z`. Blank lines and `#` comments are skipped; a listing (`-L`) is
-//! refused, naming its line. Real servers have no MAC in this format: the caller gives them
-//! (`--neigh IP=MAC`) or the director learns them.
+//! it), `--set` and `-Z`. Blank lines and `#` comments are skipped; a listing (`-L`, `-S`)
+//! or `-R` is refused, naming its line. Every line is read before any is applied. Real
+//! servers have no MAC in this format: the caller gives them (`--neigh IP=MAC`) or the
+//! director learns them.
 
 use crate::LineError;
-use crate::ipvsadm::{self, Command, Macs};
+use crate::ipvsadm::{self, Command, Macs, Rule};
 use dr_core::{Config, Director, Instant, MacAddr};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -45,6 +46,19 @@ pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
     let mut director = Director::new(options.config.clone())
         .map_err(|e| LineError { line: None, message: e.to_string() })?;
     let macs = Macs { known: options.neighbours.clone(), required: options.require_real_macs };
+    apply(&mut director, &parse(text)?, &macs)?;
+    Ok(director)
+}
+
+/// The commands of rules text, each with its 1-based line: every line read before any is
+/// applied, so a line that does not parse changes nothing.
+///
+/// # Errors
+///
+/// A [`LineError`] naming the line and the option at fault; a listing (`-L`), `-S` or
+/// `-R` is refused, naming its line.
+pub fn parse(text: &str) -> Result<Vec<(usize, Rule)>, LineError> {
+    let mut rules = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let err = |message: String| LineError { line: Some(n + 1), message };
         let content = raw.split('#').next().unwrap_or("").trim();
@@ -52,14 +66,37 @@ pub fn load(text: &str, options: &RulesOptions) -> Result<Director, LineError> {
             continue;
         }
         let rule = ipvsadm::parse(content).map_err(err)?;
-        if let Command::List(_) = rule.command {
-            return Err(err(
-                "-L (list) prints the table: a rules file holds the commands that build it; \
-                 remove the line"
-                    .into(),
-            ));
+        let refused = match rule.command {
+            Command::List(_) => "-L (list) prints the table",
+            Command::Save => "-S (save) prints the rules",
+            Command::Restore => "-R (restore) reads rules",
+            _ => "",
+        };
+        if !refused.is_empty() {
+            return Err(err(format!(
+                "{refused}: a rules file holds the commands that build the table; remove the \
+                 line"
+            )));
         }
-        ipvsadm::apply(&mut director, &rule, &macs, Instant::ZERO).map_err(err)?;
+        rules.push((n + 1, rule));
     }
-    Ok(director)
+    Ok(rules)
+}
+
+/// Applies parsed rules in order, as `ipvsadm -R` applies them; stops at the first that
+/// fails (those before it stay applied).
+///
+/// # Errors
+///
+/// A [`LineError`] naming the line and what the director refused.
+pub fn apply(
+    director: &mut Director,
+    rules: &[(usize, Rule)],
+    macs: &Macs,
+) -> Result<(), LineError> {
+    for (line, rule) in rules {
+        ipvsadm::apply(director, rule, macs, Instant::ZERO)
+            .map_err(|message| LineError { line: Some(*line), message })?;
+    }
+    Ok(())
 }

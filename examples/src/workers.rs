@@ -4,7 +4,7 @@
 //! the worker from the IP addresses, so every packet of a flow (each fragment included, none
 //! reassembled) reaches the same worker.
 
-use dr_core::{Director, Driver, DriverOptions};
+use dr_core::{Director, Driver, DriverOptions, FrameIo, Instant};
 use dr_io_afpacket::AfPacket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -125,5 +125,14 @@ impl Workers {
     pub fn stop(self) -> Vec<Director> {
         self.stop.store(true, Ordering::Relaxed);
         self.threads.into_iter().filter_map(|t| t.join().ok()).collect()
+    }
+}
+
+impl crate::control::Directors for Workers {
+    fn on_each<T: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Director, Instant) -> T + Send + Sync + 'static,
+    ) -> Vec<Option<T>> {
+        self.each(move |_, d, io| f(d, io.now()))
     }
 }

@@ -104,15 +104,25 @@ fn errors_name_the_field_and_the_line() {
         (
             "mac = \"02:00:00:00:00:01\"",
             "mac = \"02:00:00:00:00\"",
-            "director.mac",
+            "[director] mac",
             "mac = \"02:00:00:00:00\"",
         ),
-        ("vip = \"10.0.0.100\"", "vip = \"10.0.0.300\"", "service[0].vip", "10.0.0.300"),
-        ("proto = \"tcp\"", "proto = \"sctp\"", "service[0].proto", "sctp"),
+        (
+            "vip = \"10.0.0.100\"",
+            "vip = \"10.0.0.300\"",
+            "service 1 (10.0.0.300:80): vip = \"10.0.0.300\" is not",
+            "10.0.0.300",
+        ),
+        (
+            "proto = \"tcp\"",
+            "proto = \"sctp\"",
+            "service 1 (10.0.0.100:80): proto = \"sctp\"",
+            "sctp",
+        ),
         (
             "scheduler = \"rr\"\npersistent",
             "scheduler = \"fair\"\npersistent",
-            "service[0].scheduler",
+            "service 1 (10.0.0.100:80): scheduler = \"fair\"",
             "fair",
         ),
         (
@@ -127,7 +137,12 @@ fn errors_name_the_field_and_the_line() {
             "not contiguous",
             "netmask",
         ),
-        ("persistent = 0", "persistent = 9999999", "service[0]", "persistent = 9999999"),
+        (
+            "persistent = 0",
+            "persistent = 9999999",
+            "service 1 (10.0.0.100:80): persistent 9999999 is out of range: give 0 to 2678400",
+            "persistent = 9999999",
+        ),
         (
             "capacity = 4096",
             "capacity = 4096\nconn_reuse_mode = 7",
@@ -138,7 +153,7 @@ fn errors_name_the_field_and_the_line() {
         (
             "mac = \"02:00:00:00:00:12\"",
             "mac = \"01:00:5e:00:00:12\"",
-            "service[0].real[1]",
+            "service 1 (10.0.0.100:80), real server 2 (10.0.0.12): real server mac 01:00:5e",
             "01:00:5e:00:00:12",
         ),
         (
@@ -156,14 +171,29 @@ fn errors_name_the_field_and_the_line() {
         (
             "persistent = 0",
             "persistent = 0\nflags = [\"sh-port\", \"sh-bogus\"]",
-            "service[0].flags",
+            "service 1 (10.0.0.100:80): flags = \"sh-port\": a flag of the sh scheduler",
             "flags = [",
         ),
-        ("kind = \"http\"", "kind = \"icmp\"", "service[0].health.kind", "kind = \"icmp\""),
-        ("path = \"/health\"", "path = \"health\"", "service[0].health.path", "path = \"health\""),
+        (
+            "kind = \"http\"",
+            "kind = \"icmp\"",
+            "service 1 (10.0.0.100:80): health.kind",
+            "kind = \"icmp\"",
+        ),
+        (
+            "path = \"/health\"",
+            "path = \"health\"",
+            "service 1 (10.0.0.100:80): health.path",
+            "path = \"health\"",
+        ),
         ("port = 80", "port = 80000", "", "port = 80000"),
         ("capacity = 4096", "capacity = 0", "capacity", "capacity = 0"),
-        ("tcp = 600", "tcp = 9999999", "timeouts.tcp", "[timeouts]"),
+        (
+            "tcp = 600",
+            "tcp = 9999999",
+            "[timeouts] tcp 9999999 is out of range: give 0 to",
+            "tcp = 9999999",
+        ),
     ];
     for (from, to, mentions, on_line) in cases {
         let text = replace(from, to);
@@ -190,11 +220,15 @@ fn errors_name_the_field_and_the_line() {
 fn a_replay_needs_every_mac_and_a_director_mac() {
     let text = replace("mac = \"02:00:00:00:00:12\"\n", "");
     let err = error(&text);
-    assert!(err.message.contains("service[0].real[1].mac is missing"), "{err}");
+    assert!(
+        err.message
+            .contains("service 1 (10.0.0.100:80), real server 2 (10.0.0.12): mac is missing"),
+        "{err}"
+    );
     let learn = LoadOptions { require_real_macs: false, ..OPTIONS };
     assert!(load(&text, learn).is_ok(), "a live director may learn it");
     let no_mac = replace("mac = \"02:00:00:00:00:01\"\n", "");
-    assert!(error(&no_mac).message.contains("director.mac is missing"));
+    assert!(error(&no_mac).message.contains("[director] mac is missing"));
     let given = LoadOptions { default_mac: Some(MacAddr([2, 0, 0, 0, 0, 9])), ..OPTIONS };
     assert_eq!(load(&no_mac, given).unwrap().config().mac, MacAddr([2, 0, 0, 0, 0, 9]));
 }
@@ -202,7 +236,7 @@ fn a_replay_needs_every_mac_and_a_director_mac() {
 #[test]
 fn defaults_flags_and_thresholds() {
     let text =
-        replace("scheduler = \"rr\"\npersistent = 0\n", "flags = [\"sh-port\", \"sh-fallback\"]\n");
+        replace("scheduler = \"rr\"\npersistent = 0\n", "flags = [\"flag-2\", \"flag-1\"]\n");
     let text = text.replacen("u_threshold = 0", "u_threshold = 100\nl_threshold = 50", 1);
     let d = load(&text, OPTIONS).unwrap();
     let web = d
@@ -214,7 +248,11 @@ fn defaults_flags_and_thresholds() {
         .unwrap();
     let service = d.service(web).unwrap();
     assert_eq!(service.scheduler(), SchedulerKind::Wlc, "wlc is the default, as in ipvsadm");
-    assert_eq!(service.flags(), dr_core::SchedFlags { sh_port: true, sh_fallback: true });
+    // Numbered for any scheduler, named for sh only, as ipvsadm takes -b.
+    assert_eq!(
+        service.flags(),
+        dr_core::SchedFlags { sh_port: true, sh_fallback: true, flag_3: false }
+    );
     let twelve = d.real(service.reals()[0]).unwrap();
     assert_eq!(twelve.thresholds(), (100, 50));
 }
@@ -325,7 +363,8 @@ fn one_weight_range_for_the_file_the_rules_and_ctl() {
         let text = replace("weight = 3", &format!("weight = {weight}"));
         let err = error(&text);
         assert_eq!(err.line, Some(line_of(&text, "weight = ")), "{weight}: {err}");
-        assert!(err.message.contains("service[0].real[0].weight"), "{weight}: {err}");
+        let place = "service 1 (10.0.0.100:80), real server 1 (10.0.0.11)";
+        assert!(err.message.contains(&format!("{place}: weight {weight}")), "{weight}: {err}");
         assert!(err.message.contains("0 to 65535"), "{weight}: {err}");
     }
 
@@ -373,7 +412,7 @@ fn health_checks_fit_their_service() {
     for (health, says) in [
         ("kind = \"tcp\"", "kind = \"tcp\" does not fit a UDP service"),
         ("kind = \"http\"", "kind = \"http\" does not fit a UDP service"),
-        ("kind = \"udp\"\npath = \"/\"", "service[1].health.path does not apply"),
+        ("kind = \"udp\"\npath = \"/\"", "health.path does not apply"),
         ("kind = \"udp\"\nthrough_vip = true", "through_vip does not apply"),
     ] {
         let text = with_udp_health(health);
@@ -391,4 +430,177 @@ fn health_checks_fit_their_service() {
     let http = "kind = \"http\"\ninterval = 2\npath = \"/health\"\nexpect = 200\n";
     let through = checks(&replace(http, "kind = \"tcp\"\nthrough_vip = true\n"));
     assert!(through.iter().any(|(_, c)| c.through_vip && c.probe == Probe::Tcp));
+}
+
+/// A file of one service and two real servers, without `[director]`.
+const BARE: &str = r#"
+[[service]]
+proto = "tcp"
+vip = "10.0.0.100"
+port = 80
+
+[[service.real]]
+ip = "10.0.0.11"
+
+[[service.real]]
+ip = "10.0.0.12"
+weight = 1
+"#;
+
+const LIVE: LoadOptions = LoadOptions {
+    hash_seed: [1, 2, 3, 4],
+    require_real_macs: false,
+    default_mac: Some(MacAddr([2, 0, 0, 0, 0, 9])),
+    default_capacity: None,
+};
+
+fn live_error(text: &str) -> LineError {
+    load(text, LIVE).unwrap_err()
+}
+
+#[test]
+fn the_director_section_is_optional_where_the_interface_gives_the_mac() {
+    let d = load(BARE, LIVE).unwrap();
+    assert_eq!(d.config().mac, MacAddr([2, 0, 0, 0, 0, 9]));
+    assert_eq!(d.services().count(), 1);
+    // A replay has no interface: it needs [director] mac, and says so.
+    let replay = LoadOptions { default_mac: None, ..LIVE };
+    let err = load(BARE, replay).unwrap_err();
+    assert!(err.message.starts_with("[director] mac is missing"), "{err}");
+    assert!(err.message.contains("[director] mac = \"02:00:00:00:00:01\""), "{err}");
+}
+
+#[test]
+fn range_and_type_errors_name_the_place_in_plain_words() {
+    let real2 = "service 1 (10.0.0.100:80), real server 2 (10.0.0.12)";
+    let cases: &[(&str, &str, &str)] = &[
+        // (replace this, with this, the whole message)
+        (
+            "weight = 1",
+            "weight = 70000",
+            "service 1 (10.0.0.100:80), real server 2 (10.0.0.12): weight 70000 is out of \
+             range: give 0 to 65535",
+        ),
+        ("weight = 1", "weight = \"3\"", &format!("{real2}: weight = \"3\": give a whole number")),
+        ("weight = 1", "weight = 1.5", &format!("{real2}: weight = 1.5: give a whole number")),
+        (
+            "weight = 1",
+            "u_threshold = -5",
+            &format!("{real2}: u_threshold -5 is out of range: give 0 to 2147483647"),
+        ),
+        (
+            "weight = 1",
+            "bogus = 2",
+            &format!(
+                "{real2}: unknown field bogus: expected one of ip, weight, mac, u_threshold, \
+                 l_threshold"
+            ),
+        ),
+        (
+            "port = 80",
+            "port = 80000",
+            "service 1 (10.0.0.100): port 80000 is out of range: give 0 to 65535",
+        ),
+        (
+            "port = 80",
+            "port = \"80\"",
+            "service 1 (10.0.0.100): port = \"80\": give a whole number",
+        ),
+        (
+            "port = 80",
+            "port = 80\npersistent = -1",
+            "service 1 (10.0.0.100:80): persistent -1 is out of range: give 0 to 2678400",
+        ),
+        (
+            "port = 80",
+            "port = 80\n[service.health]\ninterval = -1",
+            "service 1 (10.0.0.100:80): health.interval -1 is out of range: give 0 to 4294967295",
+        ),
+        (
+            "[[service]]",
+            "[director]\ncapacity = -1\n[[service]]",
+            "[director] capacity -1 is out of range: give 1 to 1073741824",
+        ),
+        (
+            "[[service]]",
+            "[director]\ndecrement_ttl = 1\n[[service]]",
+            "[director] decrement_ttl = 1: give true or false",
+        ),
+        (
+            "[[service]]",
+            "[timeouts]\ntcp = \"x\"\n[[service]]",
+            "[timeouts] tcp = \"x\": give a whole number",
+        ),
+    ];
+    for (from, to, says) in cases {
+        assert!(BARE.contains(from), "{from}");
+        let text = BARE.replacen(from, to, 1);
+        let err = live_error(&text);
+        assert_eq!(err.message, *says, "{to}");
+        let value = to.lines().rev().find(|l| l.contains(" = ")).unwrap();
+        assert_eq!(err.line, Some(line_of(&text, value)), "{to}: {err}");
+    }
+    let err = live_error(&BARE.replacen("vip = \"10.0.0.100\"\n", "", 1));
+    assert_eq!(err.message, "service 1: vip is missing");
+}
+
+#[test]
+fn addresses_that_cannot_be_vips_or_real_servers_are_refused_with_the_reason() {
+    let vip = |ip: &str| BARE.replacen("vip = \"10.0.0.100\"", &format!("vip = \"{ip}\""), 1);
+    for (ip, why) in [
+        ("127.0.0.1", "is loopback (127.0.0.0/8)"),
+        ("0.0.0.0", "is unspecified"),
+        ("0.1.2.3", "is unspecified (0.0.0.0/8, this network)"),
+        ("224.0.0.1", "is multicast (224.0.0.0/4)"),
+        ("255.255.255.255", "is the broadcast address"),
+    ] {
+        let text = vip(ip);
+        let err = live_error(&text);
+        assert!(err.message.contains(&format!("vip {ip} {why}")), "{ip}: {err}");
+        assert!(err.message.starts_with("service 1 ("), "{ip}: {err}");
+        assert_eq!(err.line, Some(line_of(&text, "vip = ")), "{ip}: {err}");
+    }
+    let v6 = r#"
+[[service]]
+proto = "udp"
+vip = "VIP"
+port = 53
+
+[[service.real]]
+ip = "REAL"
+"#;
+    for (vip, real, says) in [
+        ("::1", "2001:db8::11", "vip ::1 is loopback (::1)"),
+        ("ff02::1", "2001:db8::11", "vip ff02::1 is multicast (ff00::/8)"),
+        ("2001:db8::100", "::1", "real server address ::1 is loopback (::1)"),
+        ("2001:db8::100", "fe80::11", "real server address fe80::11 is link-local (fe80::/10)"),
+        ("2001:db8::100", "ff05::2", "real server address ff05::2 is multicast"),
+    ] {
+        let err = live_error(&v6.replace("VIP", vip).replace("REAL", real));
+        assert!(err.message.contains(says), "{vip} {real}: {err}");
+    }
+    let real = |ip: &str| BARE.replacen("ip = \"10.0.0.12\"", &format!("ip = \"{ip}\""), 1);
+    for (ip, why) in [
+        ("127.0.0.2", "is loopback (127.0.0.0/8), the director's own host"),
+        ("239.1.1.1", "is multicast"),
+        ("10.0.0.100", "is a VIP of this director"),
+    ] {
+        let text = real(ip);
+        let err = live_error(&text);
+        assert!(
+            err.message.starts_with(&format!("service 1 (10.0.0.100:80), real server 2 ({ip}): ")),
+            "{ip}: {err}"
+        );
+        assert!(err.message.contains(&format!("real server address {ip} {why}")), "{ip}: {err}");
+        let line = text.lines().position(|l| l == format!("ip = \"{ip}\"")).unwrap() + 1;
+        assert_eq!(err.line, Some(line), "{ip}: {err}");
+    }
+    // A VIP that is a real server of an earlier service.
+    let text = format!("{BARE}\n[[service]]\nproto = \"tcp\"\nvip = \"10.0.0.11\"\nport = 443\n");
+    let err = live_error(&text);
+    assert!(
+        err.message.starts_with("service 2 (10.0.0.11:443): vip 10.0.0.11 is a real server"),
+        "{err}"
+    );
+    assert_eq!(err.line, Some(line_of(&text, "vip = \"10.0.0.11\"")), "{err}");
 }

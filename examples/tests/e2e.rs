@@ -146,6 +146,23 @@ impl Lan {
             .unwrap()
     }
 
+    /// `dr-director ctl` with `input` on its standard input.
+    fn ctl_with_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dr-director"))
+            .arg("ctl")
+            .arg("--socket")
+            .arg(self.dir.join("ctl.sock"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     /// Sends SIGTERM to the director and waits (at most 5 s) for a clean exit.
     fn stop_director(&mut self, pid: u32) {
         run(Command::new("kill").args(["-TERM", &pid.to_string()]));
@@ -542,18 +559,40 @@ fn several_workers_share_the_interface() {
         seen.insert(lan.get(&url).unwrap_or_else(|| panic!("a request failed:\n{}", lan.log())));
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
-    // The control socket answers for both workers, and changes reach both.
+    // The control socket answers for both workers, and changes reach both: one listing of
+    // the two added up, each apart with --per-worker.
     let listing = String::from_utf8_lossy(&lan.ctl(&["-L", "-n"]).stdout).into_owned();
-    assert!(listing.contains("worker 0:") && listing.contains("worker 1:"), "{listing}");
+    assert_eq!(listing.matches("TCP  10.77.0.100:80 ").count(), 1, "{listing}");
+    let stats =
+        String::from_utf8_lossy(&lan.ctl(&["-L", "-n", "--stats", "--exact"]).stdout).into_owned();
+    let conns: u64 = stats
+        .lines()
+        .find(|l| l.starts_with("TCP  10.77.0.100:80"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert!(conns >= 40, "the connections of both workers: {stats}");
     assert!(
         lan.ctl(&["-e", "-t", "10.77.0.100:80", "-r", "10.77.0.13", "-w", "0"]).status.success()
     );
-    let listing = String::from_utf8_lossy(&lan.ctl(&["-L", "-n"]).stdout).into_owned();
+    let listing =
+        String::from_utf8_lossy(&lan.ctl(&["-L", "-n", "--per-worker"]).stdout).into_owned();
+    assert!(listing.contains("worker 0:") && listing.contains("worker 1:"), "{listing}");
     assert_eq!(
         listing.matches("  -> 10.77.0.13:80                Route   0").count(),
         2,
         "{listing}"
     );
+    // The saved rules restore through ctl -R, to both workers.
+    let saved = lan.ctl(&["-S", "-n"]);
+    assert!(saved.status.success());
+    let saved = String::from_utf8_lossy(&saved.stdout).into_owned();
+    assert!(saved.contains("-a -t 10.77.0.100:80 -r 10.77.0.13:80 -g -w 0\n"), "{saved}");
+    let restore = lan.ctl_with_input(&["-R"], "-A -u 10.77.0.100:53 -s rr\n");
+    assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+    let listing =
+        String::from_utf8_lossy(&lan.ctl(&["-L", "-n", "--per-worker"]).stdout).into_owned();
+    assert_eq!(listing.matches("UDP  10.77.0.100:53 rr").count(), 2, "{listing}");
     for _ in 0..12 {
         assert_ne!(lan.get(&url).as_deref(), Some("r3"), "a quiesced server got a new connection");
     }

@@ -49,7 +49,8 @@ fn saved_rules_load() {
 #[test]
 fn errors_name_the_line() {
     let cases = [
-        ("-A -t 10.0.0.100:80 -b sh-bogus", "expected sh-port or sh-fallback"),
+        ("-A -t 10.0.0.100:80 -b sh-bogus", "expected sh-fallback or sh-port"),
+        ("-A -t 10.0.0.100:80 -b sh-port", "a flag of the sh scheduler, not of wlc"),
         (
             "-A -t 10.0.0.100 -s rr",
             "port 0 (every port), which ipvsadm takes only for a persistent service",
@@ -61,9 +62,10 @@ fn errors_name_the_line() {
         ("-A -t 10.0.0.100:0 -s rr", "port 0"),
         ("-A -t 10.0.0.100:80 -s lblc", "unknown scheduler"),
         ("-a -t 10.0.0.100:80 -r 10.0.0.11", "not defined"),
-        ("-E -t 10.0.0.100:80 -s rr", "service TCP  10.0.0.100:80 is not defined"),
+        ("-E -t 10.0.0.100:80 -s rr", "No such service: -t 10.0.0.100:80 is not defined"),
         ("-L -n", "-L (list) prints the table"),
-        ("ipvsadm -Sn", "-S (save): not available"),
+        ("ipvsadm -Sn", "-S (save) prints the rules"),
+        ("-R", "-R (restore) reads rules"),
         ("-A -t www.example.com:80", "dr does not resolve names"),
         ("-A -t 10.0.0.100:80 -s rr --frobnicate", "unknown option"),
     ];
@@ -91,15 +93,36 @@ fn errors_name_the_line() {
         assert_eq!(err.line, Some(2), "{rules}: {err}");
         assert!(err.message.contains(says), "{rules}: {err}");
     }
+    // The director's own checks, as the configuration file and ctl meet them.
+    let learn = RulesOptions { require_real_macs: false, ..options() };
+    for (rules, says) in [
+        (
+            "-a -t 10.0.0.100:80 -r 127.0.0.1",
+            "-r 127.0.0.1: real server address 127.0.0.1 is loopback",
+        ),
+        (
+            "-a -t 10.0.0.100:80 -r 10.0.0.100",
+            "-r 10.0.0.100: real server address 10.0.0.100 is a VIP",
+        ),
+        ("-A -t 127.0.0.1:80", "-t 127.0.0.1:80: vip 127.0.0.1 is loopback"),
+    ] {
+        let err = load(&format!("-A -t 10.0.0.100:80 -s rr\n{rules}\n"), &learn).unwrap_err();
+        assert_eq!(err.line, Some(2), "{rules}: {err}");
+        assert!(err.message.contains(says), "{rules}: {err}");
+    }
 }
 
 #[test]
 fn defaults_flags_and_thresholds() {
-    let rules = "-A -t 10.0.0.100:80 -b sh-fallback,sh-port\n-a -t 10.0.0.100:80 -r 10.0.0.11 -x 100 -y 50\n";
+    let rules =
+        "-A -t 10.0.0.100:80 -b flag-1,flag-2\n-a -t 10.0.0.100:80 -r 10.0.0.11 -x 100 -y 50\n";
     let d = load(rules, &options()).unwrap();
     let (_, service) = d.services().next().unwrap();
     assert_eq!(service.scheduler(), SchedulerKind::Wlc);
-    assert_eq!(service.flags(), dr_core::SchedFlags { sh_port: true, sh_fallback: true });
+    assert_eq!(
+        service.flags(),
+        dr_core::SchedFlags { sh_port: true, sh_fallback: true, flag_3: false }
+    );
     assert_eq!(d.real(service.reals()[0]).unwrap().thresholds(), (100, 50));
     let err = load("-A -t 10.0.0.100:80\n-a -t 10.0.0.100:80 -r 10.0.0.11 -y 5\n", &options())
         .unwrap_err();
@@ -346,4 +369,45 @@ fn a_listing_line_or_a_bare_ipvsadm_is_refused_with_its_line() {
         assert_eq!(err.line, Some(3), "{line}: {err}");
         assert!(err.message.contains("remove the line"), "{line}: {err}");
     }
+}
+
+#[test]
+fn saved_rules_rebuild_the_same_table() {
+    // `-S -n` writes the rules of the running services; loading them gives the same
+    // listings (plain, thresholds), for every rules file of testdata and for ipvsadm's own
+    // save format.
+    let mut options = options();
+    options.config.capacity = 4096;
+    options.require_real_macs = false;
+    let mut texts: Vec<String> = TESTDATA
+        .iter()
+        .map(|(name, _)| std::fs::read_to_string(testdata().join(format!("{name}.rules"))).unwrap())
+        .collect();
+    texts.push(SAVED.to_string());
+    for text in texts {
+        let d = load(&text, &options).unwrap();
+        let saved = d.listing(dr_core::ListingFormat::Rules).to_string();
+        let again = load(&saved, &options).unwrap_or_else(|e| panic!("{saved}: {e}"));
+        for format in [dr_core::ListingFormat::Plain, dr_core::ListingFormat::Thresholds] {
+            assert_eq!(again.listing(format).to_string(), d.listing(format).to_string(), "{saved}");
+        }
+        assert_eq!(again.listing(dr_core::ListingFormat::Rules).to_string(), saved);
+        for line in saved.lines() {
+            assert!(line.starts_with("-A ") || line.starts_with("-a "), "{line}");
+        }
+    }
+}
+
+#[test]
+fn saved_rules_are_ipvsadm_save_lines() {
+    // Written by hand from print_service_entry with FMT_RULE.
+    let d = load(SAVED, &options()).unwrap();
+    let expected = "\
+-A -t 10.0.0.100:80 -s rr
+-a -t 10.0.0.100:80 -r 10.0.0.11:80 -g -w 3
+-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 0
+-A -u [2001:db8::100]:53 -s rr
+-a -u [2001:db8::100]:53 -r [2001:db8::11]:53 -g -w 1
+";
+    assert_eq!(d.listing(dr_core::ListingFormat::Rules).to_string(), expected);
 }

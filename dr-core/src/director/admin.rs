@@ -5,7 +5,7 @@
 //! `__ip_vs_update_dest`, `ip_vs_del_dest`, `ip_vs_trash_get_dest`).
 
 use super::martian::VipFilter;
-use super::{Director, is_unicast_host, release};
+use super::{Director, host_refusal, release};
 use crate::config::{Config, ConfigError, validate_timeouts};
 use crate::conn::TimeoutSettings;
 use crate::sched::{Dests, SchedFlags, Scheduler, SchedulerKind};
@@ -21,15 +21,19 @@ impl Director {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ServiceExists`], [`ConfigError::InvalidVip`], [`ConfigError::PortZero`]
-    /// or [`ConfigError::TooMany`].
+    /// [`ConfigError::ServiceExists`], [`ConfigError::InvalidVip`] (loopback, unspecified,
+    /// multicast, broadcast), [`ConfigError::VipIsReal`], [`ConfigError::PortZero`] or
+    /// [`ConfigError::TooMany`].
     pub fn add_service(&mut self, service: ServiceConfig) -> Result<ServiceId, ConfigError> {
         let key = service.key;
         if self.service_index.contains_key(&key) {
             return Err(ConfigError::ServiceExists(key));
         }
-        if !is_unicast_host(key.vip) {
+        if host_refusal(key.vip, false).is_some() {
             return Err(ConfigError::InvalidVip(key.vip));
+        }
+        if self.reals.iter().any(|r| r.available && r.addr == key.vip) {
+            return Err(ConfigError::VipIsReal(key.vip));
         }
         if key.port == 0 && service.persistence.is_none() {
             return Err(ConfigError::PortZero(key));
@@ -147,7 +151,8 @@ impl Director {
     /// # Errors
     ///
     /// [`ConfigError::UnknownService`], [`ConfigError::RealExists`],
-    /// [`ConfigError::InvalidRealAddr`], [`ConfigError::FamilyMismatch`],
+    /// [`ConfigError::InvalidRealAddr`] (loopback, unspecified, multicast, broadcast, IPv6
+    /// link-local), [`ConfigError::RealIsVip`], [`ConfigError::FamilyMismatch`],
     /// [`ConfigError::Weight`], [`ConfigError::RealMac`], [`ConfigError::Thresholds`],
     /// [`ConfigError::MacConflict`] or [`ConfigError::TooMany`].
     pub fn add_real(
@@ -161,8 +166,11 @@ impl Director {
         if svc.reals.iter().any(|r| self.reals[r.index()].addr == addr) {
             return Err(ConfigError::RealExists(addr));
         }
-        if !is_unicast_host(addr) {
+        if host_refusal(addr, true).is_some() {
             return Err(ConfigError::InvalidRealAddr(addr));
+        }
+        if self.vips.contains_key(&addr) {
+            return Err(ConfigError::RealIsVip(addr));
         }
         if addr.is_ipv4() != svc.key.vip.is_ipv4() {
             return Err(ConfigError::FamilyMismatch { vip: svc.key.vip, real: addr });

@@ -363,10 +363,25 @@ fn release(reals: &mut [RealServer], counters: &mut Counters, conn: &Conn) {
     *counter = counter.wrapping_add(1);
 }
 
-/// Unicast host addresses: not unspecified, multicast or the IPv4 broadcast.
-fn is_unicast_host(addr: IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()),
-        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast()),
-    }
+/// Why `addr` cannot be a VIP or a real server, if it cannot: it must be a unicast host
+/// address another host on the LAN can have. Refused: unspecified and "this network"
+/// (0.0.0.0/8, `::`), loopback (127.0.0.0/8, `::1`: the director itself), multicast
+/// (224.0.0.0/4, ff00::/8, link-local groups included) and the IPv4 broadcast
+/// 255.255.255.255. A real server may not be IPv6 link-local (fe80::/10) either: the
+/// kernel refuses one that is not the host's own (`ip_vs_new_dest`), and Direct Routing
+/// forwards to it by its address.
+pub(crate) fn host_refusal(addr: IpAddr, real: bool) -> Option<&'static str> {
+    Some(match addr {
+        IpAddr::V4(a) if a.octets()[0] == 0 => "unspecified (0.0.0.0/8, this network)",
+        IpAddr::V4(a) if a.is_loopback() => "loopback (127.0.0.0/8), the director's own host",
+        IpAddr::V4(a) if a.is_multicast() => "multicast (224.0.0.0/4)",
+        IpAddr::V4(a) if a.is_broadcast() => "the broadcast address",
+        IpAddr::V6(a) if a.is_unspecified() => "unspecified (::)",
+        IpAddr::V6(a) if a.is_loopback() => "loopback (::1), the director's own host",
+        IpAddr::V6(a) if a.is_multicast() => "multicast (ff00::/8)",
+        IpAddr::V6(a) if real && a.is_unicast_link_local() => {
+            "link-local (fe80::/10), which the kernel refuses for a real server"
+        }
+        _ => return None,
+    })
 }

@@ -2,18 +2,17 @@
 //! and rates, the totals and the timeouts. Written by hand (addresses, numbers and fixed
 //! names need no escaping), so an embedder gets it without a serialisation library.
 
-use super::{sorted_reals, sorted_services};
-use crate::director::Director;
+use super::{Counts, RealRow, ServiceRow, Table};
 use crate::service::Persistence;
-use crate::stats::Stats;
+use alloc::vec::Vec;
 use core::fmt;
 
 /// `{"conns":…,"inpkts":…,…}` and `{"cps":…,…}` for one set of counters.
-struct Counters<'a>(&'a Stats);
+struct Counters<'a>(&'a Counts);
 
 impl fmt::Display for Counters<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (s, r) = (self.0, self.0.rates());
+        let (s, r) = (self.0, self.0.rates);
         write!(
             f,
             r#""stats":{{"conns":{},"inpkts":{},"outpkts":0,"inbytes":{},"outbytes":0}},"#,
@@ -41,10 +40,15 @@ impl fmt::Display for PersistenceFields {
     }
 }
 
-pub(super) fn write(f: &mut fmt::Formatter<'_>, d: &Director) -> fmt::Result {
-    write!(f, r#"{{"version":"1.2.1","size":{},"services":["#, d.capacity())?;
-    for (i, (_, service)) in sorted_services(d).into_iter().enumerate() {
-        let key = service.key();
+pub(super) fn write<'a>(
+    f: &mut fmt::Formatter<'_>,
+    table: &Table,
+    services: &[&'a ServiceRow],
+    reals: impl Fn(&'a ServiceRow) -> Vec<&'a RealRow>,
+) -> fmt::Result {
+    write!(f, r#"{{"version":"1.2.1","size":{},"services":["#, table.capacity)?;
+    for (i, service) in services.iter().enumerate() {
+        let key = service.key;
         if i > 0 {
             f.write_str(",")?;
         }
@@ -54,43 +58,43 @@ pub(super) fn write(f: &mut fmt::Formatter<'_>, d: &Director) -> fmt::Result {
             key.protocol.name(),
             key.vip,
             key.port,
-            service.scheduler(),
-            service.flags(),
-            PersistenceFields(service.persistence(), key.vip),
-            Counters(service.stats())
+            service.scheduler,
+            service.flags.names(service.scheduler),
+            PersistenceFields(service.persistence, key.vip),
+            Counters(&service.counts)
         )?;
-        for (j, real) in sorted_reals(d, service).into_iter().enumerate() {
+        for (j, real) in reals(service).into_iter().enumerate() {
             if j > 0 {
                 f.write_str(",")?;
             }
-            let (upper, lower) = real.thresholds();
+            let (upper, lower) = real.thresholds;
             write!(
                 f,
                 r#"{{"address":"{}","port":{},"forward":"Route","weight":{},"active":{},"inactive":{},"persistent":{},"u_threshold":{},"l_threshold":{},"overloaded":{},{}}}"#,
-                real.addr(),
+                real.addr,
                 key.port,
-                real.weight(),
-                real.active_conns(),
-                real.inactive_conns(),
-                real.persistent_conns(),
+                real.weight,
+                real.active,
+                real.inactive,
+                real.persistent,
                 upper,
                 lower,
-                real.is_overloaded(),
-                Counters(real.stats())
+                real.overloaded,
+                Counters(&real.counts)
             )?;
         }
         f.write_str("]}")?;
     }
-    let t = d.timeouts().settings();
+    let t = table.timeouts;
     write!(
         f,
         r#"],"totals":{{{}}},"timeouts":{{"tcp":{},"tcpfin":{},"udp":{}}},"connections":{},"templates":{}}}"#,
-        Counters(d.totals()),
+        Counters(&table.totals),
         t.tcp,
         t.tcpfin,
         t.udp,
-        d.connection_count(),
-        d.template_count()
+        table.connections,
+        table.templates
     )?;
     writeln!(f)
 }

@@ -93,26 +93,119 @@ impl FromStr for SchedulerKind {
     }
 }
 
-/// Scheduler flags (`ipvsadm -b`); only `sh` reads them.
+/// Scheduler flags (`ipvsadm -b`): the kernel's three scheduler bits
+/// (`IP_VS_SVC_F_SCHED1..3`). Only `sh` reads them, and names the first two.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SchedFlags {
-    /// `sh-port`: hash the client port too (`IP_VS_SVC_F_SCHED_SH_PORT`).
+    /// `sh-port`: hash the client port too (`IP_VS_SVC_F_SCHED_SH_PORT`, the second bit,
+    /// `flag-2` for other schedulers).
     pub sh_port: bool,
     /// `sh-fallback`: if the hashed server is unavailable, probe onwards
-    /// (`IP_VS_SVC_F_SCHED_SH_FALLBACK`).
+    /// (`IP_VS_SVC_F_SCHED_SH_FALLBACK`, the first bit, `flag-1` for other schedulers).
     pub sh_fallback: bool,
+    /// The third bit (`flag-3`), which no scheduler reads.
+    pub flag_3: bool,
 }
+
+/// Why a scheduler flag name was not taken (`parse_sched_flags`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchedFlagError {
+    /// Not a flag name ipvsadm knows: `flag-1` to `flag-3`, `sh-fallback`, `sh-port`.
+    Unknown,
+    /// A flag of another scheduler (`sh-port` on an `rr` service).
+    Incompatible,
+}
+
+impl fmt::Display for SchedFlagError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unknown => {
+                "not a scheduler flag: give sh-fallback or sh-port (sh), or flag-1, flag-2, flag-3"
+            }
+            Self::Incompatible => "a flag of the sh scheduler only (flag-1, flag-2 for others)",
+        })
+    }
+}
+
+impl core::error::Error for SchedFlagError {}
 
 impl SchedFlags {
     /// No flags.
-    pub const NONE: Self = Self { sh_port: false, sh_fallback: false };
+    pub const NONE: Self = Self { sh_port: false, sh_fallback: false, flag_3: false };
+
+    /// Whether no flag is set.
+    pub const fn is_empty(self) -> bool {
+        !(self.sh_port || self.sh_fallback || self.flag_3)
+    }
+
+    /// These flags and the one named, as ipvsadm's `parse_sched_flags` takes names for a
+    /// service of `scheduler`: `flag-1`, `flag-2`, `flag-3` for any, `sh-fallback` and
+    /// `sh-port` (the first two bits) for `sh` only.
+    ///
+    /// # Errors
+    ///
+    /// [`SchedFlagError`] for an unknown name or an `sh-` flag on another scheduler.
+    pub fn with_named(
+        mut self,
+        name: &str,
+        scheduler: SchedulerKind,
+    ) -> Result<Self, SchedFlagError> {
+        let sh = scheduler == SchedulerKind::Sh;
+        match name {
+            "flag-1" => self.sh_fallback = true,
+            "flag-2" => self.sh_port = true,
+            "flag-3" => self.flag_3 = true,
+            "sh-fallback" | "sh-port" if !sh => return Err(SchedFlagError::Incompatible),
+            "sh-fallback" => self.sh_fallback = true,
+            "sh-port" => self.sh_port = true,
+            _ => return Err(SchedFlagError::Unknown),
+        }
+        Ok(self)
+    }
+
+    /// The flags as ipvsadm's `print_sched_flags` names them for a service of
+    /// `scheduler`: `sh-fallback,sh-port` for `sh` (which has no name for the third bit,
+    /// so prints nothing for it), `flag-1,flag-2,flag-3` for the others.
+    pub const fn names(self, scheduler: SchedulerKind) -> FlagNames {
+        FlagNames { flags: self, scheduler }
+    }
+}
+
+/// [`SchedFlags::names`], ready to `Display`.
+#[derive(Clone, Copy, Debug)]
+pub struct FlagNames {
+    flags: SchedFlags,
+    scheduler: SchedulerKind,
+}
+
+impl fmt::Display for FlagNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.flags;
+        let named: [(bool, &str); 3] = if self.scheduler == SchedulerKind::Sh {
+            [(s.sh_fallback, "sh-fallback"), (s.sh_port, "sh-port"), (false, "")]
+        } else {
+            [(s.sh_fallback, "flag-1"), (s.sh_port, "flag-2"), (s.flag_3, "flag-3")]
+        };
+        let mut first = true;
+        for (_, name) in named.iter().filter(|(set, _)| *set) {
+            if !first {
+                f.write_str(",")?;
+            }
+            f.write_str(name)?;
+            first = false;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for SchedFlags {
-    /// `sh-fallback,sh-port`, as `ipvsadm -L` prints them.
+    /// The flags with the `sh` scheduler's names (`sh-fallback,sh-port`, and `flag-3`);
+    /// [`SchedFlags::names`] names them as ipvsadm does for a given scheduler.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        for (set, name) in [(self.sh_fallback, "sh-fallback"), (self.sh_port, "sh-port")] {
+        for (set, name) in
+            [(self.sh_fallback, "sh-fallback"), (self.sh_port, "sh-port"), (self.flag_3, "flag-3")]
+        {
             if set {
                 if !first {
                     f.write_str(",")?;

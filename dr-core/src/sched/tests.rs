@@ -226,7 +226,7 @@ fn sh_table_fill_and_fallback_from_the_spec() {
     let plain = Scheduler::new(SchedulerKind::Sh, SchedFlags::NONE, &list.dests());
     let Scheduler::Sh(plain) = plain else { panic!() };
     assert_eq!(plain.schedule(&list.dests(), &client(2)), None, "weight 0: no destination");
-    let flags = SchedFlags { sh_port: false, sh_fallback: true };
+    let flags = SchedFlags { sh_port: false, sh_fallback: true, flag_3: false };
     let Scheduler::Sh(fallback) = Scheduler::new(SchedulerKind::Sh, flags, &list.dests()) else {
         panic!()
     };
@@ -237,7 +237,7 @@ fn sh_table_fill_and_fallback_from_the_spec() {
 #[test]
 fn sh_port_flag_spreads_one_client() {
     let list = List::weights(&[1, 1, 1, 1]);
-    let flags = SchedFlags { sh_port: true, sh_fallback: false };
+    let flags = SchedFlags { sh_port: true, sh_fallback: false, flag_3: false };
     let Scheduler::Sh(table) = Scheduler::new(SchedulerKind::Sh, flags, &list.dests()) else {
         panic!()
     };
@@ -256,7 +256,7 @@ fn every_scheduler_skips_overloaded_and_unresolved_servers() {
         let mut list = List::weights(&[1, 1, 1]);
         list.reals[0].overloaded = true;
         list.reals[1].mac = None;
-        let flags = SchedFlags { sh_port: true, sh_fallback: true };
+        let flags = SchedFlags { sh_port: true, sh_fallback: true, flag_3: false };
         let mut s = Scheduler::new(kind, flags, &list.dests());
         for port in 0..20 {
             let pick = s.schedule(&list.dests(), &flow([192, 0, 2, 1], port));
@@ -269,9 +269,30 @@ fn every_scheduler_skips_overloaded_and_unresolved_servers() {
 fn flags_display_as_ipvsadm_lists_them() {
     extern crate alloc;
     use alloc::string::ToString;
-    assert_eq!(SchedFlags { sh_port: true, sh_fallback: true }.to_string(), "sh-fallback,sh-port");
-    assert_eq!(SchedFlags { sh_port: true, sh_fallback: false }.to_string(), "sh-port");
+    assert_eq!(
+        SchedFlags { sh_port: true, sh_fallback: true, flag_3: false }.to_string(),
+        "sh-fallback,sh-port"
+    );
+    assert_eq!(
+        SchedFlags { sh_port: true, sh_fallback: false, flag_3: false }.to_string(),
+        "sh-port"
+    );
     assert_eq!(SchedFlags::NONE.to_string(), "");
+    // print_sched_flags: sh names the first two bits, other schedulers number them.
+    let all = SchedFlags { sh_port: true, sh_fallback: true, flag_3: true };
+    assert_eq!(all.names(SchedulerKind::Sh).to_string(), "sh-fallback,sh-port");
+    assert_eq!(all.names(SchedulerKind::Rr).to_string(), "flag-1,flag-2,flag-3");
+    let port = SchedFlags::NONE.with_named("sh-port", SchedulerKind::Sh).unwrap();
+    assert_eq!(port.names(SchedulerKind::Wlc).to_string(), "flag-2");
+    assert_eq!(
+        SchedFlags::NONE.with_named("sh-port", SchedulerKind::Rr),
+        Err(SchedFlagError::Incompatible)
+    );
+    assert_eq!(
+        SchedFlags::NONE.with_named("flag-1", SchedulerKind::Rr).unwrap(),
+        SchedFlags { sh_fallback: true, ..SchedFlags::NONE }
+    );
+    assert!(SchedFlags::NONE.with_named("mh-port", SchedulerKind::Sh).is_err());
 }
 
 #[test]

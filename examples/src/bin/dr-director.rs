@@ -13,8 +13,10 @@
 //! connections continue) and gets its weight back when it recovers; each change is logged.
 //!
 //! A control socket (`--control`, default `/run/dr-director.sock`, mode 0600) takes ipvsadm
-//! command lines: `dr-director ctl -L -n` (or `--stats`, `--rate`, `-c`, `--timeout`,
-//! `--json`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -C`, `ctl --set …`, `ctl -Z`.
+//! command lines: `dr-director ctl -L -n` (or `--stats`, `--rate`, `--thresholds`,
+//! `--persistent-conn`, `-c`, `--timeout`, `--json`; `-t VIP:PORT` for one service,
+//! `--exact`, `--nosort`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -C`, `ctl --set …`,
+//! `ctl -Z`, `ctl -S -n` (the rules of the running services), `ctl -R < RULES`.
 //! `--metrics ADDR` serves the counters, and each real server's health (`dr_real_up`), to
 //! Prometheus at `http://ADDR/metrics` (off by default; the names are in
 //! `dr_examples::metrics`).
@@ -23,12 +25,13 @@
 //! worker is chosen from the packet's IP addresses alone, so every packet of a client, each
 //! fragment of a datagram too, reaches the same worker, and nothing is reassembled) and its own
 //! director and connection table. Control commands, reloads and health changes apply to all
-//! of them; listings show each worker; metrics carry a `worker` label (health aside, which
-//! is the director's); MACs learned by one are given to all. What changes: each worker
-//! schedules its own share of the new connections, so rr and wrr follow their sequence per
-//! worker, not across the whole director, and lc/wlc/sed/nq compare the counts of that
-//! worker's connections only. Over many connections the proportions are the same;
-//! connection by connection they are not.
+//! of them; a listing is one listing of them all, their counts added up (`--per-worker`
+//! lists each apart); metrics carry a `worker` label (health aside, which is the
+//! director's); MACs learned by one are given to all. What changes: each worker schedules
+//! its own share of the new connections, so rr and wrr follow their sequence per worker,
+//! not across the whole director, and lc/wlc/sed/nq compare the counts of that worker's
+//! connections only. Over many connections the proportions are the same; connection by
+//! connection they are not.
 //!
 //! Signals: SIGINT and SIGTERM stop it cleanly, printing the `--stats` listing; SIGUSR1
 //! prints the listing and the counters while it runs; SIGHUP reads the configuration again
@@ -41,7 +44,6 @@ use dr_core::{RealEdit, RealId, ServiceKey};
 use dr_examples::config::{LoadOptions, Loaded, load_all};
 use dr_examples::control::{self, ControlSocket};
 use dr_examples::health::{self, HealthCheck, HealthEvent, Probe};
-use dr_examples::ipvsadm::{self, Command, Macs};
 use dr_examples::metrics::{self, MetricsEndpoint};
 use dr_examples::workers::Workers;
 use dr_examples::{preflight, reload, report, rules};
@@ -121,7 +123,7 @@ struct CtlArgs {
 }
 
 fn ctl(args: &CtlArgs) -> ExitCode {
-    match control::request(&args.socket, &args.command.join(" ")) {
+    match control::command(&args.socket, &args.command.join(" "), std::io::stdin()) {
         Ok(output) => {
             print!("{output}");
             ExitCode::SUCCESS
@@ -444,6 +446,40 @@ fn share_macs(workers: &Workers) {
     });
 }
 
+/// The workers as the control commands see them: after each job, in the same step, the
+/// servers that are down are held at weight 0 whatever the command gave them, and the
+/// weights given (the first worker's) are kept to give back when they recover.
+struct HoldDown<'a> {
+    workers: &'a Workers,
+    down: Arc<HashSet<(ServiceKey, IpAddr)>>,
+    held: std::cell::RefCell<Held>,
+}
+
+impl control::Directors for HoldDown<'_> {
+    fn on_each<T: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Director, dr_core::Instant) -> T + Send + Sync + 'static,
+    ) -> Vec<Option<T>> {
+        let down = Arc::clone(&self.down);
+        let results = self.workers.each(move |_, d, io| {
+            let out = f(d, io.now());
+            (out, hold_down(d, &down, None))
+        });
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(i, result)| {
+                result.map(|(out, held)| {
+                    if i == 0 {
+                        self.held.borrow_mut().extend(held);
+                    }
+                    out
+                })
+            })
+            .collect()
+    }
+}
+
 /// Weights to give back to servers that are down, by service and address.
 type Held = Vec<((ServiceKey, IpAddr), u32)>;
 
@@ -582,40 +618,22 @@ fn run(args: &Args) -> Result<(), String> {
         }
         let mut changed = false;
         let edits = &mut ctl_edits;
-        let down = Arc::new(checks.down.clone());
-        let mut held_now = Vec::new();
-        control.serve(|line| {
-            let rule = ipvsadm::parse(line)?;
-            let mutates = !matches!(rule.command, Command::List(_));
-            // What a reload would put back (zeroed counters stay zeroed).
-            let configures = mutates && !matches!(rule.command, Command::Zero);
-            let down = Arc::clone(&down);
-            let results = workers.each(move |_, d, io| {
-                let output = ipvsadm::apply(d, &rule, &Macs::default(), io.now());
-                let held = if mutates { hold_down(d, &down, None) } else { Vec::new() };
-                (output, held)
-            });
-            let mut outputs = Vec::new();
-            for (i, result) in results.into_iter().enumerate() {
-                let (output, held) = match result {
-                    Some((output, held)) => (Some(output), held),
-                    None => (None, Vec::new()),
-                };
-                if i == 0 {
-                    held_now.extend(held);
-                }
-                outputs.push(output);
-            }
-            let text = joined(outputs)?;
-            if mutates {
+        let holding = HoldDown {
+            workers: &workers,
+            down: Arc::new(checks.down.clone()),
+            held: std::cell::RefCell::default(),
+        };
+        control.serve(|request| {
+            let done = control::execute(&holding, request)?;
+            for line in &done.applied {
                 info!("control: {line}");
-                if configures {
-                    edits.push(line.to_owned());
-                }
-                changed = true;
             }
-            Ok(text)
+            // What a reload would put back (zeroed counters stay zeroed).
+            edits.extend(done.configured);
+            changed |= !done.applied.is_empty();
+            Ok(done.output)
         });
+        let held_now = holding.held.into_inner();
         if changed {
             // New services get the default checks; the filters follow the VIPs.
             let known = settings.clone();
