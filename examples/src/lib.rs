@@ -7,8 +7,6 @@ use std::fmt;
 pub mod config;
 pub mod control;
 pub mod endpoint;
-pub mod frames;
-pub mod golden;
 pub mod health;
 pub mod instance;
 pub mod ipvsadm;

@@ -519,7 +519,7 @@ impl MetricsEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frames::{ACK, SYN, tcp4, udp6};
+    use dr_fixtures::frames::{ACK, SYN, tcp4, udp6};
     use dr_core::{Config, Instant as At, MacAddr, RealConfig, SchedulerKind, ServiceConfig};
 
     #[test]
@@ -603,8 +603,8 @@ dr_ring_freezes_total 1
         let mut frame = udp6("2001:db8:1::7", 5353, "2001:db8::100", 53, b"0123456789");
         assert!(d.process(at, &mut frame).is_transmit());
         // A reply the director never asked for: refused, and counted.
-        let mut spoof = crate::frames::arp(
-            crate::frames::ArpOperation::Reply,
+        let mut spoof = dr_fixtures::frames::arp(
+            dr_fixtures::frames::ArpOperation::Reply,
             mac.0,
             [2, 0, 0, 0, 0, 0x66],
             "10.0.0.11",

@@ -1,24 +1,10 @@
-//! The bundled demo: the committed capture is exactly what its generator writes, and the
-//! README's command on it gives the expected outcome.
+//! The bundled demo: the README's command on it gives the expected outcome (that the
+//! committed capture is exactly what its generator writes is checked in dr-fixtures).
 
 use std::process::Command;
 
 fn scratch(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("dr-demo-{name}-{}.pcap", std::process::id()))
-}
-
-#[test]
-fn the_committed_capture_is_what_the_generator_writes() {
-    let out = scratch("gen");
-    let run = Command::new(env!("CARGO_BIN_EXE_dr-demo-capture")).arg(&out).output().unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let generated = std::fs::read(&out).unwrap();
-    let _ = std::fs::remove_file(&out);
-    let committed = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.pcap")).unwrap();
-    assert!(
-        generated == committed,
-        "examples/data/demo.pcap is stale: regenerate it with dr-demo-capture"
-    );
 }
 
 #[test]

@@ -672,7 +672,7 @@ impl Lan {
 #[test]
 #[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
 fn a_vlan_is_served_only_when_configured_and_frames_keep_their_tags() {
-    use dr_examples::frames::{SYN, arp_request, tcp4, with_vlans};
+    use dr_fixtures::frames::{SYN, arp_request, tcp4, with_vlans};
     if !ready() {
         return;
     }

@@ -1,11 +1,11 @@
-//! Golden replays: `testdata/<case>/input.pcap` is exactly what `dr_examples::golden` builds,
+//! Golden replays: `testdata/<case>/input.pcap` is exactly what `dr_fixtures::golden` builds,
 //! and `dr-replay` on it with `testdata/director.toml` gives exactly `expected.pcap`.
 //!
 //! `DR_UPDATE_GOLDEN=1 cargo test -p dr-examples --test golden` rewrites both files; review
 //! the difference (`tcpdump -nn -r`) before committing it.
 
 use dr_core::Instant;
-use dr_examples::golden::{EPOCH_MS, cases};
+use dr_fixtures::golden::{EPOCH_MS, cases};
 use dr_io_pcap::PcapSink;
 use std::path::{Path, PathBuf};
 use std::process::Command;

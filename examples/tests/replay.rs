@@ -1,7 +1,7 @@
 //! dr-replay end to end: a capture made here with smoltcp, replayed twice, the output read
 //! back by two independent readers (tcpdump and etherparse over pcap-file's raw records).
 
-use dr_examples::frames::{ACK, DIRECTOR_MAC, ROUTER_MAC, SYN, arp_request, tcp4};
+use dr_fixtures::frames::{ACK, DIRECTOR_MAC, ROUTER_MAC, SYN, arp_request, tcp4};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,7 +1,7 @@
 //! dr-replay and the files it is given: the output never replaces the input, and is written
 //! whole or not at all; a corrupt record and a missing output directory are named.
 
-use dr_examples::frames::{SYN, tcp4};
+use dr_fixtures::frames::{SYN, tcp4};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

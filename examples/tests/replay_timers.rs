@@ -4,7 +4,7 @@
 //! the expire-later chain continuing from the template's deadline.
 
 use dr_core::Instant;
-use dr_examples::frames::*;
+use dr_fixtures::frames::*;
 use dr_io_pcap::PcapSink;
 use std::process::Command;
 

@@ -1,9 +1,9 @@
-//! Test helpers: the smoltcp frame builders of `examples/src/frames.rs` (shared with the
+//! Test helpers: the smoltcp frame builders of `fixtures/src/frames.rs` (shared with the
 //! demo capture generator), and the checks tests make on what comes back.
 
 #![allow(dead_code, unreachable_pub, missing_docs, unused_imports)]
 
-#[path = "../../../examples/src/frames.rs"]
+#[path = "../../../fixtures/src/frames.rs"]
 mod frames;
 
 pub use frames::*;
