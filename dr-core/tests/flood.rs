@@ -280,3 +280,50 @@ fn a_table_of_proven_connections_refuses_new_ones() {
     assert_eq!(d.counters().conns_evicted(), 0);
     assert_eq!(d.connection_count(), 8);
 }
+
+#[test]
+fn a_full_table_never_evicts_the_template_a_new_connection_needs() {
+    // Capacity 2. The client's template outlives its connection (persistence 300 s, the
+    // connection SYN_RECV for 60 s) and becomes the oldest evictable entry; a datagram of
+    // another service fills the table. The client's next SYN finds its template: room must
+    // be made by evicting the datagram's entry, not the template the SYN is tied to.
+    let mut config = Config::new(mac(DIRECTOR_MAC), [3, 3, 3, 3]);
+    config.capacity = 2;
+    let mut d = Director::new(config).unwrap();
+    let web = d
+        .add_service(
+            ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Rr)
+                .with_persistence(dr_core::Persistence::new(300)),
+        )
+        .unwrap();
+    let dns =
+        d.add_service(ServiceConfig::new(Protocol::Udp, ip(VIP), 53, SchedulerKind::Rr)).unwrap();
+    for svc in [web, dns] {
+        for (i, m) in REAL_MACS.iter().take(2).enumerate() {
+            let addr = ip(&format!("10.0.0.{}", 11 + i));
+            d.add_real(svc, RealConfig::new(addr).with_mac(mac(*m))).unwrap();
+        }
+    }
+    let s = Instant::from_secs;
+    let Verdict::Forward { real } = d.process(s(1), &mut tcp4("192.0.2.7", 1000, VIP, 80, SYN))
+    else {
+        panic!("first SYN refused")
+    };
+    d.handle_timeout(s(62)); // the connection is gone, the template stays
+    assert_eq!((d.connection_count(), d.template_count()), (1, 1));
+    assert!(d.process(s(63), &mut udp4("192.0.2.9", 5353, VIP, 53, b"q")).is_transmit());
+    assert_eq!(d.connection_count(), 2, "full");
+    let verdict = d.process(s(64), &mut tcp4("192.0.2.7", 1001, VIP, 80, SYN));
+    assert_eq!(verdict, Verdict::Forward { real }, "the template's server");
+    assert_eq!((d.connection_count(), d.template_count()), (2, 1));
+    assert_eq!(d.counters().conns_evicted(), 1, "the datagram's entry gave way");
+    let template =
+        d.connections().find(|c| matches!(c.kind, dr_core::ConnKind::Template { .. })).unwrap();
+    assert!(matches!(template.kind, dr_core::ConnKind::Template { controlled: 1, .. }));
+    // And everything expires in the end, the counts back to zero.
+    d.handle_timeout(s(10_000));
+    assert_eq!(d.connection_count(), 0);
+    for (_, r) in d.reals() {
+        assert_eq!((r.active_conns(), r.inactive_conns(), r.persistent_conns()), (0, 0, 0));
+    }
+}

@@ -4,21 +4,14 @@
 
 use std::fmt;
 
-pub mod config;
-pub mod control;
-pub mod endpoint;
-pub mod health;
-pub mod instance;
-pub mod ipvsadm;
-pub mod metrics;
-pub mod netmask;
-pub mod output;
-pub mod popt;
-pub mod preflight;
-pub mod reload;
+pub mod director;
+pub mod load;
+pub mod replay;
 pub mod report;
-pub mod rules;
-pub mod workers;
+
+pub use director::{control, health, instance, metrics, preflight, reload, workers};
+pub use load::{config, endpoint, ipvsadm, netmask, popt, rules};
+pub use replay::output;
 
 /// A problem in a configuration or rules file, with the line it is on.
 #[derive(Debug, Clone, PartialEq, Eq)]

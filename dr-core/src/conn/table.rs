@@ -30,6 +30,9 @@ pub(crate) const FLAG_RETIRED: u8 = 0x10;
 /// Proven: a connection that carried what only a real client sends (see
 /// [`ConnTable::prove`]), or a template one of whose connections did. Never evicted.
 pub(crate) const FLAG_PROVEN: u8 = 0x20;
+/// A template a new connection is about to be tied to: not evictable meanwhile (see
+/// [`ConnTable::hold`]).
+const FLAG_HELD: u8 = 0x40;
 /// The slot is free.
 const FLAG_FREE: u8 = 0x80;
 
@@ -109,7 +112,7 @@ impl Conn {
     /// Whether the entry belongs in the eviction queue: a connection not proven, or a
     /// template not proven that controls nothing.
     fn is_evictable(&self) -> bool {
-        self.flags & (FLAG_PROVEN | FLAG_FREE) == 0 && self.controlled() == 0
+        self.flags & (FLAG_PROVEN | FLAG_FREE | FLAG_HELD) == 0 && self.controlled() == 0
     }
 }
 
@@ -279,6 +282,7 @@ impl ConnTable {
         if let Some(template) = conn.controller() {
             let t = &mut self.slab.entries[template.0 as usize];
             t.tie = t.tie.saturating_add(1);
+            t.flags &= !FLAG_HELD;
             // A template that controls a connection is not evictable.
             self.evictable.remove(template.0);
         }
@@ -298,6 +302,27 @@ impl ConnTable {
         conn.key.vip_port = u16::MAX;
         conn.flags |= FLAG_RETIRED;
         self.index.insert(self.hasher.hash_one(conn.key), id.0);
+    }
+
+    /// Keeps a template out of reach of eviction while room is made for a connection that
+    /// is to be tied to it: otherwise the room could be made by evicting the template itself
+    /// (idle and unproven, it is evictable), and the connection would be tied to a freed
+    /// slot. Inserting the connection ends the hold; [`unhold`](Self::unhold) ends it when
+    /// no connection comes.
+    pub(crate) fn hold(&mut self, id: ConnId) {
+        self.slab.entries[id.0 as usize].flags |= FLAG_HELD;
+        self.evictable.remove(id.0);
+    }
+
+    /// Ends a [`hold`](Self::hold) that no connection ended.
+    pub(crate) fn unhold(&mut self, id: ConnId) {
+        let entry = &mut self.slab.entries[id.0 as usize];
+        if entry.flags & FLAG_HELD != 0 {
+            entry.flags &= !FLAG_HELD;
+            if entry.is_evictable() {
+                self.evictable.push_back(id.0);
+            }
+        }
     }
 
     /// Marks a connection proven: it carried what a client that completed its handshake

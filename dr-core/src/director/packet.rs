@@ -310,6 +310,9 @@ impl Director {
         // Room was made before the pick; forward() applies the first packet's transition and
         // arms the timer.
         let Ok(id) = self.conns.insert(hash, conn) else {
+            if let Some(template) = template {
+                self.conns.unhold(template);
+            }
             return Verdict::Drop(DropReason::ConnTableFull);
         };
         let real = &mut self.reals[real_id.index()];
@@ -363,11 +366,13 @@ impl Director {
             let template = self.conns.get(id);
             if self.template_is_valid(template) {
                 let real = template.real;
-                return if self.make_room(1) {
-                    Ok((real, Some(id)))
-                } else {
-                    Err(DropReason::ConnTableFull)
-                };
+                // Room for the connection, but never by evicting the template it needs.
+                self.conns.hold(id);
+                if self.make_room(1) {
+                    return Ok((real, Some(id)));
+                }
+                self.conns.unhold(id);
+                return Err(DropReason::ConnTableFull);
             } else {
                 self.conns.retire(id);
             }

@@ -193,7 +193,13 @@ mac = "02:00:00:00:00:12"
     #[test]
     fn only_the_difference_changes_and_connections_survive() {
         let mut running = load(&config(WEB), OPTIONS).unwrap();
-        let syn = dr_fixtures::frames::tcp4("192.0.2.7", 1000, "10.0.0.100", 80, dr_fixtures::frames::SYN);
+        let syn = dr_fixtures::frames::tcp4(
+            "192.0.2.7",
+            1000,
+            "10.0.0.100",
+            80,
+            dr_fixtures::frames::SYN,
+        );
         let Verdict::Forward { real } = running.process(Instant::from_secs(1), &mut syn.clone())
         else {
             panic!("not forwarded")
@@ -223,7 +229,13 @@ mac = "02:00:00:00:00:12"
             ]
         );
         // The connection opened before goes on where it went (unless its server left).
-        let ack = dr_fixtures::frames::tcp4("192.0.2.7", 1000, "10.0.0.100", 80, dr_fixtures::frames::ACK);
+        let ack = dr_fixtures::frames::tcp4(
+            "192.0.2.7",
+            1000,
+            "10.0.0.100",
+            80,
+            dr_fixtures::frames::ACK,
+        );
         let verdict = running.process(Instant::from_secs(2), &mut ack.clone());
         if served_by == a("10.0.0.11") {
             assert_eq!(verdict, Verdict::Forward { real });

@@ -519,8 +519,8 @@ impl MetricsEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dr_fixtures::frames::{ACK, SYN, tcp4, udp6};
     use dr_core::{Config, Instant as At, MacAddr, RealConfig, SchedulerKind, ServiceConfig};
+    use dr_fixtures::frames::{ACK, SYN, tcp4, udp6};
 
     #[test]
     fn workers_are_labelled_and_families_kept_once() {

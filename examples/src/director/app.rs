@@ -1,0 +1,470 @@
+//! `dr-director --iface IF --config CONFIG.toml` (or `--rules RULES --neigh IP=MAC…`): an
+//! LVS Direct Routing director on a live interface.
+//!
+//! It owns the VIPs at layer 2 (answers ARP and Neighbor Solicitations, announces them at
+//! start), learns the real servers' MACs from the answers to its own ARP requests and
+//! Neighbor Solicitations (never from gratuitous ARP or unsolicited advertisements) unless
+//! the configuration gives them, and forwards every connection to its real server by
+//! rewriting only the MAC addresses, on an `AF_PACKET` ring.
+//!
+//! Every real server is health checked off the packet path (`[service.health]`; by
+//! default a TCP connect to its address and the service port every second, down after 3
+//! failures, up after 2 successes): a server that goes down is quiesced (weight 0, its
+//! connections continue) and gets its weight back when it recovers; each change is logged.
+//!
+//! A control socket (`--control`, default `/run/dr-director.sock`, mode 0600) takes ipvsadm
+//! command lines: `dr-director ctl -L -n` (or `--stats`, `--rate`, `--thresholds`,
+//! `--persistent-conn`, `-c`, `--timeout`, `--json`; `-t VIP:PORT` for one service,
+//! `--exact`, `--nosort`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -C`, `ctl --set …`,
+//! `ctl -Z`, `ctl -S -n` (the rules of the running services), `ctl -R < RULES`.
+//! `--metrics ADDR` serves the counters, and each real server's health (`dr_real_up`), to
+//! Prometheus at `http://ADDR/metrics` (off by default; the names are in
+//! `dr_examples::metrics`).
+//!
+//! `--workers N` runs N threads, each with its own ring in a `PACKET_FANOUT` group (the
+//! worker is chosen from the packet's IP addresses alone, so every packet of a client, each
+//! fragment of a datagram too, reaches the same worker, and nothing is reassembled) and its own
+//! director and connection table. Control commands, reloads and health changes apply to all
+//! of them; a listing is one listing of them all, their counts added up (`--per-worker`
+//! lists each apart); metrics carry a `worker` label (health aside, which is the
+//! director's); MACs learned by one are given to all. What changes: each worker schedules
+//! its own share of the new connections, so rr and wrr follow their sequence per worker,
+//! not across the whole director, and lc/wlc/sed/nq compare the counts of that worker's
+//! connections only. Over many connections the proportions are the same; connection by
+//! connection they are not.
+//!
+//! Signals: SIGINT and SIGTERM stop it cleanly, printing the `--stats` listing; SIGUSR1
+//! prints the listing and the counters while it runs; SIGHUP reads the configuration again
+//! and applies only the difference, as `ipvsadm -A/-E/-D/-a/-e/-d` would: connections of
+//! what stays survive. A file that does not load is reported and changes nothing.
+
+use crate::config::{LoadOptions, Loaded, load_all};
+use crate::control::{self, ControlSocket};
+use crate::health::{self, HealthCheck};
+use crate::metrics::{self, MetricsEndpoint};
+use crate::workers::Workers;
+use crate::{preflight, reload, report, rules};
+use clap::Parser;
+use dr_core::ServiceKey;
+use dr_core::{Config, Director, DriverOptions, FrameIo};
+use dr_io_afpacket::{AfPacket, AfPacketConfig, RingStats};
+use std::collections::HashMap;
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tracing::{error, info, warn};
+
+use super::checks::{Health, Held, HoldDown, hold_down, publish_macs, share_macs};
+
+/// A live LVS Direct Routing director.
+#[derive(Debug, Parser)]
+#[command(name = "dr-director", version)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(disable_help_subcommand = true)]
+#[command(group(clap::ArgGroup::new("services").required(true).args(["config", "rules"])))]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+    /// The interface to own the VIPs on and forward through.
+    #[arg(long, value_name = "IF", required = true)]
+    iface: Option<String>,
+    /// The configuration (see examples/director.toml).
+    #[arg(long, value_name = "CONFIG.toml")]
+    config: Option<PathBuf>,
+    /// Rules instead of a configuration file: ipvsadm command lines, as `ipvsadm-save`
+    /// writes them or an rc script runs them (`/sbin/ipvsadm -A -t VIP:80 -s rr`).
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// A real server's MAC, for rules (otherwise asked for by ARP / ND); repeatable.
+    #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour, requires = "rules")]
+    neigh: Vec<(IpAddr, dr_core::MacAddr)>,
+    /// Skip the host checks (a VIP held by the host, IPv4 forwarding on the interface).
+    #[arg(long)]
+    no_preflight: bool,
+    /// The control socket `dr-director ctl` talks to.
+    #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
+    control: PathBuf,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9813); off by default.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Worker threads, each with its own ring in a fanout group and its own connection
+    /// table; a flow always reaches the same worker.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
+    /// Log level: error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long, default_value = "info", env = "DR_LOG")]
+    log: String,
+}
+
+/// What else dr-director does.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Send an ipvsadm command to a running dr-director: ctl -L -n, ctl -a -t VIP:PORT -r IP …
+    Ctl(CtlArgs),
+}
+
+/// `dr-director ctl [--socket PATH] IPVSADM-ARGS…`: one command to a running director.
+#[derive(Debug, clap::Args)]
+struct CtlArgs {
+    /// The director's control socket.
+    #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// The command, as ipvsadm takes it: -L -n, -A -t VIP:PORT -s wrr, -a … -r IP -w 2, -Z …
+    #[arg(
+        value_name = "IPVSADM-ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true
+    )]
+    command: Vec<String>,
+}
+
+fn ctl(args: &CtlArgs) -> ExitCode {
+    match control::command(&args.socket, &args.command.join(" "), std::io::stdin()) {
+        Ok(output) => {
+            print!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("dr-director ctl: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// dr-director's `main`.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(Subcommand::Ctl(ctl_args)) = &args.command {
+        return ctl(ctl_args);
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            // Once, on standard error with the rest of the log.
+            error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A fresh hash seed: colliding flows cannot be worked out in advance.
+fn seed() -> Result<[u64; 4], String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| format!("reading randomness for the hash seed: {e}"))?;
+    Ok(std::array::from_fn(|i| {
+        u64::from_ne_bytes(bytes[8 * i..8 * i + 8].try_into().unwrap_or_default())
+    }))
+}
+
+/// The director the configuration describes; with `small`, built with the smallest tables
+/// (to compare with a running one on reload), the file's own values in [`Loaded::config`].
+fn director(args: &Args, mac: dr_core::MacAddr, small: bool) -> Result<Loaded, String> {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let hash_seed = seed()?;
+    if let Some(path) = &args.config {
+        let options = LoadOptions {
+            hash_seed,
+            require_real_macs: false,
+            default_mac: Some(mac),
+            default_capacity: None,
+        };
+        let load = if small { crate::config::load_small } else { load_all };
+        return load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let Some(path) = &args.rules else { return Err("give --config FILE or --rules FILE".into()) };
+    let config = Config::new(mac, hash_seed);
+    let mut built = config.clone();
+    if small {
+        built.capacity = 1;
+        built.fragment_capacity = 0;
+    }
+    let options = rules::RulesOptions {
+        config: built,
+        neighbours: args.neigh.iter().copied().collect::<HashMap<_, _>>(),
+        require_real_macs: false,
+    };
+    let director =
+        rules::load(&read(path)?, &options).map_err(|e| format!("{}: {e}", path.display()))?;
+    let health = director
+        .services()
+        .map(|(id, s)| (id, HealthCheck::for_protocol(s.key().protocol)))
+        .collect();
+    Ok(Loaded { director, health, config })
+}
+
+/// After services changed: the filter lets the VIPs' traffic in, and every VIP is announced
+/// again (gratuitous ARP, unsolicited NA), so new ones reach neighbours' caches at once.
+fn follow_vips(director: &Director, io: &mut AfPacket) -> Result<(), String> {
+    let vips: Vec<_> = director.vips().collect();
+    io.set_vips(&vips).map_err(|e| e.to_string())?;
+    let now = io.now();
+    for frame in director.announcements() {
+        if let Err(e) = io.send(now, &frame) {
+            warn!("announcing the VIPs: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// The checks of every service: those known, the defaults for the others.
+fn with_default_checks(
+    director: &Director,
+    known: &[(dr_core::ServiceId, HealthCheck)],
+) -> Vec<(dr_core::ServiceId, HealthCheck)> {
+    director
+        .services()
+        .map(|(id, service)| {
+            let check = known.iter().find(|(k, _)| *k == id).map(|(_, c)| c.clone());
+            (id, check.unwrap_or_else(|| HealthCheck::for_protocol(service.key().protocol)))
+        })
+        .collect()
+}
+
+/// SIGHUP: the configuration again, checked once, then only the difference applied by each
+/// worker to its director. Returns the health checks, by the running directors' handles.
+fn reload(
+    args: &Args,
+    workers: &Workers,
+    mac: dr_core::MacAddr,
+    undone: &[String],
+    down: &HashSet<(ServiceKey, IpAddr)>,
+) -> Result<(Vec<(dr_core::ServiceId, HealthCheck)>, Held), String> {
+    // One small director for every worker to compare itself with: no second table.
+    let Loaded { director: wanted, health, config } = director(args, mac, true)?;
+    let checks: Vec<(ServiceKey, HealthCheck)> = health
+        .iter()
+        .filter_map(|(id, check)| Some((wanted.service(*id)?.key(), check.clone())))
+        .collect();
+    let wanted = Arc::new((wanted, config));
+    let down = Arc::new(down.clone());
+    let results = workers.each(move |_, running, io| {
+        let (wanted, config) = &*wanted;
+        let changes = reload::apply(running, wanted, config).map_err(|e| e.to_string())?;
+        // In the same step: the servers down stay at 0, whatever weight the file gives.
+        let held = hold_down(running, &down, Some(wanted));
+        follow_vips(running, io)?;
+        let handles: Vec<_> = checks
+            .iter()
+            .filter_map(|(key, check)| Some((running.find_service(key)?, check.clone())))
+            .collect();
+        Ok::<_, String>((changes, handles, held))
+    });
+    let mut health = Vec::new();
+    let mut held_first = Vec::new();
+    for (i, result) in results.into_iter().enumerate() {
+        let (changes, handles, held) = result.ok_or(format!("worker {i} did not answer"))??;
+        if i == 0 {
+            held_first = held;
+        }
+        if i == 0 {
+            for line in undone {
+                info!("reload: the file replaces what this control command changed: {line}");
+            }
+            for change in &changes {
+                info!("reload: {change}");
+            }
+            info!(changes = changes.len(), "configuration reloaded");
+            health = handles;
+        }
+    }
+    Ok((health, held_first))
+}
+
+/// Joins each worker's output of one listing or report, naming the workers when several.
+fn joined(outputs: Vec<Option<Result<String, String>>>) -> Result<String, String> {
+    let many = outputs.len() > 1;
+    let mut text = String::new();
+    for (i, output) in outputs.into_iter().enumerate() {
+        let output = output.ok_or(format!("worker {i} did not answer"))??;
+        if many && !output.is_empty() {
+            text.push_str(&format!("worker {i}:\n"));
+        }
+        text.push_str(&output);
+    }
+    Ok(text)
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let Some(iface) = args.iface.as_deref() else { return Err("give --iface IF".into()) };
+    // One director per interface: a second would forward every frame a second time.
+    let _lock = crate::instance::InterfaceLock::take(iface)?;
+    // Nor is a live director's control socket ever taken over.
+    let control = ControlSocket::bind(&args.control)?;
+    // The interface's MAC first: the configuration may leave the director's MAC to it.
+    let probe = AfPacket::open(&AfPacketConfig::new(iface)).map_err(|e| e.to_string())?;
+    let mac = probe.mac();
+    drop(probe);
+    let mut parts = Vec::new();
+    let mut settings = Vec::new();
+    let fanout = (args.workers > 1).then(|| (std::process::id() & 0xffff) as u16);
+    for _ in 0..args.workers {
+        let Loaded { director, health, .. } = director(args, mac, false)?;
+        let vips: Vec<_> = director.vips().collect();
+        if parts.is_empty() && !args.no_preflight {
+            let problems = preflight::problems(iface, &vips);
+            if !problems.is_empty() {
+                return Err(problems.join("; "));
+            }
+        }
+        let mut config = AfPacketConfig::new(iface).with_vips(vips);
+        if let Some(group) = fanout {
+            config = config.with_fanout(group);
+        }
+        let io = AfPacket::open(&config).map_err(|e| e.to_string())?;
+        settings = health;
+        parts.push((director, io));
+    }
+    let services = parts.first().map_or(0, |(d, _)| d.services().count());
+    let vips: Vec<_> = parts.first().map(|(d, _)| d.vips().collect()).unwrap_or_default();
+    info!(interface = %iface, %mac, ?vips, services, workers = args.workers, "director up");
+    let workers = Workers::start(parts, DriverOptions::default())?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let dump = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for (signal, flag) in [
+        (signal_hook::consts::SIGINT, &stop),
+        (signal_hook::consts::SIGTERM, &stop),
+        (signal_hook::consts::SIGUSR1, &dump),
+        (signal_hook::consts::SIGHUP, &hup),
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(flag))
+            .map_err(|e| format!("installing the signal handlers: {e}"))?;
+    }
+
+    // The real servers' MACs, for the checks that go through the VIP.
+    let macs: health::Macs = Arc::default();
+    let mut checks =
+        Health::start(&workers, settings.clone(), HashSet::new(), HashMap::new(), iface, &macs)?;
+    let mut next_share = std::time::Instant::now();
+    // Control commands that changed the director since the file was last applied: a
+    // reload puts the file's state back, and says which of them it undoes.
+    let mut ctl_edits: Vec<String> = Vec::new();
+    let metrics = args.metrics.map(MetricsEndpoint::bind).transpose()?;
+    let mut failure = None;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        if let Some(e) = workers.failure() {
+            failure = Some(e);
+            break;
+        }
+        checks.apply(&workers);
+        if std::time::Instant::now() >= next_share {
+            if workers.len() > 1 {
+                share_macs(&workers);
+            }
+            publish_macs(&workers, &macs);
+            next_share = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        }
+        let mut changed = false;
+        let edits = &mut ctl_edits;
+        let holding = HoldDown {
+            workers: &workers,
+            down: Arc::new(checks.down.clone()),
+            held: std::cell::RefCell::default(),
+        };
+        control.serve(|request| {
+            let done = control::execute(&holding, request)?;
+            for line in &done.applied {
+                info!("control: {line}");
+            }
+            // What a reload would put back (zeroed counters stay zeroed).
+            edits.extend(done.configured);
+            changed |= !done.applied.is_empty();
+            Ok(done.output)
+        });
+        let held_now = holding.held.into_inner();
+        if changed {
+            // New services get the default checks; the filters follow the VIPs.
+            let known = settings.clone();
+            let results = workers.each(move |_, d, io| {
+                follow_vips(d, io)?;
+                Ok::<_, String>(with_default_checks(d, &known))
+            });
+            settings = results.into_iter().next().flatten().ok_or("no worker answered")??;
+            let down = std::mem::take(&mut checks.down);
+            let mut held = std::mem::take(&mut checks.held);
+            held.extend(held_now);
+            drop(checks);
+            checks = Health::start(&workers, settings.clone(), down, held, iface, &macs)?;
+        }
+        if let Some(metrics) = &metrics {
+            metrics.serve(|| {
+                // The health of the real servers is the director's, not a worker's: once.
+                let down = Arc::new(checks.down.clone());
+                let texts: Vec<(String, Option<String>)> = workers
+                    .each(move |i, d, io| {
+                        let ring = io.ring_stats().unwrap_or_else(|e| {
+                            tracing::warn!("reading the ring's statistics: {e}");
+                            RingStats::default()
+                        });
+                        let text = metrics::render(d)
+                            + &metrics::render_ring(
+                                ring,
+                                io.truncated(),
+                                io.vlan_lost(),
+                                io.unsent(),
+                            );
+                        (text, (i == 0).then(|| metrics::render_health(d, &down)))
+                    })
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let health: String = texts.iter().filter_map(|(_, h)| h.clone()).collect();
+                let texts: Vec<String> = texts.into_iter().map(|(t, _)| t).collect();
+                metrics::merge(&texts) + &health
+            });
+        }
+        if dump.swap(false, Ordering::Relaxed) {
+            let reports = workers.each(|_, d, _| Ok(report::text(d)));
+            match joined(reports) {
+                Ok(text) => print!("{text}"),
+                Err(e) => warn!("{e}"),
+            }
+        }
+        if hup.swap(false, Ordering::Relaxed) {
+            match reload(args, &workers, mac, &ctl_edits, &checks.down) {
+                Ok((health, held_now)) => {
+                    ctl_edits.clear();
+                    // New checkers for the servers as they are now; those down stay down,
+                    // with the file's weight to give back.
+                    settings = health;
+                    let down = std::mem::take(&mut checks.down);
+                    let mut held = std::mem::take(&mut checks.held);
+                    held.extend(held_now);
+                    drop(checks);
+                    checks = Health::start(&workers, settings.clone(), down, held, iface, &macs)?;
+                }
+                Err(e) => error!("reload refused, nothing changed: {e}"),
+            }
+        }
+    }
+    drop(checks);
+    let directors = workers.stop();
+    let frames: u64 = directors.iter().map(|d| d.counters().forwarded()).sum();
+    info!(forwarded = frames, "stopping");
+    let many = directors.len() > 1;
+    for (i, d) in directors.iter().enumerate() {
+        if many {
+            println!("worker {i}:");
+        }
+        print!("{}", report::text(d));
+    }
+    failure.map_or(Ok(()), Err)
+}

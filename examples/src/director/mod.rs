@@ -1,0 +1,17 @@
+//! dr-director, the live director: the application ([`app`]) and its parts. Each part owns
+//! one piece of the running director: the worker threads that drive a [`Director`] each
+//! ([`workers`]), the control socket ([`control`]), health checks ([`health`]), Prometheus
+//! metrics ([`metrics`]), reloads ([`reload`]), the checks before start ([`preflight`]) and
+//! the lock that keeps one director per interface ([`instance`]).
+//!
+//! [`Director`]: dr_core::Director
+
+pub mod app;
+mod checks;
+pub mod control;
+pub mod health;
+pub mod instance;
+pub mod metrics;
+pub mod preflight;
+pub mod reload;
+pub mod workers;

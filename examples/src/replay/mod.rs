@@ -1,0 +1,4 @@
+//! dr-replay's parts beyond the pcap backend: writing the output capture safely
+//! ([`output`]).
+
+pub mod output;
