@@ -79,6 +79,11 @@ pub struct Config {
     /// are passed to the host, never forwarded nor answered; frames it serves leave with
     /// exactly the tags they came with.
     pub vlans: VlanSet,
+    /// The lookup table size of `mh` services, one of
+    /// [`MH_TABLE_SIZES`](crate::sched::MH_TABLE_SIZES) (default 4093, the kernel's
+    /// `CONFIG_IP_VS_MH_TAB_INDEX` 12). Directors that are to pick alike behind one ECMP
+    /// route need the same size. A change rebuilds the tables of running services.
+    pub mh_table_size: u32,
 }
 
 impl Config {
@@ -111,6 +116,7 @@ impl Config {
             fragment_timeout: Duration::from_secs(5),
             expire_quiescent_template: false,
             vlans: VlanSet::untagged(),
+            mh_table_size: crate::sched::DEFAULT_MH_TABLE_SIZE,
         }
     }
 
@@ -138,6 +144,9 @@ impl Config {
         }
         if self.conn_reuse_mode > 3 {
             return Err(ConfigError::ConnReuseMode(self.conn_reuse_mode));
+        }
+        if !crate::sched::MH_TABLE_SIZES.contains(&self.mh_table_size) {
+            return Err(ConfigError::MhTableSize(self.mh_table_size));
         }
         Ok(())
     }
@@ -175,6 +184,8 @@ pub enum ConfigError {
     FragmentCapacity(usize),
     /// `fragment_timeout` is zero while fragments are tracked.
     FragmentTimeout,
+    /// `mh_table_size` is not one of the kernel's primes.
+    MhTableSize(u32),
     /// Persistence with a timeout outside 1 ..= 31 days, or a prefix longer than 128 bits.
     Persistence {
         /// The timeout given, in seconds.
@@ -261,6 +272,14 @@ impl fmt::Display for ConfigError {
                 "fragment_timeout is zero: give at least one millisecond, or set \
                  fragment_capacity to 0",
             ),
+            Self::MhTableSize(size) => {
+                write!(f, "mh_table_size {size} is not one of the kernel's table sizes: give")?;
+                for (i, m) in crate::sched::MH_TABLE_SIZES.iter().enumerate() {
+                    f.write_str(if i == 0 { " " } else { ", " })?;
+                    write!(f, "{m}")?;
+                }
+                f.write_str(" (default 4093)")
+            }
             Self::ConnReuseMode(mode) => write!(
                 f,
                 "conn_reuse_mode {mode} is out of range: give 0 (off), 1 (TIME_WAIT, the \

@@ -143,7 +143,10 @@ pub use io::MemoryIo;
 pub use io::{Batch, Driver, DriverOptions, FrameIo, RunStats};
 pub use listing::{ConnectionListing, Listing, ListingFormat};
 pub use mac::{MacAddr, MacParseError};
-pub use sched::{SchedFlags, SchedulerKind, UnknownScheduler};
+pub use sched::{
+    DEFAULT_MH_TABLE_SIZE, MH_TABLE_SIZES, SchedFlags, SchedulerKind, UnknownSchedFlag,
+    UnknownScheduler,
+};
 pub use service::{
     DEFAULT_PERSISTENT_SECS, MAX_PERSISTENT_SECS, MAX_WEIGHT, Persistence, RealConfig, RealEdit,
     RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,

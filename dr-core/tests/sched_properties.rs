@@ -58,15 +58,19 @@ proptest! {
     }
 
     #[test]
-    fn sh_keeps_a_source_on_one_real(weights in prop::collection::vec(1u32..5, 1..6), client in any::<[u8; 4]>()) {
+    fn hashing_keeps_a_source_on_one_real(
+        kind in prop::sample::select(vec![SchedulerKind::Sh, SchedulerKind::Mh]),
+        weights in prop::collection::vec(1u32..5, 1..6),
+        client in any::<[u8; 4]>(),
+    ) {
         let reals: Vec<(u32, u32)> = weights.iter().map(|&w| (w, 0)).collect();
-        let (mut d, _, _) = director_with(SchedulerKind::Sh, &reals);
+        let (mut d, _, _) = director_with(kind, &reals);
         // 1 to 126 first: an ordinary unicast client, never a martian source.
         let client = format!("{}.{}.{}.{}", client[0] % 126 + 1, client[1], client[2], client[3]);
         let mut chosen = None;
         for port in 0..20u16 {
             let Verdict::Forward { real } = d.process(Instant::from_secs(1), &mut tcp4(&client, 1000 + port, VIP, 80, SYN)) else {
-                return Err(TestCaseError::fail("sh found no server"));
+                return Err(TestCaseError::fail(format!("{kind} found no server")));
             };
             prop_assert!(chosen.is_none_or(|c| c == real), "the source moved");
             chosen = Some(real);

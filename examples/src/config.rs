@@ -48,6 +48,7 @@ struct DirectorSection {
     fragment_timeout: Option<Spanned<u32>>,
     neighbour_refresh: Option<u32>,
     vlans: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    mh_table_size: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,6 +250,9 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
     if let Some(vlans) = &file.director.vlans {
         config.vlans = parse_vlans(vlans, &at)?;
     }
+    if let Some(size) = &file.director.mh_table_size {
+        config.mh_table_size = *size.get_ref();
+    }
     if let Some(timeouts) = &file.timeouts {
         let t = timeouts.get_ref();
         config.timeouts = TimeoutSettings { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp };
@@ -276,6 +280,9 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
             }
             dr_core::ConfigError::FragmentTimeout => {
                 file.director.fragment_timeout.as_ref().map(Spanned::span)
+            }
+            dr_core::ConfigError::MhTableSize(_) => {
+                file.director.mh_table_size.as_ref().map(Spanned::span)
             }
             _ => file.director.mac.as_ref().map(Spanned::span),
         };
@@ -311,19 +318,10 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
         let persistence = persistence(s, vip.is_ipv4(), &field, &at)?;
         let mut flags = SchedFlags::NONE;
         for flag in &s.flags {
-            match flag.get_ref().as_str() {
-                "sh-port" => flags.sh_port = true,
-                "sh-fallback" => flags.sh_fallback = true,
-                other => {
-                    return Err(at(
-                        flag.span(),
-                        format!(
-                            "{} = {other:?}: expected \"sh-port\" or \"sh-fallback\"",
-                            field("flags")
-                        ),
-                    ));
-                }
-            }
+            let name = flag.get_ref().as_str();
+            flags
+                .set(name, scheduler)
+                .map_err(|e| at(flag.span(), format!("{} = {name:?}: {e}", field("flags"))))?;
         }
         let check = match &s.health {
             Some(health) => health_check(health, protocol, &field("health"), &at)?,

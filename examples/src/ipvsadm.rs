@@ -455,6 +455,7 @@ pub fn parse(line: &str) -> Result<Rule, String> {
     };
     let mut seen: Vec<(Kind, String)> = Vec::new();
     let mut arguments = Vec::new();
+    let mut flag_names: Option<(String, String)> = None;
     for token in tokens {
         let (id, written, value) = match token {
             Token::Argument(word) => {
@@ -521,17 +522,8 @@ pub fn parse(line: &str) -> Result<Rule, String> {
                 }
             }
             Opt::SchedFlags => {
-                for flag in value.split(',') {
-                    match flag {
-                        "sh-port" | "flag-2" => rule.flags.sh_port = true,
-                        "sh-fallback" | "flag-1" => rule.flags.sh_fallback = true,
-                        other => {
-                            return Err(format!(
-                                "{written} {other}: expected sh-port or sh-fallback"
-                            ));
-                        }
-                    }
-                }
+                // Named after the scheduler, which may come later on the line.
+                flag_names = Some((written.clone(), value.to_string()));
                 Kind::SchedFlags
             }
             Opt::Numeric => Kind::Numeric,
@@ -581,6 +573,12 @@ pub fn parse(line: &str) -> Result<Rule, String> {
                 ),
                 _ => format!("no real server: {command_written} ({name}) needs -r IP[:PORT]"),
             });
+        }
+    }
+    if let Some((written, names)) = flag_names {
+        let scheduler = rule.scheduler.unwrap_or_default();
+        for flag in names.split(',') {
+            rule.flags.set(flag, scheduler).map_err(|e| format!("{written} {flag}: {e}"))?;
         }
     }
     if let Command::SetTimeouts(_) = command {

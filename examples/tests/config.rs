@@ -214,7 +214,10 @@ fn defaults_flags_and_thresholds() {
         .unwrap();
     let service = d.service(web).unwrap();
     assert_eq!(service.scheduler(), SchedulerKind::Wlc, "wlc is the default, as in ipvsadm");
-    assert_eq!(service.flags(), dr_core::SchedFlags { sh_port: true, sh_fallback: true });
+    assert_eq!(
+        service.flags(),
+        dr_core::SchedFlags { sh_port: true, sh_fallback: true, ..dr_core::SchedFlags::NONE }
+    );
     let twelve = d.real(service.reals()[0]).unwrap();
     assert_eq!(twelve.thresholds(), (100, 50));
 }
@@ -391,4 +394,33 @@ fn health_checks_fit_their_service() {
     let http = "kind = \"http\"\ninterval = 2\npath = \"/health\"\nexpect = 200\n";
     let through = checks(&replace(http, "kind = \"tcp\"\nthrough_vip = true\n"));
     assert!(through.iter().any(|(_, c)| c.through_vip && c.probe == Probe::Tcp));
+}
+
+#[test]
+fn mh_flags_and_table_size() {
+    let text = replace(
+        "scheduler = \"rr\"\npersistent = 0\n",
+        "scheduler = \"mh\"\nflags = [\"mh-fallback\"]\n",
+    )
+    .replacen("capacity = 4096", "capacity = 4096\nmh_table_size = 65521", 1);
+    let d = load(&text, OPTIONS).unwrap();
+    assert_eq!(d.config().mh_table_size, 65521);
+    let (_, service) = d.services().find(|(_, s)| s.scheduler() == SchedulerKind::Mh).unwrap();
+    assert_eq!(
+        service.flags(),
+        dr_core::SchedFlags { mh_fallback: true, ..dr_core::SchedFlags::NONE }
+    );
+    let listing = d.listing(dr_core::ListingFormat::Plain).to_string();
+    assert!(listing.contains("TCP  10.0.0.100:80 mh (mh-fallback)\n"), "{listing}");
+    let json = d.listing(dr_core::ListingFormat::Json).to_string();
+    assert!(json.contains(r#""scheduler":"mh","flags":"mh-fallback""#), "{json}");
+    // A size the kernel cannot have, and a flag of another scheduler, name their line.
+    let bad = text.replacen("mh_table_size = 65521", "mh_table_size = 65537", 1);
+    let err = error(&bad);
+    assert_eq!(err.line, Some(line_of(&bad, "mh_table_size")), "{err}");
+    assert!(err.message.contains("65521") && err.message.contains("4093"), "{err}");
+    let bad = text.replacen("[\"mh-fallback\"]", "[\"sh-port\"]", 1);
+    let err = error(&bad);
+    assert_eq!(err.line, Some(line_of(&bad, "sh-port")), "{err}");
+    assert!(err.message.contains("sh-port is a flag of the sh scheduler, not of mh"), "{err}");
 }

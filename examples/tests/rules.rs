@@ -99,7 +99,10 @@ fn defaults_flags_and_thresholds() {
     let d = load(rules, &options()).unwrap();
     let (_, service) = d.services().next().unwrap();
     assert_eq!(service.scheduler(), SchedulerKind::Wlc);
-    assert_eq!(service.flags(), dr_core::SchedFlags { sh_port: true, sh_fallback: true });
+    assert_eq!(
+        service.flags(),
+        dr_core::SchedFlags { sh_port: true, sh_fallback: true, ..dr_core::SchedFlags::NONE }
+    );
     assert_eq!(d.real(service.reals()[0]).unwrap().thresholds(), (100, 50));
     let err = load("-A -t 10.0.0.100:80\n-a -t 10.0.0.100:80 -r 10.0.0.11 -y 5\n", &options())
         .unwrap_err();
@@ -345,5 +348,37 @@ fn a_listing_line_or_a_bare_ipvsadm_is_refused_with_its_line() {
         let err = load(&format!("-A -t 10.0.0.100:80\n\n{line}\n"), &options()).unwrap_err();
         assert_eq!(err.line, Some(3), "{line}: {err}");
         assert!(err.message.contains("remove the line"), "{line}: {err}");
+    }
+}
+
+#[test]
+fn mh_flags_in_ipvsadm_syntax() {
+    let rules =
+        "-A -t 10.0.0.100:80 -b mh-fallback,mh-port -s mh\n-a -t 10.0.0.100:80 -r 10.0.0.11 -w 2\n";
+    let d = load(rules, &options()).unwrap();
+    let (_, service) = d.services().next().unwrap();
+    assert_eq!(service.scheduler(), SchedulerKind::Mh);
+    let both =
+        dr_core::SchedFlags { mh_port: true, mh_fallback: true, ..dr_core::SchedFlags::NONE };
+    assert_eq!(service.flags(), both);
+    let listing = d.listing(dr_core::ListingFormat::Plain).to_string();
+    assert!(listing.contains("TCP  10.0.0.100:80 mh (mh-fallback,mh-port)\n"), "{listing}");
+    // flag-1 and flag-2 are mh's own under mh.
+    let d = load("-A -t 10.0.0.100:80 -s mh -b flag-2,flag-1\n", &options()).unwrap();
+    assert_eq!(d.services().next().unwrap().1.flags(), both);
+    for (line, says) in [
+        (
+            "-A -t 10.0.0.100:80 -s rr -b mh-port",
+            "mh-port is a flag of the mh scheduler, not of rr",
+        ),
+        (
+            "-A -t 10.0.0.100:80 -s mh -b sh-port",
+            "sh-port is a flag of the sh scheduler, not of mh",
+        ),
+        ("-A -t 10.0.0.100:80 -s mh -b mh-bogus", "expected sh-port or sh-fallback"),
+    ] {
+        let err = load(&format!("{line}\n"), &options()).unwrap_err();
+        assert_eq!(err.line, Some(1), "{line}: {err}");
+        assert!(err.message.contains(says), "{line}: {err}");
     }
 }

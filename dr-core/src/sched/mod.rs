@@ -7,6 +7,7 @@
 //! `add_dest` / `del_dest` / `upd_dest`.
 
 mod lc;
+mod mh;
 mod nq;
 mod rr;
 mod sed;
@@ -17,9 +18,14 @@ mod wrr;
 
 use crate::flow::FlowKey;
 use crate::service::{RealId, RealServer};
+use crate::time::Instant;
 use core::fmt;
 use core::str::FromStr;
 
+pub use mh::{DEFAULT_MH_TABLE_SIZE, MH_TABLE_SIZES};
+
+#[cfg(test)]
+use mh::gcd as mh_gcd;
 #[cfg(test)]
 use sh::hash_32_8;
 
@@ -42,12 +48,14 @@ pub enum SchedulerKind {
     Sed,
     /// `nq`: never queue.
     Nq,
+    /// `mh`: Maglev hashing of the client address (and port with `mh-port`).
+    Mh,
 }
 
 impl SchedulerKind {
     /// Every scheduler.
     pub const ALL: &'static [Self] =
-        &[Self::Rr, Self::Wrr, Self::Lc, Self::Wlc, Self::Sh, Self::Sed, Self::Nq];
+        &[Self::Rr, Self::Wrr, Self::Lc, Self::Wlc, Self::Sh, Self::Sed, Self::Nq, Self::Mh];
 
     /// The `ipvsadm -s` name.
     pub const fn name(self) -> &'static str {
@@ -59,6 +67,7 @@ impl SchedulerKind {
             Self::Sh => "sh",
             Self::Sed => "sed",
             Self::Nq => "nq",
+            Self::Mh => "mh",
         }
     }
 }
@@ -93,7 +102,10 @@ impl FromStr for SchedulerKind {
     }
 }
 
-/// Scheduler flags (`ipvsadm -b`); only `sh` reads them.
+/// Scheduler flags (`ipvsadm -b`); `sh` reads the `sh-` ones, `mh` the `mh-` ones. In the
+/// kernel they are the same two bits (`IP_VS_SVC_F_SCHED1`, fallback, and `SCHED2`, port)
+/// named after the scheduler; ipvsadm refuses an `sh-` flag for any scheduler but `sh`, and
+/// an `mh-` flag for any but `mh` ([`SchedFlags::check`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SchedFlags {
     /// `sh-port`: hash the client port too (`IP_VS_SVC_F_SCHED_SH_PORT`).
@@ -101,18 +113,102 @@ pub struct SchedFlags {
     /// `sh-fallback`: if the hashed server is unavailable, probe onwards
     /// (`IP_VS_SVC_F_SCHED_SH_FALLBACK`).
     pub sh_fallback: bool,
+    /// `mh-port`: hash the client port too (`IP_VS_SVC_F_SCHED_MH_PORT`).
+    pub mh_port: bool,
+    /// `mh-fallback`: if the hashed server is unavailable, re-hash until an available one
+    /// (`IP_VS_SVC_F_SCHED_MH_FALLBACK`).
+    pub mh_fallback: bool,
 }
 
 impl SchedFlags {
     /// No flags.
-    pub const NONE: Self = Self { sh_port: false, sh_fallback: false };
+    pub const NONE: Self =
+        Self { sh_port: false, sh_fallback: false, mh_port: false, mh_fallback: false };
+
+    /// Sets a flag by its `ipvsadm -b` name for a service of `scheduler`, as ipvsadm's
+    /// `parse_sched_flags` does: `sh-port`, `sh-fallback`, `mh-port`, `mh-fallback`, and
+    /// `flag-1` (fallback) and `flag-2` (port) for whichever of `sh` and `mh` the service
+    /// has (for another scheduler they name `sh`'s, which only `sh` reads).
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownSchedFlag`] for another name, or a flag of another scheduler than
+    /// `scheduler` ("incompatible scheduler flag").
+    pub fn set(&mut self, name: &str, scheduler: SchedulerKind) -> Result<(), UnknownSchedFlag> {
+        let mh = scheduler == SchedulerKind::Mh;
+        match name {
+            "flag-1" if mh => self.mh_fallback = true,
+            "flag-2" if mh => self.mh_port = true,
+            "flag-1" => self.sh_fallback = true,
+            "flag-2" => self.sh_port = true,
+            "sh-port" => self.sh_port = true,
+            "sh-fallback" => self.sh_fallback = true,
+            "mh-port" => self.mh_port = true,
+            "mh-fallback" => self.mh_fallback = true,
+            _ => return Err(UnknownSchedFlag::Unknown),
+        }
+        self.check(scheduler)
+    }
+
+    /// Whether every flag set belongs to `scheduler` (ipvsadm: "incompatible scheduler
+    /// flag").
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownSchedFlag::Incompatible`] naming the first flag that does not.
+    pub fn check(&self, scheduler: SchedulerKind) -> Result<(), UnknownSchedFlag> {
+        let (sh, mh) = (scheduler == SchedulerKind::Sh, scheduler == SchedulerKind::Mh);
+        for (set, name, ok) in [
+            (self.sh_fallback, "sh-fallback", sh || !mh),
+            (self.sh_port, "sh-port", sh || !mh),
+            (self.mh_fallback, "mh-fallback", mh),
+            (self.mh_port, "mh-port", mh),
+        ] {
+            if set && !ok {
+                return Err(UnknownSchedFlag::Incompatible(name, scheduler));
+            }
+        }
+        Ok(())
+    }
 }
 
+/// A scheduler flag ipvsadm would refuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnknownSchedFlag {
+    /// Not a flag name.
+    Unknown,
+    /// A flag of another scheduler.
+    Incompatible(&'static str, SchedulerKind),
+}
+
+impl fmt::Display for UnknownSchedFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unknown => f.write_str(
+                "unknown scheduler flag: expected sh-port or sh-fallback (sh), mh-port or \
+                 mh-fallback (mh), flag-1 or flag-2",
+            ),
+            Self::Incompatible(name, kind) => {
+                let owner = if name.starts_with("mh") { "mh" } else { "sh" };
+                write!(f, "{name} is a flag of the {owner} scheduler, not of {kind}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for UnknownSchedFlag {}
+
 impl fmt::Display for SchedFlags {
-    /// `sh-fallback,sh-port`, as `ipvsadm -L` prints them.
+    /// `sh-fallback,sh-port` or `mh-fallback,mh-port`, as `ipvsadm -L` prints them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        for (set, name) in [(self.sh_fallback, "sh-fallback"), (self.sh_port, "sh-port")] {
+        for (set, name) in [
+            (self.sh_fallback, "sh-fallback"),
+            (self.sh_port, "sh-port"),
+            (self.mh_fallback, "mh-fallback"),
+            (self.mh_port, "mh-port"),
+        ] {
             if set {
                 if !first {
                     f.write_str(",")?;
@@ -141,6 +237,11 @@ impl<'a> Dests<'a> {
         self.order.get(position).and_then(|id| self.reals.get(id.index()))
     }
 
+    /// The real server behind a handle (in the list or removed from it).
+    pub(crate) fn real(&self, id: RealId) -> Option<&'a RealServer> {
+        self.reals.get(id.index())
+    }
+
     /// Not overloaded and addressable.
     pub(crate) fn usable(&self, position: usize) -> bool {
         self.get(position).is_some_and(RealServer::is_usable)
@@ -159,6 +260,24 @@ impl<'a> Dests<'a> {
     }
 }
 
+/// What a scheduler is built with besides its servers: the service's port (a real server's
+/// port in Direct Routing), the director's settings for the schedulers that have any, and
+/// the director's time and seed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SchedParams {
+    /// The service port: `dest->port` of every real server in Direct Routing.
+    pub(crate) port: u16,
+    /// `mh`'s lookup table size, one of [`MH_TABLE_SIZES`].
+    pub(crate) mh_table_size: u32,
+}
+
+impl SchedParams {
+    /// The parameters of a service on `port` under `config`.
+    pub(crate) fn of(config: &crate::Config, port: u16) -> Self {
+        Self { port, mh_table_size: config.mh_table_size }
+    }
+}
+
 /// A scheduler with its state.
 #[derive(Clone, Debug)]
 pub(crate) enum Scheduler {
@@ -170,11 +289,17 @@ pub(crate) enum Scheduler {
     Sh(alloc::boxed::Box<sh::SourceHash>),
     Sed,
     Nq,
+    Mh(mh::Maglev),
 }
 
 impl Scheduler {
     /// A scheduler for a service with these real servers (`init_service`).
-    pub(crate) fn new(kind: SchedulerKind, flags: SchedFlags, dests: &Dests<'_>) -> Self {
+    pub(crate) fn new(
+        kind: SchedulerKind,
+        flags: SchedFlags,
+        params: &SchedParams,
+        dests: &Dests<'_>,
+    ) -> Self {
         match kind {
             SchedulerKind::Rr => Self::Rr(rr::RoundRobin::default()),
             SchedulerKind::Wrr => Self::Wrr(wrr::WeightedRoundRobin::new(dests)),
@@ -187,6 +312,7 @@ impl Scheduler {
             ))),
             SchedulerKind::Sed => Self::Sed,
             SchedulerKind::Nq => Self::Nq,
+            SchedulerKind::Mh => Self::Mh(mh::Maglev::new(params, flags, dests)),
         }
     }
 
@@ -199,12 +325,19 @@ impl Scheduler {
             Self::Sh(_) => SchedulerKind::Sh,
             Self::Sed => SchedulerKind::Sed,
             Self::Nq => SchedulerKind::Nq,
+            Self::Mh(_) => SchedulerKind::Mh,
         }
     }
 
-    /// Picks the position (in list order) of the real server for a new connection.
-    pub(crate) fn schedule(&mut self, dests: &Dests<'_>, flow: &FlowKey) -> Option<usize> {
-        match self {
+    /// Picks the real server for a new connection of `flow` at `now` (the director's time).
+    pub(crate) fn schedule(
+        &mut self,
+        dests: &Dests<'_>,
+        flow: &FlowKey,
+        now: Instant,
+    ) -> Option<RealId> {
+        let _ = now;
+        let position = match self {
             Self::Rr(s) => s.schedule(dests),
             Self::Wrr(s) => s.schedule(dests),
             Self::Lc => lc::schedule(dests),
@@ -212,7 +345,9 @@ impl Scheduler {
             Self::Sh(s) => s.schedule(dests, flow),
             Self::Sed => sed::schedule(dests),
             Self::Nq => nq::schedule(dests),
-        }
+            Self::Mh(s) => return s.schedule(dests, flow),
+        };
+        dests.order.get(position?).copied()
     }
 
     /// A real server was added at the head of the list (`add_dest`).
@@ -221,6 +356,7 @@ impl Scheduler {
             Self::Rr(s) => s.added(),
             Self::Wrr(s) => s.changed(dests),
             Self::Sh(s) => s.reassign(dests),
+            Self::Mh(s) => s.reassign(dests),
             Self::Lc | Self::Wlc | Self::Sed | Self::Nq => {}
         }
     }
@@ -232,15 +368,18 @@ impl Scheduler {
             Self::Rr(s) => s.removed(position),
             Self::Wrr(s) => s.changed(dests),
             Self::Sh(s) => s.reassign(dests),
+            Self::Mh(s) => s.reassign(dests),
             Self::Lc | Self::Wlc | Self::Sed | Self::Nq => {}
         }
     }
 
-    /// The service's flags changed, the scheduler did not (`ipvsadm -E -b`): sh reads them
-    /// at every pick, as the kernel reads `svc->flags`.
+    /// The service's flags changed, the scheduler did not (`ipvsadm -E -b`): sh and mh
+    /// read them at every pick, as the kernel reads `svc->flags`.
     pub(crate) fn set_flags(&mut self, flags: SchedFlags) {
-        if let Self::Sh(s) = self {
-            s.set_flags(flags.sh_port, flags.sh_fallback);
+        match self {
+            Self::Sh(s) => s.set_flags(flags.sh_port, flags.sh_fallback),
+            Self::Mh(s) => s.set_flags(flags),
+            _ => {}
         }
     }
 
@@ -249,7 +388,15 @@ impl Scheduler {
         match self {
             Self::Wrr(s) => s.changed(dests),
             Self::Sh(s) => s.reassign(dests),
+            Self::Mh(s) => s.reassign(dests),
             Self::Rr(_) | Self::Lc | Self::Wlc | Self::Sed | Self::Nq => {}
+        }
+    }
+
+    /// The director's settings changed (a reload): `mh` rebuilds its table at a new size.
+    pub(crate) fn reconfigure(&mut self, params: &SchedParams, dests: &Dests<'_>) {
+        if let Self::Mh(s) = self {
+            s.resize(params.mh_table_size, dests);
         }
     }
 }
