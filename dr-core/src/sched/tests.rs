@@ -487,8 +487,10 @@ mod mh_properties {
             }
         }
 
-        /// Removing one server of N moves the slots it held, and at most 5% of the others
-        /// (equal weights; the largest seen in 300 trials of up to 32 servers was 2.8%).
+        /// Removing one server of N moves the slots it held, and at most 10% of the others
+        /// (equal weights, M = 4093, 2 to 32 servers: in 1400 trials of an independent
+        /// implementation the median was 1.5% and the largest 5.8%; 6.4% is the largest
+        /// seen, 13 servers in one order).
         #[test]
         fn removing_a_server_moves_little_else(
             addrs in prop::collection::hash_set(any::<u32>().prop_map(|a| a & 0x00ff_ffff), 2..33),
@@ -511,7 +513,7 @@ mod mh_properties {
                     moved += 1;
                 }
             }
-            prop_assert!(moved * 20 <= before.len(), "{} of {} slots moved", moved, before.len());
+            prop_assert!(moved * 10 <= before.len(), "{} of {} slots moved", moved, before.len());
         }
     }
 }
