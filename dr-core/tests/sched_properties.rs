@@ -59,7 +59,7 @@ proptest! {
 
     #[test]
     fn hashing_keeps_a_source_on_one_real(
-        kind in prop::sample::select(vec![SchedulerKind::Sh, SchedulerKind::Mh]),
+        kind in prop::sample::select(vec![SchedulerKind::Sh, SchedulerKind::Mh, SchedulerKind::Dh]),
         weights in prop::collection::vec(1u32..5, 1..6),
         client in any::<[u8; 4]>(),
     ) {

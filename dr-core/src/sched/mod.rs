@@ -6,6 +6,7 @@
 //! whatever position it needs across picks. The change hooks mirror `ip_vs_scheduler`'s
 //! `add_dest` / `del_dest` / `upd_dest`.
 
+mod dh;
 mod lc;
 mod mh;
 mod nq;
@@ -50,12 +51,23 @@ pub enum SchedulerKind {
     Nq,
     /// `mh`: Maglev hashing of the client address (and port with `mh-port`).
     Mh,
+    /// `dh`: destination hashing (for Direct Routing, of the VIP: one server per service).
+    Dh,
 }
 
 impl SchedulerKind {
     /// Every scheduler.
-    pub const ALL: &'static [Self] =
-        &[Self::Rr, Self::Wrr, Self::Lc, Self::Wlc, Self::Sh, Self::Sed, Self::Nq, Self::Mh];
+    pub const ALL: &'static [Self] = &[
+        Self::Rr,
+        Self::Wrr,
+        Self::Lc,
+        Self::Wlc,
+        Self::Sh,
+        Self::Sed,
+        Self::Nq,
+        Self::Mh,
+        Self::Dh,
+    ];
 
     /// The `ipvsadm -s` name.
     pub const fn name(self) -> &'static str {
@@ -68,6 +80,7 @@ impl SchedulerKind {
             Self::Sed => "sed",
             Self::Nq => "nq",
             Self::Mh => "mh",
+            Self::Dh => "dh",
         }
     }
 }
@@ -290,6 +303,8 @@ pub(crate) enum Scheduler {
     Sed,
     Nq,
     Mh(mh::Maglev),
+    /// Boxed as sh is.
+    Dh(alloc::boxed::Box<dh::DestinationHash>),
 }
 
 impl Scheduler {
@@ -313,6 +328,7 @@ impl Scheduler {
             SchedulerKind::Sed => Self::Sed,
             SchedulerKind::Nq => Self::Nq,
             SchedulerKind::Mh => Self::Mh(mh::Maglev::new(params, flags, dests)),
+            SchedulerKind::Dh => Self::Dh(alloc::boxed::Box::new(dh::DestinationHash::new(dests))),
         }
     }
 
@@ -326,6 +342,7 @@ impl Scheduler {
             Self::Sed => SchedulerKind::Sed,
             Self::Nq => SchedulerKind::Nq,
             Self::Mh(_) => SchedulerKind::Mh,
+            Self::Dh(_) => SchedulerKind::Dh,
         }
     }
 
@@ -346,6 +363,7 @@ impl Scheduler {
             Self::Sed => sed::schedule(dests),
             Self::Nq => nq::schedule(dests),
             Self::Mh(s) => return s.schedule(dests, flow),
+            Self::Dh(s) => s.schedule(dests, flow),
         };
         dests.order.get(position?).copied()
     }
@@ -357,6 +375,7 @@ impl Scheduler {
             Self::Wrr(s) => s.changed(dests),
             Self::Sh(s) => s.reassign(dests),
             Self::Mh(s) => s.reassign(dests),
+            Self::Dh(s) => s.reassign(dests),
             Self::Lc | Self::Wlc | Self::Sed | Self::Nq => {}
         }
     }
@@ -369,6 +388,7 @@ impl Scheduler {
             Self::Wrr(s) => s.changed(dests),
             Self::Sh(s) => s.reassign(dests),
             Self::Mh(s) => s.reassign(dests),
+            Self::Dh(s) => s.reassign(dests),
             Self::Lc | Self::Wlc | Self::Sed | Self::Nq => {}
         }
     }
@@ -389,7 +409,8 @@ impl Scheduler {
             Self::Wrr(s) => s.changed(dests),
             Self::Sh(s) => s.reassign(dests),
             Self::Mh(s) => s.reassign(dests),
-            Self::Rr(_) | Self::Lc | Self::Wlc | Self::Sed | Self::Nq => {}
+            // dh has no upd_dest hook: weights do not place servers in its table.
+            Self::Rr(_) | Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Dh(_) => {}
         }
     }
 

@@ -517,3 +517,41 @@ mod mh_properties {
         }
     }
 }
+
+/// The examples of `dh.rs`'s module docs.
+#[test]
+fn dh_worked_examples() {
+    use core::net::Ipv6Addr;
+    assert_eq!(hash_32_8(0x0a00_0064), 248);
+    assert_eq!(hash_32_8(0x0a00_0065), 90);
+    assert_eq!(hash_32_8(0x2001_0cb8), 20);
+    let list = List::weights(&[1, 1, 1]);
+    let mut s = scheduler(SchedulerKind::Dh, &list);
+    let to = |vip: IpAddr, client: [u8; 4], s: &mut Scheduler, list: &List| {
+        let f = FlowKey { vip, ..flow(client, 1000) };
+        s.schedule(&list.dests(), &f, Instant::ZERO).map(|id| id.index())
+    };
+    let vip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100));
+    for client in [[192, 0, 2, 1], [198, 51, 100, 7], [203, 0, 113, 200]] {
+        assert_eq!(to(vip, client, &mut s, &list), Some(2), "every client to C");
+    }
+    assert_eq!(
+        to(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 101)), [192, 0, 2, 1], &mut s, &list),
+        Some(0)
+    );
+    let vip6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100));
+    assert_eq!(to(vip6, [192, 0, 2, 1], &mut s, &list), Some(2));
+    let four = List::weights(&[1, 1, 1, 1]);
+    let mut s4 = scheduler(SchedulerKind::Dh, &four);
+    assert_eq!(to(vip, [192, 0, 2, 1], &mut s4, &four), Some(0));
+    // C quiesced or overloaded: nobody (no fallback); weights do not move the table.
+    let mut quiet = List::weights(&[1, 1, 0]);
+    s.edited(&quiet.dests());
+    assert_eq!(to(vip, [192, 0, 2, 1], &mut s, &quiet), None);
+    quiet.reals[2].weight = 9;
+    quiet.reals[2].overloaded = true;
+    assert_eq!(to(vip, [192, 0, 2, 1], &mut s, &quiet), None);
+    let empty = List::weights(&[]);
+    let mut none = scheduler(SchedulerKind::Dh, &empty);
+    assert_eq!(to(vip, [192, 0, 2, 1], &mut none, &empty), None);
+}

@@ -1,0 +1,90 @@
+//! Replays through the packet path for dh, fo, ovf, lblc, lblcr and twos, each against picks
+//! worked out by hand from the kernel's `ip_vs_<name>.c` (written down beside each step),
+//! never from dr's output.
+
+mod support;
+
+use dr_core::{
+    Config, Director, DropReason, Instant, Protocol, RealConfig, RealEdit, RealId, SchedulerKind,
+    ServiceConfig, Verdict,
+};
+use support::*;
+
+const VIP: &str = "10.0.0.100";
+
+struct Replay {
+    d: Director,
+    /// By the last byte of their address (10.0.0.11 is `ids[&11]`).
+    ids: std::collections::HashMap<u8, RealId>,
+    port: u16,
+}
+
+impl Replay {
+    /// `reals` (last address byte, weight, upper threshold) added in this order, so the
+    /// kernel's list is the reverse.
+    fn new(
+        kind: SchedulerKind,
+        reals: &[(u8, u32, u32)],
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = Config::new(mac(DIRECTOR_MAC), [4, 3, 2, 1]);
+        config.capacity = 4096;
+        configure(&mut config);
+        let mut d = Director::new(config).unwrap();
+        let s = d.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, kind)).unwrap();
+        let mut ids = std::collections::HashMap::new();
+        for &(last, weight, upper) in reals {
+            let real = RealConfig::new(ip(&format!("10.0.0.{last}")))
+                .with_weight(weight)
+                .with_thresholds(upper, 0)
+                .with_mac(mac([2, 0, 0, 0, 0, last]));
+            ids.insert(last, d.add_real(s, real).unwrap());
+        }
+        Self { d, ids, port: 1000 }
+    }
+
+    /// A SYN from a new port of `client` at `secs`: the last address byte of the server it
+    /// went to, or 0 when no server was available.
+    fn syn(&mut self, client: &str, secs: u64) -> u8 {
+        self.port += 1;
+        let verdict =
+            self.d.process(Instant::from_secs(secs), &mut tcp4(client, self.port, VIP, 80, SYN));
+        match verdict {
+            Verdict::Forward { real } => {
+                let addr = self.d.real(real).unwrap().addr();
+                let std::net::IpAddr::V4(v4) = addr else { unreachable!() };
+                v4.octets()[3]
+            }
+            Verdict::Drop(DropReason::NoRealAvailable) => 0,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `n` SYNs from distinct clients at `secs`.
+    fn syns(&mut self, n: usize, secs: u64) -> Vec<u8> {
+        (0..n).map(|i| self.syn(&format!("192.0.2.{}", i % 200 + 1), secs)).collect()
+    }
+
+    fn weight(&mut self, last: u8, weight: u32) {
+        let id = self.ids[&last];
+        let edit = RealEdit::of(self.d.real(id).unwrap()).with_weight(weight);
+        self.d.edit_real(id, edit).unwrap();
+    }
+}
+
+#[test]
+fn dh_sends_the_whole_vip_to_one_server() {
+    // Added .11, .12, .13: the list is .13, .12, .11; buckets .13 .12 .11 .13 ...;
+    // 10.0.0.100 is bucket hash_32(0x0a000064, 8) = 248, and 248 mod 3 = 2: .11.
+    let mut r = Replay::new(SchedulerKind::Dh, &[(11, 1, 0), (12, 5, 0), (13, 1, 0)], |_| {});
+    assert_eq!(r.syns(50, 1), vec![11; 50]);
+    // Weights do not matter, and an edit does not rebuild the table.
+    r.weight(12, 100);
+    assert_eq!(r.syns(5, 2), vec![11; 5]);
+    // .11 quiesced: no server, no fallback.
+    r.weight(11, 0);
+    assert_eq!(r.syns(5, 3), vec![0; 5]);
+    // .12 removed: the list is .13, .11, and 248 mod 2 = 0: .13.
+    r.d.remove_real(r.ids[&12]).unwrap();
+    assert_eq!(r.syns(5, 4), vec![13; 5]);
+}
