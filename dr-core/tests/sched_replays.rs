@@ -88,3 +88,22 @@ fn dh_sends_the_whole_vip_to_one_server() {
     r.d.remove_real(r.ids[&12]).unwrap();
     assert_eq!(r.syns(5, 4), vec![13; 5]);
 }
+
+#[test]
+fn fo_fails_over_by_weight() {
+    // The list is .13 (5), .12 (5, overloaded at 3 connections), .11 (2): the first of the
+    // highest weight, .13.
+    let mut r = Replay::new(SchedulerKind::Fo, &[(11, 2, 0), (12, 5, 3), (13, 5, 0)], |_| {});
+    assert_eq!(r.syns(4, 1), vec![13; 4]);
+    // .13 quiesced: .12 until its third connection sets its overload flag, then .11.
+    r.weight(13, 0);
+    assert_eq!(r.syns(5, 2), [12, 12, 12, 11, 11]);
+    // .12 raised to 9: no longer the best... .13 is still 0, .12 (9) is, overload or not?
+    // Editing the upper threshold up clears the flag; the weight alone does not.
+    r.weight(12, 9);
+    assert_eq!(r.syns(2, 3), [11, 11], ".12 still overloaded");
+    let id = r.ids[&12];
+    let edit = RealEdit::of(r.d.real(id).unwrap()).with_thresholds(10, 0);
+    r.d.edit_real(id, edit).unwrap();
+    assert_eq!(r.syns(2, 4), [12, 12]);
+}

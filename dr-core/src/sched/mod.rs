@@ -7,6 +7,7 @@
 //! `add_dest` / `del_dest` / `upd_dest`.
 
 mod dh;
+mod fo;
 mod lc;
 mod mh;
 mod nq;
@@ -53,6 +54,8 @@ pub enum SchedulerKind {
     Mh,
     /// `dh`: destination hashing (for Direct Routing, of the VIP: one server per service).
     Dh,
+    /// `fo`: weighted failover, the available server of highest weight.
+    Fo,
 }
 
 impl SchedulerKind {
@@ -67,6 +70,7 @@ impl SchedulerKind {
         Self::Nq,
         Self::Mh,
         Self::Dh,
+        Self::Fo,
     ];
 
     /// The `ipvsadm -s` name.
@@ -81,6 +85,7 @@ impl SchedulerKind {
             Self::Nq => "nq",
             Self::Mh => "mh",
             Self::Dh => "dh",
+            Self::Fo => "fo",
         }
     }
 }
@@ -305,6 +310,7 @@ pub(crate) enum Scheduler {
     Mh(mh::Maglev),
     /// Boxed as sh is.
     Dh(alloc::boxed::Box<dh::DestinationHash>),
+    Fo,
 }
 
 impl Scheduler {
@@ -329,6 +335,7 @@ impl Scheduler {
             SchedulerKind::Nq => Self::Nq,
             SchedulerKind::Mh => Self::Mh(mh::Maglev::new(params, flags, dests)),
             SchedulerKind::Dh => Self::Dh(alloc::boxed::Box::new(dh::DestinationHash::new(dests))),
+            SchedulerKind::Fo => Self::Fo,
         }
     }
 
@@ -343,6 +350,7 @@ impl Scheduler {
             Self::Nq => SchedulerKind::Nq,
             Self::Mh(_) => SchedulerKind::Mh,
             Self::Dh(_) => SchedulerKind::Dh,
+            Self::Fo => SchedulerKind::Fo,
         }
     }
 
@@ -364,6 +372,7 @@ impl Scheduler {
             Self::Nq => nq::schedule(dests),
             Self::Mh(s) => return s.schedule(dests, flow),
             Self::Dh(s) => s.schedule(dests, flow),
+            Self::Fo => fo::schedule(dests),
         };
         dests.order.get(position?).copied()
     }
@@ -376,7 +385,7 @@ impl Scheduler {
             Self::Sh(s) => s.reassign(dests),
             Self::Mh(s) => s.reassign(dests),
             Self::Dh(s) => s.reassign(dests),
-            Self::Lc | Self::Wlc | Self::Sed | Self::Nq => {}
+            Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Fo => {}
         }
     }
 
@@ -389,7 +398,7 @@ impl Scheduler {
             Self::Sh(s) => s.reassign(dests),
             Self::Mh(s) => s.reassign(dests),
             Self::Dh(s) => s.reassign(dests),
-            Self::Lc | Self::Wlc | Self::Sed | Self::Nq => {}
+            Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Fo => {}
         }
     }
 
@@ -410,7 +419,7 @@ impl Scheduler {
             Self::Sh(s) => s.reassign(dests),
             Self::Mh(s) => s.reassign(dests),
             // dh has no upd_dest hook: weights do not place servers in its table.
-            Self::Rr(_) | Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Dh(_) => {}
+            Self::Rr(_) | Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Dh(_) | Self::Fo => {}
         }
     }
 

@@ -518,6 +518,22 @@ mod mh_properties {
     }
 }
 
+/// The examples of `fo.rs`'s module docs.
+#[test]
+fn fo_worked_examples() {
+    let mut list = List::weights(&[2, 5, 5]);
+    let mut s = scheduler(SchedulerKind::Fo, &list);
+    assert_eq!(list.picks(&mut s, 3, true), "BBB", "ties go to the earlier server");
+    list.reals[1].overloaded = true;
+    assert_eq!(list.picks(&mut s, 2, true), "CC");
+    list.reals[1].overloaded = false;
+    list.reals[1].weight = 0;
+    list.reals[2].weight = 0;
+    assert_eq!(list.picks(&mut s, 2, true), "AA");
+    list.reals[0].weight = 0;
+    assert_eq!(list.picks(&mut s, 1, true), "-");
+}
+
 /// The examples of `dh.rs`'s module docs.
 #[test]
 fn dh_worked_examples() {
