@@ -70,6 +70,10 @@ impl Replay {
         let edit = RealEdit::of(self.d.real(id).unwrap()).with_weight(weight);
         self.d.edit_real(id, edit).unwrap();
     }
+
+    fn active(&self, last: u8) -> u32 {
+        self.d.real(self.ids[&last]).unwrap().active_conns()
+    }
 }
 
 #[test]
@@ -106,4 +110,19 @@ fn fo_fails_over_by_weight() {
     let edit = RealEdit::of(r.d.real(id).unwrap()).with_thresholds(10, 0);
     r.d.edit_real(id, edit).unwrap();
     assert_eq!(r.syns(2, 4), [12, 12]);
+}
+
+#[test]
+fn ovf_overflows_by_active_connections() {
+    // The list is .11 (3), .12 (1). A SYN's connection is active (SYN_RECV): .11 takes
+    // connections while it has 0 to 3 active, .12 while it has 0 or 1, then nobody.
+    let mut r = Replay::new(SchedulerKind::Ovf, &[(12, 1, 0), (11, 3, 0)], |_| {});
+    assert_eq!(r.syns(7, 1), [11, 11, 11, 11, 12, 12, 0]);
+    assert_eq!((r.active(11), r.active(12)), (4, 2));
+    // A .11 connection established then reset is no longer active (a RST in SYN_RECV would
+    // leave it there, as the input-only state table does): .11 takes the next one.
+    let _ = r.d.process(Instant::from_secs(2), &mut tcp4("192.0.2.1", 1001, VIP, 80, ACK));
+    let _ = r.d.process(Instant::from_secs(2), &mut tcp4("192.0.2.1", 1001, VIP, 80, RST));
+    assert_eq!(r.active(11), 3);
+    assert_eq!(r.syns(2, 2), [11, 0]);
 }

@@ -11,6 +11,7 @@ mod fo;
 mod lc;
 mod mh;
 mod nq;
+mod ovf;
 mod rr;
 mod sed;
 mod sh;
@@ -56,6 +57,9 @@ pub enum SchedulerKind {
     Dh,
     /// `fo`: weighted failover, the available server of highest weight.
     Fo,
+    /// `ovf`: overflow, the server of highest weight until its active connections exceed
+    /// its weight.
+    Ovf,
 }
 
 impl SchedulerKind {
@@ -71,6 +75,7 @@ impl SchedulerKind {
         Self::Mh,
         Self::Dh,
         Self::Fo,
+        Self::Ovf,
     ];
 
     /// The `ipvsadm -s` name.
@@ -86,6 +91,7 @@ impl SchedulerKind {
             Self::Mh => "mh",
             Self::Dh => "dh",
             Self::Fo => "fo",
+            Self::Ovf => "ovf",
         }
     }
 }
@@ -311,6 +317,7 @@ pub(crate) enum Scheduler {
     /// Boxed as sh is.
     Dh(alloc::boxed::Box<dh::DestinationHash>),
     Fo,
+    Ovf,
 }
 
 impl Scheduler {
@@ -336,6 +343,7 @@ impl Scheduler {
             SchedulerKind::Mh => Self::Mh(mh::Maglev::new(params, flags, dests)),
             SchedulerKind::Dh => Self::Dh(alloc::boxed::Box::new(dh::DestinationHash::new(dests))),
             SchedulerKind::Fo => Self::Fo,
+            SchedulerKind::Ovf => Self::Ovf,
         }
     }
 
@@ -351,6 +359,7 @@ impl Scheduler {
             Self::Mh(_) => SchedulerKind::Mh,
             Self::Dh(_) => SchedulerKind::Dh,
             Self::Fo => SchedulerKind::Fo,
+            Self::Ovf => SchedulerKind::Ovf,
         }
     }
 
@@ -373,6 +382,7 @@ impl Scheduler {
             Self::Mh(s) => return s.schedule(dests, flow),
             Self::Dh(s) => s.schedule(dests, flow),
             Self::Fo => fo::schedule(dests),
+            Self::Ovf => ovf::schedule(dests),
         };
         dests.order.get(position?).copied()
     }
@@ -385,7 +395,7 @@ impl Scheduler {
             Self::Sh(s) => s.reassign(dests),
             Self::Mh(s) => s.reassign(dests),
             Self::Dh(s) => s.reassign(dests),
-            Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Fo => {}
+            Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Fo | Self::Ovf => {}
         }
     }
 
@@ -398,7 +408,7 @@ impl Scheduler {
             Self::Sh(s) => s.reassign(dests),
             Self::Mh(s) => s.reassign(dests),
             Self::Dh(s) => s.reassign(dests),
-            Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Fo => {}
+            Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Fo | Self::Ovf => {}
         }
     }
 
@@ -419,7 +429,14 @@ impl Scheduler {
             Self::Sh(s) => s.reassign(dests),
             Self::Mh(s) => s.reassign(dests),
             // dh has no upd_dest hook: weights do not place servers in its table.
-            Self::Rr(_) | Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Dh(_) | Self::Fo => {}
+            Self::Rr(_)
+            | Self::Lc
+            | Self::Wlc
+            | Self::Sed
+            | Self::Nq
+            | Self::Dh(_)
+            | Self::Fo
+            | Self::Ovf => {}
         }
     }
 

@@ -534,6 +534,21 @@ fn fo_worked_examples() {
     assert_eq!(list.picks(&mut s, 1, true), "-");
 }
 
+/// The example of `ovf.rs`'s module docs, and weight 0 and overload skipped.
+#[test]
+fn ovf_worked_examples() {
+    let mut list = List::weights(&[3, 1]);
+    let mut s = scheduler(SchedulerKind::Ovf, &list);
+    assert_eq!(list.picks(&mut s, 7, true), "AAAABB-");
+    // Inactive connections do not count.
+    let mut list = List::new(&[(3, 0, 1000), (1, 0, 0)]);
+    assert_eq!(list.picks(&mut s, 1, false), "A");
+    // The higher weight wins wherever it is; weight 0 and overloaded servers never do.
+    let mut list = List::new(&[(0, 0, 0), (1, 0, 0), (4, 0, 0), (4, 0, 0)]);
+    list.reals[2].overloaded = true;
+    assert_eq!(list.picks(&mut s, 1, false), "D");
+}
+
 /// The examples of `dh.rs`'s module docs.
 #[test]
 fn dh_worked_examples() {
