@@ -267,14 +267,14 @@ impl Maglev {
                     p += 1;
                     continue;
                 }
-                let mut c = ds.perm;
+                let (mut c, skip) = (ds.perm, ds.skip);
                 while self.claimed[(c / 64) as usize] & (1 << (c % 64)) != 0 {
-                    ds.perm += ds.skip;
-                    if ds.perm >= m {
-                        ds.perm -= m;
+                    c += skip;
+                    if c >= m {
+                        c -= m;
                     }
-                    c = ds.perm;
                 }
+                ds.perm = c;
                 self.claimed[(c / 64) as usize] |= 1 << (c % 64);
                 self.lookup[c as usize] = dests.order.get(p).map_or(EMPTY, |id| id.index() as u16);
                 filled += 1;
