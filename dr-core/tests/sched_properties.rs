@@ -85,6 +85,7 @@ proptest! {
     ) {
         let (mut d, _, ids) = director_with(kind, &reals);
         let mut now = 1u64;
+        let mut last_pick = None;
         for (port, close) in steps {
             now += 1;
             let at = Instant::from_secs(now);
@@ -104,13 +105,19 @@ proptest! {
                 // A new connection: the scheduler picked `real`.
                 let i = ids.iter().position(|&r| r == real).unwrap();
                 prop_assert!(before[i].0 > 0, "{} picked a weight-0 server", kind);
-                prop_assert!(!before[i].1, "{} picked an overloaded server", kind);
+                // lblc's cache does not look at the overload flag (ip_vs_lblc_schedule):
+                // the server it holds, always its last pick here, may be over its
+                // threshold.
+                let cached = kind == SchedulerKind::Lblc && last_pick == Some(real);
+                prop_assert!(!before[i].1 || cached, "{} picked an overloaded server", kind);
+                last_pick = Some(real);
             }
         }
-        // Every real: total connections never above a non-zero upper threshold.
+        // Every real: total connections never above a non-zero upper threshold (but for
+        // lblc, whose cached server takes connections past it).
         for (&r, &(_, upper)) in ids.iter().zip(&reals) {
             let real = d.real(r).unwrap();
-            if upper > 0 {
+            if upper > 0 && kind != SchedulerKind::Lblc {
                 prop_assert!(real.active_conns() + real.inactive_conns() <= upper);
             }
             if real.weight() == 0 {

@@ -126,3 +126,78 @@ fn ovf_overflows_by_active_connections() {
     assert_eq!(r.active(11), 3);
     assert_eq!(r.syns(2, 2), [11, 0]);
 }
+
+impl Replay {
+    /// `n` connections from distinct clients at `secs`, each established (SYN then ACK), so
+    /// they stay active for 900 s: where each went, as [`Replay::syn`] gives it.
+    fn open(&mut self, n: usize, secs: u64) -> Vec<u8> {
+        (0..n)
+            .map(|i| {
+                let client = format!("198.51.100.{}", i % 200 + 1);
+                let real = self.syn(&client, secs);
+                let ack = &mut tcp4(&client, self.port, VIP, 80, ACK);
+                let _ = self.d.process(Instant::from_secs(secs), ack);
+                real
+            })
+            .collect()
+    }
+}
+
+/// .11 (1), .12 (1), .13 (2) in list order: added .13, .12, .11.
+const LOCALITY: [(u8, u32, u32); 3] = [(13, 2, 0), (12, 1, 0), (11, 1, 0)];
+
+#[test]
+fn lblc_keeps_the_vip_on_one_server_until_it_is_overloaded() {
+    // No entry: wlc gives .11. .11 with 1 active: kept. With 2 (> 1) while .12 is under
+    // half its weight: wlc gives .12; the same again for .12, then .13 (0 of 2). .13 with
+    // 1, 2, 3 active: kept (above its weight from 3, but nobody is under half).
+    let mut r = Replay::new(SchedulerKind::Lblc, &LOCALITY, |_| {});
+    assert_eq!(r.open(10, 1), [11, 11, 12, 12, 13, 13, 13, 13, 13, 13]);
+    assert_eq!((r.active(11), r.active(12), r.active(13)), (2, 2, 6));
+}
+
+#[test]
+fn lblc_ignores_the_upper_threshold_of_its_cached_server() {
+    // .13 overloaded at 5 connections: the cache keeps sending it more, as the kernel's
+    // lblc, which tests weight and availability but not IP_VS_DEST_F_OVERLOAD.
+    let mut r = Replay::new(SchedulerKind::Lblc, &[(13, 2, 5), (12, 1, 0), (11, 1, 0)], |_| {});
+    assert_eq!(r.open(9, 1), [11, 11, 12, 12, 13, 13, 13, 13, 13]);
+    assert!(r.d.real(r.ids[&13]).unwrap().is_overloaded());
+    assert_eq!(r.open(2, 2), [13, 13]);
+    assert_eq!(r.active(13), 7);
+}
+
+#[test]
+fn lblc_entries_expire_at_the_half_hourly_full_check() {
+    // lblc_expiration 3600 s; the service starts at 0, the entry (.13) is last used at 1 s;
+    // the connections expire at 901 s. Full checks at 1800 s and 3600 s keep it (idle less
+    // than 3600 s), the one at 5400 s drops it: at 5399 s the cache still gives .13, at
+    // 5400 s wlc over empty servers gives the first, .11.
+    for (at, want) in [(5399, 13), (5400, 11)] {
+        let mut r = Replay::new(SchedulerKind::Lblc, &LOCALITY, |c| {
+            c.lblc_expiration = std::time::Duration::from_secs(3600);
+        });
+        assert_eq!(r.open(5, 1), [11, 11, 12, 12, 13]);
+        r.d.handle_timeout(Instant::from_secs(2000));
+        assert_eq!(r.active(13), 0, "the connections have expired");
+        assert_eq!(r.open(1, at), [want], "at {at} s");
+    }
+}
+
+#[test]
+fn lblcr_replicates_and_sheds_the_most_loaded() {
+    // The set grows {.11}, {.12, .11}, {.13, .12, .11}; its least loaded per weight is
+    // picked while not overloaded: `.11 .11 .12 .12 .13 .13 .13 .13 .13 .12 .11`.
+    let mut r = Replay::new(SchedulerKind::Lblcr, &LOCALITY, |_| {});
+    assert_eq!(r.open(11, 1), [11, 11, 12, 12, 13, 13, 13, 13, 13, 12, 11]);
+    // lblcr_expiration 60 s: 61 s after .13 joined, the set sheds its most loaded member
+    // (.13, 1024/2 against 512/1 twice: the first of the highest), after .13 was found:
+    // .13, then .12 and .11 from what is left.
+    let mut r = Replay::new(SchedulerKind::Lblcr, &LOCALITY, |c| {
+        c.lblcr_expiration = std::time::Duration::from_secs(60);
+    });
+    assert_eq!(r.open(8, 1), [11, 11, 12, 12, 13, 13, 13, 13]);
+    assert_eq!(r.open(1, 62), [13]);
+    assert_eq!(r.open(1, 63), [12]);
+    assert_eq!(r.open(1, 64), [11]);
+}

@@ -49,6 +49,8 @@ struct DirectorSection {
     neighbour_refresh: Option<u32>,
     vlans: Option<Spanned<Vec<Spanned<toml::Value>>>>,
     mh_table_size: Option<Spanned<u32>>,
+    lblc_expiration: Option<Spanned<u32>>,
+    lblcr_expiration: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,6 +255,12 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
     if let Some(size) = &file.director.mh_table_size {
         config.mh_table_size = *size.get_ref();
     }
+    if let Some(secs) = &file.director.lblc_expiration {
+        config.lblc_expiration = Duration::from_secs(u64::from(*secs.get_ref()));
+    }
+    if let Some(secs) = &file.director.lblcr_expiration {
+        config.lblcr_expiration = Duration::from_secs(u64::from(*secs.get_ref()));
+    }
     if let Some(timeouts) = &file.timeouts {
         let t = timeouts.get_ref();
         config.timeouts = TimeoutSettings { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp };
@@ -283,6 +291,12 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
             }
             dr_core::ConfigError::MhTableSize(_) => {
                 file.director.mh_table_size.as_ref().map(Spanned::span)
+            }
+            dr_core::ConfigError::Expiration { field: "lblc_expiration", .. } => {
+                file.director.lblc_expiration.as_ref().map(Spanned::span)
+            }
+            dr_core::ConfigError::Expiration { .. } => {
+                file.director.lblcr_expiration.as_ref().map(Spanned::span)
             }
             _ => file.director.mac.as_ref().map(Spanned::span),
         };

@@ -3,6 +3,7 @@
 use dr_core::{MacAddr, Protocol, SchedulerKind, ServiceKey};
 use dr_examples::LineError;
 use dr_examples::config::{LoadOptions, load};
+use std::time::Duration;
 
 const OPTIONS: LoadOptions = LoadOptions {
     hash_seed: [1, 2, 3, 4],
@@ -423,4 +424,21 @@ fn mh_flags_and_table_size() {
     let err = error(&bad);
     assert_eq!(err.line, Some(line_of(&bad, "sh-port")), "{err}");
     assert!(err.message.contains("sh-port is a flag of the sh scheduler, not of mh"), "{err}");
+}
+
+#[test]
+fn lblc_expirations() {
+    let text = replace("scheduler = \"rr\"\n", "scheduler = \"lblcr\"\n").replacen(
+        "capacity = 4096",
+        "capacity = 4096\nlblc_expiration = 600\nlblcr_expiration = 120",
+        1,
+    );
+    let d = load(&text, OPTIONS).unwrap();
+    assert_eq!(d.config().lblc_expiration, Duration::from_secs(600));
+    assert_eq!(d.config().lblcr_expiration, Duration::from_secs(120));
+    assert!(d.services().any(|(_, s)| s.scheduler() == SchedulerKind::Lblcr));
+    let bad = text.replacen("lblcr_expiration = 120", "lblcr_expiration = 4000000", 1);
+    let err = error(&bad);
+    assert_eq!(err.line, Some(line_of(&bad, "lblcr_expiration")), "{err}");
+    assert!(err.message.contains("director.lblcr_expiration = 4000000 is too long"), "{err}");
 }

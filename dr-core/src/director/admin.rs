@@ -40,7 +40,7 @@ impl Director {
         }
         let id = ServiceId::from_index(self.services.len());
         let no_reals = Dests { order: &[], reals: &self.reals };
-        let params = SchedParams::of(&self.config, key.port);
+        let params = SchedParams::of(&self.config, id, key.port, self.clock);
         self.services.push(Service {
             key,
             scheduler: Scheduler::new(service.scheduler, service.flags, &params, &no_reals),
@@ -80,7 +80,7 @@ impl Director {
             if service.scheduler.kind() == scheduler {
                 service.scheduler.set_flags(flags);
             } else {
-                let params = SchedParams::of(&self.config, service.key.port);
+                let params = SchedParams::of(&self.config, id, service.key.port, self.clock);
                 service.scheduler = Scheduler::new(scheduler, flags, &params, &dests);
             }
             service.flags = flags;
@@ -386,6 +386,8 @@ impl Director {
         );
         note(config.vlans != old.vlans, "vlans");
         note(config.mh_table_size != old.mh_table_size, "mh_table_size");
+        note(config.lblc_expiration != old.lblc_expiration, "lblc_expiration");
+        note(config.lblcr_expiration != old.lblcr_expiration, "lblcr_expiration");
         if config.neighbour_refresh != old.neighbour_refresh {
             self.neighbours.set_refresh(config.neighbour_refresh);
         }
@@ -398,9 +400,10 @@ impl Director {
         let hash_seed = self.config.hash_seed;
         self.timeouts = timeouts;
         self.config = Config { hash_seed, timeouts: timeouts.settings(), ..config.clone() };
-        let Self { services, reals, config, .. } = self;
-        for service in services.iter_mut().filter(|s| !s.removed) {
-            let params = SchedParams::of(config, service.key.port);
+        let Self { services, reals, config, clock, .. } = self;
+        for (i, service) in services.iter_mut().enumerate().filter(|(_, s)| !s.removed) {
+            let id = ServiceId::from_index(i);
+            let params = SchedParams::of(config, id, service.key.port, *clock);
             let dests = Dests { order: &service.reals, reals };
             service.scheduler.reconfigure(&params, &dests);
         }

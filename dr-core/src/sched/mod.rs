@@ -8,6 +8,8 @@
 
 mod dh;
 mod fo;
+mod lblc;
+mod lblcr;
 mod lc;
 mod mh;
 mod nq;
@@ -20,8 +22,8 @@ mod wlc;
 mod wrr;
 
 use crate::flow::FlowKey;
-use crate::service::{RealId, RealServer};
-use crate::time::Instant;
+use crate::service::{RealId, RealServer, ServiceId};
+use crate::time::{Duration, Instant};
 use core::fmt;
 use core::str::FromStr;
 
@@ -60,6 +62,11 @@ pub enum SchedulerKind {
     /// `ovf`: overflow, the server of highest weight until its active connections exceed
     /// its weight.
     Ovf,
+    /// `lblc`: locality-based least-connection (for Direct Routing, one cached server per
+    /// service until it is overloaded).
+    Lblc,
+    /// `lblcr`: locality-based least-connection with replication (a cached set of servers).
+    Lblcr,
 }
 
 impl SchedulerKind {
@@ -76,6 +83,8 @@ impl SchedulerKind {
         Self::Dh,
         Self::Fo,
         Self::Ovf,
+        Self::Lblc,
+        Self::Lblcr,
     ];
 
     /// The `ipvsadm -s` name.
@@ -92,6 +101,8 @@ impl SchedulerKind {
             Self::Dh => "dh",
             Self::Fo => "fo",
             Self::Ovf => "ovf",
+            Self::Lblc => "lblc",
+            Self::Lblcr => "lblcr",
         }
     }
 }
@@ -293,12 +304,26 @@ pub(crate) struct SchedParams {
     pub(crate) port: u16,
     /// `mh`'s lookup table size, one of [`MH_TABLE_SIZES`].
     pub(crate) mh_table_size: u32,
+    /// `lblc_expiration` and `lblcr_expiration`.
+    pub(crate) lblc_expiration: Duration,
+    pub(crate) lblcr_expiration: Duration,
+    /// The service.
+    pub(crate) service: ServiceId,
+    /// The director's time: when the scheduler starts, or the settings change.
+    pub(crate) now: Instant,
 }
 
 impl SchedParams {
-    /// The parameters of a service on `port` under `config`.
-    pub(crate) fn of(config: &crate::Config, port: u16) -> Self {
-        Self { port, mh_table_size: config.mh_table_size }
+    /// The parameters of `service` on `port` under `config` at `now`.
+    pub(crate) fn of(config: &crate::Config, service: ServiceId, port: u16, now: Instant) -> Self {
+        Self {
+            port,
+            mh_table_size: config.mh_table_size,
+            lblc_expiration: config.lblc_expiration,
+            lblcr_expiration: config.lblcr_expiration,
+            service,
+            now,
+        }
     }
 }
 
@@ -318,6 +343,8 @@ pub(crate) enum Scheduler {
     Dh(alloc::boxed::Box<dh::DestinationHash>),
     Fo,
     Ovf,
+    Lblc(lblc::Lblc),
+    Lblcr(lblcr::Lblcr),
 }
 
 impl Scheduler {
@@ -344,6 +371,8 @@ impl Scheduler {
             SchedulerKind::Dh => Self::Dh(alloc::boxed::Box::new(dh::DestinationHash::new(dests))),
             SchedulerKind::Fo => Self::Fo,
             SchedulerKind::Ovf => Self::Ovf,
+            SchedulerKind::Lblc => Self::Lblc(lblc::Lblc::new(params)),
+            SchedulerKind::Lblcr => Self::Lblcr(lblcr::Lblcr::new(params, dests)),
         }
     }
 
@@ -360,6 +389,8 @@ impl Scheduler {
             Self::Dh(_) => SchedulerKind::Dh,
             Self::Fo => SchedulerKind::Fo,
             Self::Ovf => SchedulerKind::Ovf,
+            Self::Lblc(_) => SchedulerKind::Lblc,
+            Self::Lblcr(_) => SchedulerKind::Lblcr,
         }
     }
 
@@ -370,7 +401,6 @@ impl Scheduler {
         flow: &FlowKey,
         now: Instant,
     ) -> Option<RealId> {
-        let _ = now;
         let position = match self {
             Self::Rr(s) => s.schedule(dests),
             Self::Wrr(s) => s.schedule(dests),
@@ -383,6 +413,8 @@ impl Scheduler {
             Self::Dh(s) => s.schedule(dests, flow),
             Self::Fo => fo::schedule(dests),
             Self::Ovf => ovf::schedule(dests),
+            Self::Lblc(s) => return s.schedule(dests, flow, now),
+            Self::Lblcr(s) => return s.schedule(dests, flow, now),
         };
         dests.order.get(position?).copied()
     }
@@ -395,7 +427,9 @@ impl Scheduler {
             Self::Sh(s) => s.reassign(dests),
             Self::Mh(s) => s.reassign(dests),
             Self::Dh(s) => s.reassign(dests),
-            Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Fo | Self::Ovf => {}
+            // No add_dest hook in the kernel: lblcr only makes room for the new member.
+            Self::Lblcr(s) => s.reserve(dests),
+            Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Fo | Self::Ovf | Self::Lblc(_) => {}
         }
     }
 
@@ -408,7 +442,15 @@ impl Scheduler {
             Self::Sh(s) => s.reassign(dests),
             Self::Mh(s) => s.reassign(dests),
             Self::Dh(s) => s.reassign(dests),
-            Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Fo | Self::Ovf => {}
+            // Removed servers stay in lblc's and lblcr's caches, as the kernel holds them.
+            Self::Lc
+            | Self::Wlc
+            | Self::Sed
+            | Self::Nq
+            | Self::Fo
+            | Self::Ovf
+            | Self::Lblc(_)
+            | Self::Lblcr(_) => {}
         }
     }
 
@@ -436,14 +478,20 @@ impl Scheduler {
             | Self::Nq
             | Self::Dh(_)
             | Self::Fo
-            | Self::Ovf => {}
+            | Self::Ovf
+            | Self::Lblc(_)
+            | Self::Lblcr(_) => {}
         }
     }
 
-    /// The director's settings changed (a reload): `mh` rebuilds its table at a new size.
+    /// The director's settings changed (a reload): `mh` rebuilds its table at a new size,
+    /// lblc and lblcr take their expiration from `params.now` on.
     pub(crate) fn reconfigure(&mut self, params: &SchedParams, dests: &Dests<'_>) {
-        if let Self::Mh(s) = self {
-            s.resize(params.mh_table_size, dests);
+        match self {
+            Self::Mh(s) => s.resize(params.mh_table_size, dests),
+            Self::Lblc(s) => s.set_expiration(params.now, params.lblc_expiration),
+            Self::Lblcr(s) => s.set_expiration(params.now, params.lblcr_expiration),
+            _ => {}
         }
     }
 }

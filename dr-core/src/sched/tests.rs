@@ -6,7 +6,7 @@ use crate::mac::MacAddr;
 use crate::neigh::NeighbourId;
 use crate::service::ServiceId;
 use crate::stats::Stats;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr};
@@ -83,7 +83,14 @@ fn flow(client: [u8; 4], port: u16) -> FlowKey {
 }
 
 fn params() -> SchedParams {
-    SchedParams { port: 80, mh_table_size: DEFAULT_MH_TABLE_SIZE }
+    SchedParams {
+        port: 80,
+        mh_table_size: DEFAULT_MH_TABLE_SIZE,
+        lblc_expiration: Duration::from_secs(3600),
+        lblcr_expiration: Duration::from_secs(60),
+        service: ServiceId::from_index(0),
+        now: Instant::ZERO,
+    }
 }
 
 fn scheduler(kind: SchedulerKind, list: &List) -> Scheduler {
@@ -585,4 +592,117 @@ fn dh_worked_examples() {
     let empty = List::weights(&[]);
     let mut none = scheduler(SchedulerKind::Dh, &empty);
     assert_eq!(to(vip, [192, 0, 2, 1], &mut none, &empty), None);
+}
+
+impl List {
+    /// One pick at `secs`, the picked server gaining an active connection.
+    fn pick_at(&mut self, scheduler: &mut Scheduler, secs: u64) -> char {
+        let at = Instant::from_secs(secs);
+        match scheduler.schedule(&self.dests(), &flow([192, 0, 2, 1], 1000), at) {
+            Some(id) => {
+                self.reals[id.index()].active += 1;
+                (b'A' + id.index() as u8) as char
+            }
+            None => '-',
+        }
+    }
+}
+
+/// The examples of `lblc.rs`'s module docs.
+#[test]
+fn lblc_worked_examples() {
+    let mut list = List::weights(&[1, 1, 2]);
+    let mut s = scheduler(SchedulerKind::Lblc, &list);
+    assert_eq!(list.picks(&mut s, 12, true), "AABBCCCCCCCC");
+    // The cached server is kept over its upper threshold (the flag is not looked at)...
+    list.reals[2].overloaded = true;
+    assert_eq!(list.picks(&mut s, 1, true), "C");
+    // ... but not at weight 0, nor once removed from the service.
+    list.reals[2].overloaded = false;
+    list.reals[2].weight = 0;
+    assert_eq!(list.picks(&mut s, 1, true), "A", "wlc: A 512/1 = B 512/1, first");
+    list.reals[2].weight = 2;
+    // A (cached) removed from the service: wlc over B (2 active, 512/1) and C (9 active,
+    // 2304/2): B.
+    list.reals[0].available = false;
+    list.order.remove(0);
+    assert_eq!(list.pick_at(&mut s, 0), 'B', "A is out: wlc over what is left");
+
+    // Expiry (lblc_expiration 3600 s here, started at 0): last used at 100 s, the full
+    // check at 5400 s drops the entry; at 5399 s it is still there.
+    for (at, want) in [(5399, 'C'), (5400, 'A')] {
+        let mut list = List::weights(&[1, 1, 2]);
+        let mut s = scheduler(SchedulerKind::Lblc, &list);
+        assert_eq!(list.picks(&mut s, 5, true), "AABBC");
+        // The connections are gone; the cache points at C, wlc would give A.
+        list.reals.iter_mut().for_each(|r| r.active = 0);
+        assert_eq!(list.pick_at(&mut s, 100), 'C');
+        list.reals[2].active = 0;
+        assert_eq!(list.pick_at(&mut s, at), want, "at {at} s");
+    }
+    // Each use refreshes it: used at 100 s and 3000 s, it lives through 5400 s (idle
+    // 2400 s), and goes at 7200 s (idle 4200 s).
+    let mut list = List::weights(&[1, 1, 2]);
+    let mut s = scheduler(SchedulerKind::Lblc, &list);
+    assert_eq!(list.picks(&mut s, 5, true), "AABBC");
+    list.reals.iter_mut().for_each(|r| r.active = 0);
+    for (at, want) in [(100, 'C'), (3000, 'C'), (5400, 'C')] {
+        assert_eq!(list.pick_at(&mut s, at), want, "at {at} s");
+        list.reals[2].active = 0;
+    }
+    assert_eq!(list.pick_at(&mut s, 9000), 'A', "dropped at 9000 s (idle since 5400 s)");
+    // A shorter expiration from a reload applies from then on.
+    let mut list = List::weights(&[1, 1, 2]);
+    let mut s = scheduler(SchedulerKind::Lblc, &list);
+    assert_eq!(list.picks(&mut s, 5, true), "AABBC");
+    list.reals.iter_mut().for_each(|r| r.active = 0);
+    let short = SchedParams {
+        lblc_expiration: Duration::from_secs(60),
+        now: Instant::from_secs(10),
+        ..params()
+    };
+    s.reconfigure(&short, &list.dests());
+    assert_eq!(list.pick_at(&mut s, 1799), 'C');
+    list.reals[2].active = 0;
+    assert_eq!(list.pick_at(&mut s, 1800), 'C', "used at 1799 s: not idle for 60 s");
+    list.reals[2].active = 0;
+    assert_eq!(list.pick_at(&mut s, 3600), 'A', "idle 1800 s at the 3600 s check");
+}
+
+/// The examples of `lblcr.rs`'s module docs.
+#[test]
+fn lblcr_worked_examples() {
+    let mut list = List::weights(&[1, 1, 2]);
+    let mut s = scheduler(SchedulerKind::Lblcr, &list);
+    assert_eq!(list.picks(&mut s, 11, true), "AABBCCCCCBA");
+    let Scheduler::Lblcr(set) = &s else { unreachable!() };
+    assert!(
+        set.members().eq([2, 1, 0].map(RealId::from_index)),
+        "{:?}",
+        set.members().collect::<Vec<_>>()
+    );
+
+    // lblcr_expiration 60 s: after 8 picks at 0 s, a pick at 61 s finds C, drops C (the
+    // most loaded per weight), returns C; then B, A.
+    let mut list = List::weights(&[1, 1, 2]);
+    let mut s = scheduler(SchedulerKind::Lblcr, &list);
+    assert_eq!(list.picks(&mut s, 8, true), "AABBCCCC");
+    let picks: String = [61, 62, 63].iter().map(|&t| list.pick_at(&mut s, t)).collect();
+    assert_eq!(picks, "CBA");
+    let Scheduler::Lblcr(set) = &s else { unreachable!() };
+    assert!(set.members().eq([1, 0].map(RealId::from_index)));
+    // At 60 s exactly nothing is dropped (time_after is strict).
+    let mut list = List::weights(&[1, 1, 2]);
+    let mut s = scheduler(SchedulerKind::Lblcr, &list);
+    assert_eq!(list.picks(&mut s, 8, true), "AABBCCCC");
+    assert_eq!(list.pick_at(&mut s, 60), 'C');
+    let Scheduler::Lblcr(set) = &s else { unreachable!() };
+    assert_eq!(set.members().count(), 3);
+
+    // Members over the upper threshold are skipped by the set's pick (unlike lblc).
+    let mut list = List::weights(&[1, 1, 2]);
+    let mut s = scheduler(SchedulerKind::Lblcr, &list);
+    assert_eq!(list.picks(&mut s, 1, true), "A");
+    list.reals[0].overloaded = true;
+    assert_eq!(list.picks(&mut s, 1, true), "B", "A flagged: the set has nobody, wlc gives B");
 }
