@@ -1,6 +1,6 @@
-//! Replays through the packet path for dh, fo, ovf, lblc, lblcr and twos, each against picks
+//! Replays through the packet path for dh, fo, ovf, lblc and lblcr, each against picks
 //! worked out by hand from the kernel's `ip_vs_<name>.c` (written down beside each step),
-//! never from dr's output.
+//! never from dr's output; and twos, random, against its distribution.
 
 mod support;
 
@@ -200,4 +200,39 @@ fn lblcr_replicates_and_sheds_the_most_loaded() {
     assert_eq!(r.open(1, 62), [13]);
     assert_eq!(r.open(1, 63), [12]);
     assert_eq!(r.open(1, 64), [11]);
+}
+
+#[test]
+fn twos_draws_from_the_seed_with_the_kernel_distribution() {
+    // Not the kernel's picks (it draws from prandom_u32), but its distribution: weights 1
+    // and 2 with no connections give each half the picks (draws 0 ..= 3: 0 and 1 pick the
+    // first server), and equal overheads keep the first draw.
+    let picks = |seed: [u64; 4]| {
+        let mut config = Config::new(mac(DIRECTOR_MAC), seed);
+        config.capacity = 64;
+        let mut d = Director::new(config).unwrap();
+        let s = d
+            .add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 80, SchedulerKind::Twos))
+            .unwrap();
+        let two =
+            RealConfig::new(ip("10.0.0.12")).with_weight(2).with_mac(mac([2, 0, 0, 0, 0, 12]));
+        let one =
+            RealConfig::new(ip("10.0.0.11")).with_weight(1).with_mac(mac([2, 0, 0, 0, 0, 11]));
+        d.add_real(s, two).unwrap();
+        let first = d.add_real(s, one).unwrap(); // the head of the list
+        let key = dr_core::FlowKey {
+            protocol: Protocol::Tcp,
+            client: ip("192.0.2.1"),
+            client_port: 1,
+            vip: ip(VIP),
+            vip_port: 80,
+        };
+        (0..40_000).map(|_| d.schedule(s, &key) == Some(first)).collect::<Vec<bool>>()
+    };
+    let a = picks([1, 2, 3, 4]);
+    assert_eq!(a, picks([1, 2, 3, 4]), "the same seed draws alike");
+    assert_ne!(a, picks([1, 2, 3, 5]), "another seed draws otherwise");
+    let share = a.iter().filter(|&&f| f).count() as f64 / a.len() as f64;
+    // 5 standard deviations of 40 000 fair draws: 0.0125.
+    assert!((share - 0.5).abs() < 0.0125, "{share}");
 }

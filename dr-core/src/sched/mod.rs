@@ -17,6 +17,7 @@ mod ovf;
 mod rr;
 mod sed;
 mod sh;
+mod twos;
 mod weighted;
 mod wlc;
 mod wrr;
@@ -67,6 +68,10 @@ pub enum SchedulerKind {
     Lblc,
     /// `lblcr`: locality-based least-connection with replication (a cached set of servers).
     Lblcr,
+    /// `twos`: weighted random two choices. Random: its picks follow the kernel's
+    /// distribution, from a generator seeded by the director's hash seed, not the kernel's
+    /// own draws.
+    Twos,
 }
 
 impl SchedulerKind {
@@ -85,6 +90,7 @@ impl SchedulerKind {
         Self::Ovf,
         Self::Lblc,
         Self::Lblcr,
+        Self::Twos,
     ];
 
     /// The `ipvsadm -s` name.
@@ -103,6 +109,7 @@ impl SchedulerKind {
             Self::Ovf => "ovf",
             Self::Lblc => "lblc",
             Self::Lblcr => "lblcr",
+            Self::Twos => "twos",
         }
     }
 }
@@ -311,6 +318,8 @@ pub(crate) struct SchedParams {
     pub(crate) service: ServiceId,
     /// The director's time: when the scheduler starts, or the settings change.
     pub(crate) now: Instant,
+    /// `twos`'s generator seed, from the director's hash seed and the service.
+    pub(crate) seed: u64,
 }
 
 impl SchedParams {
@@ -323,6 +332,7 @@ impl SchedParams {
             lblcr_expiration: config.lblcr_expiration,
             service,
             now,
+            seed: twos::seed(config.hash_seed, service.index()),
         }
     }
 }
@@ -345,6 +355,7 @@ pub(crate) enum Scheduler {
     Ovf,
     Lblc(lblc::Lblc),
     Lblcr(lblcr::Lblcr),
+    Twos(twos::Twos),
 }
 
 impl Scheduler {
@@ -373,6 +384,7 @@ impl Scheduler {
             SchedulerKind::Ovf => Self::Ovf,
             SchedulerKind::Lblc => Self::Lblc(lblc::Lblc::new(params)),
             SchedulerKind::Lblcr => Self::Lblcr(lblcr::Lblcr::new(params, dests)),
+            SchedulerKind::Twos => Self::Twos(twos::Twos::new(params.seed)),
         }
     }
 
@@ -391,6 +403,7 @@ impl Scheduler {
             Self::Ovf => SchedulerKind::Ovf,
             Self::Lblc(_) => SchedulerKind::Lblc,
             Self::Lblcr(_) => SchedulerKind::Lblcr,
+            Self::Twos(_) => SchedulerKind::Twos,
         }
     }
 
@@ -415,6 +428,7 @@ impl Scheduler {
             Self::Ovf => ovf::schedule(dests),
             Self::Lblc(s) => return s.schedule(dests, flow, now),
             Self::Lblcr(s) => return s.schedule(dests, flow, now),
+            Self::Twos(s) => s.schedule(dests),
         };
         dests.order.get(position?).copied()
     }
@@ -429,7 +443,14 @@ impl Scheduler {
             Self::Dh(s) => s.reassign(dests),
             // No add_dest hook in the kernel: lblcr only makes room for the new member.
             Self::Lblcr(s) => s.reserve(dests),
-            Self::Lc | Self::Wlc | Self::Sed | Self::Nq | Self::Fo | Self::Ovf | Self::Lblc(_) => {}
+            Self::Lc
+            | Self::Wlc
+            | Self::Sed
+            | Self::Nq
+            | Self::Fo
+            | Self::Ovf
+            | Self::Lblc(_)
+            | Self::Twos(_) => {}
         }
     }
 
@@ -450,7 +471,8 @@ impl Scheduler {
             | Self::Fo
             | Self::Ovf
             | Self::Lblc(_)
-            | Self::Lblcr(_) => {}
+            | Self::Lblcr(_)
+            | Self::Twos(_) => {}
         }
     }
 
@@ -480,7 +502,8 @@ impl Scheduler {
             | Self::Fo
             | Self::Ovf
             | Self::Lblc(_)
-            | Self::Lblcr(_) => {}
+            | Self::Lblcr(_)
+            | Self::Twos(_) => {}
         }
     }
 

@@ -8,6 +8,7 @@ use crate::service::ServiceId;
 use crate::stats::Stats;
 use crate::time::{Duration, Instant};
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr};
 
@@ -90,6 +91,7 @@ fn params() -> SchedParams {
         lblcr_expiration: Duration::from_secs(60),
         service: ServiceId::from_index(0),
         now: Instant::ZERO,
+        seed: 7,
     }
 }
 
@@ -705,4 +707,75 @@ fn lblcr_worked_examples() {
     assert_eq!(list.picks(&mut s, 1, true), "A");
     list.reals[0].overloaded = true;
     assert_eq!(list.picks(&mut s, 1, true), "B", "A flagged: the set has nobody, wlc gives B");
+}
+
+/// twos's distribution for fixed counts, worked out the straightforward way: every pair of
+/// draws `r1, r2` in `0 ..= W` equally likely, each walked down the list as the kernel does.
+fn twos_distribution(list: &List) -> Vec<f64> {
+    let eligible: Vec<usize> = (0..list.reals.len())
+        .filter(|&i| !list.reals[i].overloaded && list.reals[i].weight > 0)
+        .collect();
+    let total: u32 = eligible.iter().map(|&i| list.reals[i].weight).sum();
+    let walk = |r: u32| {
+        let mut left = i64::from(r);
+        for &i in &eligible {
+            left -= i64::from(list.reals[i].weight);
+            if left <= 0 {
+                return i;
+            }
+        }
+        unreachable!()
+    };
+    let mut p = vec![0.0; list.reals.len()];
+    let n = f64::from(total + 1) * f64::from(total + 1);
+    for r1 in 0..=total {
+        for r2 in 0..=total {
+            let (a, b) = (walk(r1), walk(r2));
+            let oh = |i: usize| i64::from(list.reals[i].overhead());
+            let w = |i: usize| i64::from(list.reals[i].weight);
+            let pick = if w(b) * oh(a) > w(a) * oh(b) { b } else { a };
+            p[pick] += 1.0 / n;
+        }
+    }
+    p
+}
+
+/// The examples of `twos.rs`'s module docs, and its distribution against the one worked out
+/// above, for several counts.
+#[test]
+fn twos_matches_the_kernel_distribution() {
+    let idle = List::weights(&[1, 2]);
+    assert_eq!(twos_distribution(&idle), [0.5, 0.5]);
+    let busy = List::new(&[(1, 1, 0), (2, 0, 0)]);
+    assert_eq!(twos_distribution(&busy), [0.25, 0.75]);
+    let mut off = List::weights(&[0, 3]);
+    off.reals[1].overloaded = true;
+    let mut s = scheduler(SchedulerKind::Twos, &off);
+    assert_eq!(off.picks(&mut s, 3, false), "---");
+    for servers in [
+        vec![(1, 0, 0), (2, 0, 0)],
+        vec![(1, 1, 0), (2, 0, 0)],
+        vec![(3, 2, 10), (1, 0, 0), (0, 0, 0), (5, 7, 1), (2, 1, 300)],
+        vec![(10, 40, 0), (20, 30, 0), (30, 90, 0), (40, 20, 0)],
+    ] {
+        let mut list = List::new(&servers);
+        let expected = twos_distribution(&list);
+        let mut s = scheduler(SchedulerKind::Twos, &list);
+        let n = 200_000;
+        let mut seen = vec![0u32; servers.len()];
+        for _ in 0..n {
+            let id = s.schedule(&list.dests(), &flow([192, 0, 2, 1], 1), Instant::ZERO).unwrap();
+            seen[id.index()] += 1;
+        }
+        for (i, &p) in expected.iter().enumerate() {
+            let got = f64::from(seen[i]) / f64::from(n);
+            // Five standard deviations of a binomial proportion.
+            let sigma = (p * (1.0 - p) / f64::from(n)).sqrt();
+            assert!(
+                (got - p).abs() <= 5.0 * sigma + 1e-9,
+                "{servers:?}: server {i}: {got} for {p}"
+            );
+        }
+        list.reals.clear();
+    }
 }
