@@ -59,7 +59,7 @@ fn errors_name_the_line() {
         ("-A -t 10.0.0.100:80 -s rr -p 360 -M 255.0.255.0", "not contiguous"),
         ("-A -t 10.0.0.100:80 -s rr -p 0", "out of range"),
         ("-A -t 10.0.0.100:0 -s rr", "port 0"),
-        ("-A -t 10.0.0.100:80 -s lblc", "unknown scheduler"),
+        ("-A -t 10.0.0.100:80 -s maglev", "unknown scheduler"),
         ("-a -t 10.0.0.100:80 -r 10.0.0.11", "not defined"),
         ("-E -t 10.0.0.100:80 -s rr", "service TCP  10.0.0.100:80 is not defined"),
         ("-L -n", "-L (list) prints the table"),
