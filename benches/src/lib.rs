@@ -416,12 +416,34 @@ impl NaiveScheduler {
                 let slot = self.hasher.hash_one(client) % self.maglev.len() as u64;
                 self.maglev[slot as usize].filter(|&i| self.reals[i].weight > 0)
             }
+            // Every connection of a VIP to one server.
+            SchedulerKind::Dh => {
+                let pick = (self.hasher.hash_one(VIP) % n as u64) as usize;
+                (self.reals[pick].weight > 0).then_some(pick)
+            }
+            SchedulerKind::Fo => {
+                let best = self.reals.iter().enumerate().filter(|(_, r)| r.weight > 0);
+                best.max_by_key(|(i, r)| (r.weight, std::cmp::Reverse(*i))).map(|(i, _)| i)
+            }
+            SchedulerKind::Ovf => {
+                let fits = self.reals.iter().enumerate();
+                let fits = fits.filter(|(_, r)| r.weight > 0 && r.active <= r.weight);
+                fits.max_by_key(|(i, r)| (r.weight, std::cmp::Reverse(*i))).map(|(i, _)| i)
+            }
+            SchedulerKind::Twos => {
+                self.next = self.next.wrapping_add(1);
+                let a = (self.hasher.hash_one(self.next) % n as u64) as usize;
+                let b = (self.hasher.hash_one(!self.next) % n as u64) as usize;
+                let load = |r: &NaiveReal| f64::from(r.active) / f64::from(r.weight.max(1));
+                let pick = if load(&self.reals[b]) < load(&self.reals[a]) { b } else { a };
+                (self.reals[pick].weight > 0).then_some(pick)
+            }
             kind => {
                 let cost = |r: &NaiveReal| -> f64 {
                     let w = f64::from(r.weight);
                     match kind {
                         SchedulerKind::Lc => f64::from(r.active) * 256.0 + f64::from(r.inactive),
-                        SchedulerKind::Wlc => {
+                        SchedulerKind::Wlc | SchedulerKind::Lblc | SchedulerKind::Lblcr => {
                             (f64::from(r.active) * 256.0 + f64::from(r.inactive)) / w
                         }
                         _ => (f64::from(r.active) + 1.0) / w,

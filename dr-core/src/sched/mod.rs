@@ -4,7 +4,16 @@
 //! enum (no `Box<dyn>`: no allocation, and the calls inline). Each scheduler sees the
 //! service's real servers in the kernel's list order (most recently added first), and keeps
 //! whatever position it needs across picks. The change hooks mirror `ip_vs_scheduler`'s
-//! `add_dest` / `del_dest` / `upd_dest`.
+//! `add_dest` / `del_dest` / `upd_dest`; tables (sh, dh, mh) are built there, at
+//! configuration time, never on the packet path.
+//!
+//! All fourteen of the kernel's: rr, wrr, lc, wlc, sh, sed, nq, mh, dh, fo, ovf, lblc and
+//! lblcr pick for pick as the kernel does; twos is random and follows the kernel's
+//! distribution from a generator seeded by the director. Each module's docs give worked
+//! examples computed from the kernel code, and the tests check them. What Direct Routing
+//! changes: a real server's port is the service's (mh hashes it), and a packet's
+//! destination is always its service's VIP, so dh sends a whole service to one server and
+//! lblc and lblcr cache one entry per service.
 
 mod dh;
 mod fo;
