@@ -11,10 +11,10 @@ use super::Dests;
 pub(crate) fn schedule(dests: &Dests<'_>) -> Option<usize> {
     let mut best = None;
     let mut hw = 0;
-    for pos in 0..dests.len() {
-        if dests.usable(pos) && dests.weight(pos) > hw {
+    for (pos, real) in dests.iter() {
+        if real.is_usable() && real.weight > hw {
             best = Some(pos);
-            hw = dests.weight(pos);
+            hw = real.weight;
         }
     }
     best

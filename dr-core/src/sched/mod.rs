@@ -288,6 +288,12 @@ impl<'a> Dests<'a> {
         self.order.get(position).and_then(|id| self.reals.get(id.index()))
     }
 
+    /// Each position with its server, in list order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &'a RealServer)> + '_ {
+        let reals = self.reals;
+        self.order.iter().enumerate().filter_map(move |(p, id)| Some((p, reals.get(id.index())?)))
+    }
+
     /// The real server behind a handle (in the list or removed from it).
     pub(crate) fn real(&self, id: RealId) -> Option<&'a RealServer> {
         self.reals.get(id.index())

@@ -11,9 +11,9 @@ use super::Dests;
 
 pub(crate) fn schedule(dests: &Dests<'_>) -> Option<usize> {
     let mut best: Option<(usize, u32)> = None;
-    for pos in 0..dests.len() {
-        let w = dests.weight(pos);
-        if !dests.usable(pos) || dests.active(pos) > w || w == 0 {
+    for (pos, real) in dests.iter() {
+        let w = real.weight;
+        if !real.is_usable() || real.active > w || w == 0 {
             continue;
         }
         if best.is_none_or(|(_, hw)| w > hw) {

@@ -44,12 +44,11 @@ impl Twos {
 
     /// `ip_vs_twos_schedule`.
     pub(crate) fn schedule(&mut self, dests: &Dests<'_>) -> Option<usize> {
-        let eligible = |p: usize| dests.usable(p) && dests.weight(p) > 0;
-        let weight = |p: usize| dests.weight(p) as i32;
+        let eligible = || dests.iter().filter(|(_, r)| r.is_usable() && r.weight > 0);
         let mut total: i32 = 0;
         let mut choice1 = None;
-        for p in (0..dests.len()).filter(|&p| eligible(p)) {
-            total = total.wrapping_add(weight(p));
+        for (p, real) in eligible() {
+            total = total.wrapping_add(real.weight as i32);
             choice1 = Some(p);
         }
         choice1?;
@@ -58,15 +57,15 @@ impl Twos {
         let mut r1 = self.next_u32().checked_rem(total).unwrap_or(0) as i32;
         let mut r2 = self.next_u32().checked_rem(total).unwrap_or(0) as i32;
         let (mut first, mut second) = (None::<(usize, i32, i32)>, None::<(usize, i32, i32)>);
-        for p in (0..dests.len()).filter(|&p| eligible(p)) {
-            let w = weight(p);
+        for (p, real) in eligible() {
+            let w = real.weight as i32;
             r1 = r1.wrapping_sub(w);
             r2 = r2.wrapping_sub(w);
             if r1 <= 0 && first.is_none() {
-                first = Some((p, w, dests.overhead(p)));
+                first = Some((p, w, real.overhead()));
             }
             if r2 <= 0 && second.is_none() {
-                second = Some((p, w, dests.overhead(p)));
+                second = Some((p, w, real.overhead()));
             }
             if first.is_some() && second.is_some() {
                 break;
