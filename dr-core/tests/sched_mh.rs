@@ -291,3 +291,18 @@ fn mh_worked_example_by_hand() {
         assert_eq!(verdict, Verdict::Forward { real: ids[want] }, "{client}");
     }
 }
+
+#[test]
+fn a_new_table_size_rebuilds_running_services() {
+    let reals = [("10.0.0.11", 1), ("10.0.0.12", 2), ("10.0.0.13", 1)];
+    let clients = clients4(600);
+    let mut case = Case::new(4093, "10.0.0.100", &reals, SchedFlags::NONE);
+    assert_eq!(case.replay(&clients, false, false), clients.len());
+    let mut config = case.d.config().clone();
+    config.mh_table_size = 251;
+    assert_eq!(case.d.reconfigure(&config).unwrap(), ["mh_table_size"]);
+    case.m = 251;
+    assert_eq!(case.replay(&clients, false, false), clients.len());
+    config.mh_table_size = 250;
+    assert_eq!(case.d.reconfigure(&config), Err(dr_core::ConfigError::MhTableSize(250)));
+}
