@@ -16,7 +16,13 @@ fn director(kind: SchedulerKind, reals: usize) -> (Director, ServiceId) {
     let mut config = Config::new(MacAddr(DIRECTOR_MAC), [9, 8, 7, 6]);
     config.capacity = 1 << 16;
     let mut d = Director::new(config).expect("valid configuration");
-    let flags = SchedFlags { sh_port: true, sh_fallback: true, flag_3: false };
+    let flags = SchedFlags {
+        sh_port: true,
+        sh_fallback: true,
+        mh_port: true,
+        mh_fallback: true,
+        flag_3: false,
+    };
     let s = d
         .add_service(ServiceConfig::new(Protocol::Tcp, IpAddr::V4(VIP), 80, kind).with_flags(flags))
         .expect("new service");

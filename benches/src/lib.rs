@@ -372,6 +372,8 @@ pub struct NaiveScheduler {
     next: usize,
     /// Source hashing: the same client always hashes the same.
     hasher: std::hash::RandomState,
+    /// Maglev: the lookup table.
+    maglev: Vec<Option<usize>>,
 }
 
 impl NaiveScheduler {
@@ -382,7 +384,13 @@ impl NaiveScheduler {
             .enumerate()
             .flat_map(|(i, r)| std::iter::repeat_n(i, r.weight as usize))
             .collect();
-        Self { kind, reals, slots, next: 0, hasher: std::hash::RandomState::new() }
+        let maglev = if kind == SchedulerKind::Mh {
+            let servers: Vec<(IpAddr, u32)> = reals.iter().map(|r| (r.addr, r.weight)).collect();
+            naive_maglev(4093, &servers)
+        } else {
+            Vec::new()
+        };
+        Self { kind, reals, slots, next: 0, hasher: std::hash::RandomState::new(), maglev }
     }
 
     /// The index of the server for a new connection of `client`.
@@ -404,12 +412,38 @@ impl NaiveScheduler {
                 let pick = (self.hasher.hash_one(client) % n as u64) as usize;
                 (self.reals[pick].weight > 0).then_some(pick)
             }
+            SchedulerKind::Mh => {
+                let slot = self.hasher.hash_one(client) % self.maglev.len() as u64;
+                self.maglev[slot as usize].filter(|&i| self.reals[i].weight > 0)
+            }
+            // Every connection of a VIP to one server.
+            SchedulerKind::Dh => {
+                let pick = (self.hasher.hash_one(VIP) % n as u64) as usize;
+                (self.reals[pick].weight > 0).then_some(pick)
+            }
+            SchedulerKind::Fo => {
+                let best = self.reals.iter().enumerate().filter(|(_, r)| r.weight > 0);
+                best.max_by_key(|(i, r)| (r.weight, std::cmp::Reverse(*i))).map(|(i, _)| i)
+            }
+            SchedulerKind::Ovf => {
+                let fits = self.reals.iter().enumerate();
+                let fits = fits.filter(|(_, r)| r.weight > 0 && r.active <= r.weight);
+                fits.max_by_key(|(i, r)| (r.weight, std::cmp::Reverse(*i))).map(|(i, _)| i)
+            }
+            SchedulerKind::Twos => {
+                self.next = self.next.wrapping_add(1);
+                let a = (self.hasher.hash_one(self.next) % n as u64) as usize;
+                let b = (self.hasher.hash_one(!self.next) % n as u64) as usize;
+                let load = |r: &NaiveReal| f64::from(r.active) / f64::from(r.weight.max(1));
+                let pick = if load(&self.reals[b]) < load(&self.reals[a]) { b } else { a };
+                (self.reals[pick].weight > 0).then_some(pick)
+            }
             kind => {
                 let cost = |r: &NaiveReal| -> f64 {
                     let w = f64::from(r.weight);
                     match kind {
                         SchedulerKind::Lc => f64::from(r.active) * 256.0 + f64::from(r.inactive),
-                        SchedulerKind::Wlc => {
+                        SchedulerKind::Wlc | SchedulerKind::Lblc | SchedulerKind::Lblcr => {
                             (f64::from(r.active) * 256.0 + f64::from(r.inactive)) / w
                         }
                         _ => (f64::from(r.active) + 1.0) / w,
@@ -424,4 +458,38 @@ impl NaiveScheduler {
             }
         }
     }
+}
+
+/// The Maglev paper's Algorithm 1 written the first way that comes to mind: a fresh table of
+/// `Option<usize>` per build, offsets and skips from std's SipHash per server, and weights
+/// as that many turns a round. The baseline of `dr`'s `mh` table builds.
+pub fn naive_maglev(m: u64, servers: &[(IpAddr, u32)]) -> Vec<Option<usize>> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    let mut next: Vec<(u64, u64)> = servers
+        .iter()
+        .map(|(addr, _)| {
+            (hasher.hash_one((addr, 1u8)) % m, hasher.hash_one((addr, 2u8)) % (m - 1) + 1)
+        })
+        .collect();
+    let mut table = vec![None; m as usize];
+    let mut filled = 0;
+    if servers.iter().all(|(_, w)| *w == 0) {
+        return table;
+    }
+    while filled < m {
+        for (i, (offset, skip)) in next.iter_mut().enumerate() {
+            for _ in 0..servers[i].1 {
+                while table[*offset as usize].is_some() {
+                    *offset = (*offset + *skip) % m;
+                }
+                table[*offset as usize] = Some(i);
+                filled += 1;
+                if filled == m {
+                    return table;
+                }
+            }
+        }
+    }
+    table
 }

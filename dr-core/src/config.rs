@@ -79,6 +79,17 @@ pub struct Config {
     /// are passed to the host, never forwarded nor answered; frames it serves leave with
     /// exactly the tags they came with.
     pub vlans: VlanSet,
+    /// The lookup table size of `mh` services, one of
+    /// [`MH_TABLE_SIZES`](crate::sched::MH_TABLE_SIZES) (default 4093, the kernel's
+    /// `CONFIG_IP_VS_MH_TAB_INDEX` 12). Directors that are to pick alike behind one ECMP
+    /// route need the same size. A change rebuilds the tables of running services.
+    pub mh_table_size: u32,
+    /// `lblc_expiration`: how long an `lblc` cache entry may stay unused before the
+    /// half-hourly full check drops it (default 24 hours).
+    pub lblc_expiration: Duration,
+    /// `lblcr_expiration`: as `lblc_expiration` for `lblcr`, which also drops the most
+    /// loaded member of a server set not modified for this long (default 24 hours).
+    pub lblcr_expiration: Duration,
 }
 
 impl Config {
@@ -111,6 +122,9 @@ impl Config {
             fragment_timeout: Duration::from_secs(5),
             expire_quiescent_template: false,
             vlans: VlanSet::untagged(),
+            mh_table_size: crate::sched::DEFAULT_MH_TABLE_SIZE,
+            lblc_expiration: Duration::from_secs(24 * 60 * 60),
+            lblcr_expiration: Duration::from_secs(24 * 60 * 60),
         }
     }
 
@@ -138,6 +152,16 @@ impl Config {
         }
         if self.conn_reuse_mode > 3 {
             return Err(ConfigError::ConnReuseMode(self.conn_reuse_mode));
+        }
+        if !crate::sched::MH_TABLE_SIZES.contains(&self.mh_table_size) {
+            return Err(ConfigError::MhTableSize(self.mh_table_size));
+        }
+        for (field, d) in
+            [("lblc_expiration", self.lblc_expiration), ("lblcr_expiration", self.lblcr_expiration)]
+        {
+            if d > Duration::from_secs(u64::from(MAX_TIMEOUT_SECS)) {
+                return Err(ConfigError::Expiration { field, secs: d.as_secs() });
+            }
         }
         Ok(())
     }
@@ -175,6 +199,15 @@ pub enum ConfigError {
     FragmentCapacity(usize),
     /// `fragment_timeout` is zero while fragments are tracked.
     FragmentTimeout,
+    /// `mh_table_size` is not one of the kernel's primes.
+    MhTableSize(u32),
+    /// `lblc_expiration` or `lblcr_expiration` is longer than the kernel's sysctl holds.
+    Expiration {
+        /// `lblc_expiration` or `lblcr_expiration`.
+        field: &'static str,
+        /// The value given, in seconds.
+        secs: u64,
+    },
     /// Persistence with a timeout outside 1 ..= 31 days, or a prefix longer than 128 bits.
     Persistence {
         /// The timeout given, in seconds.
@@ -265,6 +298,19 @@ impl fmt::Display for ConfigError {
             Self::FragmentTimeout => f.write_str(
                 "fragment_timeout is zero: give at least one millisecond, or set \
                  fragment_capacity to 0",
+            ),
+            Self::MhTableSize(size) => {
+                write!(f, "mh_table_size {size} is not one of the kernel's table sizes: give")?;
+                for (i, m) in crate::sched::MH_TABLE_SIZES.iter().enumerate() {
+                    f.write_str(if i == 0 { " " } else { ", " })?;
+                    write!(f, "{m}")?;
+                }
+                f.write_str(" (default 4093)")
+            }
+            Self::Expiration { field, secs } => write!(
+                f,
+                "director.{field} = {secs} is too long: the kernel allows at most \
+                 {MAX_TIMEOUT_SECS} seconds"
             ),
             Self::ConnReuseMode(mode) => write!(
                 f,

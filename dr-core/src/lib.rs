@@ -48,7 +48,9 @@
 //!
 //! # What it does as IPVS does
 //!
-//! The input-only TCP state table and its timeouts; the seven schedulers pick for pick;
+//! The input-only TCP state table and its timeouts; the fourteen schedulers of
+//! [`sched`], pick for pick but for `twos`, which is random and follows the kernel's
+//! distribution from a seeded generator;
 //! active, inactive and persistent counts; thresholds; persistence templates (netmask or
 //! IPv6 prefix, port-0 services, the 60 s `expire_later` steps while a template controls
 //! connections, counted from each deadline and decided in deadline order however late
@@ -62,6 +64,11 @@
 //!
 //! # Where dr differs from Linux IPVS on purpose
 //!
+//! - `twos` draws from a generator seeded by [`Config::hash_seed`], not from the kernel's
+//!   `prandom_u32`: its picks are reproducible and follow the kernel's distribution, not its
+//!   draws. `mh` builds the tables of 64-bit little-endian kernels (x86-64, arm64), whose
+//!   `hsiphash` is SipHash-1-3; a server the table still names after the service lost it
+//!   (more servers than slots, which the kernel refuses to rebuild for) is not picked.
 //! - The TTL is left alone unless [`Config::decrement_ttl`] is set (Linux decrements it);
 //!   with it set, a TTL of 1 or less is dropped rather than answered with ICMP.
 //! - The connection table has a fixed capacity (IPVS's grows until memory runs out). A new
@@ -145,7 +152,10 @@ pub use listing::{
     ConnectionListing, Counts, Listing, ListingFormat, ListingOptions, RealRow, ServiceRow, Table,
 };
 pub use mac::{MacAddr, MacParseError};
-pub use sched::{FlagNames, SchedFlagError, SchedFlags, SchedulerKind, UnknownScheduler};
+pub use sched::{
+    DEFAULT_MH_TABLE_SIZE, FlagNames, MH_TABLE_SIZES, SchedFlagError, SchedFlags, SchedulerKind,
+    UnknownScheduler,
+};
 pub use service::{
     DEFAULT_PERSISTENT_SECS, MAX_PERSISTENT_SECS, MAX_WEIGHT, Persistence, RealConfig, RealEdit,
     RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,

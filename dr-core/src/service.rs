@@ -285,6 +285,9 @@ pub struct RealServer {
     pub(crate) addr: IpAddr,
     pub(crate) service: ServiceId,
     pub(crate) weight: u32,
+    /// IPVS's `last_weight`: the weight it was added with, or last edited to other than 0
+    /// (`mh` builds its table from it, so a quiesced server keeps its slots).
+    pub(crate) last_weight: u32,
     pub(crate) mac: Option<MacAddr>,
     pub(crate) neighbour: NeighbourId,
     pub(crate) active: u32,

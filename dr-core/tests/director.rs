@@ -709,7 +709,8 @@ fn listing_director() -> Director {
     // service is .11, .12 (newest first), so rr gives .11 the first and third SYN.
     let dns =
         d.add_service(ServiceConfig::new(Protocol::Udp, ip(VIP), 53, SchedulerKind::Rr)).unwrap();
-    let flags = dr_core::SchedFlags { sh_port: true, sh_fallback: true, flag_3: false };
+    let flags =
+        dr_core::SchedFlags { sh_port: true, sh_fallback: true, ..dr_core::SchedFlags::NONE };
     let sh6 = ServiceConfig::new(Protocol::Tcp, ip(VIP6), 80, SchedulerKind::Sh).with_flags(flags);
     let web6 = d.add_service(sh6).unwrap();
     let web =

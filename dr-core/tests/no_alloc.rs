@@ -109,7 +109,13 @@ fn the_packet_path_never_allocates() {
 fn every_scheduler_picks_without_allocating() {
     for &kind in SchedulerKind::ALL {
         let mut d = director(256);
-        let flags = dr_core::SchedFlags { sh_port: true, sh_fallback: true, flag_3: false };
+        let flags = dr_core::SchedFlags {
+            sh_port: true,
+            sh_fallback: true,
+            mh_port: true,
+            mh_fallback: true,
+            flag_3: false,
+        };
         let s = d
             .add_service(
                 ServiceConfig::new(Protocol::Tcp, ip("10.0.0.100"), 80, kind).with_flags(flags),

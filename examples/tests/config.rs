@@ -3,6 +3,7 @@
 use dr_core::{MacAddr, Protocol, SchedulerKind, ServiceKey};
 use dr_examples::LineError;
 use dr_examples::config::{LoadOptions, load};
+use std::time::Duration;
 
 const OPTIONS: LoadOptions = LoadOptions {
     hash_seed: [1, 2, 3, 4],
@@ -248,10 +249,9 @@ fn defaults_flags_and_thresholds() {
         .unwrap();
     let service = d.service(web).unwrap();
     assert_eq!(service.scheduler(), SchedulerKind::Wlc, "wlc is the default, as in ipvsadm");
-    // Numbered for any scheduler, named for sh only, as ipvsadm takes -b.
     assert_eq!(
         service.flags(),
-        dr_core::SchedFlags { sh_port: true, sh_fallback: true, flag_3: false }
+        dr_core::SchedFlags { sh_port: true, sh_fallback: true, ..dr_core::SchedFlags::NONE }
     );
     let twelve = d.real(service.reals()[0]).unwrap();
     assert_eq!(twelve.thresholds(), (100, 50));
@@ -603,4 +603,50 @@ ip = "REAL"
         "{err}"
     );
     assert_eq!(err.line, Some(line_of(&text, "vip = \"10.0.0.11\"")), "{err}");
+}
+
+#[test]
+fn mh_flags_and_table_size() {
+    let text = replace(
+        "scheduler = \"rr\"\npersistent = 0\n",
+        "scheduler = \"mh\"\nflags = [\"mh-fallback\"]\n",
+    )
+    .replacen("capacity = 4096", "capacity = 4096\nmh_table_size = 65521", 1);
+    let d = load(&text, OPTIONS).unwrap();
+    assert_eq!(d.config().mh_table_size, 65521);
+    let (_, service) = d.services().find(|(_, s)| s.scheduler() == SchedulerKind::Mh).unwrap();
+    assert_eq!(
+        service.flags(),
+        dr_core::SchedFlags { mh_fallback: true, ..dr_core::SchedFlags::NONE }
+    );
+    let listing = d.listing(dr_core::ListingFormat::Plain).to_string();
+    assert!(listing.contains("TCP  10.0.0.100:80 mh (mh-fallback)\n"), "{listing}");
+    let json = d.listing(dr_core::ListingFormat::Json).to_string();
+    assert!(json.contains(r#""scheduler":"mh","flags":"mh-fallback""#), "{json}");
+    // A size the kernel cannot have, and a flag of another scheduler, name their line.
+    let bad = text.replacen("mh_table_size = 65521", "mh_table_size = 65537", 1);
+    let err = error(&bad);
+    assert_eq!(err.line, Some(line_of(&bad, "mh_table_size")), "{err}");
+    assert!(err.message.contains("65521") && err.message.contains("4093"), "{err}");
+    let bad = text.replacen("[\"mh-fallback\"]", "[\"sh-port\"]", 1);
+    let err = error(&bad);
+    assert_eq!(err.line, Some(line_of(&bad, "sh-port")), "{err}");
+    assert!(err.message.contains("\"sh-port\": a flag of the sh scheduler, not of mh"), "{err}");
+}
+
+#[test]
+fn lblc_expirations() {
+    let text = replace("scheduler = \"rr\"\n", "scheduler = \"lblcr\"\n").replacen(
+        "capacity = 4096",
+        "capacity = 4096\nlblc_expiration = 600\nlblcr_expiration = 120",
+        1,
+    );
+    let d = load(&text, OPTIONS).unwrap();
+    assert_eq!(d.config().lblc_expiration, Duration::from_secs(600));
+    assert_eq!(d.config().lblcr_expiration, Duration::from_secs(120));
+    assert!(d.services().any(|(_, s)| s.scheduler() == SchedulerKind::Lblcr));
+    let bad = text.replacen("lblcr_expiration = 120", "lblcr_expiration = 4000000", 1);
+    let err = error(&bad);
+    assert_eq!(err.line, Some(line_of(&bad, "lblcr_expiration")), "{err}");
+    assert!(err.message.contains("director.lblcr_expiration = 4000000 is too long"), "{err}");
 }

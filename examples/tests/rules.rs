@@ -60,7 +60,7 @@ fn errors_name_the_line() {
         ("-A -t 10.0.0.100:80 -s rr -p 360 -M 255.0.255.0", "not contiguous"),
         ("-A -t 10.0.0.100:80 -s rr -p 0", "out of range"),
         ("-A -t 10.0.0.100:0 -s rr", "port 0"),
-        ("-A -t 10.0.0.100:80 -s lblc", "unknown scheduler"),
+        ("-A -t 10.0.0.100:80 -s maglev", "unknown scheduler"),
         ("-a -t 10.0.0.100:80 -r 10.0.0.11", "not defined"),
         ("-E -t 10.0.0.100:80 -s rr", "No such service: -t 10.0.0.100:80 is not defined"),
         ("-L -n", "-L (list) prints the table"),
@@ -121,7 +121,7 @@ fn defaults_flags_and_thresholds() {
     assert_eq!(service.scheduler(), SchedulerKind::Wlc);
     assert_eq!(
         service.flags(),
-        dr_core::SchedFlags { sh_port: true, sh_fallback: true, flag_3: false }
+        dr_core::SchedFlags { sh_port: true, sh_fallback: true, ..dr_core::SchedFlags::NONE }
     );
     assert_eq!(d.real(service.reals()[0]).unwrap().thresholds(), (100, 50));
     let err = load("-A -t 10.0.0.100:80\n-a -t 10.0.0.100:80 -r 10.0.0.11 -y 5\n", &options())
@@ -410,4 +410,33 @@ fn saved_rules_are_ipvsadm_save_lines() {
 -a -u [2001:db8::100]:53 -r [2001:db8::11]:53 -g -w 1
 ";
     assert_eq!(d.listing(dr_core::ListingFormat::Rules).to_string(), expected);
+}
+
+#[test]
+fn mh_flags_in_ipvsadm_syntax() {
+    let rules =
+        "-A -t 10.0.0.100:80 -b mh-fallback,mh-port -s mh\n-a -t 10.0.0.100:80 -r 10.0.0.11 -w 2\n";
+    let d = load(rules, &options()).unwrap();
+    let (_, service) = d.services().next().unwrap();
+    assert_eq!(service.scheduler(), SchedulerKind::Mh);
+    let both =
+        dr_core::SchedFlags { mh_port: true, mh_fallback: true, ..dr_core::SchedFlags::NONE };
+    assert_eq!(service.flags(), both);
+    let listing = d.listing(dr_core::ListingFormat::Plain).to_string();
+    assert!(listing.contains("TCP  10.0.0.100:80 mh (mh-fallback,mh-port)\n"), "{listing}");
+    // flag-1 and flag-2 are mh's own under mh.
+    let d = load("-A -t 10.0.0.100:80 -s mh -b flag-2,flag-1\n", &options()).unwrap();
+    assert_eq!(d.services().next().unwrap().1.flags(), both);
+    for (line, says) in [
+        ("-A -t 10.0.0.100:80 -s rr -b mh-port", "mh-port: a flag of the mh scheduler, not of rr"),
+        ("-A -t 10.0.0.100:80 -s mh -b sh-port", "sh-port: a flag of the sh scheduler, not of mh"),
+        (
+            "-A -t 10.0.0.100:80 -s mh -b mh-bogus",
+            "expected sh-fallback or sh-port (sh), mh-fallback or mh-port (mh)",
+        ),
+    ] {
+        let err = load(&format!("{line}\n"), &options()).unwrap_err();
+        assert_eq!(err.line, Some(1), "{line}: {err}");
+        assert!(err.message.contains(says), "{line}: {err}");
+    }
 }

@@ -8,7 +8,7 @@ use super::martian::VipFilter;
 use super::{Director, host_refusal, release};
 use crate::config::{Config, ConfigError, validate_timeouts};
 use crate::conn::TimeoutSettings;
-use crate::sched::{Dests, SchedFlags, Scheduler, SchedulerKind};
+use crate::sched::{Dests, SchedFlags, SchedParams, Scheduler, SchedulerKind};
 use crate::service::{
     MAX_PERSISTENT_SECS, MAX_WEIGHT, Persistence, RealConfig, RealEdit, RealId, RealServer,
     Service, ServiceConfig, ServiceId,
@@ -44,9 +44,10 @@ impl Director {
         }
         let id = ServiceId::from_index(self.services.len());
         let no_reals = Dests { order: &[], reals: &self.reals };
+        let params = SchedParams::of(&self.config, id, key.port, self.clock);
         self.services.push(Service {
             key,
-            scheduler: Scheduler::new(service.scheduler, service.flags, &no_reals),
+            scheduler: Scheduler::new(service.scheduler, service.flags, &params, &no_reals),
             flags: service.flags,
             persistence: service.persistence,
             reals: Vec::new(),
@@ -83,7 +84,8 @@ impl Director {
             if service.scheduler.kind() == scheduler {
                 service.scheduler.set_flags(flags);
             } else {
-                service.scheduler = Scheduler::new(scheduler, flags, &dests);
+                let params = SchedParams::of(&self.config, id, service.key.port, self.clock);
+                service.scheduler = Scheduler::new(scheduler, flags, &params, &dests);
             }
             service.flags = flags;
         }
@@ -203,6 +205,7 @@ impl Director {
             Some(index) => {
                 let old = &mut self.reals[index];
                 old.weight = real.weight;
+                old.last_weight = real.weight;
                 old.u_threshold = real.u_threshold;
                 old.l_threshold = real.l_threshold;
                 old.overloaded = false;
@@ -214,6 +217,7 @@ impl Director {
                     addr,
                     service,
                     weight: real.weight,
+                    last_weight: real.weight,
                     mac,
                     neighbour,
                     active: 0,
@@ -248,6 +252,10 @@ impl Director {
         if edit.u_threshold == 0 || edit.u_threshold > real.u_threshold {
             real.overloaded = false;
         }
+        // __ip_vs_update_dest: "keep the last_weight with latest non-0 weight".
+        if edit.weight != 0 {
+            real.last_weight = edit.weight;
+        }
         real.weight = edit.weight;
         real.u_threshold = edit.u_threshold;
         real.l_threshold = edit.l_threshold;
@@ -280,13 +288,14 @@ impl Director {
     }
 
     /// Runs the service's scheduler as a new connection from `flow` would, without creating
-    /// the connection: which real server would it get? The scheduler's own position (rr,
-    /// wrr) moves on as for a real pick; connection counts do not change.
+    /// the connection: which real server would it get? The scheduler's own state (rr's and
+    /// wrr's position, lblc's and lblcr's cache, twos's randomness) moves on as for a real
+    /// pick, at the latest time the director was given; connection counts do not change.
     pub fn schedule(&mut self, service: ServiceId, flow: &crate::flow::FlowKey) -> Option<RealId> {
+        let now = self.clock;
         let svc = self.services.get_mut(service.index()).filter(|s| !s.removed)?;
         let Service { scheduler, reals: order, .. } = svc;
-        let position = scheduler.schedule(&Dests { order, reals: &self.reals }, flow)?;
-        order.get(position).copied()
+        scheduler.schedule(&Dests { order, reals: &self.reals }, flow, now)
     }
 
     /// Sets the three timeouts `ipvsadm --set tcp tcpfin udp` sets (0 keeps the current
@@ -384,6 +393,9 @@ impl Director {
             "expire_quiescent_template",
         );
         note(config.vlans != old.vlans, "vlans");
+        note(config.mh_table_size != old.mh_table_size, "mh_table_size");
+        note(config.lblc_expiration != old.lblc_expiration, "lblc_expiration");
+        note(config.lblcr_expiration != old.lblcr_expiration, "lblcr_expiration");
         if config.neighbour_refresh != old.neighbour_refresh {
             self.neighbours.set_refresh(config.neighbour_refresh);
         }
@@ -396,6 +408,13 @@ impl Director {
         let hash_seed = self.config.hash_seed;
         self.timeouts = timeouts;
         self.config = Config { hash_seed, timeouts: timeouts.settings(), ..config.clone() };
+        let Self { services, reals, config, clock, .. } = self;
+        for (i, service) in services.iter_mut().enumerate().filter(|(_, s)| !s.removed) {
+            let id = ServiceId::from_index(i);
+            let params = SchedParams::of(config, id, service.key.port, *clock);
+            let dests = Dests { order: &service.reals, reals };
+            service.scheduler.reconfigure(&params, &dests);
+        }
         Ok(changed)
     }
 }

@@ -292,7 +292,7 @@ impl Director {
         }
         let pick = match self.services[service_id.index()].persistence {
             Some(persistence) => self.persistent_pick(now, service_id, persistence, &key),
-            None => self.pick(service_id, &key, 1).map(|real| (real, None)),
+            None => self.pick(now, service_id, &key, 1).map(|real| (real, None)),
         };
         let (real_id, template) = match pick {
             Ok(pick) => pick,
@@ -333,6 +333,7 @@ impl Director {
     /// made first so that a refused connection does not move the scheduler.
     fn pick(
         &mut self,
+        now: Instant,
         service: ServiceId,
         key: &FlowKey,
         entries: usize,
@@ -341,8 +342,8 @@ impl Director {
             return Err(DropReason::ConnTableFull);
         }
         let Service { scheduler, reals: order, .. } = &mut self.services[service.index()];
-        let position = scheduler.schedule(&Dests { order, reals: &self.reals }, key);
-        position.map(|p| order[p]).ok_or(DropReason::NoRealAvailable)
+        let real = scheduler.schedule(&Dests { order, reals: &self.reals }, key, now);
+        real.ok_or(DropReason::NoRealAvailable)
     }
 
     /// `ip_vs_sched_persist`: the real server of the client's template, or a scheduled one
@@ -377,7 +378,7 @@ impl Director {
                 self.conns.retire(id);
             }
         }
-        let real = self.pick(service, key, 2)?;
+        let real = self.pick(now, service, key, 2)?;
         let template = Conn::template(template_key, real);
         let id =
             self.conns.insert(template_hash, template).map_err(|_| DropReason::ConnTableFull)?;

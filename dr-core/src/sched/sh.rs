@@ -28,7 +28,7 @@ pub(crate) fn hash_32_8(value: u32) -> usize {
 }
 
 /// The address folded to 32 bits: IPv4 as is, IPv6 the XOR of its four words.
-fn fold(addr: IpAddr) -> u32 {
+pub(crate) fn fold(addr: IpAddr) -> u32 {
     match addr {
         IpAddr::V4(v4) => u32::from(v4),
         IpAddr::V6(v6) => {

@@ -52,6 +52,9 @@ struct DirectorSection {
     fragment_timeout: Option<Spanned<i64>>,
     neighbour_refresh: Option<Spanned<i64>>,
     vlans: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    mh_table_size: Option<Spanned<u32>>,
+    lblc_expiration: Option<Spanned<u32>>,
+    lblcr_expiration: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,6 +262,15 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
     if let Some(vlans) = &file.director.vlans {
         config.vlans = parse_vlans(vlans, &at)?;
     }
+    if let Some(size) = &file.director.mh_table_size {
+        config.mh_table_size = *size.get_ref();
+    }
+    if let Some(secs) = &file.director.lblc_expiration {
+        config.lblc_expiration = Duration::from_secs(u64::from(*secs.get_ref()));
+    }
+    if let Some(secs) = &file.director.lblcr_expiration {
+        config.lblcr_expiration = Duration::from_secs(u64::from(*secs.get_ref()));
+    }
     if let Some(timeouts) = &file.timeouts {
         let t = timeouts.get_ref();
         let max = i64::from(dr_core::MAX_TIMEOUT_SECS);
@@ -304,6 +316,15 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
             dr_core::ConfigError::FragmentTimeout => {
                 file.director.fragment_timeout.as_ref().map(Spanned::span)
             }
+            dr_core::ConfigError::MhTableSize(_) => {
+                file.director.mh_table_size.as_ref().map(Spanned::span)
+            }
+            dr_core::ConfigError::Expiration { field: "lblc_expiration", .. } => {
+                file.director.lblc_expiration.as_ref().map(Spanned::span)
+            }
+            dr_core::ConfigError::Expiration { .. } => {
+                file.director.lblcr_expiration.as_ref().map(Spanned::span)
+            }
             _ => file.director.mac.as_ref().map(Spanned::span),
         };
         LineError { line: span.map(|s| line_of(text, s.start)), message: e.to_string() }
@@ -343,9 +364,19 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
         let mut flags = SchedFlags::NONE;
         for flag in &s.flags {
             let name = flag.get_ref().as_str();
-            flags = flags
-                .with_named(name, scheduler)
-                .map_err(|e| at(flag.span(), format!("{} = {name:?}: {e}", field("flags"))))?;
+            flags = flags.with_named(name, scheduler).map_err(|e| {
+                let why = match e {
+                    dr_core::SchedFlagError::Incompatible => {
+                        let owner = if name.starts_with("mh") { "mh" } else { "sh" };
+                        format!(
+                            "a flag of the {owner} scheduler, not of {scheduler} (ipvsadm: \
+                             incompatible scheduler flag)"
+                        )
+                    }
+                    _ => e.to_string(),
+                };
+                at(flag.span(), format!("{} = {name:?}: {why}", field("flags")))
+            })?;
         }
         let check = match &s.health {
             Some(health) => health_check(health, protocol, &field("health"), &at)?,

@@ -661,13 +661,17 @@ pub fn parse(line: &str) -> Result<Rule, String> {
         let scheduler = rule.scheduler.unwrap_or_default();
         for name in names.split(',') {
             rule.flags = rule.flags.with_named(name, scheduler).map_err(|e| match e {
-                dr_core::SchedFlagError::Incompatible => format!(
-                    "{written} {name}: a flag of the sh scheduler, not of {scheduler} (ipvsadm: \
-                     incompatible scheduler flag): give -s sh, or flag-1, flag-2, flag-3"
-                ),
+                dr_core::SchedFlagError::Incompatible => {
+                    let owner = if name.starts_with("mh") { "mh" } else { "sh" };
+                    format!(
+                        "{written} {name}: a flag of the {owner} scheduler, not of {scheduler} \
+                         (ipvsadm: incompatible scheduler flag): give -s {owner}, or flag-1, \
+                         flag-2, flag-3"
+                    )
+                }
                 _ => format!(
-                    "{written} {name}: expected sh-fallback or sh-port (sh), or flag-1, flag-2, \
-                     flag-3"
+                    "{written} {name}: expected sh-fallback or sh-port (sh), mh-fallback or \
+                     mh-port (mh), or flag-1, flag-2, flag-3"
                 ),
             })?;
         }
