@@ -280,4 +280,7 @@ fuzz_target!(|input: Input| {
     w.d.handle_timeout(Instant::from_nanos(w.now.saturating_add(10_000_000_000_000)));
     assert_eq!(w.d.connection_count(), 0, "everything expires in the end");
     check(&w.d);
+    // The end of time, where every clock saturates.
+    w.d.handle_timeout(Instant::MAX);
+    check(&w.d);
 });
