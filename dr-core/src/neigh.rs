@@ -73,6 +73,9 @@ pub(crate) enum Learned {
     Changed(NeighbourId, MacAddr),
 }
 
+#[cfg(fuzzing)]
+fuzzing_clone!(Neighbours { entries, index, unresolved, refresh, refresh_due });
+
 impl Neighbours {
     pub(crate) fn new(hasher: ahash::RandomState, refresh: Duration) -> Self {
         Self {
