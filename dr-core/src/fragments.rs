@@ -64,6 +64,9 @@ impl core::fmt::Debug for Fragments {
     }
 }
 
+#[cfg(fuzzing)]
+fuzzing_clone!(Fragments { entries, mask, hasher, timeout });
+
 impl Fragments {
     /// A table for at least `capacity` datagrams (0 turns tracking off), each remembered for
     /// `timeout` after its latest fragment.

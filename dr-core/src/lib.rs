@@ -122,6 +122,27 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+/// `Clone` for the fuzz targets (built with `--cfg fuzzing`), whose `clone_from` reuses
+/// every buffer the copy already has: each fuzz input starts from a copy of a director set
+/// up once, without allocating it again. Every field is named, so a field added to the type
+/// and not here fails to compile instead of leaking from one input into the next.
+#[cfg(fuzzing)]
+macro_rules! fuzzing_clone {
+    ($ty:ty { $($field:ident),* $(,)? }) => {
+        impl Clone for $ty {
+            fn clone(&self) -> Self {
+                let Self { $($field),* } = self;
+                Self { $($field: Clone::clone($field)),* }
+            }
+
+            fn clone_from(&mut self, source: &Self) {
+                let Self { $($field),* } = self;
+                $(Clone::clone_from($field, &source.$field);)*
+            }
+        }
+    };
+}
+
 mod config;
 pub mod conn;
 mod director;

@@ -110,6 +110,9 @@ pub(crate) enum Claim {
     Unsolicited,
 }
 
+#[cfg(fuzzing)]
+fuzzing_clone!(Neighbours { entries, index, unresolved, refresh, refresh_due });
+
 impl Neighbours {
     pub(crate) fn new(hasher: ahash::RandomState, refresh: Duration) -> Self {
         Self {

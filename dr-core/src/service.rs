@@ -246,6 +246,9 @@ pub struct Service {
     pub(crate) removed: bool,
 }
 
+#[cfg(fuzzing)]
+fuzzing_clone!(Service { key, scheduler, flags, persistence, reals, stats, removed });
+
 impl Service {
     /// Protocol, VIP and port.
     pub fn key(&self) -> ServiceKey {
@@ -281,6 +284,7 @@ impl Service {
 
 /// A real server and its connection counts.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct RealServer {
     pub(crate) addr: IpAddr,
     pub(crate) service: ServiceId,

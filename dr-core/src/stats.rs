@@ -74,6 +74,18 @@ impl Stats {
         step(&mut e.inbps, &mut e.last_inbytes, self.inbytes, 4);
     }
 
+    /// `samples` more samples in which the counters have not changed, stopping early once
+    /// the averages no longer move (every later sample would leave them as they are).
+    pub(crate) fn estimate_idle(&mut self, samples: u32) {
+        for _ in 0..samples {
+            let before = self.estimator;
+            self.estimate();
+            if self.estimator == before {
+                return;
+            }
+        }
+    }
+
     /// `ipvsadm -Z`: counters and rates start again from 0.
     pub(crate) fn zero(&mut self) {
         *self = Self::default();

@@ -95,6 +95,30 @@ fn a_long_silence_decays_every_rate_to_zero() {
 }
 
 #[test]
+fn missed_samples_taken_at_once_match_samples_taken_on_time() {
+    let (mut on_time, svc) = setup();
+    let (mut late, _) = setup();
+    let (mut a, mut b) = (0, 0);
+    window(&mut on_time, 0, 1000, &mut a);
+    window(&mut late, 0, 1000, &mut b);
+    for k in 1..=12 {
+        on_time.handle_timeout(s(2 + 2 * k));
+    }
+    late.handle_timeout(s(2 + 2 * 12 + 1));
+    let rates = |d: &Director| {
+        let real = d.service(svc).unwrap().reals()[0];
+        (
+            d.totals().rates(),
+            d.service(svc).unwrap().stats().rates(),
+            d.real(real).unwrap().stats().rates(),
+        )
+    };
+    assert_eq!(rates(&late), rates(&on_time));
+    assert!(rates(&late).0.inpps > 0, "rates have not decayed yet");
+    assert_eq!(late.poll_timeout(), Some(s(28)));
+}
+
+#[test]
 fn zeroing_all_and_one_service() {
     let (mut d, svc) = setup();
     let web =

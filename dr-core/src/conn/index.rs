@@ -29,6 +29,9 @@ fn tag(hash: u64) -> u32 {
     (hash >> 32) as u32
 }
 
+#[cfg(fuzzing)]
+fuzzing_clone!(Index { cells, mask });
+
 impl Index {
     /// An index for up to `capacity` entries (`capacity` ≤ 2^30).
     pub(crate) fn new(capacity: usize) -> Self {

@@ -54,6 +54,9 @@ pub(crate) struct Wheel {
     next_due: Option<u64>,
 }
 
+#[cfg(fuzzing)]
+fuzzing_clone!(Wheel { sentinels, occupied, base, mask, cursor, next_due });
+
 impl Wheel {
     /// A wheel of `slots` (a power of two) slots for entries with indices below `base`.
     pub(crate) fn new(base: u32, slots: usize) -> Self {

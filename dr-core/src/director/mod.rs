@@ -110,6 +110,27 @@ pub struct Director {
     ahead: burst::Ahead,
 }
 
+#[cfg(fuzzing)]
+fuzzing_clone!(Director {
+    config,
+    timeouts,
+    conns,
+    services,
+    service_index,
+    vips,
+    vip_order,
+    port_zero_services,
+    reals,
+    neighbours,
+    counters,
+    totals,
+    clock,
+    replies,
+    fragments,
+    next_estimate,
+    ahead,
+});
+
 /// A read-only view of one connection entry, for listings (`ipvsadm -L -c`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

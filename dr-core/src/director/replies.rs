@@ -14,6 +14,7 @@ const REFILL: Duration = Duration::from_millis(1);
 
 /// The queue and the token bucket.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(super) struct Replies {
     queue: heapless::Deque<(Instant, GeneratedFrame), QUEUE>,
     tokens: u32,

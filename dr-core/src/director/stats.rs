@@ -4,11 +4,12 @@
 use super::Director;
 use crate::config::ConfigError;
 use crate::service::ServiceId;
-use crate::stats::ESTIMATOR_INTERVAL;
+use crate::stats::{ESTIMATOR_INTERVAL, Stats};
 use crate::time::Instant;
 
 /// After this many missed samples every average has decayed to 0 (each sample keeps 3/4,
-/// and an `i64` runs out in fewer): more would change nothing.
+/// and an `i64` runs out in fewer): more would change nothing. Fewer are taken when the
+/// averages stop moving sooner.
 const MAX_SAMPLES: u32 = 256;
 
 impl Director {
@@ -16,24 +17,23 @@ impl Director {
     /// real server, as the kernel's estimator does for each of them. Samples missed while
     /// no time was given see the counters' whole change in the first and none after.
     pub(super) fn run_estimators(&mut self, now: Instant) {
-        let mut samples = 0;
-        while let Some(due) = self.next_estimate.filter(|&due| due <= now) {
-            if samples < MAX_SAMPLES {
-                self.totals.estimate();
-                self.services.iter_mut().for_each(|s| s.stats.estimate());
-                self.reals.iter_mut().for_each(|r| r.stats.estimate());
-                samples += 1;
-                self.next_estimate = Some(due.saturating_add(ESTIMATOR_INTERVAL));
-            } else {
-                // Skip the rest of a long gap in one step, keeping the 2-second phase.
-                let behind = now.saturating_duration_since(due).as_nanos();
-                let interval = ESTIMATOR_INTERVAL.as_nanos();
-                let skip = (behind / interval + 1) * interval;
-                let skip = u64::try_from(skip).unwrap_or(u64::MAX);
-                self.next_estimate =
-                    Some(due.saturating_add(crate::time::Duration::from_nanos(skip)));
-            }
-        }
+        let Some(due) = self.next_estimate.filter(|&due| due <= now) else {
+            return;
+        };
+        let interval = ESTIMATOR_INTERVAL.as_nanos() as u64;
+        let missed = (now.as_nanos() - due.as_nanos()) / interval;
+        let idle = u32::try_from(missed).unwrap_or(u32::MAX).min(MAX_SAMPLES - 1);
+        let sample = |stats: &mut Stats| {
+            stats.estimate();
+            stats.estimate_idle(idle);
+        };
+        sample(&mut self.totals);
+        self.services.iter_mut().for_each(|s| sample(&mut s.stats));
+        self.reals.iter_mut().for_each(|r| sample(&mut r.stats));
+        // The first sample after `now`, keeping the 2-second phase; past the end of time,
+        // the end of time (each call there takes one sample).
+        let next = (missed + 1).checked_mul(interval).and_then(|n| due.as_nanos().checked_add(n));
+        self.next_estimate = Some(next.map_or(Instant::MAX, Instant::from_nanos));
     }
 
     /// `ipvsadm -Z`: the counters and rates of every service, every real server and the

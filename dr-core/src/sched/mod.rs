@@ -419,7 +419,8 @@ impl SchedParams {
 }
 
 /// A scheduler with its state.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
+#[cfg_attr(not(fuzzing), derive(Clone))]
 pub(crate) enum Scheduler {
     Rr(rr::RoundRobin),
     Wrr(wrr::WeightedRoundRobin),
@@ -437,6 +438,30 @@ pub(crate) enum Scheduler {
     Lblc(lblc::Lblc),
     Lblcr(lblcr::Lblcr),
     Twos(twos::Twos),
+}
+
+/// As derived, except that a copy of source hashing into source hashing reuses its table
+/// (see `fuzzing_clone!`).
+#[cfg(fuzzing)]
+impl Clone for Scheduler {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Rr(s) => Self::Rr(s.clone()),
+            Self::Wrr(s) => Self::Wrr(s.clone()),
+            Self::Lc => Self::Lc,
+            Self::Wlc => Self::Wlc,
+            Self::Sh(s) => Self::Sh(s.clone()),
+            Self::Sed => Self::Sed,
+            Self::Nq => Self::Nq,
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        match (self, source) {
+            (Self::Sh(mine), Self::Sh(theirs)) => mine.clone_from(theirs),
+            (mine, theirs) => *mine = theirs.clone(),
+        }
+    }
 }
 
 impl Scheduler {
