@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 
 /// A circular doubly linked list over slots `0..capacity`, with its sentinel at `capacity`.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(super) struct EvictionQueue {
     links: Vec<Link>,
     sentinel: u32,

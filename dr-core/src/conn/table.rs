@@ -181,17 +181,15 @@ impl core::fmt::Debug for ConnTable {
 #[cfg(fuzzing)]
 impl Clone for ConnTable {
     fn clone(&self) -> Self {
-        let Self { index, hasher, slab, wheel, half_open, capacity, len, templates } = self;
+        let Self { index, hasher, slab, wheel, evictable, capacity, len, templates } = self;
         let mut entries = Vec::with_capacity(slab.entries.capacity());
         entries.extend_from_slice(&slab.entries);
-        let mut queue = VecDeque::with_capacity(half_open.capacity());
-        queue.extend(half_open.iter().copied());
         Self {
             index: index.clone(),
             hasher: hasher.clone(),
             slab: Slab { entries, free: slab.free },
             wheel: wheel.clone(),
-            half_open: queue,
+            evictable: evictable.clone(),
             capacity: *capacity,
             len: *len,
             templates: *templates,
@@ -199,14 +197,14 @@ impl Clone for ConnTable {
     }
 
     fn clone_from(&mut self, source: &Self) {
-        let Self { index, hasher, slab, wheel, half_open, capacity, len, templates } = self;
+        let Self { index, hasher, slab, wheel, evictable, capacity, len, templates } = self;
         index.clone_from(&source.index);
         hasher.clone_from(&source.hasher);
         let Slab { entries, free } = slab;
         entries.clone_from(&source.slab.entries);
         *free = source.slab.free;
         wheel.clone_from(&source.wheel);
-        half_open.clone_from(&source.half_open);
+        evictable.clone_from(&source.evictable);
         *capacity = source.capacity;
         *len = source.len;
         *templates = source.templates;

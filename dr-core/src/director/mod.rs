@@ -129,6 +129,7 @@ fuzzing_clone!(Director {
     fragments,
     next_estimate,
     ahead,
+    vip_filter,
 });
 
 /// A read-only view of one connection entry, for listings (`ipvsadm -L -c`).

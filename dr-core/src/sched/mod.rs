@@ -453,12 +453,21 @@ impl Clone for Scheduler {
             Self::Sh(s) => Self::Sh(s.clone()),
             Self::Sed => Self::Sed,
             Self::Nq => Self::Nq,
+            Self::Mh(s) => Self::Mh(s.clone()),
+            Self::Dh(s) => Self::Dh(s.clone()),
+            Self::Fo => Self::Fo,
+            Self::Ovf => Self::Ovf,
+            Self::Lblc(s) => Self::Lblc(s.clone()),
+            Self::Lblcr(s) => Self::Lblcr(s.clone()),
+            Self::Twos(s) => Self::Twos(s.clone()),
         }
     }
 
     fn clone_from(&mut self, source: &Self) {
         match (self, source) {
             (Self::Sh(mine), Self::Sh(theirs)) => mine.clone_from(theirs),
+            (Self::Mh(mine), Self::Mh(theirs)) => mine.clone_from(theirs),
+            (Self::Dh(mine), Self::Dh(theirs)) => mine.clone_from(theirs),
             (mine, theirs) => *mine = theirs.clone(),
         }
     }
