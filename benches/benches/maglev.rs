@@ -26,7 +26,7 @@ fn build(c: &mut Criterion) {
         let mut ids: Vec<RealId> = Vec::new();
         let mut naive = Vec::new();
         for r in 0..servers {
-            let addr = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + r as u32));
+            let addr = IpAddr::V4(Ipv4Addr::from(0x0a01_0001 + r as u32));
             let mac = MacAddr([0x02, 0, 0, 1, (r >> 8) as u8, r as u8]);
             let real = RealConfig::new(addr).with_mac(mac);
             ids.push(d.add_real(s, real).expect("new real"));
