@@ -58,12 +58,12 @@ const TRANSMITTED: &[(&str, usize)] = &[
     ("sched-sh", 120),
     ("sched-sed", 120),
     ("sched-nq", 120),
-    ("sched-mh", 285),
-    ("sched-dh", 154),
+    ("sched-mh", 282),
+    ("sched-dh", 159),
     ("sched-fo", 240),
     ("sched-ovf", 112),
     ("sched-lblc", 255),
-    ("sched-lblcr", 300),
+    ("sched-lblcr", 297),
     ("sched-twos", 750),
 ];
 
