@@ -8,6 +8,7 @@
 
 pub mod app;
 mod checks;
+mod keepalived;
 pub mod control;
 pub mod health;
 pub mod instance;

@@ -206,14 +206,14 @@ impl Pool {
     }
 
     /// Takes one checker's result (`weight`: what a `misc_dynamic` checker's exit status
-    /// asks, as the change to the configured weight). Returns whether the service's table
+    /// asks). Returns whether the service's table
     /// changes.
     pub fn record(
         &mut self,
         plan: &Plan,
         (service, real, checker): (usize, usize, usize),
         up: bool,
-        weight: Option<i64>,
+        weight: Option<crate::probes::DynamicWeight>,
     ) -> bool {
         let (Some(state), Some(vs)) = (self.services.get_mut(service), plan.services.get(service))
         else {
@@ -222,8 +222,11 @@ impl Pool {
         let before = table(state, vs);
         if let Some(slot) = state.reals.get_mut(real).and_then(|r| r.checkers.get_mut(checker)) {
             slot.0 = up;
-            if let Some(w) = weight {
-                slot.1 = w;
+            let configured = vs.reals.get(real).map_or(1, |r| i64::from(r.weight));
+            match weight {
+                Some(crate::probes::DynamicWeight::Configured) => slot.1 = 0,
+                Some(crate::probes::DynamicWeight::Set(w)) => slot.1 = i64::from(w) - configured,
+                None => {}
             }
         }
         update_quorum(state, vs);
@@ -244,6 +247,15 @@ impl Pool {
             .get(index)
             .and_then(|s| s.reals.iter().find(|r| r.addr == addr))
             .is_some_and(RealState::alive)
+    }
+
+    /// Whether checker `checker` of real server `real` of service `service` is up.
+    pub fn checker_up(&self, (service, real, checker): (usize, usize, usize)) -> bool {
+        self.services
+            .get(service)
+            .and_then(|s| s.reals.get(real))
+            .and_then(|r| r.checkers.get(checker))
+            .is_some_and(|c| c.0)
     }
 
     /// Whether service `index` has its quorum.
