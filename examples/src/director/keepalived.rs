@@ -79,7 +79,9 @@ impl Checkers {
                     (true, false, true) => {
                         warn!(%service, real = %addr, "real server is down: inhibited (weight 0)");
                     }
-                    (true, false, false) => warn!(%service, real = %addr, "real server is down: removed"),
+                    (true, false, false) => {
+                        warn!(%service, real = %addr, "real server is down: removed")
+                    }
                     _ => {}
                 }
             }
@@ -91,13 +93,15 @@ impl Checkers {
             if changed {
                 let entries = self.pool.table(&self.plan, s);
                 let neighbours = Arc::clone(&self.neighbours);
-                for result in workers
-                    .each(move |_, d, _| sync_service(d, service, &entries, &neighbours))
+                for result in
+                    workers.each(move |_, d, _| sync_service(d, service, &entries, &neighbours))
                 {
                     match result {
                         Some(Ok(_)) => {}
                         Some(Err(e)) => warn!(%service, "health change not applied: {e}"),
-                        None => warn!(%service, "health change not applied: a worker did not answer"),
+                        None => {
+                            warn!(%service, "health change not applied: a worker did not answer")
+                        }
                     }
                 }
             }

@@ -8,10 +8,10 @@
 
 pub mod app;
 mod checks;
-mod keepalived;
 pub mod control;
 pub mod health;
 pub mod instance;
+mod keepalived;
 pub mod metrics;
 pub mod preflight;
 pub mod probes;

@@ -420,10 +420,14 @@ fn virtual_server(
                 flag_nodes.push(n);
             }
             "persistence_timeout" => {
-                persistence_timeout = Some(match n.args.first() {
-                    None => 360,
-                    Some(_) => number(n, 1, u64::from(dr_core::MAX_PERSISTENT_SECS))? as u32,
-                });
+                // 0 (which keepalived refuses, keeping its default of none) is no persistence.
+                persistence_timeout = match n.args.first() {
+                    None => Some(360),
+                    Some(_) => match number(n, 0, u64::from(dr_core::MAX_PERSISTENT_SECS))? {
+                        0 => None,
+                        secs => Some(secs as u32),
+                    },
+                };
             }
             "persistence_granularity" => granularity = Some(n),
             "protocol" => {
