@@ -208,6 +208,10 @@ fn check_config(args: &Args) -> ExitCode {
     }
 }
 
+/// What a reload gives: the health checks by the running directors' handles, the weights
+/// held for servers that are down, and a keepalived configuration's plan and states.
+type Reloaded = (Vec<(dr_core::ServiceId, HealthCheck)>, Held, Option<Keepalived>);
+
 /// A keepalived configuration and its checkers' states.
 struct Keepalived {
     plan: Arc<Plan>,
@@ -334,7 +338,7 @@ fn reload(
     undone: &[String],
     down: &HashSet<(ServiceKey, IpAddr)>,
     before: Option<&Pool>,
-) -> Result<(Vec<(dr_core::ServiceId, HealthCheck)>, Held, Option<Keepalived>), String> {
+) -> Result<Reloaded, String> {
     // One small director for every worker to compare itself with: no second table.
     let (Loaded { director: wanted, health, config }, keepalived) =
         director(args, mac, true, before)?;

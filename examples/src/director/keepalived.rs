@@ -80,7 +80,7 @@ impl Checkers {
                         warn!(%service, real = %addr, "real server is down: inhibited (weight 0)");
                     }
                     (true, false, false) => {
-                        warn!(%service, real = %addr, "real server is down: removed")
+                        warn!(%service, real = %addr, "real server is down: removed");
                     }
                     _ => {}
                 }
@@ -100,7 +100,7 @@ impl Checkers {
                         Some(Ok(_)) => {}
                         Some(Err(e)) => warn!(%service, "health change not applied: {e}"),
                         None => {
-                            warn!(%service, "health change not applied: a worker did not answer")
+                            warn!(%service, "health change not applied: a worker did not answer");
                         }
                     }
                 }

@@ -89,7 +89,7 @@ impl Timing {
             "connect_timeout" => self.connect_timeout = Some(timer(node, 0.000_001)?),
             "delay_before_retry" => self.delay_before_retry = Some(timer(node, 0.0)?),
             "retry" | "nb_get_retry" => {
-                self.retry = Some(number(node, 0, u64::from(u32::MAX))? as u32)
+                self.retry = Some(number(node, 0, u64::from(u32::MAX))? as u32);
             }
             "alpha" => self.alpha = Some(boolean(node)?),
             "inhibit_on_failure" => self.inhibit = Some(boolean(node)?),
@@ -404,19 +404,10 @@ fn virtual_server(
                 ));
             }
             "hashed" => {
-                warnings.not_applied(within, n, "(a flag the kernel sets itself) has no effect")
+                warnings.not_applied(within, n, "(a flag the kernel sets itself) has no effect");
             }
-            k if matches!(
-                k,
-                "flag-1"
-                    | "flag-2"
-                    | "flag-3"
-                    | "sh-port"
-                    | "sh-fallback"
-                    | "mh-port"
-                    | "mh-fallback"
-            ) =>
-            {
+            "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback" | "mh-port"
+            | "mh-fallback" => {
                 flag_nodes.push(n);
             }
             "persistence_timeout" => {
@@ -643,7 +634,7 @@ fn real_server(
             }
             "virtualhost" => host = Some(arg(n, "NAME")?.to_string()),
             "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" => {
-                checker_nodes.push(n)
+                checker_nodes.push(n);
             }
             "SMTP_CHECK" | "UDP_CHECK" | "PING_CHECK" | "BFD_CHECK" | "FILE_CHECK" => {
                 return Err(err(n, "this checker is not supported by dr-director: use TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK or DNS_CHECK".into()));
@@ -712,7 +703,7 @@ fn checker(
                 return Err(err(n, "dr-director's checks leave from the host's own address and port: remove the line".into()));
             }
             (_, "log_all_failures" | "warmup") => {
-                warnings.not_applied(kind, n, "has no effect in dr-director")
+                warnings.not_applied(kind, n, "has no effect in dr-director");
             }
             (_, "url") if http => urls.push(url(n, warnings)?),
             (_, "virtualhost") if http => host = Some(arg(n, "NAME")?.to_string()),

@@ -15,7 +15,7 @@ pub(crate) struct Node {
     /// Where the keyword is.
     pub(crate) at: Place,
     /// The block that follows, if any.
-    pub(crate) block: Option<Vec<Node>>,
+    pub(crate) block: Option<Vec<Self>>,
 }
 
 fn is(word: &Word, brace: &str) -> bool {
