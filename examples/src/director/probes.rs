@@ -388,3 +388,67 @@ pub fn dns(target: SocketAddr, check: &Dns, timeout: Duration) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_ranges_and_the_body_digest() {
+        let url = |digest| Url {
+            path: "/".into(),
+            status: vec![(200, 299), (304, 304)],
+            digest,
+            host: None,
+        };
+        // MD5("hello") = 5d41402abc4b2a76b9719d911017c592.
+        let md5 = [
+            0x5d, 0x41, 0x40, 0x2a, 0xbc, 0x4b, 0x2a, 0x76, 0xb9, 0x71, 0x9d, 0x91, 0x10, 0x17,
+            0xc5, 0x92,
+        ];
+        assert!(judge(b"HTTP/1.0 204 No Content\r\n\r\n", &url(None)));
+        assert!(judge(b"HTTP/1.1 304 Not Modified\r\n\r\n", &url(None)));
+        assert!(!judge(b"HTTP/1.0 500 Oops\r\n\r\n", &url(None)));
+        assert!(judge(b"HTTP/1.0 200 OK\r\nX: y\r\n\r\nhello", &url(Some(md5))));
+        assert!(!judge(b"HTTP/1.0 200 OK\r\n\r\nhello!", &url(Some(md5))));
+    }
+
+    #[test]
+    fn the_dns_query_and_its_answer() {
+        let q = dns_query(&Dns { qtype: DnsType::A, name: "example.com".into() }, 0x1234);
+        assert_eq!(
+            q,
+            b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"
+        );
+        let mut answer = q.clone();
+        answer[2] |= 0x80;
+        assert!(dns_answers(&answer, 0x1234));
+        assert!(!dns_answers(&answer, 0x1235), "another id");
+        assert!(!dns_answers(&q, 0x1234), "not a response");
+        answer[3] |= 3;
+        assert!(!dns_answers(&answer, 0x1234), "NXDOMAIN");
+    }
+
+    #[test]
+    fn misc_exit_statuses() {
+        let run = |script: &str, dynamic| {
+            misc(&Misc {
+                argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+                timeout: Duration::from_secs(5),
+                dynamic,
+            })
+        };
+        assert_eq!(run("exit 0", false), (true, None));
+        assert_eq!(run("exit 1", false), (false, None));
+        assert_eq!(run("exit 12", false), (false, None));
+        assert_eq!(run("exit 12", true), (true, Some(DynamicWeight::Set(10))));
+        assert_eq!(run("exit 0", true), (true, Some(DynamicWeight::Configured)));
+        assert_eq!(run("exit 1", true), (false, None));
+        let slow = Misc {
+            argv: vec!["/bin/sh".into(), "-c".into(), "sleep 5".into()],
+            timeout: Duration::from_millis(100),
+            dynamic: false,
+        };
+        assert_eq!(misc(&slow), (false, None), "killed at its timeout");
+    }
+}
