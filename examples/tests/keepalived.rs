@@ -235,11 +235,18 @@ fn includes_glob_in_name_order_relative_to_the_including_file() {
     let ports: Vec<u16> = plan.services.iter().map(|s| s.port).collect();
     assert_eq!(ports, [80, 81]);
     assert_eq!(plan.services[0].place.file.as_ref(), dir.join("sub/../more/one.conf"));
-    // An include that matches nothing is an error naming its line.
+    // An include that matches nothing is skipped with a warning naming its line, as
+    // keepalived skips it (an empty conf.d); includew refuses it.
     let dir = scratch("none", &[("main.conf", &format!("{SERVICE}include none/*.conf\n"))]);
+    let plan = keepalived::read(&dir.join("main.conf")).unwrap();
+    assert_eq!(plan.services.len(), 1);
+    let said = warnings(&plan);
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(said[0].contains(": line 6: include none/*.conf: no file matches"), "{said:#?}");
+    let dir = scratch("neverw", &[("main.conf", &format!("{SERVICE}includew none/*.conf\n"))]);
     let e = keepalived::read(&dir.join("main.conf")).unwrap_err();
     assert_eq!(e.line, Some(6));
-    assert!(e.message.starts_with("include none/*.conf: no file matches"), "{e}");
+    assert!(e.message.starts_with("includew none/*.conf: no file matches"), "{e}");
     // A file that includes itself stops.
     let dir = scratch("loop", &[("main.conf", "include main.conf\n")]);
     let e = keepalived::read(&dir.join("main.conf")).unwrap_err();
