@@ -14,8 +14,7 @@ use super::{KeepalivedError, Place};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// How deep includes may nest. keepalived has no limit: a file that includes itself runs it
-/// out of open files.
+/// How deep includes may nest (keepalived sets no limit of its own).
 const MAX_INCLUDE_DEPTH: usize = 32;
 
 /// One word of the file, with where it is.
@@ -72,7 +71,7 @@ impl Source for Disk {
 /// # Errors
 ///
 /// A file that cannot be read, an `includew`, `includea` or `includem` that matches nothing,
-/// includes nested too deep, an unclosed quote, a line ending in `\\`, or a parameter or
+/// includes nested too deep, an unclosed quote, a line ending in `\`, or a parameter or
 /// conditional line (not supported), each naming its file and line.
 pub(crate) fn words(
     source: &dyn Source,
