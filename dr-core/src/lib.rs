@@ -157,6 +157,7 @@ mod prefetch;
 pub mod sched;
 mod service;
 mod stats;
+pub mod sync;
 mod time;
 mod verdict;
 mod vlan;
@@ -182,6 +183,7 @@ pub use service::{
     RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,
 };
 pub use stats::{Counters, ESTIMATOR_INTERVAL, Rates, Stats};
+pub use sync::{SyncConfig, SyncConfigError, SyncCounters, SyncMode};
 pub use time::{Duration, Instant};
 pub use verdict::{DropReason, PassReason, Verdict};
 pub use vlan::{MAX_STACKED_VLANS, MAX_VLAN_ID, VlanError, VlanSet};
