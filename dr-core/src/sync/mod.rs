@@ -259,3 +259,76 @@ pub struct SyncCounters {
     /// Records sent in answer to resync requests.
     pub bulk_records: u64,
 }
+
+impl SyncCounters {
+    /// Every counter with its name, in the order the JSON listing and the metrics give
+    /// them.
+    pub fn fields(&self) -> [(&'static str, u64); 18] {
+        [
+            ("messages_sent", self.messages_sent),
+            ("records_sent", self.records_sent),
+            ("queue_drops", self.queue_drops),
+            ("messages_received", self.messages_received),
+            ("messages_bad", self.messages_bad),
+            ("syncid_ignored", self.syncid_ignored),
+            ("not_backup", self.not_backup),
+            ("records_received", self.records_received),
+            ("imported", self.imported),
+            ("updated", self.updated),
+            ("replaced", self.replaced),
+            ("stale", self.stale),
+            ("skipped", self.skipped),
+            ("no_real", self.no_real),
+            ("table_full", self.table_full),
+            ("resync_requests_sent", self.resync_requests_sent),
+            ("resync_requests_received", self.resync_requests_received),
+            ("bulk_records", self.bulk_records),
+        ]
+    }
+
+    /// Adds another director's counters (directors that share the work).
+    pub fn add(&mut self, other: &Self) {
+        let Self {
+            messages_sent,
+            records_sent,
+            queue_drops,
+            messages_received,
+            messages_bad,
+            syncid_ignored,
+            not_backup,
+            records_received,
+            imported,
+            updated,
+            replaced,
+            stale,
+            skipped,
+            no_real,
+            table_full,
+            resync_requests_sent,
+            resync_requests_received,
+            bulk_records,
+        } = self;
+        for (mine, theirs) in [
+            (messages_sent, other.messages_sent),
+            (records_sent, other.records_sent),
+            (queue_drops, other.queue_drops),
+            (messages_received, other.messages_received),
+            (messages_bad, other.messages_bad),
+            (syncid_ignored, other.syncid_ignored),
+            (not_backup, other.not_backup),
+            (records_received, other.records_received),
+            (imported, other.imported),
+            (updated, other.updated),
+            (replaced, other.replaced),
+            (stale, other.stale),
+            (skipped, other.skipped),
+            (no_real, other.no_real),
+            (table_full, other.table_full),
+            (resync_requests_sent, other.resync_requests_sent),
+            (resync_requests_received, other.resync_requests_received),
+            (bulk_records, other.bulk_records),
+        ] {
+            *mine = mine.wrapping_add(theirs);
+        }
+    }
+}

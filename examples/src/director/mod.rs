@@ -14,4 +14,5 @@ pub mod instance;
 pub mod metrics;
 pub mod preflight;
 pub mod reload;
+pub mod sync;
 pub mod workers;
