@@ -14,7 +14,6 @@ use dr_core::sync::wire::{DEFAULT_MAXLEN, MAX_MAXLEN, SYNC_GROUP, SYNC_PORT};
 use dr_core::{Director, SyncConfig, SyncMode};
 use rustix::net::{AddressFamily, SocketType, sockopt};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -141,7 +140,7 @@ impl SyncDaemon {
             .map_err(|e| io_error("turning multicast loop off", iface, e))?;
         sockopt::set_ip_multicast_ttl(&send, u32::from(args.sync_ttl))
             .map_err(|e| io_error("setting the multicast TTL", iface, e))?;
-        let send = UdpSocket::from(OwnedFd::from(send));
+        let send = UdpSocket::from(send);
         send.connect(group).map_err(|e| io_error("connecting to the group", iface, e))?;
         let receive = rustix::net::socket(AddressFamily::INET, SocketType::DGRAM, None)
             .map_err(|e| io_error("creating the receiving socket", iface, e))?;
@@ -156,7 +155,7 @@ impl SyncDaemon {
             index,
         )
         .map_err(|e| io_error(&format!("joining {}", args.sync_group), iface, e))?;
-        let receive = UdpSocket::from(OwnedFd::from(receive));
+        let receive = UdpSocket::from(receive);
         receive
             .set_read_timeout(Some(Duration::from_millis(100)))
             .map_err(|e| io_error("setting the receive timeout", iface, e))?;
