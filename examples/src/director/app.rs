@@ -306,6 +306,7 @@ fn joined(outputs: Vec<Option<Result<String, String>>>) -> Result<String, String
 
 fn run(args: &Args) -> Result<(), String> {
     let Some(iface) = args.iface.as_deref() else { return Err("give --iface IF".into()) };
+    args.sync.validate()?;
     // One director per interface: a second would forward every frame a second time.
     let _lock = crate::instance::InterfaceLock::take(iface)?;
     // Nor is a live director's control socket ever taken over.
@@ -314,7 +315,6 @@ fn run(args: &Args) -> Result<(), String> {
     let probe = AfPacket::open(&AfPacketConfig::new(iface)).map_err(|e| e.to_string())?;
     let mac = probe.mac();
     drop(probe);
-    args.sync.validate()?;
     let sync_iface = args.sync.sync_iface.as_deref().unwrap_or(iface);
     let mut daemon =
         args.sync.config().map(|_| SyncDaemon::open(&args.sync, sync_iface)).transpose()?;
