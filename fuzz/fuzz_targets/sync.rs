@@ -25,7 +25,7 @@ fn built(mode: SyncMode) -> Director {
     for (proto, vip, port, persistent) in [
         (Protocol::Tcp, "10.0.0.100", 80, false),
         (Protocol::Tcp, "10.0.0.100", 443, true),
-        (Protocol::Udp, "10.0.0.100", 0, false),
+        (Protocol::Udp, "10.0.0.100", 0, true),
         (Protocol::Tcp, "2001:db8::100", 80, false),
     ] {
         let mut service =
