@@ -47,6 +47,7 @@ use crate::config::{LoadOptions, Loaded, load_all};
 use crate::control::{self, ControlSocket};
 use crate::health::{self, HealthCheck};
 use crate::metrics::{self, MetricsEndpoint};
+use crate::sync::{SyncArgs, SyncDaemon};
 use crate::workers::Workers;
 use crate::{preflight, reload, report, rules};
 use clap::Parser;
@@ -113,6 +114,9 @@ struct Args {
     /// table; a flow always reaches the same worker.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
+    /// Connection sync, as `ipvsadm --start-daemon`.
+    #[command(flatten)]
+    sync: SyncArgs,
     /// Log level: error, warn, info, debug or trace (or a tracing filter).
     #[arg(long, default_value = "info", env = "DR_LOG")]
     log: String,
@@ -397,6 +401,7 @@ fn joined(outputs: Vec<Option<Result<String, String>>>) -> Result<String, String
 
 fn run(args: &Args) -> Result<(), String> {
     let Some(iface) = args.iface.as_deref() else { return Err("give --iface IF".into()) };
+    args.sync.validate()?;
     // One director per interface: a second would forward every frame a second time.
     let _lock = crate::instance::InterfaceLock::take(iface)?;
     // Nor is a live director's control socket ever taken over.
@@ -405,14 +410,20 @@ fn run(args: &Args) -> Result<(), String> {
     let probe = AfPacket::open(&AfPacketConfig::new(iface)).map_err(|e| e.to_string())?;
     let mac = probe.mac();
     drop(probe);
+    let sync_iface = args.sync.sync_iface.as_deref().unwrap_or(iface);
+    let mut daemon =
+        args.sync.config().map(|_| SyncDaemon::open(&args.sync, sync_iface)).transpose()?;
     let mut parts = Vec::new();
     let mut settings = Vec::new();
     let mut keepalived: Option<Keepalived> = None;
     let fanout = (args.workers > 1).then(|| (std::process::id() & 0xffff) as u16);
     for _ in 0..args.workers {
-        let (Loaded { director, health, .. }, plan) = director(args, mac, false, None)?;
+        let (Loaded { mut director, health, .. }, plan) = director(args, mac, false, None)?;
         if keepalived.is_none() {
             keepalived = plan;
+        }
+        if let Some(config) = args.sync.config() {
+            director.start_sync(config).map_err(|e| format!("--sync: {e}"))?;
         }
         let vips: Vec<_> = director.vips().collect();
         if parts.is_empty() && !args.no_preflight {
@@ -432,7 +443,22 @@ fn run(args: &Args) -> Result<(), String> {
     let services = parts.first().map_or(0, |(d, _)| d.services().count());
     let vips: Vec<_> = parts.first().map(|(d, _)| d.vips().collect()).unwrap_or_default();
     info!(interface = %iface, %mac, ?vips, services, workers = args.workers, "director up");
-    let workers = Workers::start(parts, DriverOptions::default())?;
+    let senders = match &daemon {
+        Some(daemon) => (0..parts.len()).map(|_| daemon.sender()).collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let workers = Workers::start(parts, DriverOptions::default(), senders)?;
+    if let Some(daemon) = &mut daemon {
+        daemon.start_receiving(workers.job_senders())?;
+        info!("{}", args.sync.describe(iface).trim_end());
+        if args.sync.sync.is_some_and(|m| m.is_backup()) {
+            // One request: every worker imports the answer.
+            let asked = workers.each(|i, d, io| i == 0 && d.request_resync(io.now()));
+            if asked.first().copied().flatten() == Some(true) {
+                info!("sync: bulk resync requested");
+            }
+        }
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let dump = Arc::new(AtomicBool::new(false));
@@ -487,7 +513,11 @@ fn run(args: &Args) -> Result<(), String> {
             down: Arc::new(checks.down.clone()),
             held: std::cell::RefCell::default(),
         };
+        let daemon_line = args.sync.describe(iface);
         control.serve(|request| {
+            if control::is_daemon_listing(request) {
+                return Ok(daemon_line.clone());
+            }
             let done = control::execute(&holding, request)?;
             for line in &done.applied {
                 info!("control: {line}");
@@ -582,6 +612,7 @@ fn run(args: &Args) -> Result<(), String> {
     drop(checks);
     drop(checkers);
     let directors = workers.stop();
+    drop(daemon);
     let frames: u64 = directors.iter().map(|d| d.counters().forwarded()).sum();
     info!(forwarded = frames, "stopping");
     let many = directors.len() > 1;

@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod preflight;
 pub mod probes;
 pub mod reload;
+pub mod sync;
 pub mod workers;

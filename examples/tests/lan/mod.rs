@@ -53,7 +53,7 @@ impl Lan {
     }
 
     /// The bridge, and one host on it with `eth0` addressed `v4`/24 and `v6`/64.
-    fn host(&mut self, host: &str, v4: &str, v6: &str) {
+    pub(crate) fn host(&mut self, host: &str, v4: &str, v6: &str) {
         let ns = self.ns(host);
         ip(&["netns", "add", &ns]);
         self.namespaces.push(ns.clone());
@@ -151,21 +151,39 @@ impl Lan {
 
     /// Starts dr-director in its namespace with this configuration and these arguments.
     pub(crate) fn director(&mut self, config: &str, extra: &[&str]) -> u32 {
-        let path = self.dir.join("director.toml");
+        self.director_on("d", config, extra)
+    }
+
+    /// The files of the director on `host`: its configuration, log and control socket.
+    pub(crate) fn director_files(&self, host: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let name = |file: &str| {
+            if host == "d" { self.dir.join(file) } else { self.dir.join(format!("{host}-{file}")) }
+        };
+        (name("director.toml"), name("director.log"), name("ctl.sock"))
+    }
+
+    /// Starts dr-director on `host`'s `eth0` with this configuration and these arguments.
+    pub(crate) fn director_on(&mut self, host: &str, config: &str, extra: &[&str]) -> u32 {
+        let path = self.director_files(host).0;
         std::fs::write(&path, config).unwrap();
-        self.director_with(&[OsStr::new("--config"), path.as_os_str()], extra)
+        self.director_with_on(host, &[OsStr::new("--config"), path.as_os_str()], extra)
     }
 
     /// Starts dr-director in its namespace with `services` (`--config FILE`, `--keepalived
     /// FILE` …) and these arguments, its output in the log.
     pub(crate) fn director_with(&mut self, services: &[&OsStr], extra: &[&str]) -> u32 {
-        let log = std::fs::File::create(self.dir.join("director.log")).unwrap();
+        self.director_with_on("d", services, extra)
+    }
+
+    fn director_with_on(&mut self, host: &str, services: &[&OsStr], extra: &[&str]) -> u32 {
+        let (_, log, socket) = self.director_files(host);
+        let log = std::fs::File::create(log).unwrap();
         let child = self
-            .exec("d", env!("CARGO_BIN_EXE_dr-director"))
+            .exec(host, env!("CARGO_BIN_EXE_dr-director"))
             .args(["--iface", "eth0", "--metrics", "127.0.0.1:9813"])
             .args(services)
             .arg("--control")
-            .arg(self.dir.join("ctl.sock"))
+            .arg(socket)
             .args(extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -174,6 +192,17 @@ impl Lan {
         let pid = child.id();
         self.children.push(child);
         pid
+    }
+
+    /// `dr-director ctl` on the director of `host`.
+    pub(crate) fn ctl_on(&self, host: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dr-director"))
+            .arg("ctl")
+            .arg("--socket")
+            .arg(self.director_files(host).2)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// `dr-director ctl` on this LAN's director.
