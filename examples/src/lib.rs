@@ -9,7 +9,7 @@ pub mod load;
 pub mod replay;
 pub mod report;
 
-pub use director::{control, health, instance, metrics, preflight, reload, workers};
+pub use director::{backend, control, health, instance, metrics, preflight, reload, workers};
 pub use load::{config, endpoint, ipvsadm, netmask, popt, rules};
 pub use replay::output;
 
