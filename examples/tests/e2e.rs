@@ -267,7 +267,7 @@ fn root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
 }
 
-/// Root, `ip`, `python3`, `curl` and `tcpdump` are needed; in CI their absence is a failure.
+/// Root, `ip`, `python3`, `curl`, `tcpdump` and `ethtool` are needed; in CI their absence is a failure.
 /// A build that is not root's compiles these tests ignored (see dr-io-afpacket/build.rs);
 /// run all the same (`--include-ignored`), they skip, saying so.
 fn ready() -> bool {
@@ -278,15 +278,16 @@ fn ready() -> bool {
     let tools = have("ip", "-V")
         && have("python3", "-V")
         && have("curl", "-V")
-        && have("tcpdump", "--version");
+        && have("tcpdump", "--version")
+        && have("ethtool", "--version");
     if root && tools {
         return true;
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "CI must run the end-to-end tests as root with ip, python3, curl and tcpdump"
+        "CI must run the end-to-end tests as root with ip, python3, curl, tcpdump and ethtool"
     );
-    eprintln!("skipped: the end-to-end tests need root, ip, python3, curl and tcpdump");
+    eprintln!("skipped: the end-to-end tests need root, ip, python3, curl, tcpdump and ethtool");
     false
 }
 
