@@ -26,8 +26,8 @@
 //! a physical LAN the frames arrive complete.
 //!
 //! All `unsafe` code is in the private `sys` module, each block with its `// SAFETY:`
-//! argument; the UMEM and the rings are owned by [`AfXdp`] and lent only for the length of
-//! a borrow of it.
+//! argument; the UMEM and the rings are owned by [`AfXdp`], and a frame is lent only as a
+//! slice of its own bytes for the length of a borrow of it.
 
 mod asm;
 mod error;
@@ -461,12 +461,19 @@ impl FrameIo for AfXdp {
             }
             let descs = &descs[..ready as usize];
             let chunk = self.chunk as usize;
-            let lent = ring::frames(self.umem.as_mut_slice(), descs, chunk);
+            let places = ring::frames(self.umem.len(), descs, chunk);
+            let mut ranges: heapless::Vec<std::ops::Range<usize>, BURST> = heapless::Vec::new();
+            for (_, range) in &places {
+                let _ = ranges.push(range.clone());
+            }
             let mut index: heapless::Vec<usize, BURST> = heapless::Vec::new();
             let mut burst: heapless::Vec<&mut [u8], BURST> = heapless::Vec::new();
-            for (i, bytes) in lent {
-                let _ = index.push(i);
-                let _ = burst.push(bytes);
+            let lent: heapless::Vec<Option<&mut [u8]>, BURST> = self.umem.slices(&ranges);
+            for ((i, _), bytes) in places.iter().zip(lent) {
+                if let Some(bytes) = bytes {
+                    let _ = index.push(*i);
+                    let _ = burst.push(bytes);
+                }
             }
             let n = burst.len();
             handler(now, &mut burst, &mut verdicts[..n]);
@@ -503,9 +510,13 @@ impl FrameIo for AfXdp {
             return Err(Error::io("sending a frame", std::io::Error::other(why)));
         };
         let start = addr as usize;
-        if let Some(dst) = self.umem.as_mut_slice().get_mut(start..start + frame.len()) {
+        let range = start..start + frame.len();
+        let mut lent: heapless::Vec<Option<&mut [u8]>, 1> =
+            self.umem.slices(std::slice::from_ref(&range));
+        if let Some(Some(dst)) = lent.first_mut() {
             dst.copy_from_slice(frame);
         }
+        drop(lent);
         let desc = Desc { addr, len: frame.len() as u32, options: 0 };
         if !self.tx.push(desc) {
             self.free.push(addr);

@@ -10,6 +10,7 @@
 
 use crate::sys::Desc;
 use dr_core::BURST;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The memory of a ring.
@@ -155,41 +156,27 @@ impl<S: Slots> Consumer<S> {
     }
 }
 
-/// The frames of `descs` as slices of `umem`, in the order of `descs`, each with its index
-/// there. A descriptor that is out of bounds, crosses the end of its chunk of `chunk` bytes
-/// or shares a chunk with another (none of which the kernel does) is left out, so the
-/// slices are always disjoint.
-pub(crate) fn frames<'a>(
-    umem: &'a mut [u8],
+/// Where the frames of `descs` lie in a UMEM of `len` bytes in chunks of `chunk`: each
+/// descriptor's index and byte range. A descriptor that is out of bounds, crosses the end
+/// of its chunk or shares a chunk with another (none of which the kernel does) is left
+/// out, so the ranges are disjoint.
+pub(crate) fn frames(
+    len: usize,
     descs: &[Desc],
     chunk: usize,
-) -> heapless::Vec<(usize, &'a mut [u8]), BURST> {
-    let n = descs.len().min(BURST);
-    let mut order: heapless::Vec<usize, BURST> = (0..n).collect();
-    order.sort_unstable_by_key(|&i| descs[i].addr);
-    let mut slots: [Option<&'a mut [u8]>; BURST] = Default::default();
-    let (mut rest, mut base, mut last_chunk) = (umem, 0usize, None);
-    for i in order {
-        let (Ok(addr), Ok(len)) = (usize::try_from(descs[i].addr), usize::try_from(descs[i].len))
-        else {
+) -> heapless::Vec<(usize, Range<usize>), BURST> {
+    let chunk = chunk.max(1);
+    let mut out: heapless::Vec<(usize, Range<usize>), BURST> = heapless::Vec::new();
+    for (i, desc) in descs.iter().enumerate().take(BURST) {
+        let (Ok(addr), Ok(n)) = (usize::try_from(desc.addr), usize::try_from(desc.len)) else {
             continue;
         };
-        let index = addr / chunk.max(1);
-        if last_chunk == Some(index) || addr % chunk.max(1) + len > chunk || addr < base {
+        let index = addr / chunk;
+        let shared = out.iter().any(|(_, r)| r.start / chunk == index);
+        if shared || addr % chunk + n > chunk || addr + n > len {
             continue;
         }
-        let Some((_, tail)) = std::mem::take(&mut rest).split_at_mut_checked(addr - base) else {
-            break;
-        };
-        let Some((bytes, tail)) = tail.split_at_mut_checked(len) else { break };
-        slots[i] = Some(bytes);
-        (rest, base, last_chunk) = (tail, addr + len, Some(index));
-    }
-    let mut out = heapless::Vec::new();
-    for (i, slot) in slots.into_iter().enumerate().take(n) {
-        if let Some(bytes) = slot {
-            let _ = out.push((i, bytes));
-        }
+        let _ = out.push((i, addr..addr + n));
     }
     out
 }
@@ -294,19 +281,13 @@ mod tests {
     }
 
     #[test]
-    fn frames_are_lent_in_ring_order_and_never_overlap() {
-        let mut umem = vec![0u8; 4 * 256];
-        for (i, chunk) in umem.chunks_mut(256).enumerate() {
-            chunk.fill(i as u8);
-        }
+    fn frames_are_found_in_ring_order_and_never_overlap() {
         let d = |addr: u64, len: u32| Desc { addr, len, options: 0 };
         // Out of address order; one in the same chunk as another, one crossing its
         // chunk's end, one past the UMEM.
         let descs =
             [d(512, 10), d(0, 20), d(10, 5), d(768 + 200, 100), d(256 + 16, 30), d(4096, 1)];
-        let frames = frames(&mut umem, &descs, 256);
-        let got: Vec<(usize, usize, u8)> =
-            frames.iter().map(|(i, f)| (*i, f.len(), f[0])).collect();
-        assert_eq!(got, [(0, 10, 2), (1, 20, 0), (4, 30, 1)]);
+        let got: Vec<(usize, Range<usize>)> = frames(1024, &descs, 256).into_iter().collect();
+        assert_eq!(got, [(0, 512..522), (1, 0..20), (4, 272..302)]);
     }
 }

@@ -87,14 +87,42 @@ impl Umem {
         self.map.len
     }
 
-    /// All of it, for as long as `self` is mutably borrowed. The kernel writes received
-    /// frames only into chunks the backend handed it on the fill ring and reads only those
-    /// on the transmit ring; above this module a chunk is touched only between its arrival
-    /// on the receive ring and its return to the kernel.
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: the mapping is len bytes of readable and writable memory that lives as
-        // long as self; the unique borrow of self makes this the only slice over it.
-        unsafe { std::slice::from_raw_parts_mut(self.map.ptr.as_ptr(), self.map.len) }
+    /// The frames at `ranges` (byte ranges of the UMEM), as slices that live as long as
+    /// `self` is mutably borrowed; a range out of bounds or overlapping one before it is
+    /// left out (`None` in its place), and so is one overlapping a range lent before it. The kernel writes received frames only into chunks
+    /// the backend handed it on the fill ring and reads only those on the transmit ring:
+    /// the ranges asked for are chunks between their arrival on the receive ring (or
+    /// their taking from the free list) and their return to the kernel, which no one else
+    /// touches. No reference to the rest of the UMEM is ever made.
+    pub(crate) fn slices<const N: usize>(
+        &mut self,
+        ranges: &[std::ops::Range<usize>],
+    ) -> heapless::Vec<Option<&mut [u8]>, N> {
+        let mut out = heapless::Vec::new();
+        let mut lent: heapless::Vec<std::ops::Range<usize>, N> = heapless::Vec::new();
+        for range in ranges.iter().take(N) {
+            let fits = range.start <= range.end && range.end <= self.map.len;
+            let apart =
+                lent.iter().all(|other| range.end <= other.start || other.end <= range.start);
+            if fits && apart && !range.is_empty() {
+                let _ = lent.push(range.clone());
+            }
+            let slice = (fits && apart).then(|| {
+                // SAFETY: start..end lies inside the mapping (checked), which lives as long
+                // as self; it overlaps no other range lent by this call (checked against
+                // each before it), and self stays mutably borrowed while the slices live,
+                // so each is the only reference to its bytes (an empty one has none); the
+                // kernel does not touch them meanwhile (see above).
+                unsafe {
+                    std::slice::from_raw_parts_mut(
+                        self.map.ptr.as_ptr().add(range.start),
+                        range.end - range.start,
+                    )
+                }
+            });
+            let _ = out.push(slice);
+        }
+        out
     }
 }
 
@@ -686,4 +714,26 @@ pub(crate) fn enter_netns(name: &str) -> io::Result<()> {
     // only this thread's namespace.
     check(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_umem_lends_only_disjoint_ranges_inside_it() {
+        let mut umem = Umem::new(4 * 4096).unwrap();
+        let ranges = [0..10, 4096..4200, 5..20, 16380..16390, 8192..8192, 12288..16384];
+        let slices: heapless::Vec<Option<&mut [u8]>, 8> = umem.slices(&ranges);
+        let lens: Vec<Option<usize>> = slices.iter().map(|s| s.as_ref().map(|s| s.len())).collect();
+        assert_eq!(lens, [Some(10), Some(104), None, None, Some(0), Some(4096)]);
+        let mut slices = slices;
+        if let Some(Some(first)) = slices.first_mut() {
+            first.fill(7);
+        }
+        drop(slices);
+        let again: heapless::Vec<Option<&mut [u8]>, 1> =
+            umem.slices(std::slice::from_ref(&(0..12)));
+        assert_eq!(again[0].as_deref(), Some(&[7u8, 7, 7, 7, 7, 7, 7, 7, 7, 7, 0, 0][..]));
+    }
 }
