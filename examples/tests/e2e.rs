@@ -155,16 +155,29 @@ impl Lan {
 
     /// Starts dr-director in its namespace with this configuration and these arguments.
     fn director(&mut self, config: &str, extra: &[&str]) -> u32 {
-        let path = self.dir.join("director.toml");
+        self.director_on("d", config, extra)
+    }
+
+    /// The files of the director on `host`: its configuration, log and control socket.
+    fn director_files(&self, host: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let name = |file: &str| {
+            if host == "d" { self.dir.join(file) } else { self.dir.join(format!("{host}-{file}")) }
+        };
+        (name("director.toml"), name("director.log"), name("ctl.sock"))
+    }
+
+    /// Starts dr-director on `host`'s `eth0`.
+    fn director_on(&mut self, host: &str, config: &str, extra: &[&str]) -> u32 {
+        let (path, log, socket) = self.director_files(host);
         std::fs::write(&path, config).unwrap();
-        let log = std::fs::File::create(self.dir.join("director.log")).unwrap();
+        let log = std::fs::File::create(log).unwrap();
         let child = self
-            .exec("d", env!("CARGO_BIN_EXE_dr-director"))
+            .exec(host, env!("CARGO_BIN_EXE_dr-director"))
             .args(["--iface", "eth0", "--metrics", "127.0.0.1:9813", "--config"])
             .arg(&path)
             .args(["--backend", self.backend.name()])
             .arg("--control")
-            .arg(self.dir.join("ctl.sock"))
+            .arg(socket)
             .args(extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -173,6 +186,17 @@ impl Lan {
         let pid = child.id();
         self.children.push(child);
         pid
+    }
+
+    /// `dr-director ctl` on the director of `host`.
+    fn ctl_on(&self, host: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dr-director"))
+            .arg("ctl")
+            .arg("--socket")
+            .arg(self.director_files(host).2)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// `dr-director ctl` on this LAN's director.
@@ -969,6 +993,146 @@ fn the_root_only_tests_are_ignored_exactly_when_the_build_is_neither_root_nor_ci
     );
 }
 
+/// Opens a connection to the VIP and sends the first line of a request at once (the third
+/// packet of the connection, which a sync master sends), waits for a file to appear, then
+/// ends the request and prints the body of the answer.
+const HELD_HALF_REQUEST: &str = r#"
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], 80), timeout=10)
+s.sendall(b"GET /who HTTP/1.0\r\n")
+deadline = time.time() + 30
+while not os.path.exists(sys.argv[2]) and time.time() < deadline:
+    time.sleep(0.05)
+s.sendall(b"\r\n")
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data.split(b"\r\n\r\n", 1)[-1].decode())
+"#;
+
+const SYNC_CONFIG: &str = r#"
+[[service]]
+proto = "tcp"
+vip = "10.77.0.100"
+port = 80
+scheduler = "rr"
+
+[[service.real]]
+ip = "10.77.0.11"
+
+[[service.real]]
+ip = "10.77.0.12"
+
+[[service.real]]
+ip = "10.77.0.13"
+"#;
+
+/// The MAC of `host`'s `eth0`.
+fn mac_of(lan: &Lan, host: &str) -> String {
+    let out = run(lan.exec(host, "cat").arg("/sys/class/net/eth0/address"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The real server of the client's connection to the VIP in a director's `-L -n -c`.
+fn real_of_connection(lan: &Lan, host: &str) -> Option<String> {
+    let out = lan.ctl_on(host, &["-L", "-n", "-c"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.contains("10.77.0.10:") && l.contains("ESTABLISHED"))
+        .and_then(|l| l.split_whitespace().last())
+        .map(|dest| dest.rsplit_once(':').map_or(dest, |(a, _)| a).to_string())
+}
+
+fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend) {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("y", backend, 1);
+    lan.host("b", "10.77.0.3", "2001:db8:77::3");
+    lan.sysctl("b", "net.ipv4.ip_forward=0");
+    let backup = lan.director_on("b", SYNC_CONFIG, &["--sync", "backup"]);
+    let master = lan.director_on("d", SYNC_CONFIG, &["--sync", "master"]);
+    let url = format!("http://{VIP}/who");
+    // The client reaches the VIP through the master, as the VRRP owner's MAC.
+    let (master_mac, backup_mac) = (mac_of(&lan, "d"), mac_of(&lan, "b"));
+    ip(&[
+        "-n",
+        &lan.ns("c"),
+        "neigh",
+        "replace",
+        VIP,
+        "lladdr",
+        &master_mac,
+        "dev",
+        "eth0",
+        "nud",
+        "reachable",
+    ]);
+    assert!(lan.wait_for(&url, Duration::from_secs(15)), "{}", lan.log());
+    for (host, mode) in [("d", "master"), ("b", "backup")] {
+        let out = lan.ctl_on(host, &["-L", "--daemon"]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!(
+                "{mode} sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, \
+                 port=8848, ttl=1)\n"
+            )
+        );
+    }
+
+    let go = lan.dir.join("go");
+    let client = lan
+        .exec("c", "python3")
+        .args(["-c", HELD_HALF_REQUEST, VIP])
+        .arg(&go)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The master's record reaches the backup within the 2 s a partly filled message waits.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (on_master, on_backup) = loop {
+        let pair = (real_of_connection(&lan, "d"), real_of_connection(&lan, "b"));
+        if pair.1.is_some() || Instant::now() > deadline {
+            break pair;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let on_master = on_master.expect("the master lists the held connection");
+    assert_eq!(on_backup.as_deref(), Some(on_master.as_str()), "{}", lan.log());
+    let json = lan.ctl_on("b", &["-L", "-n", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["sync"]["mode"], "backup");
+    assert!(json["sync"]["imported"].as_u64().unwrap() >= 1, "{json}");
+    assert!(lan.scrape().contains("dr_sync_events_total{"));
+
+    // The master dies; the backup takes the VIP over with a gratuitous ARP, sent when its
+    // services change (what a VRRP notify script does with any no-op edit).
+    run(Command::new("kill").args(["-KILL", &master.to_string()]));
+    let out = lan.ctl_on("b", &["-E", "-t", &format!("{VIP}:80"), "-s", "rr"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = run(lan.exec("c", "ip").args(["neigh", "show", VIP]));
+        if String::from_utf8_lossy(&out.stdout).contains(&backup_mac) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the client never learned the backup's MAC");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&go, "").unwrap();
+    let out = client.wait_with_output().unwrap();
+    let body = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let expected = format!("r{}", on_master.trim_start_matches("10.77.0.1"));
+    assert_eq!(body, expected, "{}", String::from_utf8_lossy(&out.stderr));
+    // New connections go through the backup too.
+    assert!(lan.get(&url).is_some());
+    lan.stop_director(backup);
+}
+
 /// Each test above, once on each backend.
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
@@ -1001,4 +1165,5 @@ on_both_backends!(
     a_director_whose_interface_goes_away_stops_and_says_so_once,
     fragmented_udp_goes_through_several_workers_whole,
     a_check_through_the_vip_finds_a_real_server_without_the_vip,
+    a_backup_director_continues_the_flows_of_a_master_that_died,
 );

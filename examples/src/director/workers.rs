@@ -7,6 +7,7 @@
 
 use crate::backend::Io;
 use dr_core::{Director, Driver, DriverOptions, FrameIo, Instant};
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -33,11 +34,15 @@ fn work(
     stop: Arc<AtomicBool>,
     failure: Arc<Mutex<Option<String>>>,
     options: DriverOptions,
+    sync: Option<UdpSocket>,
 ) -> Director {
     let mut driver = Driver::new(options);
     while !stop.load(Ordering::Relaxed) {
         while let Ok(job) = jobs.try_recv() {
             job(&mut director, &mut io);
+        }
+        if let Some(socket) = &sync {
+            crate::sync::send_ready(&mut director, io.now(), socket);
         }
         match driver.step(&mut director, &mut io) {
             Ok(_) => {}
@@ -55,12 +60,17 @@ fn work(
 }
 
 impl Workers {
-    /// One thread per `(director, ring)` pair.
+    /// One thread per `(director, ring)` pair; with `sync`, a socket per worker that the
+    /// worker sends its director's sync messages on, after every batch.
     ///
     /// # Errors
     ///
     /// When a thread cannot be started.
-    pub fn start(parts: Vec<(Director, Io)>, options: DriverOptions) -> Result<Self, String> {
+    pub fn start(
+        parts: Vec<(Director, Io)>,
+        options: DriverOptions,
+        mut sync: Vec<UdpSocket>,
+    ) -> Result<Self, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(Mutex::new(None));
         let mut jobs = Vec::new();
@@ -68,14 +78,20 @@ impl Workers {
         for (i, (director, io)) in parts.into_iter().enumerate() {
             let (tx, rx) = channel();
             let (stop, failure) = (Arc::clone(&stop), Arc::clone(&failure));
+            let socket = (!sync.is_empty()).then(|| sync.remove(0));
             let thread = std::thread::Builder::new()
                 .name(format!("worker {i}"))
-                .spawn(move || work(director, io, rx, stop, failure, options))
+                .spawn(move || work(director, io, rx, stop, failure, options, socket))
                 .map_err(|e| format!("starting worker {i}: {e}"))?;
             jobs.push(tx);
             threads.push(thread);
         }
         Ok(Self { jobs, threads, stop, failure })
+    }
+
+    /// Where to send each worker jobs without waiting for an answer.
+    pub fn job_senders(&self) -> Vec<Sender<Job>> {
+        self.jobs.clone()
     }
 
     /// How many workers run.
