@@ -3,12 +3,17 @@
 //! forwarding off), and three real servers with the VIP on `lo`, `arp_ignore=1`,
 //! `arp_announce=2`, each serving HTTP. Real TCP connections from the client to the VIP.
 //!
+//! Every test runs on both backends (`afpacket::…` and `afxdp::…`). On AF_XDP the hosts
+//! that send to the VIP complete their checksums (`tx off`) and put VLAN tags in the frame
+//! (`txvlan off`), as frames on a physical LAN are and as XDP needs them; the director's
+//! interface has as many queues as it has workers.
+//!
 //! Only addresses inside those namespaces are used; everything is torn down when the test
 //! ends, even when it fails; every wait is bounded (the LAN is in `lan/mod.rs`).
 
 mod lan;
 
-use lan::{Lan, VIP, VIP6, ip, ready, root, run};
+use lan::{Backend, Lan, VIP, VIP6, ip, ready, root, run};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -97,18 +102,22 @@ ip = "2001:db8:77::11"
 ip = "2001:db8:77::12"
 "#;
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn http_through_the_director_in_namespaces() {
+fn http_through_the_director_in_namespaces(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("e");
-    // Watch the director's interface: replies must never cross it.
+    let mut lan = Lan::new("e", backend, 1);
+    // Watch the director's interface: replies must never cross it. AF_XDP frames pass no
+    // packet taps on the director (XDP runs before them), so there the capture is of its
+    // link, on the bridge's side.
     let capture = lan.dir.join("director.pcap");
+    let (host, interface) = match backend {
+        Backend::AfPacket => ("d", "eth0"),
+        Backend::AfXdp => ("lan", "dp"),
+    };
     let tcpdump = lan
-        .exec("d", "tcpdump")
-        .args(["-i", "eth0", "-n", "-U", "-w"])
+        .exec(host, "tcpdump")
+        .args(["-i", interface, "-n", "-U", "-w"])
         .arg(&capture)
         .arg("tcp")
         .stdout(Stdio::null())
@@ -330,13 +339,11 @@ fn http_through_the_director_in_namespaces() {
     );
 }
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn several_workers_share_the_interface() {
+fn several_workers_share_the_interface(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("w");
+    let mut lan = Lan::new("w", backend, 2);
     let pid = lan.director(CONFIG, &["--workers", "2"]);
     let url = format!("http://{VIP}/who");
     assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
@@ -457,9 +464,7 @@ impl Lan {
     }
 }
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn a_vlan_is_served_only_when_configured_and_frames_keep_their_tags() {
+fn a_vlan_is_served_only_when_configured_and_frames_keep_their_tags(backend: Backend) {
     use dr_fixtures::frames::{SYN, arp_request, tcp4, with_vlans};
     if !ready() {
         return;
@@ -467,7 +472,7 @@ fn a_vlan_is_served_only_when_configured_and_frames_keep_their_tags() {
     // The kernel here may have no VLAN devices, so the client sends tagged frames itself and
     // the real servers' interfaces are watched: the frame the director forwards must carry
     // the client's tag (a real server with a VLAN device would take it from there).
-    let mut lan = Lan::new("v");
+    let mut lan = Lan::new("v", backend, 1);
     let url = format!("http://{VIP}/who");
     let (client, director) = (lan.mac_of("c"), lan.mac_of("d"));
     let from_client = |mut frame: Vec<u8>| {
@@ -516,13 +521,11 @@ fn a_vlan_is_served_only_when_configured_and_frames_keep_their_tags() {
     }
 }
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn a_second_director_on_the_interface_or_the_control_socket_is_refused() {
+fn a_second_director_on_the_interface_or_the_control_socket_is_refused(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("s");
+    let mut lan = Lan::new("s", backend, 1);
     let pid = lan.director(CONFIG, &[]);
     let url = format!("http://{VIP}/who");
     assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
@@ -559,13 +562,11 @@ fn a_second_director_on_the_interface_or_the_control_socket_is_refused() {
     lan.stop_director(pid);
 }
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn a_director_whose_interface_goes_away_stops_and_says_so_once() {
+fn a_director_whose_interface_goes_away_stops_and_says_so_once(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("g");
+    let mut lan = Lan::new("g", backend, 2);
     let pid = lan.director(CONFIG, &["--workers", "2"]);
     let url = format!("http://{VIP}/who");
     assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
@@ -622,13 +623,11 @@ for i in range(count):
 print(whole)
 "#;
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn fragmented_udp_goes_through_several_workers_whole() {
+fn fragmented_udp_goes_through_several_workers_whole(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("f");
+    let mut lan = Lan::new("f", backend, 2);
     // r1 and r2 serve UDP port 5000; r3 does not: its default check (a UDP datagram, down on
     // ICMP port unreachable) takes it out. A TCP connect, the check of TCP services, would
     // take every UDP server out.
@@ -678,12 +677,11 @@ fn fragmented_udp_goes_through_several_workers_whole() {
     assert_eq!(forwarded, 24, "two later fragments of each datagram forwarded:\n{log}");
 }
 
-#[test]
-fn a_check_through_the_vip_finds_a_real_server_without_the_vip() {
+fn a_check_through_the_vip_finds_a_real_server_without_the_vip(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("t");
+    let mut lan = Lan::new("t", backend, 1);
     // The commonest LVS-DR mistake: r3 lacks the VIP on lo. It still answers on its own
     // address, so a plain TCP check passes; a SYN to the VIP at its MAC finds nobody.
     ip(&["-n", &lan.ns("r3"), "addr", "del", &format!("{VIP}/32"), "dev", "lo"]);
@@ -775,13 +773,11 @@ fn real_of_connection(lan: &Lan, host: &str) -> Option<String> {
         .map(|dest| dest.rsplit_once(':').map_or(dest, |(a, _)| a).to_string())
 }
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn a_backup_director_continues_the_flows_of_a_master_that_died() {
+fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("s");
+    let mut lan = Lan::new("y", backend, 1);
     lan.host("b", "10.77.0.3", "2001:db8:77::3");
     lan.sysctl("b", "net.ipv4.ip_forward=0");
     let backup = lan.director_on("b", SYNC_CONFIG, &["--sync", "backup"]);
@@ -863,3 +859,38 @@ fn a_backup_director_continues_the_flows_of_a_master_that_died() {
     assert!(lan.get(&url).is_some());
     lan.stop_director(backup);
 }
+
+/// Each test above, once on each backend.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod afpacket {
+            $(
+                #[test]
+                #[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
+                fn $test() {
+                    super::$test(super::Backend::AfPacket);
+                }
+            )*
+        }
+        mod afxdp {
+            $(
+                #[test]
+                #[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF)")]
+                fn $test() {
+                    super::$test(super::Backend::AfXdp);
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    http_through_the_director_in_namespaces,
+    several_workers_share_the_interface,
+    a_vlan_is_served_only_when_configured_and_frames_keep_their_tags,
+    a_second_director_on_the_interface_or_the_control_socket_is_refused,
+    a_director_whose_interface_goes_away_stops_and_says_so_once,
+    fragmented_udp_goes_through_several_workers_whole,
+    a_check_through_the_vip_finds_a_real_server_without_the_vip,
+    a_backup_director_continues_the_flows_of_a_master_that_died,
+);

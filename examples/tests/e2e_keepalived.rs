@@ -6,12 +6,13 @@
 //! body that no longer has its `digest` takes its server out; SIGHUP applies an edited file
 //! while a connection open to a kept server goes on.
 //!
-//! Only addresses inside those namespaces are used; everything is torn down when the test
-//! ends, even when it fails; every wait is bounded.
+//! It runs on both backends, as the tests of `e2e.rs` do. Only addresses inside those
+//! namespaces are used; everything is torn down when the test ends, even when it fails;
+//! every wait is bounded.
 
 mod lan;
 
-use lan::{Lan, VIP, ip, ready, run};
+use lan::{Backend, Lan, VIP, ip, ready, run};
 use std::ffi::OsStr;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -197,12 +198,22 @@ fn sorted(mut names: Vec<String>) -> Vec<String> {
 
 #[test]
 #[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn keepalived_checkers_drive_the_table_in_namespaces() {
+fn keepalived_checkers_drive_the_table_on_afpacket() {
+    keepalived_checkers_drive_the_table(Backend::AfPacket);
+}
+
+#[test]
+#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF)")]
+fn keepalived_checkers_drive_the_table_on_afxdp() {
+    keepalived_checkers_drive_the_table(Backend::AfXdp);
+}
+
+fn keepalived_checkers_drive_the_table(backend: Backend) {
     if !ready() {
         return;
     }
     let started = Instant::now();
-    let mut lan = Lan::new("k");
+    let mut lan = Lan::new("k", backend, 1);
     for i in 1..=3 {
         ip(&["-n", &lan.ns(&format!("r{i}")), "addr", "add", &format!("{VIP2}/32"), "dev", "lo"]);
     }
@@ -317,5 +328,5 @@ fn keepalived_checkers_drive_the_table_in_namespaces() {
     lan.stop_director(pid);
     let log = lan.log();
     assert!(!log.contains(" ERROR "), "{log}");
-    eprintln!("the keepalived end-to-end test took {:?}", started.elapsed());
+    eprintln!("the keepalived end-to-end test on {} took {:?}", backend.name(), started.elapsed());
 }

@@ -7,7 +7,9 @@
 //! start), learns the real servers' MACs from the answers to its own ARP requests and
 //! Neighbor Solicitations (never from gratuitous ARP or unsolicited advertisements) unless
 //! the configuration gives them, and forwards every connection to its real server by
-//! rewriting only the MAC addresses, on an `AF_PACKET` ring.
+//! rewriting only the MAC addresses, on an `AF_PACKET` ring (the default) or, with
+//! `--backend afxdp`, on `AF_XDP` sockets fed by an XDP program that redirects only the
+//! director's traffic (the VIPs', their ARP and ND) and leaves the rest to the host.
 //!
 //! Every real server is health checked off the packet path (`[service.health]`; by
 //! default a TCP connect to its address and the service port every second, down after 3
@@ -26,7 +28,9 @@
 //! Prometheus at `http://ADDR/metrics` (off by default; the names are in
 //! `dr_examples::metrics`).
 //!
-//! `--workers N` runs N threads, each with its own ring in a `PACKET_FANOUT` group (the
+//! `--workers N` runs N threads. On `AF_XDP` each has the socket of one receive queue, and
+//! N must be the interface's number of queues (the NIC's receive-side scaling keeps a flow
+//! on one queue). On `AF_PACKET` each has its own ring in a `PACKET_FANOUT` group (the
 //! worker is chosen from the packet's IP addresses alone, so every packet of a client, each
 //! fragment of a datagram too, reaches the same worker, and nothing is reassembled) and its own
 //! director and connection table. Control commands, reloads and health changes apply to all
@@ -43,6 +47,7 @@
 //! and applies only the difference, as `ipvsadm -A/-E/-D/-a/-e/-d` would: connections of
 //! what stays survive. A file that does not load is reported and changes nothing.
 
+use crate::backend::{self, Backend, Io};
 use crate::config::{LoadOptions, Loaded, load_all};
 use crate::control::{self, ControlSocket};
 use crate::health::{self, HealthCheck};
@@ -53,7 +58,6 @@ use crate::{preflight, reload, report, rules};
 use clap::Parser;
 use dr_core::ServiceKey;
 use dr_core::{Config, Director, DriverOptions, FrameIo};
-use dr_io_afpacket::{AfPacket, AfPacketConfig, RingStats};
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -114,6 +118,10 @@ struct Args {
     /// table; a flow always reaches the same worker.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
+    /// The backend: afpacket (any interface) or afxdp (an XDP program and AF_XDP sockets,
+    /// one worker per receive queue; zero-copy where the driver supports it).
+    #[arg(long, value_enum, default_value_t = Backend::Afpacket)]
+    backend: Backend,
     /// Connection sync, as `ipvsadm --start-daemon`.
     #[command(flatten)]
     sync: SyncArgs,
@@ -307,9 +315,9 @@ fn director(
 
 /// After services changed: the filter lets the VIPs' traffic in, and every VIP is announced
 /// again (gratuitous ARP, unsolicited NA), so new ones reach neighbours' caches at once.
-fn follow_vips(director: &Director, io: &mut AfPacket) -> Result<(), String> {
+fn follow_vips(director: &Director, io: &mut Io) -> Result<(), String> {
     let vips: Vec<_> = director.vips().collect();
-    io.set_vips(&vips).map_err(|e| e.to_string())?;
+    io.set_vips(&vips)?;
     let now = io.now();
     for frame in director.announcements() {
         if let Err(e) = io.send(now, &frame) {
@@ -407,16 +415,13 @@ fn run(args: &Args) -> Result<(), String> {
     // Nor is a live director's control socket ever taken over.
     let control = ControlSocket::bind(&args.control)?;
     // The interface's MAC first: the configuration may leave the director's MAC to it.
-    let probe = AfPacket::open(&AfPacketConfig::new(iface)).map_err(|e| e.to_string())?;
-    let mac = probe.mac();
-    drop(probe);
+    let mac = backend::interface_mac(iface)?;
     let sync_iface = args.sync.sync_iface.as_deref().unwrap_or(iface);
     let mut daemon =
         args.sync.config().map(|_| SyncDaemon::open(&args.sync, sync_iface)).transpose()?;
-    let mut parts = Vec::new();
+    let mut directors = Vec::new();
     let mut settings = Vec::new();
     let mut keepalived: Option<Keepalived> = None;
-    let fanout = (args.workers > 1).then(|| (std::process::id() & 0xffff) as u16);
     for _ in 0..args.workers {
         let (Loaded { mut director, health, .. }, plan) = director(args, mac, false, None)?;
         if keepalived.is_none() {
@@ -426,23 +431,21 @@ fn run(args: &Args) -> Result<(), String> {
             director.start_sync(config).map_err(|e| format!("--sync: {e}"))?;
         }
         let vips: Vec<_> = director.vips().collect();
-        if parts.is_empty() && !args.no_preflight {
+        if directors.is_empty() && !args.no_preflight {
             let problems = preflight::problems(iface, &vips);
             if !problems.is_empty() {
                 return Err(problems.join("; "));
             }
         }
-        let mut config = AfPacketConfig::new(iface).with_vips(vips);
-        if let Some(group) = fanout {
-            config = config.with_fanout(group);
-        }
-        let io = AfPacket::open(&config).map_err(|e| e.to_string())?;
         settings = health;
-        parts.push((director, io));
+        directors.push(director);
     }
+    let vips: Vec<_> = directors.first().map(|d| d.vips().collect()).unwrap_or_default();
+    let ios = backend::open(args.backend, iface, &vips, args.workers)?;
+    let parts: Vec<(Director, Io)> = directors.into_iter().zip(ios).collect();
     let services = parts.first().map_or(0, |(d, _)| d.services().count());
-    let vips: Vec<_> = parts.first().map(|(d, _)| d.vips().collect()).unwrap_or_default();
-    info!(interface = %iface, %mac, ?vips, services, workers = args.workers, "director up");
+    let backend = args.backend;
+    info!(interface = %iface, %mac, ?vips, services, workers = args.workers, ?backend, "director up");
     let senders = match &daemon {
         Some(daemon) => (0..parts.len()).map(|_| daemon.sender()).collect::<Result<_, _>>()?,
         None => Vec::new(),
@@ -559,17 +562,7 @@ fn run(args: &Args) -> Result<(), String> {
                 let down = Arc::new(down);
                 let texts: Vec<(String, Option<String>)> = workers
                     .each(move |i, d, io| {
-                        let ring = io.ring_stats().unwrap_or_else(|e| {
-                            tracing::warn!("reading the ring's statistics: {e}");
-                            RingStats::default()
-                        });
-                        let text = metrics::render(d)
-                            + &metrics::render_ring(
-                                ring,
-                                io.truncated(),
-                                io.vlan_lost(),
-                                io.unsent(),
-                            );
+                        let text = metrics::render(d) + &io.render_metrics();
                         (text, (i == 0).then(|| metrics::render_health(d, &down)))
                     })
                     .into_iter()

@@ -1,11 +1,12 @@
-//! dr-director's workers: each a thread that owns a [`Director`] and its `AfPacket` ring and
-//! drives them, taking jobs (control commands, reloads, health changes, listings) between
-//! batches. With several workers the rings share a `PACKET_FANOUT` group whose program picks
-//! the worker from the IP addresses, so every packet of a flow (each fragment included, none
-//! reassembled) reaches the same worker.
+//! dr-director's workers: each a thread that owns a [`Director`] and its backend ([`Io`]:
+//! an `AF_PACKET` ring or an `AF_XDP` socket) and drives them, taking jobs (control
+//! commands, reloads, health changes, listings) between batches. With several workers on
+//! `AF_PACKET` the rings share a `PACKET_FANOUT` group whose program picks the worker from
+//! the IP addresses, so every packet of a flow (each fragment included, none reassembled)
+//! reaches the same worker; on `AF_XDP` each worker has one receive queue of the interface.
 
+use crate::backend::Io;
 use dr_core::{Director, Driver, DriverOptions, FrameIo, Instant};
-use dr_io_afpacket::AfPacket;
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -14,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Work for a worker, run on its thread between two batches.
-pub type Job = Box<dyn FnOnce(&mut Director, &mut AfPacket) + Send>;
+pub type Job = Box<dyn FnOnce(&mut Director, &mut Io) + Send>;
 
 /// The running workers.
 #[derive(Debug)]
@@ -28,7 +29,7 @@ pub struct Workers {
 
 fn work(
     mut director: Director,
-    mut io: AfPacket,
+    mut io: Io,
     jobs: Receiver<Job>,
     stop: Arc<AtomicBool>,
     failure: Arc<Mutex<Option<String>>>,
@@ -66,7 +67,7 @@ impl Workers {
     ///
     /// When a thread cannot be started.
     pub fn start(
-        parts: Vec<(Director, AfPacket)>,
+        parts: Vec<(Director, Io)>,
         options: DriverOptions,
         mut sync: Vec<UdpSocket>,
     ) -> Result<Self, String> {
@@ -107,7 +108,7 @@ impl Workers {
     /// a worker that does not answer within five seconds gives `None`.
     pub fn each<T: Send + 'static>(
         &self,
-        f: impl Fn(usize, &mut Director, &mut AfPacket) -> T + Send + Sync + 'static,
+        f: impl Fn(usize, &mut Director, &mut Io) -> T + Send + Sync + 'static,
     ) -> Vec<Option<T>> {
         let f = Arc::new(f);
         let replies: Vec<_> = self

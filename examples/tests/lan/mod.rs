@@ -17,8 +17,27 @@ use std::time::{Duration, Instant};
 pub(crate) const VIP: &str = "10.77.0.100";
 pub(crate) const VIP6: &str = "2001:db8:77::100";
 
+/// The backend a test's director runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Backend {
+    AfPacket,
+    AfXdp,
+}
+
+impl Backend {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::AfPacket => "afpacket",
+            Self::AfXdp => "afxdp",
+        }
+    }
+}
+
 /// The namespaces, processes and files of one test, removed on drop.
 pub(crate) struct Lan {
+    pub(crate) backend: Backend,
+    /// The director's workers, and so its interface's queues on AF_XDP.
+    pub(crate) workers: u16,
     pub(crate) prefix: String,
     pub(crate) namespaces: Vec<String>,
     pub(crate) children: Vec<Child>,
@@ -59,11 +78,23 @@ impl Lan {
         self.namespaces.push(ns.clone());
         let lan = self.ns("lan");
         let port = format!("{}p", host);
-        ip(&[
-            "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns",
-            &lan,
-        ]);
+        let queues = if host == "d" { self.workers } else { 1 }.to_string();
+        let q: &[&str] = &["numtxqueues", &queues, "numrxqueues", &queues];
+        let link: Vec<&str> = ["link", "add", "eth0", "netns", &ns]
+            .into_iter()
+            .chain(q.iter().copied())
+            .chain(["type", "veth", "peer", "name", &port, "netns", &lan])
+            .chain(q.iter().copied())
+            .collect();
+        ip(&link);
         ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
+        if self.backend == Backend::AfXdp {
+            // Checksums complete and VLAN tags in the frame, as on a physical LAN.
+            run(self.exec(host, "ethtool").args(["-K", "eth0", "tx", "off", "txvlan", "off"]));
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", &lan, "ethtool", "-K", &port, "tx", "off", "txvlan", "off"]);
+            run(&mut cmd);
+        }
         for (addr, family) in [(format!("{v4}/24"), "-4"), (format!("{v6}/64"), "-6")] {
             let mut args = vec!["-n", &ns, family, "addr", "add", addr.as_str(), "dev", "eth0"];
             if family == "-6" {
@@ -75,13 +106,17 @@ impl Lan {
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
     }
 
-    /// A LAN whose namespaces are named after `tag` and this process.
-    pub(crate) fn new(tag: &str) -> Self {
-        let prefix = format!("dr{tag}{}", std::process::id() % 100_000);
+    /// A LAN whose namespaces are named after `tag`, the backend and this process, for a
+    /// director with `workers` workers.
+    pub(crate) fn new(tag: &str, backend: Backend, workers: u16) -> Self {
+        let b = &backend.name()[2..3];
+        let prefix = format!("dr{tag}{b}{}", std::process::id() % 100_000);
         let dir = std::env::temp_dir().join(format!("{prefix}-e2e"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut lan = Self {
+            backend,
+            workers,
             prefix,
             namespaces: Vec::new(),
             children: Vec::new(),
@@ -162,7 +197,7 @@ impl Lan {
         (name("director.toml"), name("director.log"), name("ctl.sock"))
     }
 
-    /// Starts dr-director on `host`'s `eth0` with this configuration and these arguments.
+    /// Starts dr-director on `host`'s `eth0`.
     pub(crate) fn director_on(&mut self, host: &str, config: &str, extra: &[&str]) -> u32 {
         let path = self.director_files(host).0;
         std::fs::write(&path, config).unwrap();
@@ -182,6 +217,7 @@ impl Lan {
             .exec(host, env!("CARGO_BIN_EXE_dr-director"))
             .args(["--iface", "eth0", "--metrics", "127.0.0.1:9813"])
             .args(services)
+            .args(["--backend", self.backend.name()])
             .arg("--control")
             .arg(socket)
             .args(extra)
@@ -273,7 +309,7 @@ pub(crate) fn root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
 }
 
-/// Root, `ip`, `python3`, `curl` and `tcpdump` are needed; in CI their absence is a failure.
+/// Root, `ip`, `python3`, `curl`, `tcpdump` and `ethtool` are needed; in CI their absence is a failure.
 /// A build that is not root's compiles these tests ignored (see dr-io-afpacket/build.rs);
 /// run all the same (`--include-ignored`), they skip, saying so.
 pub(crate) fn ready() -> bool {
@@ -284,14 +320,15 @@ pub(crate) fn ready() -> bool {
     let tools = have("ip", "-V")
         && have("python3", "-V")
         && have("curl", "-V")
-        && have("tcpdump", "--version");
+        && have("tcpdump", "--version")
+        && have("ethtool", "--version");
     if root && tools {
         return true;
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "CI must run the end-to-end tests as root with ip, python3, curl and tcpdump"
+        "CI must run the end-to-end tests as root with ip, python3, curl, tcpdump and ethtool"
     );
-    eprintln!("skipped: the end-to-end tests need root, ip, python3, curl and tcpdump");
+    eprintln!("skipped: the end-to-end tests need root, ip, python3, curl, tcpdump and ethtool");
     false
 }
