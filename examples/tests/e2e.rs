@@ -763,14 +763,21 @@ fn mac_of(lan: &Lan, host: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The real server of the client's connection to the VIP in a director's `-L -n -c`.
-fn real_of_connection(lan: &Lan, host: &str) -> Option<String> {
+/// The client's established connections in a director's `-L -n -c`: the client's address
+/// and port, and the real server.
+fn connections_of_client(lan: &Lan, host: &str) -> Vec<(String, String)> {
     let out = lan.ctl_on(host, &["-L", "-n", "-c"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.lines()
-        .find(|l| l.contains("10.77.0.10:") && l.contains("ESTABLISHED"))
-        .and_then(|l| l.split_whitespace().last())
-        .map(|dest| dest.rsplit_once(':').map_or(dest, |(a, _)| a).to_string())
+        .filter(|l| l.contains("ESTABLISHED"))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let client = words.iter().find(|w| w.starts_with("10.77.0.10:"))?;
+            let dest = words.last()?;
+            let real = dest.rsplit_once(':').map_or(*dest, |(a, _)| a);
+            Some((client.to_string(), real.to_string()))
+        })
+        .collect()
 }
 
 fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend) {
@@ -821,10 +828,16 @@ fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend)
         .unwrap();
     // The master's record reaches the backup within the 2 s a partly filled message waits.
     let deadline = Instant::now() + Duration::from_secs(10);
+    // The held connection is the master's one established connection of the client (the
+    // backup may still list the first request's as established: its end is synced later).
     let (on_master, on_backup) = loop {
-        let pair = (real_of_connection(&lan, "d"), real_of_connection(&lan, "b"));
-        if pair.1.is_some() || Instant::now() > deadline {
-            break pair;
+        let held = match connections_of_client(&lan, "d").as_slice() {
+            [held] => Some(held.clone()),
+            _ => None,
+        };
+        let synced = held.as_ref().filter(|h| connections_of_client(&lan, "b").contains(h));
+        if synced.is_some() || Instant::now() > deadline {
+            break (held.clone().map(|h| h.1), synced.map(|h| h.1.clone()));
         }
         std::thread::sleep(Duration::from_millis(200));
     };
