@@ -626,3 +626,119 @@ proptest! {
         prop_assert_eq!(counted as usize, d.connection_count());
     }
 }
+
+/// A datagram from `syncid` holding dr's bulk resync request.
+fn resync_request(syncid: u8) -> Vec<u8> {
+    let mut buf = [0u8; 64];
+    let mut w = MessageWriter::new(&mut buf, syncid).unwrap();
+    let (record, option) = wire::resync_request_record();
+    assert!(w.push_with(&record, &option));
+    let len = w.len();
+    buf[..len].to_vec()
+}
+
+#[test]
+fn a_resync_request_during_a_bulk_resync_or_its_hold_off_is_ignored_and_counted() {
+    let mut m = master(false, |_| {});
+    for port in 0..20 {
+        open(&mut m, at(0), 3000 + port);
+    }
+    let _ = drain(&mut m, at(5_000));
+    m.import_sync(at(10_000), &resync_request(0)).unwrap();
+    assert!(m.sync_bulk_pending());
+    // Under way: a second request does not start it again.
+    m.import_sync(at(10_000), &resync_request(0)).unwrap();
+    assert_eq!(m.sync_counters().resync_requests_ignored, 1);
+    let first = drain(&mut m, at(10_000));
+    assert!(!first.is_empty());
+    assert!(!m.sync_bulk_pending());
+    let bulk = m.sync_counters().bulk_records;
+    // Ended at 10 s: ignored until 20 s.
+    m.import_sync(at(19_999), &resync_request(0)).unwrap();
+    assert!(!m.sync_bulk_pending());
+    assert_eq!(m.sync_counters().resync_requests_ignored, 2);
+    m.import_sync(at(20_000), &resync_request(0)).unwrap();
+    assert!(m.sync_bulk_pending());
+    let _ = drain(&mut m, at(20_000));
+    assert_eq!(m.sync_counters().bulk_records, 2 * bulk);
+    assert_eq!(m.sync_counters().resync_requests_received, 4);
+}
+
+#[test]
+fn poll_sync_gives_one_message_per_call_and_a_bulk_resync_goes_on_over_calls() {
+    let mut m = master(false, |c| c.maxlen = 100); // two IPv4 records a message
+    for port in 0..20 {
+        open(&mut m, at(0), 3000 + port);
+    }
+    let _ = drain(&mut m, at(5_000));
+    m.import_sync(at(10_000), &resync_request(0)).unwrap();
+    let mut messages = 0;
+    while m.sync_bulk_pending() {
+        assert!(m.poll_sync(at(10_000)).is_some());
+        messages += 1;
+        assert!(messages < 100);
+    }
+    let _ = drain(&mut m, at(10_000));
+    assert_eq!(m.sync_counters().bulk_records, 20);
+    assert!(messages >= 9, "{messages}");
+}
+
+#[test]
+fn a_master_answers_resync_requests_of_its_syncid_and_of_0_only() {
+    let mut m = master(false, |c| c.syncid = 5);
+    m.import_sync(at(0), &resync_request(7)).unwrap();
+    assert!(!m.sync_bulk_pending());
+    assert_eq!(m.sync_counters().syncid_ignored, 1);
+    // A backup left at syncid 0 (it takes every ID) is answered.
+    m.import_sync(at(0), &resync_request(0)).unwrap();
+    assert!(m.sync_bulk_pending());
+    let _ = drain(&mut m, at(0));
+    m.import_sync(at(60_000), &resync_request(5)).unwrap();
+    assert!(m.sync_bulk_pending());
+    // A backup with its own ID still takes only that one.
+    let mut b = director_with(false);
+    let mut config = SyncConfig::new(SyncMode::Backup);
+    config.syncid = 5;
+    b.start_sync(config).unwrap();
+    let mut other = record(7, "10.0.0.11", 0x83, 1);
+    other[1] = 0;
+    b.import_sync(at(0), &other).unwrap();
+    assert_eq!((b.connection_count(), b.sync_counters().syncid_ignored), (0, 1));
+}
+
+#[test]
+fn a_record_with_a_firewall_mark_is_not_bound_to_an_address_service() {
+    let mut d = backup();
+    let mut m = record(7, "10.0.0.11", 0x83, 1);
+    m[8 + 16..8 + 20].copy_from_slice(&1u32.to_be_bytes());
+    assert_eq!(d.import_sync(at(0), &m), Ok(1));
+    assert_eq!(d.connection_count(), 0);
+    assert_eq!(d.sync_counters().no_real, 1);
+    // The same without the mark is taken.
+    d.import_sync(at(0), &record(7, "10.0.0.11", 0x83, 1)).unwrap();
+    assert_eq!(d.connection_count(), 1);
+}
+
+#[test]
+fn an_unknown_mandatory_option_ends_the_records_options_so_a_bad_one_after_it_skips_only_that_record()
+ {
+    let mut m = kernel_datagram();
+    // Record 1's option, now mandatory (0x05) of 1 byte, then a lone byte that is no
+    // option: the kernel stops reading the options at the mandatory one.
+    m[8 + 36] = 0x05;
+    m[8 + 36 + 1] = 1;
+    let mut d = backup();
+    assert_eq!(d.import_sync(at(0), &m), Ok(3));
+    assert!(d.connection(&key(CLIENT, 40000, VIP, 80)).is_none());
+    assert_eq!((d.connection_count(), d.sync_counters().skipped), (2, 1));
+    assert_eq!(d.sync_counters().messages_bad, 0);
+}
+
+#[test]
+fn a_template_record_of_an_unknown_state_is_taken_not_assured_as_the_kernel_takes_it() {
+    // ip_vs_proc_sync_conn only logs a template state >= IP_VS_CTPL_S_LAST (2), and
+    // goes on: so does dr, and the template is not assured.
+    let mut d = backup();
+    assert_eq!(d.import_sync(at(0), &record(0, "10.0.0.11", 0x1183, 2)), Ok(1));
+    assert_eq!((d.template_count(), d.sync_counters().skipped), (1, 0));
+}

@@ -7,7 +7,7 @@ use crate::flow::Protocol;
 use crate::sync::export::{self, Outbox, Subject};
 use crate::sync::import::{self, Incoming, TEMPLATE_DEFAULT_TIMEOUT};
 use crate::sync::wire::{self, Entry, SyncRecord, flags};
-use crate::sync::{SyncConfig, SyncConfigError, SyncCounters, SyncError};
+use crate::sync::{RESYNC_HOLD_OFF, SyncConfig, SyncConfigError, SyncCounters, SyncError};
 use crate::time::Instant;
 
 /// Slots the bulk resync looks at per [`Director::poll_sync`] call, at most.
@@ -21,6 +21,8 @@ pub(super) struct SyncState {
     /// A bulk resync under way: the next slot, and whether templates are being sent (they
     /// go after every connection).
     bulk: Option<(usize, bool)>,
+    /// When the last bulk resync ended: requests within [`RESYNC_HOLD_OFF`] are ignored.
+    bulk_ended: Option<Instant>,
 }
 
 impl Director {
@@ -39,7 +41,8 @@ impl Director {
         } else {
             self.conns.disable_sync_meta();
         }
-        self.sync = Some(SyncState { config, outbox: Outbox::new(&config), bulk: None });
+        self.sync =
+            Some(SyncState { config, outbox: Outbox::new(&config), bulk: None, bulk_ended: None });
         Ok(())
     }
 
@@ -57,6 +60,20 @@ impl Director {
     /// What sync did since the director was built.
     pub fn sync_counters(&self) -> &SyncCounters {
         &self.sync_counters
+    }
+
+    /// Counts `n` sync messages [`poll_sync`](Self::poll_sync) gave that could not be sent
+    /// (a full socket buffer: the kernel's master waits there, a worker does not), in
+    /// [`SyncCounters::send_drops`].
+    pub fn count_sync_send_drops(&mut self, n: u64) {
+        self.sync_counters.send_drops = self.sync_counters.send_drops.wrapping_add(n);
+    }
+
+    /// Counts `n` sync datagrams received but dropped before
+    /// [`import_sync`](Self::import_sync) (a full queue to this director), in
+    /// [`SyncCounters::receive_drops`].
+    pub fn count_sync_receive_drops(&mut self, n: u64) {
+        self.sync_counters.receive_drops = self.sync_counters.receive_drops.wrapping_add(n);
     }
 
     /// Whether a bulk resync is being sent.
@@ -83,8 +100,9 @@ impl Director {
     /// The next sync message to send, if one is ready: call after every frame or burst and
     /// after [`handle_timeout`](Self::handle_timeout), until it gives `None`, and send each
     /// as one UDP datagram to the sync group. A partly filled message is ready 2 s after its
-    /// first record; a bulk resync under way fills the next messages here, a bounded
-    /// number of table slots per call.
+    /// first record; a bulk resync under way fills the next message here, looking at a
+    /// bounded number of table slots per call. Each call gives at most one message: the
+    /// caller paces a bulk resync by how many it takes per turn.
     pub fn poll_sync(&mut self, now: Instant) -> Option<&[u8]> {
         let now = self.clock.max(now);
         if self.sync.as_ref().is_some_and(|s| s.bulk.is_some() && !s.outbox.has_ready()) {
@@ -115,7 +133,12 @@ impl Director {
 
     /// Imports one sync datagram, as the kernel's backup does (see
     /// [`sync::import`](crate::sync::import)); a master takes only the bulk resync requests
-    /// in it. Returns how many records were read. Never panics and never allocates.
+    /// in it, and answers one only when no bulk resync is under way nor ended less than
+    /// [`RESYNC_HOLD_OFF`] ago (otherwise it is counted in
+    /// [`SyncCounters::resync_requests_ignored`]). A backup takes the datagrams of its
+    /// sync ID, or every one with sync ID 0; a master the requests of its sync ID and of 0,
+    /// since a backup left at 0 takes every ID. Returns how many records were read. Never
+    /// panics and never allocates.
     ///
     /// # Errors
     ///
@@ -135,7 +158,13 @@ impl Director {
                 return Err(e);
             }
         };
-        if config.syncid != 0 && message.syncid != config.syncid {
+        // A backup at 0 takes every ID; a master answers its own and 0's requests.
+        let syncid_ok = if config.mode.is_master() {
+            message.syncid == 0 || message.syncid == config.syncid
+        } else {
+            config.syncid == 0 || message.syncid == config.syncid
+        };
+        if !syncid_ok {
             self.sync_counters.syncid_ignored = self.sync_counters.syncid_ignored.wrapping_add(1);
             return Ok(0);
         }
@@ -159,7 +188,14 @@ impl Director {
                 if config.mode.is_master()
                     && let Some(sync) = &mut self.sync
                 {
-                    sync.bulk = Some((0, false));
+                    let held =
+                        sync.bulk_ended.is_some_and(|t| now < t.saturating_add(RESYNC_HOLD_OFF));
+                    if sync.bulk.is_some() || held {
+                        self.sync_counters.resync_requests_ignored =
+                            self.sync_counters.resync_requests_ignored.wrapping_add(1);
+                    } else {
+                        sync.bulk = Some((0, false));
+                    }
                 }
             } else if config.mode.is_backup() {
                 self.import_entry(now, &entry, message.version);
@@ -179,6 +215,11 @@ impl Director {
             c.skipped = c.skipped.wrapping_add(1);
             return;
         };
+        // A firewall-mark service's entry: dr has none, so no service takes it.
+        if entry.record.fwmark != 0 {
+            c.no_real = c.no_real.wrapping_add(1);
+            return;
+        }
         let hash = self.conns.hash(&incoming.key);
         if let Some(id) = self.conns.find(hash, &incoming.key, incoming.template) {
             let conn = self.conns.get(id);
@@ -373,6 +414,7 @@ impl Director {
         if done {
             dropped += sync.outbox.finish();
             sync.bulk = None;
+            sync.bulk_ended = Some(now);
         } else {
             sync.bulk = Some((slot, templates));
         }

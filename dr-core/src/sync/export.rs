@@ -248,3 +248,95 @@ impl Outbox {
         Some((message, usize::from(message.get(4).copied().unwrap_or(0))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! `sync_refresh_period` and `sync_retries` as `ip_vs_sync_conn_needed` applies them.
+
+    use super::*;
+    use crate::sync::SyncMode;
+
+    const S: u64 = 1000;
+
+    /// A UDP connection (one state, no state rule) with a 300 s timeout.
+    fn udp(timeout_secs: u64) -> Subject {
+        Subject {
+            template: false,
+            tcp: false,
+            state: 0,
+            timeout: Duration::from_secs(timeout_secs),
+            in_persistence: false,
+        }
+    }
+
+    fn config(refresh_secs: u64, retries: u8, period: u32) -> SyncConfig {
+        let mut c = SyncConfig::new(SyncMode::Master);
+        c.refresh_period = Duration::from_secs(refresh_secs);
+        c.retries = retries;
+        c.period = period;
+        c
+    }
+
+    /// The milliseconds, from `start`, of the packets (one every `step` ms, up to `until`)
+    /// that the rules send.
+    fn sent(c: &SyncConfig, subject: Subject, step: u64, until: u64) -> Vec<u64> {
+        let mut meta = SyncMeta::NEW;
+        let mut out = Vec::new();
+        let mut pkts = 0u32;
+        let mut t = 0;
+        while t <= until {
+            pkts += 1;
+            if needed(c, &mut meta, subject, Instant::from_millis(t), pkts) {
+                out.push(t);
+            }
+            t += step;
+        }
+        out
+    }
+
+    #[test]
+    fn without_a_refresh_period_the_threshold_alone_decides() {
+        // "3 50": packets 3, 53, 103 (one a second from 0 s: at 2 s, 52 s, 102 s).
+        assert_eq!(sent(&config(0, 0, 50), udp(300), S, 110 * S), [2 * S, 52 * S, 102 * S]);
+        // Period 0: packet 3 only.
+        let mut c = config(0, 0, 0);
+        c.threshold = 3;
+        assert_eq!(sent(&c, udp(300), S, 110 * S), [2 * S]);
+    }
+
+    #[test]
+    fn a_refresh_period_sends_when_the_expiry_moved_by_the_smaller_of_it_and_half_the_timeout() {
+        // Period 0 with a refresh period: every packet is looked at, the threshold is not.
+        // 300 s timeout, 60 s refresh: min(60 s, max(150 s, 10 s)) = 60 s. The first packet
+        // moves the expiry from its creation (0 s) to 300 s: sent.
+        assert_eq!(sent(&config(60, 0, 0), udp(300), S, 200 * S), [0, 60 * S, 120 * S, 180 * S]);
+        // A 40 s timeout: half of it, 20 s, is below the refresh period.
+        assert_eq!(sent(&config(60, 0, 0), udp(40), 5 * S, 60 * S), [0, 20 * S, 40 * S, 60 * S]);
+        // Never below 10 s: a 4 s timeout is sent every 10 s, not every 2 s; its first
+        // packets (expiry 4 s after the creation at 0 s) are held until 6 s.
+        assert_eq!(sent(&config(60, 0, 0), udp(4), S, 30 * S), [6 * S, 16 * S, 26 * S]);
+    }
+
+    #[test]
+    fn retries_repeat_a_refresh_no_sooner_than_an_eighth_of_the_period_apart() {
+        // 300 s timeout, 80 s refresh, 2 retries, a packet every 5 s. Sent at 0 s (the
+        // expiry moved by 300 s); then a retry is due once now reaches the last expiry
+        // sent less the timeout plus 80 s / 8 = 10 s: at 10 s; the next from just after
+        // 20 s (the retry count sits in the expiry's low bits, one tick late): at 25 s.
+        // Then no more until the expiry moved by 80 s from the last one sent (325 s): at
+        // 110 s, which starts the count again.
+        assert_eq!(sent(&config(80, 2, 0), udp(300), 5 * S, 115 * S), [0, 10 * S, 25 * S, 110 * S]);
+        // No retries: only the refreshes.
+        assert_eq!(sent(&config(80, 0, 0), udp(300), 5 * S, 115 * S), [0, 80 * S]);
+    }
+
+    #[test]
+    fn with_a_period_the_refresh_rule_only_holds_back_what_the_threshold_sends() {
+        // "3 50", 300 s timeout, 60 s refresh, a packet a second: packet 3 (2 s) is sent,
+        // packet 53 (52 s) moved the expiry by only 50 s: held; packet 103 (102 s) is sent,
+        // 153 held again, 203 sent.
+        let mut c = config(60, 0, 50);
+        c.threshold = 3;
+        assert_eq!(sent(&c, udp(300), S, 210 * S), [2 * S, 102 * S, 202 * S]);
+    }
+}

@@ -2,8 +2,13 @@
 //!
 //! - A record whose protocol dr does not handle (anything but TCP and UDP), whose state is
 //!   not one of its protocol's (TCP 0 ..= 10, UDP 0), that carries an unknown mandatory
-//!   option or persistence engine data (dr has no persistence engines) is skipped; the
-//!   rest of the datagram is still read.
+//!   option (its options after that one are not read, as the kernel's) or persistence
+//!   engine data (dr has no persistence engines) is skipped; the
+//!   rest of the datagram is still read. A template's state is not checked: the kernel
+//!   only logs one of `IP_VS_CTPL_S_LAST` (2) or more, and takes the record; dr takes it
+//!   too, not assured.
+//! - A record with a firewall mark is not kept: dr has no firewall-mark services, so no
+//!   service here takes it (counted in [`SyncCounters::no_real`](super::SyncCounters::no_real)).
 //! - Flags are masked with `IP_VS_CONN_F_BACKUP_MASK` (version 1); only INACTIVE and
 //!   TEMPLATE mean anything to a Direct Routing director.
 //! - The entry is looked up by (protocol, client address and port, VIP and port): a

@@ -21,8 +21,12 @@
 //!   [`Director::import_sync`](crate::Director::import_sync) ([`import`]'s rules).
 //! - [`Director::request_resync`](crate::Director::request_resync) queues dr's bulk resync
 //!   request (sent by a backup when it starts): a dr master that receives it sends its whole
-//!   table, paced by `poll_sync`. The request travels in an optional option, which a
-//!   kernel backup skips.
+//!   table, paced by `poll_sync`: each call fills at most one message, so the embedder
+//!   decides how many go out per turn. A request that comes while a bulk resync is under
+//!   way, or within [`RESYNC_HOLD_OFF`] of the end of the last one, is ignored and counted
+//!   ([`SyncCounters::resync_requests_ignored`]): anyone on the sync LAN can send one.
+//!   A master answers requests of its own sync ID and of 0 (a backup that takes every
+//!   ID). The request travels in an optional option, which a kernel backup skips.
 //!
 //! # Where dr differs from the kernel
 //!
@@ -54,6 +58,9 @@ pub use wire::{SyncError, SyncRecord};
 
 /// How long a partly filled message waits for more records (`IPVS_SYNC_FLUSH_TIME`).
 pub const FLUSH_TIME: Duration = Duration::from_secs(2);
+
+/// How long after a bulk resync ended a master ignores further requests.
+pub const RESYNC_HOLD_OFF: Duration = Duration::from_secs(10);
 
 /// Which sync daemon a director runs, as `ipvsadm --start-daemon` names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -248,7 +255,8 @@ pub struct SyncCounters {
     /// Records skipped: a protocol or state dr does not handle, an unknown mandatory
     /// option, persistence engine data.
     pub skipped: u64,
-    /// Records with no matching service and real server here.
+    /// Records with no matching service and real server here, those with a firewall mark
+    /// included (dr has no firewall-mark services).
     pub no_real: u64,
     /// Records refused because the table was full.
     pub table_full: u64,
@@ -258,12 +266,22 @@ pub struct SyncCounters {
     pub resync_requests_received: u64,
     /// Records sent in answer to resync requests.
     pub bulk_records: u64,
+    /// Resync requests ignored: one was being answered, or was answered less than
+    /// [`RESYNC_HOLD_OFF`] ago.
+    pub resync_requests_ignored: u64,
+    /// Messages the embedder could not send (a full socket buffer), as it reported them
+    /// ([`Director::count_sync_send_drops`](crate::Director::count_sync_send_drops)).
+    pub send_drops: u64,
+    /// Datagrams the embedder dropped before `import_sync` (a full receive queue), as it
+    /// reported them
+    /// ([`Director::count_sync_receive_drops`](crate::Director::count_sync_receive_drops)).
+    pub receive_drops: u64,
 }
 
 impl SyncCounters {
     /// Every counter with its name, in the order the JSON listing and the metrics give
     /// them.
-    pub fn fields(&self) -> [(&'static str, u64); 18] {
+    pub fn fields(&self) -> [(&'static str, u64); 21] {
         [
             ("messages_sent", self.messages_sent),
             ("records_sent", self.records_sent),
@@ -283,6 +301,9 @@ impl SyncCounters {
             ("resync_requests_sent", self.resync_requests_sent),
             ("resync_requests_received", self.resync_requests_received),
             ("bulk_records", self.bulk_records),
+            ("resync_requests_ignored", self.resync_requests_ignored),
+            ("send_drops", self.send_drops),
+            ("receive_drops", self.receive_drops),
         ]
     }
 
@@ -307,6 +328,9 @@ impl SyncCounters {
             resync_requests_sent,
             resync_requests_received,
             bulk_records,
+            resync_requests_ignored,
+            send_drops,
+            receive_drops,
         } = self;
         for (mine, theirs) in [
             (messages_sent, other.messages_sent),
@@ -327,6 +351,9 @@ impl SyncCounters {
             (resync_requests_sent, other.resync_requests_sent),
             (resync_requests_received, other.resync_requests_received),
             (bulk_records, other.bulk_records),
+            (resync_requests_ignored, other.resync_requests_ignored),
+            (send_drops, other.send_drops),
+            (receive_drops, other.receive_drops),
         ] {
             *mine = mine.wrapping_add(theirs);
         }

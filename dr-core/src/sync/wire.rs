@@ -244,7 +244,7 @@ pub struct RecordOptions {
     /// It carried a persistence engine name.
     pub pe_name: bool,
     /// The first mandatory option type the receiver does not know: the kernel skips the
-    /// record.
+    /// record, and reads none of its options after that one.
     pub unknown_mandatory: Option<u8>,
     /// It carried dr's bulk resync request.
     pub resync_request: bool,
@@ -453,12 +453,13 @@ fn parse_options(mut p: &[u8]) -> Result<RecordOptions, SyncError> {
                 seen.resync_request = true;
                 false
             }
-            _ => {
-                if kind & options::PARAM == 0 && seen.unknown_mandatory.is_none() {
-                    seen.unknown_mandatory = Some(kind);
-                }
-                false
+            _ if kind & options::PARAM == 0 => {
+                // The kernel stops reading the record's options here and skips only the
+                // record: what follows is not looked at.
+                seen.unknown_mandatory = Some(kind);
+                return Ok(seen);
             }
+            _ => false,
         };
         if repeated {
             return Err(SyncError::BadOption(kind));
