@@ -446,13 +446,13 @@ fn run(args: &Args) -> Result<(), String> {
     let services = parts.first().map_or(0, |(d, _)| d.services().count());
     let backend = args.backend;
     info!(interface = %iface, %mac, ?vips, services, workers = args.workers, ?backend, "director up");
-    let senders = match &daemon {
-        Some(daemon) => (0..parts.len()).map(|_| daemon.sender()).collect::<Result<_, _>>()?,
+    let shares = match &mut daemon {
+        Some(daemon) => (0..parts.len()).map(|_| daemon.worker()).collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
-    let workers = Workers::start(parts, DriverOptions::default(), senders)?;
+    let workers = Workers::start(parts, DriverOptions::default(), shares)?;
     if let Some(daemon) = &mut daemon {
-        daemon.start_receiving(workers.job_senders())?;
+        daemon.start_receiving()?;
         info!("{}", args.sync.describe(iface).trim_end());
         if args.sync.sync.is_some_and(|m| m.is_backup()) {
             // One request: every worker imports the answer.

@@ -259,8 +259,9 @@ pub fn render(director: &Director) -> String {
             "counter",
             "Connection sync, by event: messages and records sent, queue drops, datagrams \
              received, bad or ignored, records imported, updated, replaced, stale, skipped, \
-             without a real server here, refused by a full table, bulk resync requests and \
-             records.",
+             without a real server here, refused by a full table, bulk resync requests, \
+             records and requests ignored, messages the socket could not take, datagrams \
+             dropped on a full worker queue.",
             director
                 .sync_counters()
                 .fields()

@@ -2,25 +2,33 @@
 //! sync ([`dr_core::sync`]), configured as `ipvsadm --start-daemon` is.
 //!
 //! - `--sync master`: every worker sends the messages its director queues
-//!   ([`Director::poll_sync`]) after each batch, to the group (224.0.0.81:8848 by default,
-//!   TTL 1, multicast loop off) out of the sync interface.
+//!   ([`Director::poll_sync`]) after each batch, at most [`SEND_BATCH`] a batch and never
+//!   waiting for the socket (a full socket buffer drops the message, counted in
+//!   `send_drops`), to the group (224.0.0.81:8848 by default, TTL 1, multicast loop off)
+//!   out of the sync interface. A bulk resync thus goes out over many batches.
 //! - `--sync backup`: a receiving thread hands every datagram from the group to every
-//!   worker's director ([`Director::import_sync`]): each worker holds the whole synced
-//!   table, since the worker a flow will reach is chosen per packet. At start the backup
-//!   sends one bulk resync request, so that a restarted backup gets the live table back.
-//! - A master listens to the group as well, for the resync requests only.
+//!   worker's director ([`Director::import_sync`]) through a queue of [`RECEIVE_QUEUE`]
+//!   datagrams per worker; one that finds it full is dropped for that worker and counted
+//!   in `receive_drops`. Each worker holds the whole synced table, since the worker a flow
+//!   will reach is chosen per packet. At start the backup sends one bulk resync request,
+//!   so that a restarted backup gets the live table back.
+//! - A master listens to the group as well, for the resync requests only (of its sync ID
+//!   or of 0); it ignores those that come while it answers one or within 10 s after.
 
 use dr_core::sync::wire::{DEFAULT_MAXLEN, MAX_MAXLEN, SYNC_GROUP, SYNC_PORT};
 use dr_core::{Director, SyncConfig, SyncMode};
 use rustix::net::{AddressFamily, SocketType, sockopt};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::workers::Job;
+/// The most sync messages a worker sends after one batch.
+pub const SEND_BATCH: usize = 64;
+/// The sync datagrams waiting for each worker, at most.
+pub const RECEIVE_QUEUE: usize = 256;
 
 /// The command-line flags of the sync daemon, as `ipvsadm --start-daemon` names them.
 #[derive(Clone, Debug, clap::Args)]
@@ -107,8 +115,78 @@ impl SyncArgs {
 pub struct SyncDaemon {
     send: UdpSocket,
     receive: Option<UdpSocket>,
+    /// Where the receiving thread hands each worker the datagrams.
+    outlets: Vec<Outlet>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The receiving thread's end of one worker's queue.
+#[derive(Debug)]
+struct Outlet {
+    queue: SyncSender<Arc<[u8]>>,
+    drops: Arc<AtomicU64>,
+}
+
+impl Outlet {
+    /// Queues a datagram for the worker, or counts it dropped when its queue is full.
+    fn offer(&self, datagram: &Arc<[u8]>) {
+        match self.queue.try_send(Arc::clone(datagram)) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                self.drops.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A worker's end of its queue of received sync datagrams.
+#[derive(Debug)]
+pub struct Inbox {
+    queue: Receiver<Arc<[u8]>>,
+    drops: Arc<AtomicU64>,
+}
+
+/// A bounded queue of `capacity` datagrams between the receiving thread and a worker.
+fn queue(capacity: usize) -> (Outlet, Inbox) {
+    let (tx, rx) = sync_channel(capacity);
+    let drops = Arc::new(AtomicU64::new(0));
+    (Outlet { queue: tx, drops: Arc::clone(&drops) }, Inbox { queue: rx, drops })
+}
+
+impl Inbox {
+    /// Imports what is queued (at most [`RECEIVE_QUEUE`] datagrams) and counts the drops
+    /// since the last call in the director's sync counters.
+    pub fn import(&self, director: &mut Director, now: dr_core::Instant) {
+        let drops = self.drops.swap(0, Ordering::Relaxed);
+        if drops > 0 {
+            director.count_sync_receive_drops(drops);
+        }
+        for _ in 0..RECEIVE_QUEUE {
+            let Ok(datagram) = self.queue.try_recv() else { break };
+            if let Err(e) = director.import_sync(now, &datagram) {
+                tracing::debug!("sync: a datagram dropped: {e}");
+            }
+        }
+    }
+}
+
+/// What a worker needs of the sync daemon: its sending socket and its queue of datagrams
+/// received.
+#[derive(Debug)]
+pub struct WorkerSync {
+    /// The sending socket (non-blocking).
+    pub socket: UdpSocket,
+    /// The datagrams received for this worker.
+    pub inbox: Inbox,
+}
+
+impl WorkerSync {
+    /// One turn: imports what was received, then sends what is ready.
+    pub fn step(&self, director: &mut Director, now: dr_core::Instant) {
+        self.inbox.import(director, now);
+        send_ready(director, now, &self.socket);
+    }
 }
 
 fn io_error(what: &str, iface: &str, e: impl std::fmt::Display) -> String {
@@ -142,6 +220,9 @@ impl SyncDaemon {
             .map_err(|e| io_error("setting the multicast TTL", iface, e))?;
         let send = UdpSocket::from(send);
         send.connect(group).map_err(|e| io_error("connecting to the group", iface, e))?;
+        // A worker never waits for the socket: a full buffer drops the message.
+        send.set_nonblocking(true)
+            .map_err(|e| io_error("making the sending socket non-blocking", iface, e))?;
         let receive = rustix::net::socket(AddressFamily::INET, SocketType::DGRAM, None)
             .map_err(|e| io_error("creating the receiving socket", iface, e))?;
         sockopt::set_socket_reuseaddr(&receive, true)
@@ -159,29 +240,43 @@ impl SyncDaemon {
         receive
             .set_read_timeout(Some(Duration::from_millis(100)))
             .map_err(|e| io_error("setting the receive timeout", iface, e))?;
-        Ok(Self { send, receive: Some(receive), stop: Arc::default(), thread: None })
+        Ok(Self {
+            send,
+            receive: Some(receive),
+            outlets: Vec::new(),
+            stop: Arc::default(),
+            thread: None,
+        })
     }
 
-    /// A sending socket for one worker.
+    /// A sending socket and a queue of received datagrams for one more worker; call once
+    /// per worker before [`start_receiving`](Self::start_receiving).
     ///
     /// # Errors
     ///
     /// When the socket cannot be duplicated.
-    pub fn sender(&self) -> Result<UdpSocket, String> {
-        self.send.try_clone().map_err(|e| format!("sync: duplicating the sending socket: {e}"))
+    pub fn worker(&mut self) -> Result<WorkerSync, String> {
+        let socket = self
+            .send
+            .try_clone()
+            .map_err(|e| format!("sync: duplicating the sending socket: {e}"))?;
+        let (outlet, inbox) = queue(RECEIVE_QUEUE);
+        self.outlets.push(outlet);
+        Ok(WorkerSync { socket, inbox })
     }
 
-    /// Starts the thread that hands every datagram received to every worker.
+    /// Starts the thread that hands every datagram received to every worker's queue.
     ///
     /// # Errors
     ///
     /// When the thread cannot be started.
-    pub fn start_receiving(&mut self, workers: Vec<Sender<Job>>) -> Result<(), String> {
+    pub fn start_receiving(&mut self) -> Result<(), String> {
         let Some(socket) = self.receive.take() else { return Ok(()) };
         let stop = Arc::clone(&self.stop);
+        let outlets = std::mem::take(&mut self.outlets);
         let thread = std::thread::Builder::new()
             .name("sync receive".into())
-            .spawn(move || receive(&socket, &workers, &stop))
+            .spawn(move || receive(&socket, &outlets, &stop))
             .map_err(|e| format!("starting the sync receiver: {e}"))?;
         self.thread = Some(thread);
         Ok(())
@@ -197,7 +292,7 @@ impl Drop for SyncDaemon {
     }
 }
 
-fn receive(socket: &UdpSocket, workers: &[Sender<Job>], stop: &AtomicBool) {
+fn receive(socket: &UdpSocket, workers: &[Outlet], stop: &AtomicBool) {
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
         let len = match socket.recv(&mut buf) {
@@ -218,24 +313,84 @@ fn receive(socket: &UdpSocket, workers: &[Sender<Job>], stop: &AtomicBool) {
         };
         let datagram: Arc<[u8]> = Arc::from(&buf[..len]);
         for worker in workers {
-            let datagram = Arc::clone(&datagram);
-            let job: Job = Box::new(move |d, io| {
-                if let Err(e) = d.import_sync(dr_core::FrameIo::now(io), &datagram) {
-                    tracing::debug!("sync: a datagram dropped: {e}");
-                }
-            });
-            let _ = worker.send(job);
+            worker.offer(&datagram);
         }
     }
 }
 
-/// Sends every message the director has ready; a send that fails is logged and the
-/// message dropped (the kernel's master does the same with an error other than a full
-/// socket buffer).
+/// Sends the messages the director has ready, at most [`SEND_BATCH`], without waiting: a
+/// message the socket buffer has no room for is dropped and counted in the director's
+/// `send_drops` (the kernel's master would wait; a worker has packets to forward); one
+/// that fails otherwise is logged and dropped, as the kernel's master does.
 pub fn send_ready(director: &mut Director, now: dr_core::Instant, socket: &UdpSocket) {
-    while let Some(message) = director.poll_sync(now) {
-        if let Err(e) = socket.send(message) {
-            tracing::warn!("sync: sending a message: {e}");
+    send_with(director, now, |message| socket.send(message));
+}
+
+/// [`send_ready`] with the sending given.
+fn send_with(
+    director: &mut Director,
+    now: dr_core::Instant,
+    mut send: impl FnMut(&[u8]) -> std::io::Result<usize>,
+) {
+    let mut would_block = 0;
+    for _ in 0..SEND_BATCH {
+        let Some(message) = director.poll_sync(now) else { break };
+        match send(message) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => would_block += 1,
+            Err(e) => tracing::warn!("sync: sending a message: {e}"),
         }
+    }
+    if would_block > 0 {
+        director.count_sync_send_drops(would_block);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dr_core::Instant;
+
+    /// A master with `ready` resync-request messages waiting (one message each).
+    fn master_with(ready: usize) -> Director {
+        let mac = dr_core::MacAddr([2, 0, 0, 0, 0, 1]);
+        let mut d = Director::new(dr_core::Config::new(mac, [1, 2, 3, 4])).unwrap();
+        let mut config = SyncConfig::new(SyncMode::Master);
+        config.queue = 256;
+        d.start_sync(config).unwrap();
+        for _ in 0..ready {
+            d.request_resync(Instant::from_millis(0));
+        }
+        d
+    }
+
+    #[test]
+    fn a_turn_sends_at_most_a_batch_and_a_full_socket_buffer_drops_and_counts() {
+        let mut d = master_with(100);
+        let now = Instant::from_millis(0);
+        let mut sent = 0;
+        send_with(&mut d, now, |m| {
+            sent += 1;
+            Ok(m.len())
+        });
+        assert_eq!(sent, SEND_BATCH);
+        // The socket buffer is full: the rest is dropped, counted, and the worker goes on.
+        send_with(&mut d, now, |_| Err(std::io::ErrorKind::WouldBlock.into()));
+        assert_eq!(d.sync_counters().send_drops, (100 - SEND_BATCH) as u64);
+        assert!(d.poll_sync(now).is_none());
+    }
+
+    #[test]
+    fn a_full_receive_queue_drops_and_the_worker_counts_it() {
+        let (outlet, inbox) = queue(2);
+        let datagram: Arc<[u8]> = Arc::from(&[0u8; 8][..]);
+        for _ in 0..5 {
+            outlet.offer(&datagram);
+        }
+        let mut d = master_with(0);
+        inbox.import(&mut d, Instant::from_millis(0));
+        let c = d.sync_counters();
+        assert_eq!((c.messages_received, c.receive_drops), (2, 3));
+        assert!(c.fields().contains(&("receive_drops", 3)));
     }
 }

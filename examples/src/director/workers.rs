@@ -7,7 +7,6 @@
 
 use crate::backend::Io;
 use dr_core::{Director, Driver, DriverOptions, FrameIo, Instant};
-use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -34,15 +33,15 @@ fn work(
     stop: Arc<AtomicBool>,
     failure: Arc<Mutex<Option<String>>>,
     options: DriverOptions,
-    sync: Option<UdpSocket>,
+    sync: Option<crate::sync::WorkerSync>,
 ) -> Director {
     let mut driver = Driver::new(options);
     while !stop.load(Ordering::Relaxed) {
         while let Ok(job) = jobs.try_recv() {
             job(&mut director, &mut io);
         }
-        if let Some(socket) = &sync {
-            crate::sync::send_ready(&mut director, io.now(), socket);
+        if let Some(sync) = &sync {
+            sync.step(&mut director, io.now());
         }
         match driver.step(&mut director, &mut io) {
             Ok(_) => {}
@@ -60,8 +59,9 @@ fn work(
 }
 
 impl Workers {
-    /// One thread per `(director, ring)` pair; with `sync`, a socket per worker that the
-    /// worker sends its director's sync messages on, after every batch.
+    /// One thread per `(director, ring)` pair; with `sync`, each worker's share of the sync
+    /// daemon: the datagrams it imports and the socket it sends its director's sync
+    /// messages on, after every batch.
     ///
     /// # Errors
     ///
@@ -69,7 +69,7 @@ impl Workers {
     pub fn start(
         parts: Vec<(Director, Io)>,
         options: DriverOptions,
-        mut sync: Vec<UdpSocket>,
+        mut sync: Vec<crate::sync::WorkerSync>,
     ) -> Result<Self, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(Mutex::new(None));
