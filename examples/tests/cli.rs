@@ -131,3 +131,35 @@ fn the_documented_metrics_address_is_the_same_everywhere() {
     let help = text(&director(&["--help"]).stdout);
     assert!(help.contains("Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9813)"));
 }
+
+#[test]
+fn receive_ring_options_are_checked_and_name_the_option() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/director.toml");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--iface", "dr-none0", "--config", config];
+        args.extend_from_slice(extra);
+        director(&args)
+    };
+    for (extra, names) in [
+        (&["--busy-poll", "1001"][..], "--busy-poll <USEC>"),
+        (&["--busy-poll", "many"][..], "--busy-poll <USEC>"),
+        (&["--ring", "blocks", "--block-timeout", "0"][..], "--block-timeout <MS>"),
+        (&["--ring", "v4"][..], "--ring <RING>"),
+    ] {
+        let out = run(extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let says = text(&out.stderr);
+        assert!(says.contains(&format!("for '{names}'")), "{extra:?}: {says}");
+    }
+    // A block timeout without blocks is refused before anything is opened.
+    let control = scratch("ring.sock");
+    let out = Command::new(env!("CARGO_BIN_EXE_dr-director"))
+        .args(["--iface", "dr-none0", "--config", config, "--block-timeout", "5", "--control"])
+        .arg(&control)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&control);
+    assert_eq!(out.status.code(), Some(1));
+    let says = text(&out.stderr);
+    assert!(says.contains("--block-timeout applies to --ring blocks only"), "{says}");
+}

@@ -47,7 +47,7 @@ use crate::{preflight, reload, report, rules};
 use clap::Parser;
 use dr_core::ServiceKey;
 use dr_core::{Config, Director, DriverOptions, FrameIo};
-use dr_io_afpacket::{AfPacket, AfPacketConfig, RingStats};
+use dr_io_afpacket::{AfPacket, AfPacketConfig, RingStats, RxRing};
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -95,9 +95,48 @@ struct Args {
     /// table; a flow always reaches the same worker.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
+    /// How the receive ring hands frames over: `frames` (TPACKET_V2: each frame the moment
+    /// it arrives) or `blocks` (TPACKET_V3: a block of frames when it is full or
+    /// --block-timeout after it opened; at low rates each frame waits that long).
+    #[arg(long, value_enum, default_value_t = Ring::Frames)]
+    ring: Ring,
+    /// With --ring blocks: how long a block may wait half full, in milliseconds (1 to 1000;
+    /// default 1).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    block_timeout: Option<u32>,
+    /// Microseconds each worker checks its ring for the next frame before it sleeps (0 to
+    /// 1000; 0 sleeps at once). Saves the wakeup on a frame that comes within the time, and
+    /// spends the time's CPU when none does.
+    #[arg(long, value_name = "USEC", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    busy_poll: u32,
     /// Log level: error, warn, info, debug or trace (or a tracing filter).
     #[arg(long, default_value = "info", env = "DR_LOG")]
     log: String,
+}
+
+/// `--ring`: how the kernel hands received frames over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Ring {
+    /// TPACKET_V2: every frame as it arrives.
+    Frames,
+    /// TPACKET_V3: a block of frames at a time.
+    Blocks,
+}
+
+impl Args {
+    /// The ring the options ask for.
+    fn rx_ring(&self) -> Result<RxRing, String> {
+        match (self.ring, self.block_timeout) {
+            (Ring::Blocks, timeout) => Ok(RxRing::Blocks { timeout_ms: timeout.unwrap_or(1) }),
+            (Ring::Frames, None) => Ok(RxRing::Frames),
+            (Ring::Frames, Some(_)) => {
+                Err("--block-timeout applies to --ring blocks only (frames never wait for a \
+                     block)"
+                    .into())
+            }
+        }
+    }
 }
 
 /// What else dr-director does.
@@ -302,6 +341,7 @@ fn joined(outputs: Vec<Option<Result<String, String>>>) -> Result<String, String
 
 fn run(args: &Args) -> Result<(), String> {
     let Some(iface) = args.iface.as_deref() else { return Err("give --iface IF".into()) };
+    let ring = args.rx_ring()?;
     // One director per interface: a second would forward every frame a second time.
     let _lock = crate::instance::InterfaceLock::take(iface)?;
     // Nor is a live director's control socket ever taken over.
@@ -322,7 +362,10 @@ fn run(args: &Args) -> Result<(), String> {
                 return Err(problems.join("; "));
             }
         }
-        let mut config = AfPacketConfig::new(iface).with_vips(vips);
+        let mut config = AfPacketConfig::new(iface)
+            .with_vips(vips)
+            .with_ring(ring)
+            .with_busy_poll(args.busy_poll);
         if let Some(group) = fanout {
             config = config.with_fanout(group);
         }
