@@ -150,6 +150,13 @@ impl AfPacketConfig {
         self
     }
 
+    /// Gives each frame a slot of `bytes` ([`RxRing::Frames`]).
+    #[must_use]
+    pub fn with_frame_size(mut self, bytes: u32) -> Self {
+        self.frame_size = bytes;
+        self
+    }
+
     /// Checks the ring for `micros` microseconds before sleeping.
     #[must_use]
     pub fn with_busy_poll(mut self, micros: u32) -> Self {
@@ -933,6 +940,23 @@ mod tests {
         assert_eq!(seen, (10..15).collect::<Vec<u8>>(), "no frame decided twice");
         assert_eq!(transmitted, 5);
         assert_eq!(director.unsent(), 2);
+    }
+
+    #[test]
+    fn by_default_each_frame_is_handed_over_as_it_arrives_and_nothing_spins() {
+        let config = AfPacketConfig::new("eth0");
+        assert_eq!(config.ring, RxRing::Frames);
+        assert_eq!(config.busy_poll_us, 0);
+        assert_eq!(config.block_size % config.frame_size, 0, "slots fill the blocks");
+    }
+
+    #[test]
+    fn a_slot_never_spans_two_blocks() {
+        let layout = Layout::Frames { frame_size: 3000, per_block: 2, block_size: 8192, slots: 6 };
+        let offsets: Vec<usize> = (0..6).map(|i| layout.offset(i)).collect();
+        assert_eq!(offsets, [0, 3000, 8192, 11192, 16384, 19384]);
+        let blocks = Layout::Blocks { block_size: 8192, blocks: 3 };
+        assert_eq!((blocks.count(), blocks.offset(2)), (3, 16384));
     }
 
     #[test]

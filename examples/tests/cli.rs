@@ -145,21 +145,33 @@ fn receive_ring_options_are_checked_and_name_the_option() {
         (&["--busy-poll", "many"][..], "--busy-poll <USEC>"),
         (&["--ring", "blocks", "--block-timeout", "0"][..], "--block-timeout <MS>"),
         (&["--ring", "v4"][..], "--ring <RING>"),
+        (&["--frame-size", "1024"][..], "--frame-size <BYTES>"),
     ] {
         let out = run(extra);
         assert_eq!(out.status.code(), Some(2), "{extra:?}");
         let says = text(&out.stderr);
         assert!(says.contains(&format!("for '{names}'")), "{extra:?}: {says}");
     }
-    // A block timeout without blocks is refused before anything is opened.
-    let control = scratch("ring.sock");
-    let out = Command::new(env!("CARGO_BIN_EXE_dr-director"))
-        .args(["--iface", "dr-none0", "--config", config, "--block-timeout", "5", "--control"])
-        .arg(&control)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&control);
-    assert_eq!(out.status.code(), Some(1));
-    let says = text(&out.stderr);
-    assert!(says.contains("--block-timeout applies to --ring blocks only"), "{says}");
+    // Options that do not go together are refused before anything is opened.
+    for (extra, says_what) in [
+        (&["--block-timeout", "5"][..], "--block-timeout applies to --ring blocks only"),
+        (
+            &["--ring", "blocks", "--frame-size", "4096"][..],
+            "--frame-size applies to --ring frames",
+        ),
+        (&["--frame-size", "4100"][..], "--frame-size 4100: not a multiple of 16"),
+    ] {
+        let control = scratch("ring.sock");
+        let out = Command::new(env!("CARGO_BIN_EXE_dr-director"))
+            .args(["--iface", "dr-none0", "--config", config])
+            .args(extra)
+            .arg("--control")
+            .arg(&control)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&control);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        let says = text(&out.stderr);
+        assert!(says.contains(says_what), "{extra:?}: {says}");
+    }
 }
