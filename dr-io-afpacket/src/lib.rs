@@ -102,7 +102,8 @@ pub struct AfPacketConfig {
     /// Ring blocks (default 16).
     pub blocks: u32,
     /// [`RxRing::Frames`]: the size of a frame's slot in bytes, its header included (a
-    /// multiple of 16 that divides `block_size`; default 2048, room for a 1518-byte frame).
+    /// multiple of 16, at most `block_size`; a block holds `block_size / frame_size` slots
+    /// and never part of one; default 2048, room for a 1518-byte frame).
     pub frame_size: u32,
     /// How long the backend checks the ring for a frame, without sleeping, before it waits
     /// in `poll`, in microseconds (default 0: it sleeps at once). Spinning saves the

@@ -314,14 +314,18 @@ fn vlan_tags_the_kernel_takes_out_are_put_back_and_leave_with_the_frame() {
     if !privileged() {
         return;
     }
-    for (i, ring) in [RxRing::Frames, RxRing::Blocks { timeout_ms: 1 }].into_iter().enumerate() {
-        tags_go_round(&format!("5{i}"), ring);
+    // Slots of 2048 bytes (the long frames read whole from the socket), slots that hold
+    // them (69632 bytes: 15 to a 1 MiB block, which they do not divide), and blocks.
+    let rings =
+        [(RxRing::Frames, 2048), (RxRing::Frames, 69632), (RxRing::Blocks { timeout_ms: 1 }, 2048)];
+    for (i, (ring, slot)) in rings.into_iter().enumerate() {
+        tags_go_round(&format!("5{i}"), ring, slot);
     }
 }
 
 /// Tagged and untagged frames, short and longer than a TPACKET_V2 slot, round a veth pair
 /// whose MTU lets the long ones through.
-fn tags_go_round(tag: &str, ring: RxRing) {
+fn tags_go_round(tag: &str, ring: RxRing, frame_size: u32) {
     let veth = Veth::new(tag).expect("ip link add veth");
     for end in [&veth.a, &veth.b] {
         let mtu = Command::new("ip").args(["link", "set", end, "mtu", "9000"]).status();

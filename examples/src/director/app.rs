@@ -33,6 +33,12 @@
 //! connections only. Over many connections the proportions are the same; connection by
 //! connection they are not.
 //!
+//! `--ring frames` (the default) hands each frame to the director the moment the kernel has
+//! written it (TPACKET_V2); `--ring blocks --block-timeout MS` hands over a block of frames
+//! at a time, when it is full or MS after it opened (TPACKET_V3), and a lone frame waits that
+//! long. `--busy-poll USEC` spins on the ring that long before sleeping; `--frame-size BYTES`
+//! sizes the TPACKET_V2 slots. BENCHMARKS.md has what each costs.
+//!
 //! Signals: SIGINT and SIGTERM stop it cleanly, printing the `--stats` listing; SIGUSR1
 //! prints the listing and the counters while it runs; SIGHUP reads the configuration again
 //! and applies only the difference, as `ipvsadm -A/-E/-D/-a/-e/-d` would: connections of
