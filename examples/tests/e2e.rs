@@ -386,6 +386,7 @@ fn http_through_the_director_in_namespaces() {
         "dr_real_weight{protocol=\"tcp\",vip=\"10.77.0.100\",port=\"80\",real=\"10.77.0.11\"} 3",
         "dr_real_weight{protocol=\"tcp\",vip=\"2001:db8:77::100\",port=\"80\",real=\"2001:db8:77::11\"} 1",
         "dr_real_up{protocol=\"tcp\",vip=\"10.77.0.100\",port=\"80\",real=\"10.77.0.13\"} 1",
+        "dr_service_info{protocol=\"tcp\",vip=\"10.77.0.100\",port=\"80\",scheduler=\"wrr\",flags=\"\",persistent=\"0\"} 1",
     ] {
         assert!(scrape.lines().any(|l| l == line), "no {line:?} in\n{scrape}");
     }

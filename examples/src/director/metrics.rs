@@ -11,7 +11,8 @@
 //!   server is reached on the service's port, so its port is always the `port` label;
 //! - addresses are written as they are (`2001:db8::1`), never joined to a port;
 //! - with `--workers N` every sample also has `worker="0"` … (sums over workers are the
-//!   director's totals), except `dr_real_up`, which is the director's, once.
+//!   director's totals), except `dr_real_up` and `dr_service_info`, which are the
+//!   director's, once.
 //!
 //! | metric | type | labels | what |
 //! |---|---|---|---|
@@ -45,6 +46,7 @@
 //! | `dr_real_connections_persistent` | gauge | service, `real` | persistence templates bound to it (`PersistConn`) |
 //! | `dr_real_weight` | gauge | service, `real` | the weight in effect (0 when quiesced) |
 //! | `dr_real_up` | gauge | service, `real` | 1 when its health check passes (or it has none), 0 when down |
+//! | `dr_service_info` | gauge | service, `scheduler`, `flags`, `persistent` | 1 per service: its scheduler (`mh`), flags as ipvsadm names them (`mh-fallback,mh-port`, empty for none) and persistence timeout in seconds (0 for none) |
 //! | `dr_ring_frames_received_total` | counter | | frames the kernel handed to the receive ring, dropped ones included |
 //! | `dr_ring_frames_dropped_total` | counter | | frames dropped because the ring was full |
 //! | `dr_ring_frames_truncated_total` | counter | | frames larger than a ring frame, not processed |
@@ -357,10 +359,35 @@ pub fn render(director: &Director) -> String {
     out
 }
 
-/// The health of every real server of `director` as Prometheus text: `dr_real_up` is 0 for
-/// those in `down` (by service and address: their check failed) and 1 for the others
-/// (their check passes, or they have none). Rendered once, after the workers' families.
+/// What is the director's rather than a worker's, as Prometheus text, rendered once after
+/// the workers' families: `dr_service_info`, each service's scheduler, flags and
+/// persistence; and `dr_real_up`, the health of every real server: 0 for those in `down`
+/// (by service and address: their check failed) and 1 for the others (their check passes,
+/// or they have none).
 pub fn render_health(director: &Director, down: &HashSet<(ServiceKey, IpAddr)>) -> String {
+    let mut out = String::new();
+    let info = director
+        .services()
+        .map(|(_, s)| {
+            let persistent = s.persistence().map_or(0, |p| p.timeout_secs);
+            let labels = format!(
+                "{},{},{},{}",
+                service_labels(s.key()),
+                label("scheduler", &s.scheduler()),
+                label("flags", &s.flags().names(s.scheduler())),
+                label("persistent", &persistent)
+            );
+            (labels, 1)
+        })
+        .collect();
+    family(
+        &mut out,
+        "dr_service_info",
+        "gauge",
+        "Always 1: the service's scheduler, its flags as ipvsadm names them, and its \
+         persistence timeout in seconds (0 when not persistent).",
+        info,
+    );
     let mut samples = Vec::new();
     for (_, service) in director.services() {
         let key = service.key();
@@ -369,7 +396,6 @@ pub fn render_health(director: &Director, down: &HashSet<(ServiceKey, IpAddr)>) 
             samples.push((real_labels(key, real.addr()), u64::from(up)));
         }
     }
-    let mut out = String::new();
     family(
         &mut out,
         "dr_real_up",
@@ -753,6 +779,10 @@ dr_real_weight{{{udp}}} 1
         assert_eq!(
             render_health(&d, &down),
             "\
+# HELP dr_service_info Always 1: the service's scheduler, its flags as ipvsadm names them, and its persistence timeout in seconds (0 when not persistent).
+# TYPE dr_service_info gauge
+dr_service_info{protocol=\"tcp\",vip=\"10.0.0.100\",port=\"80\",scheduler=\"rr\",flags=\"\",persistent=\"0\"} 1
+dr_service_info{protocol=\"udp\",vip=\"2001:db8::100\",port=\"53\",scheduler=\"rr\",flags=\"\",persistent=\"0\"} 1
 # HELP dr_real_up 1 when the real server's health check passes (or it has none), 0 when the check took it down (quiesced).
 # TYPE dr_real_up gauge
 dr_real_up{protocol=\"tcp\",vip=\"10.0.0.100\",port=\"80\",real=\"10.0.0.12\"} 1
@@ -760,6 +790,31 @@ dr_real_up{protocol=\"tcp\",vip=\"10.0.0.100\",port=\"80\",real=\"10.0.0.11\"} 0
 dr_real_up{protocol=\"udp\",vip=\"2001:db8::100\",port=\"53\",real=\"2001:db8::11\"} 1
 "
         );
+    }
+
+    #[test]
+    fn service_info_names_scheduler_flags_and_persistence() {
+        let mac: MacAddr = "02:00:00:00:00:01".parse().unwrap();
+        let mut d = Director::new(Config::new(mac, [1, 2, 3, 4])).unwrap();
+        let vip = "10.0.0.100".parse().unwrap();
+        let flags = dr_core::SchedFlags { mh_fallback: true, mh_port: true, ..Default::default() };
+        let mh = ServiceConfig::new(Protocol::Tcp, vip, 443, SchedulerKind::Mh).with_flags(flags);
+        d.add_service(mh).unwrap();
+        let sh = ServiceConfig::new(Protocol::Udp, vip, 53, SchedulerKind::Sh)
+            .with_flags(dr_core::SchedFlags { sh_port: true, ..Default::default() })
+            .with_persistence(dr_core::Persistence::new(300));
+        d.add_service(sh).unwrap();
+        let text = render_health(&d, &HashSet::new());
+        // As `ipvsadm -L -n` prints them: `mh (mh-fallback,mh-port)`, `sh (sh-port)
+        // persistent 300`.
+        assert!(text.contains(
+            "dr_service_info{protocol=\"tcp\",vip=\"10.0.0.100\",port=\"443\",\
+             scheduler=\"mh\",flags=\"mh-fallback,mh-port\",persistent=\"0\"} 1\n"
+        ));
+        assert!(text.contains(
+            "dr_service_info{protocol=\"udp\",vip=\"10.0.0.100\",port=\"53\",\
+             scheduler=\"sh\",flags=\"sh-port\",persistent=\"300\"} 1\n"
+        ));
     }
 
     #[test]
