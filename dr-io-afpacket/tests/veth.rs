@@ -23,8 +23,10 @@ impl Veth {
         }
         let veth = Self { a, b };
         for end in [&veth.a, &veth.b] {
-            // No IPv6 on the test ends: no router or neighbour chatter in the rings.
+            // No IPv6 on the test ends: no router or neighbour chatter, nor the multicast
+            // listener reports sent a while after the link comes up, in the rings.
             let _ = ok(&["link", "set", end, "addrgenmode", "none"]);
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6"), "1");
             assert!(ok(&["link", "set", end, "up"]), "ip link set {end} up");
         }
         Some(veth)
@@ -331,8 +333,10 @@ fn tags_go_round(tag: &str, ring: RxRing, frame_size: u32) {
         let mtu = Command::new("ip").args(["link", "set", end, "mtu", "9000"]).status();
         assert!(mtu.unwrap().success(), "ip link set {end} mtu 9000");
     }
-    let config =
-        AfPacketConfig::new(&veth.a).with_vips(vec!["10.0.0.100".parse().unwrap()]).with_ring(ring);
+    let config = AfPacketConfig::new(&veth.a)
+        .with_vips(vec!["10.0.0.100".parse().unwrap()])
+        .with_ring(ring)
+        .with_frame_size(frame_size);
     let mut director = AfPacket::open(&config).unwrap();
     let mut peer = AfPacket::open(&AfPacketConfig::new(&veth.b)).unwrap();
     let (dmac, pmac) = (director.mac().0, peer.mac().0);
