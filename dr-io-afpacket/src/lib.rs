@@ -345,12 +345,13 @@ impl AfPacket {
                         RxRing::Blocks { .. } => Layout::Blocks { block_size, blocks },
                         RxRing::Frames => {
                             let frame_size = frame_size as usize;
-                            let per_block = block_size / frame_size;
+                            // At least one: the kernel refuses a ring with none.
+                            let per_block = (block_size / frame_size).max(1);
                             Layout::Frames {
                                 frame_size,
                                 per_block,
                                 block_size,
-                                slots: per_block * blocks,
+                                slots: per_block * blocks.max(1),
                             }
                         }
                     };
