@@ -73,13 +73,14 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl Socket {
-    /// `socket(AF_PACKET, SOCK_RAW, ETH_P_ALL)`.
+    /// `socket(AF_PACKET, SOCK_RAW, 0)`: a socket that receives nothing until
+    /// [`Socket::bind`] names its interface and `ETH_P_ALL`. (Opened with `ETH_P_ALL` it
+    /// would take frames from every interface until then, into its ring too.)
     pub(crate) fn open() -> io::Result<Self> {
-        let protocol = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
         // SAFETY: socket() takes no pointers; a non-negative return is a new descriptor
         // that nothing else owns, so OwnedFd may take it.
         let fd = check(unsafe {
-            libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol)
+            libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0)
         })?;
         // SAFETY: fd was just returned by socket() and is owned by no one else.
         Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
@@ -181,7 +182,7 @@ impl Socket {
         Ok(())
     }
 
-    /// Binds to one interface, all protocols.
+    /// Binds to one interface, all protocols: from now on the socket receives its frames.
     pub(crate) fn bind(&self, ifindex: u32) -> io::Result<()> {
         // SAFETY: sockaddr_ll is plain old data; all zeroes is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
