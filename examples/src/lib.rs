@@ -9,7 +9,9 @@ pub mod load;
 pub mod replay;
 pub mod report;
 
-pub use director::{control, health, instance, metrics, preflight, probes, reload, workers};
+pub use director::{
+    backend, control, health, instance, metrics, preflight, probes, reload, sync, workers,
+};
 pub use load::{config, endpoint, ipvsadm, keepalived, netmask, popt, rules};
 pub use replay::output;
 

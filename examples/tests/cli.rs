@@ -160,6 +160,7 @@ fn receive_ring_options_are_checked_and_name_the_option() {
             "--frame-size applies to --ring frames",
         ),
         (&["--frame-size", "4100"][..], "--frame-size 4100: not a multiple of 16"),
+        (&["--backend", "afxdp", "--busy-poll", "10"][..], "apply to --backend afpacket only"),
     ] {
         let control = scratch("ring.sock");
         let out = Command::new(env!("CARGO_BIN_EXE_dr-director"))
@@ -202,4 +203,42 @@ fn check_config_prints_what_a_keepalived_file_would_run() {
     let out = director(&["--check-config", "--config", config]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("IP Virtual Server version 1.2.1"));
+}
+
+#[test]
+fn sync_flags_that_cannot_work_are_refused_with_the_fix() {
+    let config = scratch("sync.toml");
+    std::fs::write(&config, "[[service]]\nproto = \"tcp\"\nvip = \"10.0.0.100\"\nport = 80\n")
+        .unwrap();
+    let path = config.to_str().unwrap();
+    let out = director(&["--iface", "lo", "--config", path, "--sync", "sideways"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("\"sideways\" is not a sync mode: give master or backup"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = director(&[
+        "--iface",
+        "lo",
+        "--config",
+        path,
+        "--sync",
+        "backup",
+        "--sync-group",
+        "10.0.0.1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(
+            "--sync-group 10.0.0.1: not a multicast address; give one in 224.0.0.0/4 (the \
+             kernel's is 224.0.0.81)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = director(&["--iface", "lo", "--config", path, "--sync-maxlen", "1000"]);
+    assert!(!out.status.success(), "a sync flag without --sync");
+    assert!(text(&out.stderr).contains("--sync <master|backup>"), "{}", text(&out.stderr));
+    let _ = std::fs::remove_file(&config);
 }

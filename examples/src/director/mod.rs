@@ -1,5 +1,6 @@
 //! dr-director, the live director: the application ([`app`]) and its parts. Each part owns
-//! one piece of the running director: the worker threads that drive a [`Director`] each
+//! one piece of the running director: the backend each worker forwards through
+//! ([`backend`]), the worker threads that drive a [`Director`] each
 //! ([`workers`]), the control socket ([`control`]), health checks ([`health`], keepalived's checkers in [`probes`]), Prometheus
 //! metrics ([`metrics`]), reloads ([`reload`]), the checks before start ([`preflight`]) and
 //! the lock that keeps one director per interface ([`instance`]).
@@ -7,6 +8,7 @@
 //! [`Director`]: dr_core::Director
 
 pub mod app;
+pub mod backend;
 mod checks;
 pub mod control;
 pub mod health;
@@ -16,4 +18,5 @@ pub mod metrics;
 pub mod preflight;
 pub mod probes;
 pub mod reload;
+pub mod sync;
 pub mod workers;
