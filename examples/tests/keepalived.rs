@@ -330,3 +330,28 @@ fn every_scheduler_dr_has_is_an_lb_algo() {
         assert_eq!(plan.services[0].scheduler, *kind);
     }
 }
+
+#[test]
+fn a_group_may_be_defined_after_the_virtual_server_that_uses_it() {
+    // keepalived links `virtual_server group NAME` to its group once the whole file is read.
+    let text = "virtual_server group WEB {\n lb_algo rr\n lb_kind DR\n protocol TCP\n \
+                real_server 10.0.0.11 80 {\n  weight 2\n }\n}\n\
+                virtual_server_group WEB {\n 10.0.0.100 80\n 10.0.0.101 80\n}\n";
+    let dir = scratch("group-after", &[("k.conf", text)]);
+    let plan = keepalived::read(&dir.join("k.conf")).unwrap();
+    assert_eq!(
+        listing(&plan, &Pool::new(&plan)),
+        format!(
+            "{HEAD}TCP  10.0.0.100:80 rr\n  \
+             -> 10.0.0.11:80                 Route   2      0          0         \n\
+             TCP  10.0.0.101:80 rr\n  \
+             -> 10.0.0.11:80                 Route   2      0          0         \n"
+        )
+    );
+    // A group that is nowhere in the file is an error naming the line of its use.
+    let dir =
+        scratch("group-missing", &[("k.conf", text.split("virtual_server_group").next().unwrap())]);
+    let e = keepalived::read(&dir.join("k.conf")).unwrap_err();
+    assert_eq!(e.line, Some(1), "{e}");
+    assert!(e.to_string().contains("the file has no virtual_server_group WEB"), "{e}");
+}
