@@ -9,7 +9,7 @@ pub mod load;
 pub mod replay;
 pub mod report;
 
-pub use director::{control, health, instance, metrics, preflight, reload, workers};
+pub use director::{control, health, instance, metrics, preflight, reload, routes, workers};
 pub use load::{config, endpoint, ipvsadm, netmask, popt, rules};
 pub use replay::output;
 

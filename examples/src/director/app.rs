@@ -17,6 +17,11 @@
 //! `--persistent-conn`, `-c`, `--timeout`, `--json`; `-t VIP:PORT` for one service,
 //! `--exact`, `--nosort`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -C`, `ctl --set …`,
 //! `ctl -Z`, `ctl -S -n` (the rules of the running services), `ctl -R < RULES`.
+//! `dr-director ctl watch --exabgp` runs as long as it is left to, printing for ExaBGP's
+//! process API which VIPs to announce (`announce route VIP/32 next-hop self`) and withdraw:
+//! a VIP is announced when every service on it has its `quorum` of healthy real servers,
+//! after `[director] announce_delay` from start, and withdrawn when not, or when the
+//! director stops (see [`routes`](crate::routes)).
 //! `--metrics ADDR` serves the counters, and each real server's health (`dr_real_up`), to
 //! Prometheus at `http://ADDR/metrics` (off by default; the names are in
 //! `dr_examples::metrics`).
@@ -42,6 +47,7 @@ use crate::config::{LoadOptions, Loaded, load_all};
 use crate::control::{self, ControlSocket};
 use crate::health::{self, HealthCheck};
 use crate::metrics::{self, MetricsEndpoint};
+use crate::routes::{self, Announcer};
 use crate::workers::Workers;
 use crate::{preflight, reload, report, rules};
 use clap::Parser;
@@ -103,7 +109,8 @@ struct Args {
 /// What else dr-director does.
 #[derive(Debug, clap::Subcommand)]
 enum Subcommand {
-    /// Send an ipvsadm command to a running dr-director: ctl -L -n, ctl -a -t VIP:PORT -r IP …
+    /// Send an ipvsadm command to a running dr-director: ctl -L -n, ctl -a -t VIP:PORT -r IP …;
+    /// or `ctl watch [--exabgp]`: print the VIPs to announce and withdraw, as they change.
     Ctl(CtlArgs),
 }
 
@@ -124,6 +131,18 @@ struct CtlArgs {
 }
 
 fn ctl(args: &CtlArgs) -> ExitCode {
+    if args.command.first().is_some_and(|c| c == "watch") {
+        let format = match routes::parse_args(&args.command[1..]) {
+            Ok(format) => format,
+            Err(message) => {
+                eprintln!("dr-director ctl: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let e = routes::watch(&args.socket, format, &mut std::io::stdout().lock());
+        eprintln!("dr-director ctl watch: writing the routes: {e}");
+        return ExitCode::FAILURE;
+    }
     match control::command(&args.socket, &args.command.join(" "), std::io::stdin()) {
         Ok(output) => {
             print!("{output}");
@@ -205,7 +224,7 @@ fn director(args: &Args, mac: dr_core::MacAddr, small: bool) -> Result<Loaded, S
         .services()
         .map(|(id, s)| (id, HealthCheck::for_protocol(s.key().protocol)))
         .collect();
-    Ok(Loaded { director, health, config })
+    Ok(Loaded { director, health, routes: Default::default(), config })
 }
 
 /// After services changed: the filter lets the VIPs' traffic in, and every VIP is announced
@@ -244,9 +263,10 @@ fn reload(
     mac: dr_core::MacAddr,
     undone: &[String],
     down: &HashSet<(ServiceKey, IpAddr)>,
-) -> Result<(Vec<(dr_core::ServiceId, HealthCheck)>, Held), String> {
+) -> Result<(Checks, Held, Quorum), String> {
     // One small director for every worker to compare itself with: no second table.
-    let Loaded { director: wanted, health, config } = director(args, mac, true)?;
+    let Loaded { director: wanted, health, routes, config } = director(args, mac, true)?;
+    let quorum = quorum_by_key(&wanted, &routes);
     let checks: Vec<(ServiceKey, HealthCheck)> = health
         .iter()
         .filter_map(|(id, check)| Some((wanted.service(*id)?.key(), check.clone())))
@@ -283,7 +303,35 @@ fn reload(
             health = handles;
         }
     }
-    Ok((health, held_first))
+    Ok((health, held_first, quorum))
+}
+
+/// Each service's health check, by the running directors' handles.
+type Checks = Vec<(dr_core::ServiceId, HealthCheck)>;
+
+/// Each service's quorum, by its key (what stays the same across reloads).
+type Quorum = HashMap<ServiceKey, u32>;
+
+fn quorum_by_key(director: &Director, routes: &crate::config::RouteSettings) -> Quorum {
+    routes.quorum.iter().filter_map(|(id, n)| Some((director.service(*id)?.key(), *n))).collect()
+}
+
+/// The changes of the VIPs to announce, by the first worker's director (all are alike)
+/// and the servers down; each is logged.
+fn announcements(
+    workers: &Workers,
+    announcer: &mut Announcer,
+    down: &HashSet<(ServiceKey, IpAddr)>,
+    quorum: &Quorum,
+) -> Vec<routes::Change> {
+    let (down, quorum) = (Arc::new(down.clone()), Arc::new(quorum.clone()));
+    let wanted = workers.each(move |_, d, _| routes::wanted(d, &down, &quorum));
+    let Some(Some(wanted)) = wanted.into_iter().next() else { return Vec::new() };
+    let changes = announcer.update(std::time::Instant::now(), &wanted);
+    for change in &changes {
+        info!("route: {}", change.line());
+    }
+    changes
 }
 
 /// Joins each worker's output of one listing or report, naming the workers when several.
@@ -312,9 +360,13 @@ fn run(args: &Args) -> Result<(), String> {
     drop(probe);
     let mut parts = Vec::new();
     let mut settings = Vec::new();
+    let mut route_settings = None;
     let fanout = (args.workers > 1).then(|| (std::process::id() & 0xffff) as u16);
     for _ in 0..args.workers {
-        let Loaded { director, health, .. } = director(args, mac, false)?;
+        let Loaded { director, health, routes, .. } = director(args, mac, false)?;
+        if route_settings.is_none() {
+            route_settings = Some((quorum_by_key(&director, &routes), routes.announce_delay));
+        }
         let vips: Vec<_> = director.vips().collect();
         if parts.is_empty() && !args.no_preflight {
             let problems = preflight::problems(iface, &vips);
@@ -334,6 +386,11 @@ fn run(args: &Args) -> Result<(), String> {
     let vips: Vec<_> = parts.first().map(|(d, _)| d.vips().collect()).unwrap_or_default();
     info!(interface = %iface, %mac, ?vips, services, workers = args.workers, "director up");
     let workers = Workers::start(parts, DriverOptions::default())?;
+    let (mut quorum, delay) = route_settings.unwrap_or_default();
+    let mut announcer = Announcer::new(std::time::Instant::now(), delay);
+    if !delay.is_zero() {
+        info!(delay_secs = delay.as_secs(), "the VIPs are announced after the announce delay");
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let dump = Arc::new(AtomicBool::new(false));
@@ -370,8 +427,11 @@ fn run(args: &Args) -> Result<(), String> {
                 share_macs(&workers);
             }
             publish_macs(&workers, &macs);
+            let changes = announcements(&workers, &mut announcer, &checks.down, &quorum);
+            control.publish(&changes);
             next_share = std::time::Instant::now() + std::time::Duration::from_millis(200);
         }
+        control.publish(&[]);
         let mut changed = false;
         let edits = &mut ctl_edits;
         let holding = HoldDown {
@@ -440,7 +500,8 @@ fn run(args: &Args) -> Result<(), String> {
         }
         if hup.swap(false, Ordering::Relaxed) {
             match reload(args, &workers, mac, &ctl_edits, &checks.down) {
-                Ok((health, held_now)) => {
+                Ok((health, held_now, new_quorum)) => {
+                    quorum = new_quorum;
                     ctl_edits.clear();
                     // New checkers for the servers as they are now; those down stay down,
                     // with the file's weight to give back.
@@ -456,6 +517,12 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
     drop(checks);
+    let withdrawn = announcer.withdraw_all();
+    for change in &withdrawn {
+        info!("route: {}", change.line());
+    }
+    control.publish(&withdrawn);
+    drop(control);
     let directors = workers.stop();
     let frames: u64 = directors.iter().map(|d| d.counters().forwarded()).sum();
     info!(forwarded = frames, "stopping");

@@ -1,8 +1,9 @@
 //! dr-director, the live director: the application ([`app`]) and its parts. Each part owns
 //! one piece of the running director: the worker threads that drive a [`Director`] each
 //! ([`workers`]), the control socket ([`control`]), health checks ([`health`]), Prometheus
-//! metrics ([`metrics`]), reloads ([`reload`]), the checks before start ([`preflight`]) and
-//! the lock that keeps one director per interface ([`instance`]).
+//! metrics ([`metrics`]), reloads ([`reload`]), the VIPs it announces to routers
+//! ([`routes`]), the checks before start ([`preflight`]) and the lock that keeps one
+//! director per interface ([`instance`]).
 //!
 //! [`Director`]: dr_core::Director
 
@@ -14,4 +15,5 @@ pub mod instance;
 pub mod metrics;
 pub mod preflight;
 pub mod reload;
+pub mod routes;
 pub mod workers;
