@@ -622,6 +622,12 @@ TCP  10.0.0.1:80                         3        3        0      120        0
         let client = watch(path.clone());
         until_watched(&socket, 1);
         socket.publish(&[Change::Announce(vip6), Change::Withdraw(vip4)]);
+        // Longer than the watch waits for a word: the heartbeat keeps it.
+        let deadline = std::time::Instant::now() + routes::SILENCE + Duration::from_millis(500);
+        while std::time::Instant::now() < deadline {
+            assert_eq!(socket.publish(&[]), 1, "the watch is still there");
+            std::thread::sleep(Duration::from_millis(100));
+        }
         drop(socket);
         let (out, why) = client.join().unwrap();
         assert_eq!(
