@@ -120,7 +120,8 @@ struct CtlArgs {
     /// The director's control socket.
     #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
     socket: PathBuf,
-    /// The command, as ipvsadm takes it: -L -n, -A -t VIP:PORT -s wrr, -a … -r IP -w 2, -Z …
+    /// The command, as ipvsadm takes it: -L -n, -A -t VIP:PORT -s wrr, -a … -r IP -w 2, -Z …;
+    /// or watch [--exabgp], which runs until stopped, printing the VIPs to announce
     #[arg(
         value_name = "IPVSADM-ARGS",
         trailing_var_arg = true,
