@@ -9,8 +9,10 @@ pub mod load;
 pub mod replay;
 pub mod report;
 
-pub use director::{control, health, instance, metrics, preflight, reload, routes, workers};
-pub use load::{config, endpoint, ipvsadm, netmask, popt, rules};
+pub use director::{
+    control, health, instance, metrics, preflight, probes, reload, routes, workers,
+};
+pub use load::{config, endpoint, ipvsadm, keepalived, netmask, popt, rules};
 pub use replay::output;
 
 /// A problem in a configuration or rules file, with the line it is on.

@@ -38,7 +38,7 @@ fn help_shows_the_ctl_subcommand_and_its_usage() {
     assert!(help.starts_with("A live LVS Direct Routing director\n"), "{help}");
     assert!(
         help.contains(
-            "Usage: dr-director [OPTIONS] --iface <IF> <--config <CONFIG.toml>|--rules <FILE>>\n       dr-director <COMMAND>\n"
+            "Usage: dr-director [OPTIONS] <--config <CONFIG.toml>|--rules <FILE>|--keepalived <FILE>>\n       dr-director <COMMAND>\n"
         ),
         "{help}"
     );
@@ -130,4 +130,32 @@ fn the_documented_metrics_address_is_the_same_everywhere() {
     }
     let help = text(&director(&["--help"]).stdout);
     assert!(help.contains("Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9813)"));
+}
+
+#[test]
+fn check_config_prints_what_a_keepalived_file_would_run() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/keepalived/tgentimc-mysql.conf");
+    let out = director(&["--check-config", "--keepalived", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "IP Virtual Server version 1.2.1 (size=1048576)\n\
+         Prot LocalAddress:Port Scheduler Flags\n  \
+         -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+         TCP  172.16.133.250:3306 rr persistent 60\n  \
+         -> 172.16.133.200:3306          Route   3      0          0         \n"
+    );
+    // The warnings go to standard error, each with its line.
+    assert!(text(&out.stderr).contains("line 91: TCP_CHECK: unknown keyword connetc_port"));
+    // A file that does not load: the error with its line, and exit status 1.
+    let path =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/keepalived/xusxlinux-apiserver.conf");
+    let out = director(&["--check-config", "--keepalived", path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("line 22: lb_algo: loadbalance: unknown scheduler"));
+    // The TOML file too.
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/director.toml");
+    let out = director(&["--check-config", "--config", config]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("IP Virtual Server version 1.2.1"));
 }

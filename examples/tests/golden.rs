@@ -4,6 +4,9 @@
 //! `DR_UPDATE_GOLDEN=1 cargo test -p dr-examples --test golden` rewrites both files; review
 //! the difference (`tcpdump -nn -r`) before committing it.
 
+#[path = "golden/model.rs"]
+mod model;
+
 use dr_core::Instant;
 use dr_fixtures::golden::{EPOCH_MS, cases};
 use dr_io_pcap::PcapSink;
@@ -55,7 +58,62 @@ const TRANSMITTED: &[(&str, usize)] = &[
     ("sched-sh", 120),
     ("sched-sed", 120),
     ("sched-nq", 120),
+    ("sched-mh", 282),
+    ("sched-dh", 159),
+    ("sched-fo", 240),
+    ("sched-ovf", 112),
+    ("sched-lblc", 255),
+    ("sched-lblcr", 297),
+    ("sched-twos", 750),
 ];
+
+/// The cases whose picks [`model::Model`] checks.
+const MODELLED: &[&str] =
+    &["sched-mh", "sched-dh", "sched-fo", "sched-ovf", "sched-lblc", "sched-lblcr", "sched-twos"];
+
+/// The frames of a capture.
+fn records(pcap: &[u8]) -> Vec<Vec<u8>> {
+    let mut reader = pcap_file::pcap::PcapReader::new(pcap).unwrap();
+    let mut frames = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        frames.push(packet.unwrap().data.into_owned());
+    }
+    frames
+}
+
+/// Checks every frame of `output` (what dr transmitted for `case`) against the kernel's
+/// model: each input frame either forwarded, unchanged but for its Ethernet addresses, to
+/// the server the model names, or not transmitted where the model has no server. For twos
+/// each server's share of the picks is also held to the kernel's chances: within 5 standard
+/// deviations of the sum of its chance at each pick.
+fn check_model(case: &dr_fixtures::golden::Case, output: &[u8]) {
+    let mut model = model::Model::new(case.config.as_deref().unwrap());
+    let output = records(output);
+    let mut sent = output.iter().peekable();
+    for (i, (ms, frame)) in case.frames.iter().enumerate() {
+        let forwarded = sent
+            .next_if(|out| out.len() == frame.len() && out[12..] == frame[12..])
+            .map(|out| <[u8; 6]>::try_from(&out[..6]).unwrap());
+        model.frame(*ms, frame, forwarded, &format!("{} frame {i} at {ms} ms", case.name));
+    }
+    assert!(sent.next().is_none(), "{}: transmitted frames the input does not explain", case.name);
+    if !model.draws.is_empty() {
+        let servers = model.draws[0].servers.len();
+        for s in 0..servers {
+            let addr = model.draws[0].servers[s].0;
+            let picked = model.draws.iter().filter(|d| d.servers[s].2).count() as f64;
+            let expected: f64 = model.draws.iter().map(|d| d.servers[s].1).sum();
+            let variance: f64 =
+                model.draws.iter().map(|d| d.servers[s].1 * (1.0 - d.servers[s].1)).sum();
+            let bound = 5.0 * variance.sqrt();
+            assert!(
+                (picked - expected).abs() <= bound,
+                "{}: {addr} picked {picked} times, the kernel's chances give {expected:.1} ± {bound:.1}",
+                case.name
+            );
+        }
+    }
+}
 
 #[test]
 fn golden_replays() {
@@ -78,6 +136,9 @@ fn golden_replays() {
                 std::fs::write(&config, text).unwrap();
             }
             replay(&config, &input, &expected);
+            if MODELLED.contains(&case.name.as_str()) {
+                check_model(case, &std::fs::read(&expected).unwrap());
+            }
             continue;
         }
         if let Some(text) = &case.config {
@@ -99,6 +160,9 @@ fn golden_replays() {
         let got = std::fs::read(&output).unwrap();
         let _ = std::fs::remove_file(&output);
         let want = std::fs::read(&expected).unwrap_or_default();
+        if MODELLED.contains(&case.name.as_str()) {
+            check_model(case, &got);
+        }
         assert!(got == want, "{}: the replay differs from expected.pcap", case.name);
         let mut reader = pcap_file::pcap::PcapReader::new(&got[..]).unwrap();
         let mut records = 0;

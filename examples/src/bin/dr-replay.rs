@@ -6,7 +6,7 @@ use clap::Parser;
 use dr_core::{Config, Director, Driver, DriverOptions, MacAddr};
 use dr_examples::config::{LoadOptions, load};
 use dr_examples::output::OutputFile;
-use dr_examples::{report, rules};
+use dr_examples::{keepalived, report, rules};
 use dr_io_pcap::{PcapIoError, PcapReplay, PcapSink, PcapSource};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -27,7 +27,9 @@ const BATCH: usize = 64;
 /// of the input record that produced it) to a classic pcap file.
 #[derive(Debug, Parser)]
 #[command(name = "dr-replay", version)]
-#[command(group(clap::ArgGroup::new("services").required(true).args(["config", "rules"])))]
+#[command(group(
+    clap::ArgGroup::new("services").required(true).args(["config", "rules", "keepalived"])
+))]
 struct Args {
     /// The director's configuration (TOML, see examples/director.toml); every real server
     /// needs a mac.
@@ -37,11 +39,15 @@ struct Args {
     /// writes them or an rc script runs them (`/sbin/ipvsadm -A -t VIP:80 -s rr`).
     #[arg(long, value_name = "FILE", requires = "mac")]
     rules: Option<PathBuf>,
-    /// With --rules: a real server's MAC (repeatable).
-    #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour, requires = "rules")]
+    /// keepalived's configuration instead: its DR virtual servers, every real server alive
+    /// (a replay runs no checks).
+    #[arg(long, value_name = "FILE", requires = "mac")]
+    keepalived: Option<PathBuf>,
+    /// With --rules or --keepalived: a real server's MAC (repeatable).
+    #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour)]
     neigh: Vec<(IpAddr, MacAddr)>,
-    /// With --rules: the director's MAC.
-    #[arg(long, value_name = "MAC", requires = "rules")]
+    /// With --rules or --keepalived: the director's MAC.
+    #[arg(long, value_name = "MAC")]
     mac: Option<MacAddr>,
     /// The capture to replay (pcap or pcapng, Ethernet link type).
     #[arg(value_name = "INPUT.pcap")]
@@ -112,8 +118,22 @@ fn director(args: &Args) -> Result<Director, String> {
         };
         return load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
     }
+    if let (Some(path), Some(mac)) = (&args.keepalived, args.mac) {
+        let plan = keepalived::read(path).map_err(|e| e.to_string())?;
+        for warning in &plan.warnings {
+            eprintln!("dr-replay: warning: {warning}");
+        }
+        let options = keepalived::BuildOptions {
+            config: Config::new(mac, SEED),
+            neighbours: args.neigh.iter().copied().collect(),
+            require_real_macs: true,
+        };
+        let config = plan.config(&options);
+        let pool = keepalived::Pool::all_alive(&plan);
+        return plan.build(&pool, &options, config).map_err(|e| e.to_string());
+    }
     let (Some(path), Some(mac)) = (&args.rules, args.mac) else {
-        return Err("give --config FILE, or --rules FILE with --mac".into());
+        return Err("give --config FILE, or --rules FILE or --keepalived FILE with --mac".into());
     };
     let options = rules::RulesOptions {
         config: Config::new(mac, SEED),

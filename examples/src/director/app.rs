@@ -1,5 +1,7 @@
-//! `dr-director --iface IF --config CONFIG.toml` (or `--rules RULES --neigh IP=MAC…`): an
-//! LVS Direct Routing director on a live interface.
+//! `dr-director --iface IF --config CONFIG.toml` (or `--rules RULES --neigh IP=MAC…`, or
+//! `--keepalived /etc/keepalived/keepalived.conf`): an LVS Direct Routing director on a
+//! live interface. `dr-director --check-config` with any of the three loads it, prints the
+//! `ipvsadm -L -n` listing of what would run, and exits.
 //!
 //! It owns the VIPs at layer 2 (answers ARP and Neighbor Solicitations, announces them at
 //! start), learns the real servers' MACs from the answers to its own ARP requests and
@@ -11,6 +13,9 @@
 //! default a TCP connect to its address and the service port every second, down after 3
 //! failures, up after 2 successes): a server that goes down is quiesced (weight 0, its
 //! connections continue) and gets its weight back when it recovers; each change is logged.
+//! From a keepalived configuration the checks are its checkers, with keepalived's rules: a
+//! failing real server is removed (with `inhibit_on_failure`, set to weight 0), `alpha`
+//! starts it down, and below `quorum` the `sorry_server` replaces the real servers.
 //!
 //! A control socket (`--control`, default `/run/dr-director.sock`, mode 0600) takes ipvsadm
 //! command lines: `dr-director ctl -L -n` (or `--stats`, `--rate`, `--thresholds`,
@@ -65,18 +70,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::{error, info, warn};
 
 use super::checks::{Health, Held, HoldDown, hold_down, publish_macs, share_macs};
+use super::keepalived::Checkers;
+use crate::keepalived::{BuildOptions, Plan, Pool};
 
 /// A live LVS Direct Routing director.
 #[derive(Debug, Parser)]
 #[command(name = "dr-director", version)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 #[command(disable_help_subcommand = true)]
-#[command(group(clap::ArgGroup::new("services").required(true).args(["config", "rules"])))]
+#[command(group(
+    clap::ArgGroup::new("services").required(true).args(["config", "rules", "keepalived"])
+))]
 struct Args {
     #[command(subcommand)]
     command: Option<Subcommand>,
     /// The interface to own the VIPs on and forward through.
-    #[arg(long, value_name = "IF", required = true)]
+    #[arg(long, value_name = "IF", required_unless_present = "check_config")]
     iface: Option<String>,
     /// The configuration (see examples/director.toml).
     #[arg(long, value_name = "CONFIG.toml")]
@@ -85,9 +94,18 @@ struct Args {
     /// writes them or an rc script runs them (`/sbin/ipvsadm -A -t VIP:80 -s rr`).
     #[arg(long, value_name = "FILE")]
     rules: Option<PathBuf>,
-    /// A real server's MAC, for rules (otherwise asked for by ARP / ND); repeatable.
-    #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour, requires = "rules")]
+    /// keepalived's configuration instead (/etc/keepalived/keepalived.conf): its DR
+    /// virtual servers, real servers and checkers.
+    #[arg(long, value_name = "FILE")]
+    keepalived: Option<PathBuf>,
+    /// A real server's MAC, for rules or keepalived.conf (otherwise asked for by ARP / ND);
+    /// repeatable.
+    #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour)]
     neigh: Vec<(IpAddr, dr_core::MacAddr)>,
+    /// Load the configuration (--config, --rules or --keepalived), print the `ipvsadm -L -n`
+    /// listing of what would run, and exit: 0 when it loads, 1 when it does not.
+    #[arg(long)]
+    check_config: bool,
     /// Skip the host checks (a VIP held by the host, IPv4 forwarding on the interface).
     #[arg(long)]
     no_preflight: bool,
@@ -170,6 +188,9 @@ pub fn main() -> ExitCode {
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
+    if args.check_config {
+        return check_config(&args);
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -190,13 +211,82 @@ fn seed() -> Result<[u64; 4], String> {
     }))
 }
 
+/// `--check-config`: the configuration loaded, its warnings on standard error and the
+/// listing of what would run on standard output.
+fn check_config(args: &Args) -> ExitCode {
+    // No interface is opened: the MAC only has to be a valid one.
+    let mac = dr_core::MacAddr([0x02, 0, 0, 0, 0, 0]);
+    match director(args, mac, false, None) {
+        Ok((loaded, _)) => {
+            print!("{}", loaded.director.listing(dr_core::ListingFormat::Plain));
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("dr-director: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a reload gives: the health checks by the running directors' handles, the weights
+/// held for servers that are down, and a keepalived configuration's plan and states.
+type Reloaded = (Checks, Held, Option<Keepalived>, Quorum);
+
+/// A keepalived configuration and its checkers' states.
+struct Keepalived {
+    plan: Arc<Plan>,
+    pool: Pool,
+}
+
+/// The director a keepalived configuration describes, with the table its checkers' states
+/// (`before`'s, for those that stay, on a reload) give; its warnings are logged.
+fn keepalived_director(
+    args: &Args,
+    path: &std::path::Path,
+    config: Config,
+    small: bool,
+    before: Option<&Pool>,
+) -> Result<(Loaded, Option<Keepalived>), String> {
+    let plan = crate::keepalived::read(path).map_err(|e| e.to_string())?;
+    for warning in &plan.warnings {
+        warn!("{warning}");
+    }
+    let options = BuildOptions {
+        config,
+        neighbours: args.neigh.iter().copied().collect(),
+        require_real_macs: false,
+    };
+    let pool = match before {
+        Some(before) => Pool::carried(&plan, before),
+        None => Pool::new(&plan),
+    };
+    let config = plan.config(&options);
+    let mut built = config.clone();
+    if small {
+        built.capacity = 1;
+        built.fragment_capacity = 0;
+    }
+    let director = plan.build(&pool, &options, built).map_err(|e| e.to_string())?;
+    let loaded = Loaded { director, health: Vec::new(), routes: Default::default(), config };
+    Ok((loaded, Some(Keepalived { plan: Arc::new(plan), pool })))
+}
+
 /// The director the configuration describes; with `small`, built with the smallest tables
 /// (to compare with a running one on reload), the file's own values in [`Loaded::config`].
-fn director(args: &Args, mac: dr_core::MacAddr, small: bool) -> Result<Loaded, String> {
+/// From a keepalived configuration, its plan and checkers' states too.
+fn director(
+    args: &Args,
+    mac: dr_core::MacAddr,
+    small: bool,
+    before: Option<&Pool>,
+) -> Result<(Loaded, Option<Keepalived>), String> {
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
     };
     let hash_seed = seed()?;
+    if let Some(path) = &args.keepalived {
+        return keepalived_director(args, path, Config::new(mac, hash_seed), small, before);
+    }
     if let Some(path) = &args.config {
         let options = LoadOptions {
             hash_seed,
@@ -205,9 +295,12 @@ fn director(args: &Args, mac: dr_core::MacAddr, small: bool) -> Result<Loaded, S
             default_capacity: None,
         };
         let load = if small { crate::config::load_small } else { load_all };
-        return load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
+        let loaded = load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok((loaded, None));
     }
-    let Some(path) = &args.rules else { return Err("give --config FILE or --rules FILE".into()) };
+    let Some(path) = &args.rules else {
+        return Err("give --config FILE, --rules FILE or --keepalived FILE".into());
+    };
     let config = Config::new(mac, hash_seed);
     let mut built = config.clone();
     if small {
@@ -225,7 +318,7 @@ fn director(args: &Args, mac: dr_core::MacAddr, small: bool) -> Result<Loaded, S
         .services()
         .map(|(id, s)| (id, HealthCheck::for_protocol(s.key().protocol)))
         .collect();
-    Ok(Loaded { director, health, routes: Default::default(), config })
+    Ok((Loaded { director, health, routes: Default::default(), config }, None))
 }
 
 /// After services changed: the filter lets the VIPs' traffic in, and every VIP is announced
@@ -264,9 +357,11 @@ fn reload(
     mac: dr_core::MacAddr,
     undone: &[String],
     down: &HashSet<(ServiceKey, IpAddr)>,
-) -> Result<(Checks, Held, Quorum), String> {
+    before: Option<&Pool>,
+) -> Result<Reloaded, String> {
     // One small director for every worker to compare itself with: no second table.
-    let Loaded { director: wanted, health, routes, config } = director(args, mac, true)?;
+    let (Loaded { director: wanted, health, routes, config }, keepalived) =
+        director(args, mac, true, before)?;
     let quorum = quorum_by_key(&wanted, &routes);
     let checks: Vec<(ServiceKey, HealthCheck)> = health
         .iter()
@@ -304,7 +399,7 @@ fn reload(
             health = handles;
         }
     }
-    Ok((health, held_first, quorum))
+    Ok((health, held_first, keepalived, quorum))
 }
 
 /// Each service's health check, by the running directors' handles.
@@ -362,11 +457,15 @@ fn run(args: &Args) -> Result<(), String> {
     let mut parts = Vec::new();
     let mut settings = Vec::new();
     let mut route_settings = None;
+    let mut keepalived: Option<Keepalived> = None;
     let fanout = (args.workers > 1).then(|| (std::process::id() & 0xffff) as u16);
     for _ in 0..args.workers {
-        let Loaded { director, health, routes, .. } = director(args, mac, false)?;
+        let (Loaded { director, health, routes, .. }, plan) = director(args, mac, false, None)?;
         if route_settings.is_none() {
             route_settings = Some((quorum_by_key(&director, &routes), routes.announce_delay));
+        }
+        if keepalived.is_none() {
+            keepalived = plan;
         }
         let vips: Vec<_> = director.vips().collect();
         if parts.is_empty() && !args.no_preflight {
@@ -410,6 +509,12 @@ fn run(args: &Args) -> Result<(), String> {
     let macs: health::Macs = Arc::default();
     let mut checks =
         Health::start(&workers, settings.clone(), HashSet::new(), HashMap::new(), iface, &macs)?;
+    let neighbours: Arc<HashMap<IpAddr, dr_core::MacAddr>> =
+        Arc::new(args.neigh.iter().copied().collect());
+    let mut checkers = match keepalived {
+        Some(k) => Some(Checkers::start(k.plan, k.pool, Arc::clone(&neighbours))?),
+        None => None,
+    };
     let mut next_share = std::time::Instant::now();
     // Control commands that changed the director since the file was last applied: a
     // reload puts the file's state back, and says which of them it undoes.
@@ -423,6 +528,9 @@ fn run(args: &Args) -> Result<(), String> {
             break;
         }
         checks.apply(&workers);
+        if let Some(checkers) = &mut checkers {
+            checkers.apply(&workers);
+        }
         if std::time::Instant::now() >= next_share {
             if workers.len() > 1 {
                 share_macs(&workers);
@@ -451,7 +559,14 @@ fn run(args: &Args) -> Result<(), String> {
             Ok(done.output)
         });
         let held_now = holding.held.into_inner();
-        if changed {
+        if changed && checkers.is_some() {
+            // keepalived's checkers stay as the file gives them; the filters follow the VIPs.
+            for result in workers.each(|_, d, io| follow_vips(d, io)) {
+                if let Some(Err(e)) = result {
+                    warn!("{e}");
+                }
+            }
+        } else if changed {
             // New services get the default checks; the filters follow the VIPs.
             let known = settings.clone();
             let results = workers.each(move |_, d, io| {
@@ -468,7 +583,11 @@ fn run(args: &Args) -> Result<(), String> {
         if let Some(metrics) = &metrics {
             metrics.serve(|| {
                 // The health of the real servers is the director's, not a worker's: once.
-                let down = Arc::new(checks.down.clone());
+                let mut down = checks.down.clone();
+                if let Some(checkers) = &checkers {
+                    down.extend(checkers.down());
+                }
+                let down = Arc::new(down);
                 let texts: Vec<(String, Option<String>)> = workers
                     .each(move |i, d, io| {
                         let ring = io.ring_stats().unwrap_or_else(|e| {
@@ -500,9 +619,14 @@ fn run(args: &Args) -> Result<(), String> {
             }
         }
         if hup.swap(false, Ordering::Relaxed) {
-            match reload(args, &workers, mac, &ctl_edits, &checks.down) {
-                Ok((health, held_now, new_quorum)) => {
+            let before = checkers.as_ref().map(|c| c.pool.clone());
+            match reload(args, &workers, mac, &ctl_edits, &checks.down, before.as_ref()) {
+                Ok((health, held_now, keepalived, new_quorum)) => {
                     quorum = new_quorum;
+                    if let Some(k) = keepalived {
+                        drop(checkers.take());
+                        checkers = Some(Checkers::start(k.plan, k.pool, Arc::clone(&neighbours))?);
+                    }
                     ctl_edits.clear();
                     // New checkers for the servers as they are now; those down stay down,
                     // with the file's weight to give back.
@@ -518,6 +642,7 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
     drop(checks);
+    drop(checkers);
     let withdrawn = announcer.withdraw_all();
     for change in &withdrawn {
         info!("route: {}", change.line());

@@ -45,6 +45,12 @@ pub enum Probe {
         /// A reply is required.
         expect_reply: bool,
     },
+    /// keepalived's `HTTP_GET` / `SSL_GET`: every url's status and digest.
+    HttpGet(crate::probes::HttpGet),
+    /// keepalived's `MISC_CHECK`: a program's exit status.
+    Misc(crate::probes::Misc),
+    /// keepalived's `DNS_CHECK`: a query answered without error.
+    Dns(crate::probes::Dns),
 }
 
 /// A service's health check settings; the defaults are DESIGN.md's: TCP, every second, a
@@ -64,6 +70,9 @@ pub struct HealthCheck {
     /// Probe through the VIP: a TCP handshake with VIP:port sent to the real server's MAC
     /// (only with [`Probe::Tcp`]).
     pub through_vip: bool,
+    /// While a healthy server's failures are counted towards `fall`, the time to the next
+    /// probe (keepalived's `delay_before_retry`); `None`: `interval`.
+    pub retry_interval: Option<Duration>,
 }
 
 impl Default for HealthCheck {
@@ -75,6 +84,7 @@ impl Default for HealthCheck {
             fall: 3,
             rise: 2,
             through_vip: false,
+            retry_interval: None,
         }
     }
 }
@@ -117,18 +127,32 @@ pub struct HealthEvent<K> {
     pub target: SocketAddr,
     /// Whether it is now healthy.
     pub healthy: bool,
+    /// The weight a `misc_dynamic` check asks for now.
+    pub weight: Option<crate::probes::DynamicWeight>,
 }
 
 /// One probe: true when the server answered as expected within the timeout.
 pub fn probe_once(target: SocketAddr, check: &HealthCheck) -> bool {
-    match &check.probe {
+    probe_weighted(target, check).0
+}
+
+/// One probe, and the weight a `misc_dynamic` check's program asks for.
+pub fn probe_weighted(
+    target: SocketAddr,
+    check: &HealthCheck,
+) -> (bool, Option<crate::probes::DynamicWeight>) {
+    let ok = match &check.probe {
+        Probe::Misc(misc) => return crate::probes::misc(misc),
+        Probe::HttpGet(get) => crate::probes::http_get(target, get, check.timeout),
+        Probe::Dns(dns) => crate::probes::dns(target, dns, check.timeout),
         Probe::None => true,
         Probe::Tcp => TcpStream::connect_timeout(&target, check.timeout).is_ok(),
         Probe::Http { path, expect } => http_status(target, path, check.timeout) == Some(*expect),
         Probe::Udp { payload, expect_reply } => {
             udp_probe(target, payload, *expect_reply, check.timeout)
         }
-    }
+    };
+    (ok, None)
 }
 
 /// A UDP datagram to `target`: false on an ICMP port unreachable (a connected UDP socket
@@ -308,6 +332,11 @@ impl Default for Hysteresis {
 }
 
 impl Hysteresis {
+    /// Whether a healthy server's failures are being counted (the next probe is a retry).
+    pub fn retrying(&self) -> bool {
+        self.healthy && self.streak > 0
+    }
+
     /// A server taken to be healthy or not to begin with.
     pub fn starting(healthy: bool) -> Self {
         Self { healthy, streak: 0 }
@@ -349,22 +378,32 @@ pub fn spawn<K: Copy + Send + 'static>(
     };
     std::thread::Builder::new().name(format!("health {target}")).spawn(move || {
         let mut state = Hysteresis::starting(healthy);
+        let mut weight = None;
         while !stop.load(Ordering::Relaxed) {
             let started = std::time::Instant::now();
-            let ok = match (&link, &through) {
+            let (ok, asked) = match (&link, &through) {
                 (Some(link), Some(route)) => {
-                    probe_through_vip(link, target.ip(), route, check.timeout)
+                    (probe_through_vip(link, target.ip(), route, check.timeout), None)
                 }
-                _ => probe_once(target, &check),
+                _ => probe_weighted(target, &check),
             };
-            if let Some(healthy) = state.record(ok, &check)
-                && events.send(HealthEvent { key, target, healthy }).is_err()
+            let changed = state.record(ok, &check);
+            let reweighted = ok && asked.is_some() && asked != weight;
+            if reweighted {
+                weight = asked;
+            }
+            if (changed.is_some() || reweighted)
+                && events.send(HealthEvent { key, target, healthy: state.healthy, weight }).is_err()
             {
                 return;
             }
             let elapsed = started.elapsed();
             // Sleep in short steps, so a stop is noticed quickly.
-            let mut left = check.interval.saturating_sub(elapsed);
+            let wait = match check.retry_interval {
+                Some(retry) if state.retrying() => retry,
+                _ => check.interval,
+            };
+            let mut left = wait.saturating_sub(elapsed);
             while !left.is_zero() && !stop.load(Ordering::Relaxed) {
                 let step = left.min(Duration::from_millis(100));
                 std::thread::sleep(step);

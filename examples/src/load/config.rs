@@ -662,6 +662,7 @@ fn health_check(
         through_vip: h.through_vip.as_ref().is_some_and(|t| *t.get_ref()),
         fall: count(&h.fall, defaults.fall),
         rise: count(&h.rise, defaults.rise),
+        retry_interval: None,
     })
 }
 
