@@ -7,8 +7,8 @@
 
 use dr_examples::config::{LoadOptions, load};
 use dr_examples::{ipvsadm, keepalived, rules};
-use std::path::{Path, PathBuf};
 use libfuzzer_sys::fuzz_target;
+use std::path::{Path, PathBuf};
 
 /// One file, `keepalived.conf`, every glob matching it.
 struct OneFile<'a>(&'a str);
