@@ -26,7 +26,7 @@
 //! process API which VIPs to announce (`announce route VIP/32 next-hop self`) and withdraw:
 //! a VIP is announced when every service on it has its `quorum` of healthy real servers,
 //! after `[director] announce_delay` from start, and withdrawn when not, or when the
-//! director stops (see [`routes`](crate::routes)).
+//! director stops (see [`routes`]).
 //! `--metrics ADDR` serves the counters, and each real server's health (`dr_real_up`), to
 //! Prometheus at `http://ADDR/metrics` (off by default; the names are in
 //! `dr_examples::metrics`).

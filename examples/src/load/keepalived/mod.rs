@@ -2,8 +2,8 @@
 //! at `/etc/keepalived/keepalived.conf` and gets the same services, real servers and health
 //! checks.
 //!
-//! The file is read in three steps, each in a file of its own: [`lexer`] (words, comments,
-//! quotes, `include` globs), [`tree`] (keywords and their blocks), [`translate`] (the
+//! The file is read in three steps, each in a file of its own: `lexer` (words, comments,
+//! quotes, `include` globs), `tree` (keywords and their blocks), `translate` (the
 //! `virtual_server` blocks into a [`Plan`]: services, real servers, their checkers, and
 //! keepalived's `quorum`, `sorry_server`, `inhibit_on_failure` and `alpha`). What does not
 //! apply to a DR director (`vrrp_*` blocks, `lb_kind NAT|TUN` services, fwmark services,
