@@ -45,6 +45,9 @@
 //!   Discovery, statistics.
 //! - [`Listing`]: the `ipvsadm -L` layouts and JSON.
 //! - [`io`]: the [`FrameIo`] seam, the [`Driver`] loop and the in-memory backend.
+//! - [`sync`]: connection sync with the kernel's sync daemon's messages and rules:
+//!   [`Director::start_sync`], [`Director::poll_sync`] (a master's datagrams),
+//!   [`Director::import_sync`] (a backup's), [`Director::request_resync`].
 //!
 //! # What it does as IPVS does
 //!
@@ -106,6 +109,9 @@
 //! - A template re-armed after its service's persistence timeout was edited uses the new
 //!   timeout (the kernel keeps the one the template was made with).
 //! - There are no firewall-mark services and no FTP helper (port 20/21 special cases).
+//! - Connection sync ([`sync`]) keeps only records it can bind to a service and real
+//!   server of its own, matches real servers by address alone, and adds a bulk resync
+//!   request a kernel peer ignores; see the module for the rest.
 //!
 //! # Features
 //!
@@ -158,6 +164,7 @@ mod prefetch;
 pub mod sched;
 mod service;
 mod stats;
+pub mod sync;
 mod time;
 mod verdict;
 mod vlan;
@@ -183,6 +190,7 @@ pub use service::{
     RealId, RealServer, Service, ServiceConfig, ServiceId, ServiceKey,
 };
 pub use stats::{Counters, ESTIMATOR_INTERVAL, Rates, Stats};
+pub use sync::{SyncConfig, SyncConfigError, SyncCounters, SyncMode};
 pub use time::{Duration, Instant};
 pub use verdict::{DropReason, PassReason, Verdict};
 pub use vlan::{MAX_STACKED_VLANS, MAX_VLAN_ID, VlanError, VlanSet};

@@ -142,3 +142,62 @@ fn every_scheduler_picks_without_allocating() {
         assert!(d.counters().forwarded() > 0, "{kind} forwarded nothing");
     }
 }
+
+/// Connection sync allocates nothing after `start_sync`: a master queueing records on the
+/// packet path, handing out messages and answering a bulk resync request, and a backup
+/// importing them.
+#[test]
+fn connection_sync_never_allocates() {
+    use dr_core::{SyncConfig, SyncMode};
+    let build = |mode| {
+        let mut d = director(256);
+        let svc = d
+            .add_service(
+                ServiceConfig::new(Protocol::Tcp, ip("10.0.0.100"), 80, SchedulerKind::Rr)
+                    .with_persistence(dr_core::Persistence::new(60)),
+            )
+            .unwrap();
+        d.add_real(svc, RealConfig::new(ip("10.0.0.11")).with_mac(mac(REAL_MACS[0]))).unwrap();
+        d.add_real(svc, RealConfig::new(ip("10.0.0.12")).with_mac(mac(REAL_MACS[1]))).unwrap();
+        d.start_sync(SyncConfig::new(mode)).unwrap();
+        d
+    };
+    let (mut master, mut backup) = (build(SyncMode::Master), build(SyncMode::Backup));
+    let frames: Vec<Vec<u8>> = (0..60u16)
+        .flat_map(|port| {
+            let client = format!("192.0.2.{}", port % 7 + 1);
+            [
+                tcp4(&client, 1000 + port, "10.0.0.100", 80, SYN),
+                tcp4(&client, 1000 + port, "10.0.0.100", 80, ACK),
+                tcp4_payload(&client, 1000 + port, "10.0.0.100", 80, ACK | PSH, b"data"),
+                tcp4(&client, 1000 + port, "10.0.0.100", 80, FIN | ACK),
+            ]
+        })
+        .collect();
+    let mut frames = frames;
+    let mut buf = [0u8; 2048];
+    backup.request_resync(Instant::from_secs(1));
+    let request = backup.poll_sync(Instant::from_secs(1)).map(|m| m.to_vec()).unwrap();
+    let ((), count) = watched(|| {
+        let now = Instant::from_secs(1);
+        for frame in &mut frames {
+            let _ = master.process(now, frame);
+            while let Some(message) = master.poll_sync(now) {
+                buf[..message.len()].copy_from_slice(message);
+                let len = message.len();
+                let _ = backup.import_sync(now, &buf[..len]);
+            }
+        }
+        let _ = master.import_sync(now, &request);
+        let later = Instant::from_secs(4);
+        master.handle_timeout(later);
+        while let Some(message) = master.poll_sync(later) {
+            buf[..message.len()].copy_from_slice(message);
+            let len = message.len();
+            let _ = backup.import_sync(later, &buf[..len]);
+        }
+    });
+    assert_eq!(count, 0);
+    assert!(backup.sync_counters().imported > 0 && backup.sync_counters().bulk_records == 0);
+    assert!(master.sync_counters().bulk_records > 0);
+}

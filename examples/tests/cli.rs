@@ -159,3 +159,41 @@ fn check_config_prints_what_a_keepalived_file_would_run() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("IP Virtual Server version 1.2.1"));
 }
+
+#[test]
+fn sync_flags_that_cannot_work_are_refused_with_the_fix() {
+    let config = scratch("sync.toml");
+    std::fs::write(&config, "[[service]]\nproto = \"tcp\"\nvip = \"10.0.0.100\"\nport = 80\n")
+        .unwrap();
+    let path = config.to_str().unwrap();
+    let out = director(&["--iface", "lo", "--config", path, "--sync", "sideways"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("\"sideways\" is not a sync mode: give master or backup"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = director(&[
+        "--iface",
+        "lo",
+        "--config",
+        path,
+        "--sync",
+        "backup",
+        "--sync-group",
+        "10.0.0.1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(
+            "--sync-group 10.0.0.1: not a multicast address; give one in 224.0.0.0/4 (the \
+             kernel's is 224.0.0.81)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = director(&["--iface", "lo", "--config", path, "--sync-maxlen", "1000"]);
+    assert!(!out.status.success(), "a sync flag without --sync");
+    assert!(text(&out.stderr).contains("--sync <master|backup>"), "{}", text(&out.stderr));
+    let _ = std::fs::remove_file(&config);
+}

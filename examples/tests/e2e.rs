@@ -3,6 +3,11 @@
 //! forwarding off), and three real servers with the VIP on `lo`, `arp_ignore=1`,
 //! `arp_announce=2`, each serving HTTP. Real TCP connections from the client to the VIP.
 //!
+//! Every test runs on both backends (`afpacket::…` and `afxdp::…`). On AF_XDP the hosts
+//! that send to the VIP complete their checksums (`tx off`) and put VLAN tags in the frame
+//! (`txvlan off`), as frames on a physical LAN are and as XDP needs them; the director's
+//! interface has as many queues as it has workers.
+//!
 //! Only addresses inside those namespaces are used; everything is torn down when the test
 //! ends, even when it fails; every wait is bounded.
 
@@ -13,8 +18,27 @@ use std::time::{Duration, Instant};
 const VIP: &str = "10.77.0.100";
 const VIP6: &str = "2001:db8:77::100";
 
+/// The backend a test's director runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    AfPacket,
+    AfXdp,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Self::AfPacket => "afpacket",
+            Self::AfXdp => "afxdp",
+        }
+    }
+}
+
 /// The namespaces, processes and files of one test, removed on drop.
 struct Lan {
+    backend: Backend,
+    /// The director's workers, and so its interface's queues on AF_XDP.
+    workers: u16,
     prefix: String,
     namespaces: Vec<String>,
     children: Vec<Child>,
@@ -53,11 +77,23 @@ impl Lan {
         self.namespaces.push(ns.clone());
         let lan = self.ns("lan");
         let port = format!("{}p", host);
-        ip(&[
-            "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns",
-            &lan,
-        ]);
+        let queues = if host == "d" { self.workers } else { 1 }.to_string();
+        let q: &[&str] = &["numtxqueues", &queues, "numrxqueues", &queues];
+        let link: Vec<&str> = ["link", "add", "eth0", "netns", &ns]
+            .into_iter()
+            .chain(q.iter().copied())
+            .chain(["type", "veth", "peer", "name", &port, "netns", &lan])
+            .chain(q.iter().copied())
+            .collect();
+        ip(&link);
         ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
+        if self.backend == Backend::AfXdp {
+            // Checksums complete and VLAN tags in the frame, as on a physical LAN.
+            run(self.exec(host, "ethtool").args(["-K", "eth0", "tx", "off", "txvlan", "off"]));
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", &lan, "ethtool", "-K", &port, "tx", "off", "txvlan", "off"]);
+            run(&mut cmd);
+        }
         for (addr, family) in [(format!("{v4}/24"), "-4"), (format!("{v6}/64"), "-6")] {
             let mut args = vec!["-n", &ns, family, "addr", "add", addr.as_str(), "dev", "eth0"];
             if family == "-6" {
@@ -69,13 +105,16 @@ impl Lan {
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
     }
 
-    /// A LAN whose namespaces are named after `tag` and this process.
-    fn new(tag: &str) -> Self {
-        let prefix = format!("dr{tag}{}", std::process::id() % 100_000);
+    /// A LAN whose namespaces are named after `tag`, the backend and this process, for a
+    /// director with `workers` workers.
+    fn new(tag: &str, backend: Backend, workers: u16) -> Self {
+        let b = &backend.name()[2..3];
+        let prefix = format!("dr{tag}{b}{}", std::process::id() % 100_000);
         let dir = std::env::temp_dir().join(format!("{prefix}-e2e"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut lan = Self { prefix, namespaces: Vec::new(), children: Vec::new(), dir };
+        let mut lan =
+            Self { backend, workers, prefix, namespaces: Vec::new(), children: Vec::new(), dir };
         let ns = lan.ns("lan");
         ip(&["netns", "add", &ns]);
         lan.namespaces.push(ns.clone());
@@ -116,15 +155,29 @@ impl Lan {
 
     /// Starts dr-director in its namespace with this configuration and these arguments.
     fn director(&mut self, config: &str, extra: &[&str]) -> u32 {
-        let path = self.dir.join("director.toml");
+        self.director_on("d", config, extra)
+    }
+
+    /// The files of the director on `host`: its configuration, log and control socket.
+    fn director_files(&self, host: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let name = |file: &str| {
+            if host == "d" { self.dir.join(file) } else { self.dir.join(format!("{host}-{file}")) }
+        };
+        (name("director.toml"), name("director.log"), name("ctl.sock"))
+    }
+
+    /// Starts dr-director on `host`'s `eth0`.
+    fn director_on(&mut self, host: &str, config: &str, extra: &[&str]) -> u32 {
+        let (path, log, socket) = self.director_files(host);
         std::fs::write(&path, config).unwrap();
-        let log = std::fs::File::create(self.dir.join("director.log")).unwrap();
+        let log = std::fs::File::create(log).unwrap();
         let child = self
-            .exec("d", env!("CARGO_BIN_EXE_dr-director"))
+            .exec(host, env!("CARGO_BIN_EXE_dr-director"))
             .args(["--iface", "eth0", "--metrics", "127.0.0.1:9813", "--config"])
             .arg(&path)
+            .args(["--backend", self.backend.name()])
             .arg("--control")
-            .arg(self.dir.join("ctl.sock"))
+            .arg(socket)
             .args(extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -133,6 +186,17 @@ impl Lan {
         let pid = child.id();
         self.children.push(child);
         pid
+    }
+
+    /// `dr-director ctl` on the director of `host`.
+    fn ctl_on(&self, host: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dr-director"))
+            .arg("ctl")
+            .arg("--socket")
+            .arg(self.director_files(host).2)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// `dr-director ctl` on this LAN's director.
@@ -227,7 +291,7 @@ fn root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
 }
 
-/// Root, `ip`, `python3`, `curl` and `tcpdump` are needed; in CI their absence is a failure.
+/// Root, `ip`, `python3`, `curl`, `tcpdump` and `ethtool` are needed; in CI their absence is a failure.
 /// A build that is not root's compiles these tests ignored (see dr-io-afpacket/build.rs);
 /// run all the same (`--include-ignored`), they skip, saying so.
 fn ready() -> bool {
@@ -238,15 +302,16 @@ fn ready() -> bool {
     let tools = have("ip", "-V")
         && have("python3", "-V")
         && have("curl", "-V")
-        && have("tcpdump", "--version");
+        && have("tcpdump", "--version")
+        && have("ethtool", "--version");
     if root && tools {
         return true;
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "CI must run the end-to-end tests as root with ip, python3, curl and tcpdump"
+        "CI must run the end-to-end tests as root with ip, python3, curl, tcpdump and ethtool"
     );
-    eprintln!("skipped: the end-to-end tests need root, ip, python3, curl and tcpdump");
+    eprintln!("skipped: the end-to-end tests need root, ip, python3, curl, tcpdump and ethtool");
     false
 }
 
@@ -308,18 +373,22 @@ ip = "2001:db8:77::11"
 ip = "2001:db8:77::12"
 "#;
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn http_through_the_director_in_namespaces() {
+fn http_through_the_director_in_namespaces(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("e");
-    // Watch the director's interface: replies must never cross it.
+    let mut lan = Lan::new("e", backend, 1);
+    // Watch the director's interface: replies must never cross it. AF_XDP frames pass no
+    // packet taps on the director (XDP runs before them), so there the capture is of its
+    // link, on the bridge's side.
     let capture = lan.dir.join("director.pcap");
+    let (host, interface) = match backend {
+        Backend::AfPacket => ("d", "eth0"),
+        Backend::AfXdp => ("lan", "dp"),
+    };
     let tcpdump = lan
-        .exec("d", "tcpdump")
-        .args(["-i", "eth0", "-n", "-U", "-w"])
+        .exec(host, "tcpdump")
+        .args(["-i", interface, "-n", "-U", "-w"])
         .arg(&capture)
         .arg("tcp")
         .stdout(Stdio::null())
@@ -543,13 +612,11 @@ fn http_through_the_director_in_namespaces() {
     );
 }
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn several_workers_share_the_interface() {
+fn several_workers_share_the_interface(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("w");
+    let mut lan = Lan::new("w", backend, 2);
     let pid = lan.director(CONFIG, &["--workers", "2"]);
     let url = format!("http://{VIP}/who");
     assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
@@ -670,9 +737,7 @@ impl Lan {
     }
 }
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn a_vlan_is_served_only_when_configured_and_frames_keep_their_tags() {
+fn a_vlan_is_served_only_when_configured_and_frames_keep_their_tags(backend: Backend) {
     use dr_fixtures::frames::{SYN, arp_request, tcp4, with_vlans};
     if !ready() {
         return;
@@ -680,7 +745,7 @@ fn a_vlan_is_served_only_when_configured_and_frames_keep_their_tags() {
     // The kernel here may have no VLAN devices, so the client sends tagged frames itself and
     // the real servers' interfaces are watched: the frame the director forwards must carry
     // the client's tag (a real server with a VLAN device would take it from there).
-    let mut lan = Lan::new("v");
+    let mut lan = Lan::new("v", backend, 1);
     let url = format!("http://{VIP}/who");
     let (client, director) = (lan.mac_of("c"), lan.mac_of("d"));
     let from_client = |mut frame: Vec<u8>| {
@@ -729,13 +794,11 @@ fn a_vlan_is_served_only_when_configured_and_frames_keep_their_tags() {
     }
 }
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn a_second_director_on_the_interface_or_the_control_socket_is_refused() {
+fn a_second_director_on_the_interface_or_the_control_socket_is_refused(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("s");
+    let mut lan = Lan::new("s", backend, 1);
     let pid = lan.director(CONFIG, &[]);
     let url = format!("http://{VIP}/who");
     assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
@@ -772,13 +835,11 @@ fn a_second_director_on_the_interface_or_the_control_socket_is_refused() {
     lan.stop_director(pid);
 }
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn a_director_whose_interface_goes_away_stops_and_says_so_once() {
+fn a_director_whose_interface_goes_away_stops_and_says_so_once(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("g");
+    let mut lan = Lan::new("g", backend, 2);
     let pid = lan.director(CONFIG, &["--workers", "2"]);
     let url = format!("http://{VIP}/who");
     assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
@@ -835,13 +896,11 @@ for i in range(count):
 print(whole)
 "#;
 
-#[test]
-#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
-fn fragmented_udp_goes_through_several_workers_whole() {
+fn fragmented_udp_goes_through_several_workers_whole(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("f");
+    let mut lan = Lan::new("f", backend, 2);
     // r1 and r2 serve UDP port 5000; r3 does not: its default check (a UDP datagram, down on
     // ICMP port unreachable) takes it out. A TCP connect, the check of TCP services, would
     // take every UDP server out.
@@ -891,12 +950,11 @@ fn fragmented_udp_goes_through_several_workers_whole() {
     assert_eq!(forwarded, 24, "two later fragments of each datagram forwarded:\n{log}");
 }
 
-#[test]
-fn a_check_through_the_vip_finds_a_real_server_without_the_vip() {
+fn a_check_through_the_vip_finds_a_real_server_without_the_vip(backend: Backend) {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("t");
+    let mut lan = Lan::new("t", backend, 1);
     // The commonest LVS-DR mistake: r3 lacks the VIP on lo. It still answers on its own
     // address, so a plain TCP check passes; a SYN to the VIP at its MAC finds nobody.
     ip(&["-n", &lan.ns("r3"), "addr", "del", &format!("{VIP}/32"), "dev", "lo"]);
@@ -934,3 +992,178 @@ fn the_root_only_tests_are_ignored_exactly_when_the_build_is_neither_root_nor_ci
         "built by another user than the one running the tests: rebuild (touch dr-io-afpacket/build.rs)"
     );
 }
+
+/// Opens a connection to the VIP and sends the first line of a request at once (the third
+/// packet of the connection, which a sync master sends), waits for a file to appear, then
+/// ends the request and prints the body of the answer.
+const HELD_HALF_REQUEST: &str = r#"
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], 80), timeout=10)
+s.sendall(b"GET /who HTTP/1.0\r\n")
+deadline = time.time() + 30
+while not os.path.exists(sys.argv[2]) and time.time() < deadline:
+    time.sleep(0.05)
+s.sendall(b"\r\n")
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data.split(b"\r\n\r\n", 1)[-1].decode())
+"#;
+
+const SYNC_CONFIG: &str = r#"
+[[service]]
+proto = "tcp"
+vip = "10.77.0.100"
+port = 80
+scheduler = "rr"
+
+[[service.real]]
+ip = "10.77.0.11"
+
+[[service.real]]
+ip = "10.77.0.12"
+
+[[service.real]]
+ip = "10.77.0.13"
+"#;
+
+/// The MAC of `host`'s `eth0`.
+fn mac_of(lan: &Lan, host: &str) -> String {
+    let out = run(lan.exec(host, "cat").arg("/sys/class/net/eth0/address"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The real server of the client's connection to the VIP in a director's `-L -n -c`.
+fn real_of_connection(lan: &Lan, host: &str) -> Option<String> {
+    let out = lan.ctl_on(host, &["-L", "-n", "-c"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.contains("10.77.0.10:") && l.contains("ESTABLISHED"))
+        .and_then(|l| l.split_whitespace().last())
+        .map(|dest| dest.rsplit_once(':').map_or(dest, |(a, _)| a).to_string())
+}
+
+fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend) {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("y", backend, 1);
+    lan.host("b", "10.77.0.3", "2001:db8:77::3");
+    lan.sysctl("b", "net.ipv4.ip_forward=0");
+    let backup = lan.director_on("b", SYNC_CONFIG, &["--sync", "backup"]);
+    let master = lan.director_on("d", SYNC_CONFIG, &["--sync", "master"]);
+    let url = format!("http://{VIP}/who");
+    // The client reaches the VIP through the master, as the VRRP owner's MAC.
+    let (master_mac, backup_mac) = (mac_of(&lan, "d"), mac_of(&lan, "b"));
+    ip(&[
+        "-n",
+        &lan.ns("c"),
+        "neigh",
+        "replace",
+        VIP,
+        "lladdr",
+        &master_mac,
+        "dev",
+        "eth0",
+        "nud",
+        "reachable",
+    ]);
+    assert!(lan.wait_for(&url, Duration::from_secs(15)), "{}", lan.log());
+    for (host, mode) in [("d", "master"), ("b", "backup")] {
+        let out = lan.ctl_on(host, &["-L", "--daemon"]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!(
+                "{mode} sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, \
+                 port=8848, ttl=1)\n"
+            )
+        );
+    }
+
+    let go = lan.dir.join("go");
+    let client = lan
+        .exec("c", "python3")
+        .args(["-c", HELD_HALF_REQUEST, VIP])
+        .arg(&go)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The master's record reaches the backup within the 2 s a partly filled message waits.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (on_master, on_backup) = loop {
+        let pair = (real_of_connection(&lan, "d"), real_of_connection(&lan, "b"));
+        if pair.1.is_some() || Instant::now() > deadline {
+            break pair;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let on_master = on_master.expect("the master lists the held connection");
+    assert_eq!(on_backup.as_deref(), Some(on_master.as_str()), "{}", lan.log());
+    let json = lan.ctl_on("b", &["-L", "-n", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["sync"]["mode"], "backup");
+    assert!(json["sync"]["imported"].as_u64().unwrap() >= 1, "{json}");
+    assert!(lan.scrape().contains("dr_sync_events_total{"));
+
+    // The master dies; the backup takes the VIP over with a gratuitous ARP, sent when its
+    // services change (what a VRRP notify script does with any no-op edit).
+    run(Command::new("kill").args(["-KILL", &master.to_string()]));
+    let out = lan.ctl_on("b", &["-E", "-t", &format!("{VIP}:80"), "-s", "rr"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = run(lan.exec("c", "ip").args(["neigh", "show", VIP]));
+        if String::from_utf8_lossy(&out.stdout).contains(&backup_mac) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the client never learned the backup's MAC");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&go, "").unwrap();
+    let out = client.wait_with_output().unwrap();
+    let body = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let expected = format!("r{}", on_master.trim_start_matches("10.77.0.1"));
+    assert_eq!(body, expected, "{}", String::from_utf8_lossy(&out.stderr));
+    // New connections go through the backup too.
+    assert!(lan.get(&url).is_some());
+    lan.stop_director(backup);
+}
+
+/// Each test above, once on each backend.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod afpacket {
+            $(
+                #[test]
+                #[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
+                fn $test() {
+                    super::$test(super::Backend::AfPacket);
+                }
+            )*
+        }
+        mod afxdp {
+            $(
+                #[test]
+                #[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF)")]
+                fn $test() {
+                    super::$test(super::Backend::AfXdp);
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    http_through_the_director_in_namespaces,
+    several_workers_share_the_interface,
+    a_vlan_is_served_only_when_configured_and_frames_keep_their_tags,
+    a_second_director_on_the_interface_or_the_control_socket_is_refused,
+    a_director_whose_interface_goes_away_stops_and_says_so_once,
+    fragmented_udp_goes_through_several_workers_whole,
+    a_check_through_the_vip_finds_a_real_server_without_the_vip,
+    a_backup_director_continues_the_flows_of_a_master_that_died,
+);

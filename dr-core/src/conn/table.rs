@@ -7,6 +7,7 @@ use super::state::ConnState;
 use super::wheel::{Link, Linked, NIL, TICK_NANOS, Wheel};
 use crate::flow::FlowKey;
 use crate::service::RealId;
+use crate::sync::export::SyncMeta;
 use crate::time::{Duration, Instant};
 use alloc::vec::Vec;
 use core::hash::{BuildHasher, Hash, Hasher};
@@ -163,6 +164,8 @@ pub(crate) struct ConnTable {
     capacity: u32,
     len: u32,
     templates: u32,
+    /// What the sync master remembers of each slot; empty unless a master runs.
+    sync_meta: Vec<SyncMeta>,
 }
 
 impl core::fmt::Debug for ConnTable {
@@ -181,7 +184,8 @@ impl core::fmt::Debug for ConnTable {
 #[cfg(fuzzing)]
 impl Clone for ConnTable {
     fn clone(&self) -> Self {
-        let Self { index, hasher, slab, wheel, evictable, capacity, len, templates } = self;
+        let Self { index, hasher, slab, wheel, evictable, capacity, len, templates, sync_meta } =
+            self;
         let mut entries = Vec::with_capacity(slab.entries.capacity());
         entries.extend_from_slice(&slab.entries);
         Self {
@@ -193,11 +197,14 @@ impl Clone for ConnTable {
             capacity: *capacity,
             len: *len,
             templates: *templates,
+            sync_meta: sync_meta.clone(),
         }
     }
 
     fn clone_from(&mut self, source: &Self) {
-        let Self { index, hasher, slab, wheel, evictable, capacity, len, templates } = self;
+        let Self { index, hasher, slab, wheel, evictable, capacity, len, templates, sync_meta } =
+            self;
+        sync_meta.clone_from(&source.sync_meta);
         index.clone_from(&source.index);
         hasher.clone_from(&source.hasher);
         let Slab { entries, free } = slab;
@@ -225,7 +232,36 @@ impl ConnTable {
             capacity: capacity as u32,
             len: 0,
             templates: 0,
+            sync_meta: Vec::new(),
         }
+    }
+
+    /// Reserves the sync master's state of every slot (once; configuration time).
+    pub(crate) fn enable_sync_meta(&mut self) {
+        if self.sync_meta.is_empty() {
+            self.sync_meta = alloc::vec![SyncMeta::NEW; self.capacity as usize];
+        }
+    }
+
+    /// Frees the sync master's state.
+    pub(crate) fn disable_sync_meta(&mut self) {
+        self.sync_meta = Vec::new();
+    }
+
+    /// The sync master's state of a live entry, when a master runs.
+    pub(crate) fn sync_meta_mut(&mut self, id: ConnId) -> Option<&mut SyncMeta> {
+        self.sync_meta.get_mut(id.0 as usize)
+    }
+
+    /// How many slots have ever been used: live entries are among `0..slots_used()`.
+    pub(crate) fn slots_used(&self) -> usize {
+        self.slab.entries.len()
+    }
+
+    /// The live entry in `slot`, if there is one.
+    pub(crate) fn live_at(&self, slot: usize) -> Option<ConnId> {
+        let entry = self.slab.entries.get(slot)?;
+        (entry.flags & FLAG_FREE == 0).then_some(ConnId(slot as u32))
     }
 
     /// The number of live persistence templates.
@@ -323,6 +359,9 @@ impl ConnTable {
         }
         self.templates += u32::from(conn.is_template());
         self.slab.entries[id as usize] = conn;
+        if let Some(meta) = self.sync_meta.get_mut(id as usize) {
+            *meta = SyncMeta::NEW;
+        }
         self.index.insert(hash, id);
         self.len += 1;
         self.evictable.push_back(id);
@@ -547,6 +586,7 @@ impl ConnTable {
             + self.slab.entries.capacity() * size_of::<Conn>()
             + self.wheel_slots() * (size_of::<Link>() + 1)
             + self.evictable.allocation_size()
+            + self.sync_meta.capacity() * size_of::<SyncMeta>()
     }
 }
 

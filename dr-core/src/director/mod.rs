@@ -22,6 +22,7 @@ mod martian;
 mod packet;
 mod replies;
 mod stats;
+mod sync;
 
 pub use burst::BURST;
 
@@ -108,6 +109,10 @@ pub struct Director {
     next_estimate: Option<Instant>,
     /// Where a burst keeps the frames it classified ahead of deciding them.
     ahead: burst::Ahead,
+    /// The connection sync daemon, when one runs.
+    sync: Option<sync::SyncState>,
+    /// What sync did.
+    sync_counters: crate::sync::SyncCounters,
 }
 
 #[cfg(fuzzing)]
@@ -130,6 +135,8 @@ fuzzing_clone!(Director {
     next_estimate,
     ahead,
     vip_filter,
+    sync,
+    sync_counters,
 });
 
 /// A read-only view of one connection entry, for listings (`ipvsadm -L -c`).
@@ -204,6 +211,8 @@ impl Director {
             fragments: Fragments::new(config.fragment_capacity, config.fragment_timeout, hasher()),
             next_estimate: None,
             ahead: burst::Ahead::new(),
+            sync: None,
+            sync_counters: crate::sync::SyncCounters::default(),
             config,
         })
     }
@@ -322,8 +331,8 @@ impl Director {
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) has work: a connection
     /// may expire, a neighbour request is due, or the rate estimators sample the counters
-    /// (every 2 s once the director has been given a time). `None` when there is nothing to
-    /// wait for.
+    /// (every 2 s once the director has been given a time), or a partly filled sync message
+    /// is due to be sent. `None` when there is nothing to wait for.
     ///
     /// It may change after [`process`](Self::process), [`handle_timeout`](Self::handle_timeout)
     /// and [`add_real`](Self::add_real). Calling `handle_timeout` earlier than this is
@@ -333,7 +342,7 @@ impl Director {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conns = self.conns.next_expiry();
         let neighbours = self.neighbours.next_request_due(self.config.neighbour_retry);
-        [conns, neighbours, self.next_estimate].into_iter().flatten().min()
+        [conns, neighbours, self.next_estimate, self.sync_deadline()].into_iter().flatten().min()
     }
 
     /// Expires every connection and template whose time has come by `now`, each with the
@@ -342,7 +351,8 @@ impl Director {
     /// Neighbour requests that are due are fetched with
     /// [`poll_neighbour_request`](Self::poll_neighbour_request).
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.advance_clock(now);
+        let now = self.advance_clock(now);
+        self.sync_flush(now);
     }
 
     /// Clamps `now` to the latest time seen, starts the estimators' clock, and brings the

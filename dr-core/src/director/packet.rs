@@ -264,7 +264,7 @@ impl Director {
 
     /// The service a new connection to `key` belongs to: `(protocol, VIP, port)`, or the
     /// VIP's port-0 service (`ip_vs_service_find`).
-    fn find_service_for(&self, key: &FlowKey) -> Option<ServiceId> {
+    pub(super) fn find_service_for(&self, key: &FlowKey) -> Option<ServiceId> {
         let exact = ServiceKey { protocol: key.protocol, vip: key.vip, port: key.vip_port };
         self.service_index.get(&exact).copied().or_else(|| {
             (self.port_zero_services > 0)
@@ -418,7 +418,7 @@ impl Director {
     /// [`ConnTable::prove`](crate::conn::ConnTable::prove)): whatever a flood of spoofed
     /// sources sends, its entries give way, and a connection that carried data never does.
     /// False when no unproven entry is left.
-    fn make_room(&mut self, entries: usize) -> bool {
+    pub(super) fn make_room(&mut self, entries: usize) -> bool {
         while self.conns.free() < entries {
             let Self { conns, reals, counters, .. } = self;
             let evicted = conns.evict(|conn| {
@@ -479,6 +479,9 @@ impl Director {
         self.conns.rearm(id, expiry(now, self.timeouts.of(next)));
         if unproven && proves(frame, ip, previous, next) {
             self.conns.prove(id);
+        }
+        if self.sync.is_some() {
+            self.sync_forwarded(now, id);
         }
 
         // Only servers with a MAC are scheduled, and a MAC once known is never forgotten.

@@ -88,7 +88,7 @@ pub(super) fn write<'a>(
     let t = table.timeouts;
     write!(
         f,
-        r#"],"totals":{{{}}},"timeouts":{{"tcp":{},"tcpfin":{},"udp":{}}},"connections":{},"templates":{}}}"#,
+        r#"],"totals":{{{}}},"timeouts":{{"tcp":{},"tcpfin":{},"udp":{}}},"connections":{},"templates":{}"#,
         Counters(&table.totals),
         t.tcp,
         t.tcpfin,
@@ -96,5 +96,15 @@ pub(super) fn write<'a>(
         table.connections,
         table.templates
     )?;
-    writeln!(f)
+    match &table.sync {
+        Some((mode, counters)) => {
+            write!(f, r#","sync":{{"mode":"{mode}""#)?;
+            for (name, value) in counters.fields() {
+                write!(f, r#","{name}":{value}"#)?;
+            }
+            f.write_str("}")?;
+        }
+        None => f.write_str(r#","sync":null"#)?,
+    }
+    writeln!(f, "}}")
 }

@@ -103,6 +103,8 @@ pub struct Table {
     pub totals: Counts,
     /// The services, in the order added.
     pub services: Vec<ServiceRow>,
+    /// The sync daemon's mode and counters, when one runs.
+    pub sync: Option<(crate::sync::SyncMode, crate::sync::SyncCounters)>,
 }
 
 impl Director {
@@ -141,6 +143,7 @@ impl Director {
             templates: self.template_count(),
             totals: Counts::of(self.totals()),
             services,
+            sync: self.sync_config().map(|c| (c.mode, *self.sync_counters())),
         }
     }
 }
@@ -156,6 +159,9 @@ impl Table {
         self.connections = self.connections.saturating_add(other.connections);
         self.templates = self.templates.saturating_add(other.templates);
         self.totals.add(&other.totals);
+        if let (Some((_, mine)), Some((_, theirs))) = (&mut self.sync, &other.sync) {
+            mine.add(theirs);
+        }
         for theirs in &other.services {
             let Some(ours) = self.services.iter_mut().find(|s| s.key == theirs.key) else {
                 self.services.push(theirs.clone());

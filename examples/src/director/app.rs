@@ -7,7 +7,9 @@
 //! start), learns the real servers' MACs from the answers to its own ARP requests and
 //! Neighbor Solicitations (never from gratuitous ARP or unsolicited advertisements) unless
 //! the configuration gives them, and forwards every connection to its real server by
-//! rewriting only the MAC addresses, on an `AF_PACKET` ring.
+//! rewriting only the MAC addresses, on an `AF_PACKET` ring (the default) or, with
+//! `--backend afxdp`, on `AF_XDP` sockets fed by an XDP program that redirects only the
+//! director's traffic (the VIPs', their ARP and ND) and leaves the rest to the host.
 //!
 //! Every real server is health checked off the packet path (`[service.health]`; by
 //! default a TCP connect to its address and the service port every second, down after 3
@@ -31,7 +33,9 @@
 //! Prometheus at `http://ADDR/metrics` (off by default; the names are in
 //! `dr_examples::metrics`).
 //!
-//! `--workers N` runs N threads, each with its own ring in a `PACKET_FANOUT` group (the
+//! `--workers N` runs N threads. On `AF_XDP` each has the socket of one receive queue, and
+//! N must be the interface's number of queues (the NIC's receive-side scaling keeps a flow
+//! on one queue). On `AF_PACKET` each has its own ring in a `PACKET_FANOUT` group (the
 //! worker is chosen from the packet's IP addresses alone, so every packet of a client, each
 //! fragment of a datagram too, reaches the same worker, and nothing is reassembled) and its own
 //! director and connection table. Control commands, reloads and health changes apply to all
@@ -48,17 +52,18 @@
 //! and applies only the difference, as `ipvsadm -A/-E/-D/-a/-e/-d` would: connections of
 //! what stays survive. A file that does not load is reported and changes nothing.
 
+use crate::backend::{self, Backend, Io};
 use crate::config::{LoadOptions, Loaded, load_all};
 use crate::control::{self, ControlSocket};
 use crate::health::{self, HealthCheck};
 use crate::metrics::{self, MetricsEndpoint};
 use crate::routes::{self, Announcer};
+use crate::sync::{SyncArgs, SyncDaemon};
 use crate::workers::Workers;
 use crate::{preflight, reload, report, rules};
 use clap::Parser;
 use dr_core::ServiceKey;
 use dr_core::{Config, Director, DriverOptions, FrameIo};
-use dr_io_afpacket::{AfPacket, AfPacketConfig, RingStats};
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -119,6 +124,13 @@ struct Args {
     /// table; a flow always reaches the same worker.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
+    /// The backend: afpacket (any interface) or afxdp (an XDP program and AF_XDP sockets,
+    /// one worker per receive queue; zero-copy where the driver supports it).
+    #[arg(long, value_enum, default_value_t = Backend::Afpacket)]
+    backend: Backend,
+    /// Connection sync, as `ipvsadm --start-daemon`.
+    #[command(flatten)]
+    sync: SyncArgs,
     /// Log level: error, warn, info, debug or trace (or a tracing filter).
     #[arg(long, default_value = "info", env = "DR_LOG")]
     log: String,
@@ -323,9 +335,9 @@ fn director(
 
 /// After services changed: the filter lets the VIPs' traffic in, and every VIP is announced
 /// again (gratuitous ARP, unsolicited NA), so new ones reach neighbours' caches at once.
-fn follow_vips(director: &Director, io: &mut AfPacket) -> Result<(), String> {
+fn follow_vips(director: &Director, io: &mut Io) -> Result<(), String> {
     let vips: Vec<_> = director.vips().collect();
-    io.set_vips(&vips).map_err(|e| e.to_string())?;
+    io.set_vips(&vips)?;
     let now = io.now();
     for frame in director.announcements() {
         if let Err(e) = io.send(now, &frame) {
@@ -446,46 +458,63 @@ fn joined(outputs: Vec<Option<Result<String, String>>>) -> Result<String, String
 
 fn run(args: &Args) -> Result<(), String> {
     let Some(iface) = args.iface.as_deref() else { return Err("give --iface IF".into()) };
+    args.sync.validate()?;
     // One director per interface: a second would forward every frame a second time.
     let _lock = crate::instance::InterfaceLock::take(iface)?;
     // Nor is a live director's control socket ever taken over.
     let control = ControlSocket::bind(&args.control)?;
     // The interface's MAC first: the configuration may leave the director's MAC to it.
-    let probe = AfPacket::open(&AfPacketConfig::new(iface)).map_err(|e| e.to_string())?;
-    let mac = probe.mac();
-    drop(probe);
-    let mut parts = Vec::new();
+    let mac = backend::interface_mac(iface)?;
+    let sync_iface = args.sync.sync_iface.as_deref().unwrap_or(iface);
+    let mut daemon =
+        args.sync.config().map(|_| SyncDaemon::open(&args.sync, sync_iface)).transpose()?;
+    let mut directors = Vec::new();
     let mut settings = Vec::new();
     let mut route_settings = None;
     let mut keepalived: Option<Keepalived> = None;
-    let fanout = (args.workers > 1).then(|| (std::process::id() & 0xffff) as u16);
     for _ in 0..args.workers {
-        let (Loaded { director, health, routes, .. }, plan) = director(args, mac, false, None)?;
+        let (Loaded { mut director, health, routes, .. }, plan) = director(args, mac, false, None)?;
         if route_settings.is_none() {
             route_settings = Some((quorum_by_key(&director, &routes), routes.announce_delay));
         }
         if keepalived.is_none() {
             keepalived = plan;
         }
+        if let Some(config) = args.sync.config() {
+            director.start_sync(config).map_err(|e| format!("--sync: {e}"))?;
+        }
         let vips: Vec<_> = director.vips().collect();
-        if parts.is_empty() && !args.no_preflight {
+        if directors.is_empty() && !args.no_preflight {
             let problems = preflight::problems(iface, &vips);
             if !problems.is_empty() {
                 return Err(problems.join("; "));
             }
         }
-        let mut config = AfPacketConfig::new(iface).with_vips(vips);
-        if let Some(group) = fanout {
-            config = config.with_fanout(group);
-        }
-        let io = AfPacket::open(&config).map_err(|e| e.to_string())?;
         settings = health;
-        parts.push((director, io));
+        directors.push(director);
     }
+    let vips: Vec<_> = directors.first().map(|d| d.vips().collect()).unwrap_or_default();
+    let ios = backend::open(args.backend, iface, &vips, args.workers)?;
+    let parts: Vec<(Director, Io)> = directors.into_iter().zip(ios).collect();
     let services = parts.first().map_or(0, |(d, _)| d.services().count());
-    let vips: Vec<_> = parts.first().map(|(d, _)| d.vips().collect()).unwrap_or_default();
-    info!(interface = %iface, %mac, ?vips, services, workers = args.workers, "director up");
-    let workers = Workers::start(parts, DriverOptions::default())?;
+    let backend = args.backend;
+    info!(interface = %iface, %mac, ?vips, services, workers = args.workers, ?backend, "director up");
+    let senders = match &daemon {
+        Some(daemon) => (0..parts.len()).map(|_| daemon.sender()).collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let workers = Workers::start(parts, DriverOptions::default(), senders)?;
+    if let Some(daemon) = &mut daemon {
+        daemon.start_receiving(workers.job_senders())?;
+        info!("{}", args.sync.describe(iface).trim_end());
+        if args.sync.sync.is_some_and(|m| m.is_backup()) {
+            // One request: every worker imports the answer.
+            let asked = workers.each(|i, d, io| i == 0 && d.request_resync(io.now()));
+            if asked.first().copied().flatten() == Some(true) {
+                info!("sync: bulk resync requested");
+            }
+        }
+    }
     let (mut quorum, delay) = route_settings.unwrap_or_default();
     let mut announcer = Announcer::new(std::time::Instant::now(), delay);
     if !delay.is_zero() {
@@ -548,7 +577,11 @@ fn run(args: &Args) -> Result<(), String> {
             down: Arc::new(checks.down.clone()),
             held: std::cell::RefCell::default(),
         };
+        let daemon_line = args.sync.describe(iface);
         control.serve(|request| {
+            if control::is_daemon_listing(request) {
+                return Ok(daemon_line.clone());
+            }
             let done = control::execute(&holding, request)?;
             for line in &done.applied {
                 info!("control: {line}");
@@ -590,17 +623,7 @@ fn run(args: &Args) -> Result<(), String> {
                 let down = Arc::new(down);
                 let texts: Vec<(String, Option<String>)> = workers
                     .each(move |i, d, io| {
-                        let ring = io.ring_stats().unwrap_or_else(|e| {
-                            tracing::warn!("reading the ring's statistics: {e}");
-                            RingStats::default()
-                        });
-                        let text = metrics::render(d)
-                            + &metrics::render_ring(
-                                ring,
-                                io.truncated(),
-                                io.vlan_lost(),
-                                io.unsent(),
-                            );
+                        let text = metrics::render(d) + &io.render_metrics();
                         (text, (i == 0).then(|| metrics::render_health(d, &down)))
                     })
                     .into_iter()
@@ -650,6 +673,7 @@ fn run(args: &Args) -> Result<(), String> {
     control.publish(&withdrawn);
     drop(control);
     let directors = workers.stop();
+    drop(daemon);
     let frames: u64 = directors.iter().map(|d| d.counters().forwarded()).sum();
     info!(forwarded = frames, "stopping");
     let many = directors.len() > 1;

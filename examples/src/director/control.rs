@@ -284,6 +284,16 @@ fn answers<T>(results: Vec<Option<Result<T, String>>>) -> Result<Vec<T>, String>
         .collect()
 }
 
+/// Whether a request is `-L --daemon` (`--list`, `-n` and `--numeric` allowed): the sync
+/// daemon's line, which the application answers.
+pub fn is_daemon_listing(request: &str) -> bool {
+    let line = request.lines().next().unwrap_or("");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words.contains(&"--daemon")
+        && words.iter().any(|w| *w == "-L" || *w == "--list" || *w == "-Ln")
+        && words.iter().all(|w| ["-L", "--list", "-Ln", "-n", "--numeric", "--daemon"].contains(w))
+}
+
 /// Runs one control request (a command line; for `-R`, the line, a newline and the rules)
 /// on every director.
 ///

@@ -252,6 +252,23 @@ pub fn render(director: &Director) -> String {
     ] {
         single(&mut out, name, "counter", help, value);
     }
+    if director.sync_config().is_some() {
+        family(
+            &mut out,
+            "dr_sync_events_total",
+            "counter",
+            "Connection sync, by event: messages and records sent, queue drops, datagrams \
+             received, bad or ignored, records imported, updated, replaced, stale, skipped, \
+             without a real server here, refused by a full table, bulk resync requests and \
+             records.",
+            director
+                .sync_counters()
+                .fields()
+                .into_iter()
+                .map(|(event, n)| (label("event", &event), n))
+                .collect(),
+        );
+    }
     for (name, help, value) in [
         (
             "dr_connection_table_entries",

@@ -1,11 +1,13 @@
-//! dr-director's workers: each a thread that owns a [`Director`] and its `AfPacket` ring and
-//! drives them, taking jobs (control commands, reloads, health changes, listings) between
-//! batches. With several workers the rings share a `PACKET_FANOUT` group whose program picks
-//! the worker from the IP addresses, so every packet of a flow (each fragment included, none
-//! reassembled) reaches the same worker.
+//! dr-director's workers: each a thread that owns a [`Director`] and its backend ([`Io`]:
+//! an `AF_PACKET` ring or an `AF_XDP` socket) and drives them, taking jobs (control
+//! commands, reloads, health changes, listings) between batches. With several workers on
+//! `AF_PACKET` the rings share a `PACKET_FANOUT` group whose program picks the worker from
+//! the IP addresses, so every packet of a flow (each fragment included, none reassembled)
+//! reaches the same worker; on `AF_XDP` each worker has one receive queue of the interface.
 
+use crate::backend::Io;
 use dr_core::{Director, Driver, DriverOptions, FrameIo, Instant};
-use dr_io_afpacket::AfPacket;
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Work for a worker, run on its thread between two batches.
-pub type Job = Box<dyn FnOnce(&mut Director, &mut AfPacket) + Send>;
+pub type Job = Box<dyn FnOnce(&mut Director, &mut Io) + Send>;
 
 /// The running workers.
 #[derive(Debug)]
@@ -27,16 +29,20 @@ pub struct Workers {
 
 fn work(
     mut director: Director,
-    mut io: AfPacket,
+    mut io: Io,
     jobs: Receiver<Job>,
     stop: Arc<AtomicBool>,
     failure: Arc<Mutex<Option<String>>>,
     options: DriverOptions,
+    sync: Option<UdpSocket>,
 ) -> Director {
     let mut driver = Driver::new(options);
     while !stop.load(Ordering::Relaxed) {
         while let Ok(job) = jobs.try_recv() {
             job(&mut director, &mut io);
+        }
+        if let Some(socket) = &sync {
+            crate::sync::send_ready(&mut director, io.now(), socket);
         }
         match driver.step(&mut director, &mut io) {
             Ok(_) => {}
@@ -54,12 +60,17 @@ fn work(
 }
 
 impl Workers {
-    /// One thread per `(director, ring)` pair.
+    /// One thread per `(director, ring)` pair; with `sync`, a socket per worker that the
+    /// worker sends its director's sync messages on, after every batch.
     ///
     /// # Errors
     ///
     /// When a thread cannot be started.
-    pub fn start(parts: Vec<(Director, AfPacket)>, options: DriverOptions) -> Result<Self, String> {
+    pub fn start(
+        parts: Vec<(Director, Io)>,
+        options: DriverOptions,
+        mut sync: Vec<UdpSocket>,
+    ) -> Result<Self, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(Mutex::new(None));
         let mut jobs = Vec::new();
@@ -67,14 +78,20 @@ impl Workers {
         for (i, (director, io)) in parts.into_iter().enumerate() {
             let (tx, rx) = channel();
             let (stop, failure) = (Arc::clone(&stop), Arc::clone(&failure));
+            let socket = (!sync.is_empty()).then(|| sync.remove(0));
             let thread = std::thread::Builder::new()
                 .name(format!("worker {i}"))
-                .spawn(move || work(director, io, rx, stop, failure, options))
+                .spawn(move || work(director, io, rx, stop, failure, options, socket))
                 .map_err(|e| format!("starting worker {i}: {e}"))?;
             jobs.push(tx);
             threads.push(thread);
         }
         Ok(Self { jobs, threads, stop, failure })
+    }
+
+    /// Where to send each worker jobs without waiting for an answer.
+    pub fn job_senders(&self) -> Vec<Sender<Job>> {
+        self.jobs.clone()
     }
 
     /// How many workers run.
@@ -91,7 +108,7 @@ impl Workers {
     /// a worker that does not answer within five seconds gives `None`.
     pub fn each<T: Send + 'static>(
         &self,
-        f: impl Fn(usize, &mut Director, &mut AfPacket) -> T + Send + Sync + 'static,
+        f: impl Fn(usize, &mut Director, &mut Io) -> T + Send + Sync + 'static,
     ) -> Vec<Option<T>> {
         let f = Arc::new(f);
         let replies: Vec<_> = self

@@ -1,0 +1,383 @@
+//! The director's side of connection sync: the hook on the packet path that queues
+//! records as a master, the import of records as a backup, and the bulk resync.
+
+use super::{Director, release};
+use crate::conn::{Conn, ConnId, ConnState, FLAG_ASSURED, FLAG_INACTIVE, FLAG_RETIRED, expiry};
+use crate::flow::Protocol;
+use crate::sync::export::{self, Outbox, Subject};
+use crate::sync::import::{self, Incoming, TEMPLATE_DEFAULT_TIMEOUT};
+use crate::sync::wire::{self, Entry, SyncRecord, flags};
+use crate::sync::{SyncConfig, SyncConfigError, SyncCounters, SyncError};
+use crate::time::Instant;
+
+/// Slots the bulk resync looks at per [`Director::poll_sync`] call, at most.
+const BULK_SCAN: usize = 4096;
+
+/// A running sync daemon.
+#[derive(Clone, Debug)]
+pub(super) struct SyncState {
+    config: SyncConfig,
+    outbox: Outbox,
+    /// A bulk resync under way: the next slot, and whether templates are being sent (they
+    /// go after every connection).
+    bulk: Option<(usize, bool)>,
+}
+
+impl Director {
+    /// Starts the sync daemon ([`SyncConfig::mode`]: master or backup), replacing one that
+    /// runs. Reserves the outgoing queue and, for a master, the sync state of every table
+    /// slot: the only allocation sync makes. Entries already in the table are sent by the
+    /// kernel's rules from their next packet on.
+    ///
+    /// # Errors
+    ///
+    /// A [`SyncConfigError`] naming the field out of range; nothing changes then.
+    pub fn start_sync(&mut self, config: SyncConfig) -> Result<(), SyncConfigError> {
+        config.validate()?;
+        if config.mode.is_master() {
+            self.conns.enable_sync_meta();
+        } else {
+            self.conns.disable_sync_meta();
+        }
+        self.sync = Some(SyncState { config, outbox: Outbox::new(&config), bulk: None });
+        Ok(())
+    }
+
+    /// Stops the sync daemon; what was queued and not fetched is dropped. The counters stay.
+    pub fn stop_sync(&mut self) {
+        self.sync = None;
+        self.conns.disable_sync_meta();
+    }
+
+    /// The running sync daemon's settings.
+    pub fn sync_config(&self) -> Option<&SyncConfig> {
+        self.sync.as_ref().map(|s| &s.config)
+    }
+
+    /// What sync did since the director was built.
+    pub fn sync_counters(&self) -> &SyncCounters {
+        &self.sync_counters
+    }
+
+    /// Whether a bulk resync is being sent.
+    pub fn sync_bulk_pending(&self) -> bool {
+        self.sync.as_ref().is_some_and(|s| s.bulk.is_some())
+    }
+
+    /// Queues dr's bulk resync request (a message of its own, sent by the next
+    /// [`poll_sync`](Self::poll_sync)): a dr master that imports it answers with its whole
+    /// table. A backup sends one when it starts, so that a restarted backup gets the live
+    /// table back. False when no sync daemon runs.
+    pub fn request_resync(&mut self, now: Instant) -> bool {
+        let Some(sync) = &mut self.sync else { return false };
+        let (record, option) = wire::resync_request_record();
+        let mut dropped = sync.outbox.finish();
+        dropped += sync.outbox.push(now, &record, &option);
+        dropped += sync.outbox.finish();
+        let c = &mut self.sync_counters;
+        c.queue_drops = c.queue_drops.wrapping_add(dropped);
+        c.resync_requests_sent = c.resync_requests_sent.wrapping_add(1);
+        true
+    }
+
+    /// The next sync message to send, if one is ready: call after every frame or burst and
+    /// after [`handle_timeout`](Self::handle_timeout), until it gives `None`, and send each
+    /// as one UDP datagram to the sync group. A partly filled message is ready 2 s after its
+    /// first record; a bulk resync under way fills the next messages here, a bounded
+    /// number of table slots per call.
+    pub fn poll_sync(&mut self, now: Instant) -> Option<&[u8]> {
+        let now = self.clock.max(now);
+        if self.sync.as_ref().is_some_and(|s| s.bulk.is_some() && !s.outbox.has_ready()) {
+            self.bulk_step(now);
+        }
+        let Self { sync, sync_counters, .. } = self;
+        let sync = sync.as_mut()?;
+        if !sync.outbox.has_ready() {
+            sync.outbox.flush_due(now);
+        }
+        let (message, records) = sync.outbox.pop()?;
+        sync_counters.messages_sent = sync_counters.messages_sent.wrapping_add(1);
+        sync_counters.records_sent = sync_counters.records_sent.wrapping_add(records as u64);
+        Some(message)
+    }
+
+    /// When the message being filled is due to be sent.
+    pub(super) fn sync_deadline(&self) -> Option<Instant> {
+        self.sync.as_ref().and_then(|s| s.outbox.deadline())
+    }
+
+    /// Finishes a message whose first record has waited 2 s.
+    pub(super) fn sync_flush(&mut self, now: Instant) {
+        if let Some(sync) = &mut self.sync {
+            sync.outbox.flush_due(now);
+        }
+    }
+
+    /// Imports one sync datagram, as the kernel's backup does (see
+    /// [`sync::import`](crate::sync::import)); a master takes only the bulk resync requests
+    /// in it. Returns how many records were read. Never panics and never allocates.
+    ///
+    /// # Errors
+    ///
+    /// The [`SyncError`] that ended the datagram: records before it were taken, as the
+    /// kernel takes them.
+    pub fn import_sync(&mut self, now: Instant, datagram: &[u8]) -> Result<usize, SyncError> {
+        let now = self.advance_clock(now);
+        self.sync_counters.messages_received = self.sync_counters.messages_received.wrapping_add(1);
+        let Some(config) = self.sync.as_ref().map(|s| s.config) else {
+            self.sync_counters.not_backup = self.sync_counters.not_backup.wrapping_add(1);
+            return Ok(0);
+        };
+        let message = match wire::parse(datagram) {
+            Ok(message) => message,
+            Err(e) => {
+                self.sync_counters.messages_bad = self.sync_counters.messages_bad.wrapping_add(1);
+                return Err(e);
+            }
+        };
+        if config.syncid != 0 && message.syncid != config.syncid {
+            self.sync_counters.syncid_ignored = self.sync_counters.syncid_ignored.wrapping_add(1);
+            return Ok(0);
+        }
+        let mut read = 0;
+        let mut refused = false;
+        for entry in message.records() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.sync_counters.messages_bad =
+                        self.sync_counters.messages_bad.wrapping_add(1);
+                    return Err(e);
+                }
+            };
+            read += 1;
+            self.sync_counters.records_received =
+                self.sync_counters.records_received.wrapping_add(1);
+            if entry.options.resync_request {
+                self.sync_counters.resync_requests_received =
+                    self.sync_counters.resync_requests_received.wrapping_add(1);
+                if config.mode.is_master()
+                    && let Some(sync) = &mut self.sync
+                {
+                    sync.bulk = Some((0, false));
+                }
+            } else if config.mode.is_backup() {
+                self.import_entry(now, &entry, message.version);
+            } else {
+                refused = true;
+            }
+        }
+        if refused {
+            self.sync_counters.not_backup = self.sync_counters.not_backup.wrapping_add(1);
+        }
+        Ok(read)
+    }
+
+    fn import_entry(&mut self, now: Instant, entry: &Entry, version: u8) {
+        let c = &mut self.sync_counters;
+        let Some(incoming) = import::check(entry, version) else {
+            c.skipped = c.skipped.wrapping_add(1);
+            return;
+        };
+        let hash = self.conns.hash(&incoming.key);
+        if let Some(id) = self.conns.find(hash, &incoming.key, incoming.template) {
+            let conn = self.conns.get(id);
+            let same = self.reals.get(conn.real.index()).is_some_and(|r| r.addr == incoming.real);
+            if incoming.template || same {
+                self.update_imported(now, id, &incoming);
+                self.sync_counters.updated = self.sync_counters.updated.wrapping_add(1);
+                return;
+            }
+            if incoming.inactive {
+                self.sync_counters.stale = self.sync_counters.stale.wrapping_add(1);
+                return;
+            }
+            let conn = self.conns.remove(id);
+            release(&mut self.reals, &mut self.counters, &conn);
+            self.sync_counters.replaced = self.sync_counters.replaced.wrapping_add(1);
+        }
+        let real = self.find_service_for(&incoming.key).and_then(|service| {
+            self.services[service.index()]
+                .reals
+                .iter()
+                .copied()
+                .find(|r| self.reals[r.index()].addr == incoming.real)
+        });
+        let Some(real) = real.filter(|r| self.reals[r.index()].available) else {
+            self.sync_counters.no_real = self.sync_counters.no_real.wrapping_add(1);
+            return;
+        };
+        let conn = if incoming.template {
+            Conn::template(incoming.key, real)
+        } else {
+            Conn::new(incoming.key, real)
+        };
+        if !self.make_room(1) {
+            self.sync_counters.table_full = self.sync_counters.table_full.wrapping_add(1);
+            return;
+        }
+        let Ok(id) = self.conns.insert(hash, conn) else {
+            self.sync_counters.table_full = self.sync_counters.table_full.wrapping_add(1);
+            return;
+        };
+        self.reals[real.index()].bind(incoming.template);
+        self.update_imported(now, id, &incoming);
+        self.sync_counters.imported = self.sync_counters.imported.wrapping_add(1);
+    }
+
+    /// Sets an entry's state, INACTIVE bit and timer from a record.
+    fn update_imported(&mut self, now: Instant, id: ConnId, incoming: &Incoming) {
+        let conn = self.conns.get_mut(id);
+        let real = self.reals.get_mut(conn.real.index());
+        if incoming.template {
+            if incoming.assured {
+                conn.flags |= FLAG_ASSURED;
+            } else {
+                conn.flags &= !FLAG_ASSURED;
+            }
+        } else {
+            conn.state = incoming.state;
+            if conn.is_inactive() != incoming.inactive
+                && let Some(real) = real
+            {
+                if incoming.inactive {
+                    real.active = real.active.saturating_sub(1);
+                    real.inactive = real.inactive.saturating_add(1);
+                    conn.flags |= FLAG_INACTIVE;
+                } else {
+                    real.inactive = real.inactive.saturating_sub(1);
+                    real.active = real.active.saturating_add(1);
+                    conn.flags &= !FLAG_INACTIVE;
+                }
+            }
+        }
+        let timeout = incoming.timeout.unwrap_or(if incoming.template {
+            TEMPLATE_DEFAULT_TIMEOUT
+        } else {
+            self.timeouts.of(incoming.state)
+        });
+        self.conns.rearm(id, expiry(now, timeout));
+    }
+
+    /// The record of an entry as a master sends it; `None` for a retired template.
+    fn record_of(&self, conn: &Conn) -> Option<SyncRecord> {
+        if conn.flags & FLAG_RETIRED != 0 {
+            return None;
+        }
+        let real = self.reals.get(conn.real.index())?;
+        let template = conn.is_template();
+        // A Direct Routing entry: DROUTE | NOOUTPUT, and INACTIVE as counted (a template
+        // keeps the INACTIVE every new entry starts with).
+        let mut f = flags::DROUTE | flags::NOOUTPUT;
+        if template {
+            f |= flags::TEMPLATE | flags::INACTIVE;
+        } else if conn.is_inactive() {
+            f |= flags::INACTIVE;
+        }
+        let (state, timeout) = if template {
+            (u16::from(conn.flags & FLAG_ASSURED != 0), self.template_timeout(conn))
+        } else {
+            (import::wire_state(conn.state), self.timeouts.of(conn.state))
+        };
+        let mut record = SyncRecord::connection(conn.key, real.addr);
+        record.flags = f;
+        record.state = state;
+        record.timeout = Some(timeout.as_secs().min(u64::from(u32::MAX)) as u32);
+        Some(record)
+    }
+
+    /// The master's hook after a packet of entry `id` was counted (`ip_vs_sync_conn`): the
+    /// connection, then the template that controls it, each if the rules say so.
+    #[inline(never)]
+    pub(super) fn sync_forwarded(&mut self, now: Instant, id: ConnId) {
+        let Some(config) = self.sync.as_ref().map(|s| s.config) else { return };
+        if !config.mode.is_master() {
+            return;
+        }
+        let conn = *self.conns.get(id);
+        let subject = Subject {
+            template: false,
+            tcp: conn.key.protocol == Protocol::Tcp,
+            state: import::wire_state(conn.state),
+            timeout: self.timeouts.of(conn.state),
+            in_persistence: conn.controller().is_some(),
+        };
+        self.sync_if_needed(now, id, &conn, subject);
+        if let Some(template_id) = conn.controller() {
+            let template = *self.conns.get(template_id);
+            let subject = Subject {
+                template: true,
+                tcp: template.key.protocol == Protocol::Tcp,
+                state: u16::from(template.flags & FLAG_ASSURED != 0),
+                timeout: self.template_timeout(&template),
+                in_persistence: false,
+            };
+            self.sync_if_needed(now, template_id, &template, subject);
+        }
+    }
+
+    fn sync_if_needed(&mut self, now: Instant, id: ConnId, conn: &Conn, subject: Subject) {
+        let Some(config) = self.sync.as_ref().map(|s| s.config) else { return };
+        let Some(meta) = self.conns.sync_meta_mut(id) else { return };
+        meta.pkts = meta.pkts.wrapping_add(1);
+        let pkts = meta.pkts;
+        if !export::needed(&config, meta, subject, now, pkts) {
+            return;
+        }
+        let Some(record) = self.record_of(conn) else { return };
+        if let Some(sync) = &mut self.sync {
+            let dropped = sync.outbox.push(now, &record, &[]);
+            self.sync_counters.queue_drops = self.sync_counters.queue_drops.wrapping_add(dropped);
+        }
+    }
+
+    /// Fills messages of the bulk resync from the table: every connection (but those a
+    /// template controls, with `sync_persist_mode`), then every live template; stops when a
+    /// message is finished or [`BULK_SCAN`] slots were looked at.
+    fn bulk_step(&mut self, now: Instant) {
+        let Some(sync) = &self.sync else { return };
+        let Some((mut slot, mut templates)) = sync.bulk else { return };
+        let persist_mode = sync.config.persist_mode;
+        let mut sent = 0u64;
+        let mut dropped = 0u64;
+        let mut done = false;
+        for _ in 0..BULK_SCAN {
+            if slot >= self.conns.slots_used() {
+                if templates {
+                    done = true;
+                    break;
+                }
+                templates = true;
+                slot = 0;
+                continue;
+            }
+            let id = self.conns.live_at(slot);
+            slot += 1;
+            let Some(id) = id else { continue };
+            let conn = self.conns.get(id);
+            if conn.is_template() != templates
+                || (persist_mode && conn.controller().is_some())
+                || conn.state == ConnState::None && !conn.is_template()
+            {
+                continue;
+            }
+            let Some(record) = self.record_of(conn) else { continue };
+            let Some(sync) = &mut self.sync else { return };
+            dropped += sync.outbox.push(now, &record, &[]);
+            sent += 1;
+            if sync.outbox.has_ready() {
+                break;
+            }
+        }
+        let Some(sync) = &mut self.sync else { return };
+        if done {
+            dropped += sync.outbox.finish();
+            sync.bulk = None;
+        } else {
+            sync.bulk = Some((slot, templates));
+        }
+        let c = &mut self.sync_counters;
+        c.bulk_records = c.bulk_records.wrapping_add(sent);
+        c.queue_drops = c.queue_drops.wrapping_add(dropped);
+    }
+}

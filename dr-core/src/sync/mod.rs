@@ -1,0 +1,334 @@
+//! Connection synchronisation, wire-compatible with the kernel's sync daemon
+//! (`net/netfilter/ipvs/ip_vs_sync.c`).
+//!
+//! A *master* director sends a record of each connection and persistence template when the
+//! kernel's rules say so; a *backup* imports the records into its own table, so that when
+//! it takes over the VIPs the flows continue to the same real servers. Messages are the
+//! kernel's protocol version 1 (a backup also accepts version 0), so a dr director and a
+//! kernel IPVS director can be master and backup of each other.
+//!
+//! Like the rest of the crate this is sans-I/O: the embedder owns the UDP socket
+//! (multicast group [`wire::SYNC_GROUP`], port [`wire::SYNC_PORT`], TTL 1 by default).
+//!
+//! - [`Director::start_sync`](crate::Director::start_sync) reserves the outgoing queue and
+//!   the per-entry sync state, once; nothing is allocated afterwards.
+//! - A master: the packet path queues records as it forwards
+//!   ([`export`]'s rules); drain [`Director::poll_sync`](crate::Director::poll_sync) after
+//!   each frame or burst and send each datagram. A partly filled message is released 2 s
+//!   after its first record ([`FLUSH_TIME`]); [`Director::poll_timeout`](crate::Director::poll_timeout)
+//!   includes that deadline.
+//! - A backup: hand each datagram received to
+//!   [`Director::import_sync`](crate::Director::import_sync) ([`import`]'s rules).
+//! - [`Director::request_resync`](crate::Director::request_resync) queues dr's bulk resync
+//!   request (sent by a backup when it starts): a dr master that receives it sends its whole
+//!   table, paced by `poll_sync`. The request travels in an optional option, which a
+//!   kernel backup skips.
+//!
+//! # Where dr differs from the kernel
+//!
+//! - A record for which the backup has no matching service and real server is not kept
+//!   (the kernel keeps such an entry unbound and binds it if the server is added later):
+//!   a dr entry always names its real server. It is counted in
+//!   [`SyncCounters::no_real`].
+//! - A real server has no port of its own in dr (Direct Routing does not rewrite ports),
+//!   so a record's real server is matched by address; the master sends the connection's
+//!   virtual port as the real port, as the kernel does for a real server added without one.
+//! - The kernel has no bulk resync; dr adds one, in a way a kernel peer ignores.
+//! - The backup does not tie imported connections to imported templates (neither does the
+//!   kernel); both expire on the timeouts the records carry.
+//! - Imported entries are not proven (see the crate docs on eviction): a full backup table
+//!   gives them up before the connections it has seen data for.
+//! - The outgoing queue is bounded ([`SyncConfig::queue`] messages): a message that finds
+//!   it full is dropped and counted ([`SyncCounters::queue_drops`]), as the kernel drops
+//!   past `sync_qlen_max`.
+//! - One sync thread (the kernel's `sync_ports` 1), version 1 only when sending.
+
+pub mod export;
+pub mod import;
+pub mod wire;
+
+use crate::time::Duration;
+use core::fmt;
+
+pub use wire::{SyncError, SyncRecord};
+
+/// How long a partly filled message waits for more records (`IPVS_SYNC_FLUSH_TIME`).
+pub const FLUSH_TIME: Duration = Duration::from_secs(2);
+
+/// Which sync daemon a director runs, as `ipvsadm --start-daemon` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SyncMode {
+    /// Send records of the connections this director forwards.
+    Master,
+    /// Import the records a master sends.
+    Backup,
+}
+
+impl SyncMode {
+    /// Whether records are sent.
+    pub fn is_master(self) -> bool {
+        matches!(self, Self::Master)
+    }
+
+    /// Whether records are imported.
+    pub fn is_backup(self) -> bool {
+        matches!(self, Self::Backup)
+    }
+
+    /// `master` or `backup`, as ipvsadm prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Master => "master",
+            Self::Backup => "backup",
+        }
+    }
+}
+
+impl fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The sync daemon's settings, with the kernel's defaults ([`SyncConfig::new`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncConfig {
+    /// Master or backup.
+    pub mode: SyncMode,
+    /// The sync ID sent in every message; a backup with 0 takes every ID, otherwise only
+    /// its own (`--syncid`, 0 ..= 255, default 0).
+    pub syncid: u8,
+    /// The largest message, in bytes of UDP payload (`--sync-maxlen`, default
+    /// [`wire::DEFAULT_MAXLEN`]); a message always holds at least one record.
+    pub maxlen: u16,
+    /// `sync_threshold`'s first number (default 3): the packet count at which a
+    /// connection is sent.
+    pub threshold: u32,
+    /// `sync_threshold`'s second number (default 50): after the first time, the connection
+    /// is sent again every `period` packets (0: only once).
+    pub period: u32,
+    /// `sync_refresh_period` (default 0, off): with a value, a connection is sent when its
+    /// expiry moved by more than the smaller of this and max(timeout / 2, 10 s).
+    pub refresh_period: Duration,
+    /// `sync_retries` (0 ..= 3, default 0): how many times a refresh is repeated.
+    pub retries: u8,
+    /// `sync_persist_mode` (default off): connections controlled by a template are not
+    /// sent, only their templates.
+    pub persist_mode: bool,
+    /// How many finished messages wait for [`Director::poll_sync`](crate::Director::poll_sync)
+    /// (1 ..= 4096, default 64).
+    pub queue: usize,
+}
+
+impl SyncConfig {
+    /// The kernel's defaults for `mode`.
+    pub const fn new(mode: SyncMode) -> Self {
+        Self {
+            mode,
+            syncid: 0,
+            maxlen: wire::DEFAULT_MAXLEN,
+            threshold: 3,
+            period: 50,
+            refresh_period: Duration::ZERO,
+            retries: 0,
+            persist_mode: false,
+            queue: 64,
+        }
+    }
+
+    /// The largest queue [`SyncConfig::queue`] may ask for.
+    pub const MAX_QUEUE: usize = 4096;
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    ///
+    /// A [`SyncConfigError`] naming the field and what it accepts.
+    pub fn validate(&self) -> Result<(), SyncConfigError> {
+        if self.maxlen == 0 || self.maxlen > wire::MAX_MAXLEN {
+            return Err(SyncConfigError::Maxlen(self.maxlen));
+        }
+        // proc_do_sync_threshold: the threshold below the period, unless the period is 0.
+        if self.period != 0 && self.threshold >= self.period {
+            return Err(SyncConfigError::Threshold {
+                threshold: self.threshold,
+                period: self.period,
+            });
+        }
+        if self.retries > 3 {
+            return Err(SyncConfigError::Retries(self.retries));
+        }
+        if self.queue == 0 || self.queue > Self::MAX_QUEUE {
+            return Err(SyncConfigError::Queue(self.queue));
+        }
+        Ok(())
+    }
+
+    /// The bytes of one message buffer: `maxlen`, or the largest record with the header and
+    /// a resync request's option if that is more (`ip_vs_sync_buff_create`).
+    pub(crate) fn message_len(&self) -> usize {
+        usize::from(self.maxlen).max(wire::HEADER_LEN + wire::V6_RECORD_LEN + 8)
+    }
+}
+
+/// A [`SyncConfig`] field out of range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncConfigError {
+    /// `maxlen` is 0 or above [`wire::MAX_MAXLEN`].
+    Maxlen(u16),
+    /// `threshold` is not below `period` (and `period` is not 0).
+    Threshold {
+        /// The threshold given.
+        threshold: u32,
+        /// The period given.
+        period: u32,
+    },
+    /// `retries` is above 3.
+    Retries(u8),
+    /// `queue` is 0 or above [`SyncConfig::MAX_QUEUE`].
+    Queue(usize),
+}
+
+impl fmt::Display for SyncConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Maxlen(n) => write!(
+                f,
+                "sync maxlen {n} is out of range: give 1 to {} bytes of UDP payload",
+                wire::MAX_MAXLEN
+            ),
+            Self::Threshold { threshold, period } => write!(
+                f,
+                "sync threshold {threshold} {period}: the threshold must be below the period \
+                 (or the period 0), as the kernel's sync_threshold \"3 50\""
+            ),
+            Self::Retries(n) => write!(f, "sync retries {n} is out of range: give 0 to 3"),
+            Self::Queue(n) => write!(
+                f,
+                "sync queue {n} is out of range: give 1 to {} messages",
+                SyncConfig::MAX_QUEUE
+            ),
+        }
+    }
+}
+
+impl core::error::Error for SyncConfigError {}
+
+/// What the sync daemon did, since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncCounters {
+    /// Messages handed out by `poll_sync`.
+    pub messages_sent: u64,
+    /// Records in them.
+    pub records_sent: u64,
+    /// Messages dropped because the queue was full.
+    pub queue_drops: u64,
+    /// Datagrams given to `import_sync`.
+    pub messages_received: u64,
+    /// Datagrams dropped whole or in part: bad size, truncated or malformed records.
+    pub messages_bad: u64,
+    /// Datagrams ignored for another sync ID.
+    pub syncid_ignored: u64,
+    /// Datagrams ignored because this director is not a backup.
+    pub not_backup: u64,
+    /// Records read from the datagrams taken.
+    pub records_received: u64,
+    /// New entries made from records.
+    pub imported: u64,
+    /// Existing entries updated from records.
+    pub updated: u64,
+    /// Entries whose real server differed, replaced by the record.
+    pub replaced: u64,
+    /// INACTIVE records for an entry already bound elsewhere: ignored, as the kernel.
+    pub stale: u64,
+    /// Records skipped: a protocol or state dr does not handle, an unknown mandatory
+    /// option, persistence engine data.
+    pub skipped: u64,
+    /// Records with no matching service and real server here.
+    pub no_real: u64,
+    /// Records refused because the table was full.
+    pub table_full: u64,
+    /// Bulk resync requests sent.
+    pub resync_requests_sent: u64,
+    /// Bulk resync requests received (answered by a master).
+    pub resync_requests_received: u64,
+    /// Records sent in answer to resync requests.
+    pub bulk_records: u64,
+}
+
+impl SyncCounters {
+    /// Every counter with its name, in the order the JSON listing and the metrics give
+    /// them.
+    pub fn fields(&self) -> [(&'static str, u64); 18] {
+        [
+            ("messages_sent", self.messages_sent),
+            ("records_sent", self.records_sent),
+            ("queue_drops", self.queue_drops),
+            ("messages_received", self.messages_received),
+            ("messages_bad", self.messages_bad),
+            ("syncid_ignored", self.syncid_ignored),
+            ("not_backup", self.not_backup),
+            ("records_received", self.records_received),
+            ("imported", self.imported),
+            ("updated", self.updated),
+            ("replaced", self.replaced),
+            ("stale", self.stale),
+            ("skipped", self.skipped),
+            ("no_real", self.no_real),
+            ("table_full", self.table_full),
+            ("resync_requests_sent", self.resync_requests_sent),
+            ("resync_requests_received", self.resync_requests_received),
+            ("bulk_records", self.bulk_records),
+        ]
+    }
+
+    /// Adds another director's counters (directors that share the work).
+    pub fn add(&mut self, other: &Self) {
+        let Self {
+            messages_sent,
+            records_sent,
+            queue_drops,
+            messages_received,
+            messages_bad,
+            syncid_ignored,
+            not_backup,
+            records_received,
+            imported,
+            updated,
+            replaced,
+            stale,
+            skipped,
+            no_real,
+            table_full,
+            resync_requests_sent,
+            resync_requests_received,
+            bulk_records,
+        } = self;
+        for (mine, theirs) in [
+            (messages_sent, other.messages_sent),
+            (records_sent, other.records_sent),
+            (queue_drops, other.queue_drops),
+            (messages_received, other.messages_received),
+            (messages_bad, other.messages_bad),
+            (syncid_ignored, other.syncid_ignored),
+            (not_backup, other.not_backup),
+            (records_received, other.records_received),
+            (imported, other.imported),
+            (updated, other.updated),
+            (replaced, other.replaced),
+            (stale, other.stale),
+            (skipped, other.skipped),
+            (no_real, other.no_real),
+            (table_full, other.table_full),
+            (resync_requests_sent, other.resync_requests_sent),
+            (resync_requests_received, other.resync_requests_received),
+            (bulk_records, other.bulk_records),
+        ] {
+            *mine = mine.wrapping_add(theirs);
+        }
+    }
+}
