@@ -28,8 +28,7 @@ fn built(mode: SyncMode) -> Director {
         (Protocol::Udp, "10.0.0.100", 0, true),
         (Protocol::Tcp, "2001:db8::100", 80, false),
     ] {
-        let mut service =
-            ServiceConfig::new(proto, vip.parse().unwrap(), port, SchedulerKind::Rr);
+        let mut service = ServiceConfig::new(proto, vip.parse().unwrap(), port, SchedulerKind::Rr);
         if persistent {
             service = service.with_persistence(Persistence::new(60));
         }
