@@ -2,10 +2,15 @@
 //!
 //! A [`FrameIo`] over an `AF_PACKET` socket bound to one interface:
 //!
-//! - frames arrive in a TPACKET_V3 receive ring mapped into memory, and the director
-//!   rewrites them **in place in the ring**: no copy and no allocation per frame;
-//!   [`FrameIo::process_bursts`] lends them up to [`BURST`] at a time, straight from the ring
-//!   block, for [`Director::process_burst`](dr_core::Director::process_burst);
+//! - frames arrive in a receive ring mapped into memory, and the director rewrites them
+//!   **in place in the ring**: no copy and no allocation per frame;
+//!   [`FrameIo::process_bursts`] lends them up to [`BURST`] at a time, straight from the
+//!   ring, for [`Director::process_burst`](dr_core::Director::process_burst);
+//! - the ring hands each frame over the moment the kernel has written it (TPACKET_V2, one
+//!   slot per frame, [`RxRing::Frames`], the default), or a block of frames at a time when
+//!   the block fills or times out (TPACKET_V3, [`RxRing::Blocks`]), which makes a lone frame
+//!   wait for the timeout; optionally the backend spins on the ring for a while before it
+//!   sleeps ([`AfPacketConfig::busy_poll_us`]);
 //! - frames to transmit leave in batches with `sendmmsg`, pointing straight into the ring,
 //!   past the queueing discipline (`PACKET_QDISC_BYPASS`);
 //! - the socket never sees its own transmissions (`PACKET_IGNORE_OUTGOING`);
@@ -25,8 +30,9 @@
 //! itself (ARP and ND answers, echo replies, announcements) carry complete checksums and
 //! go out with an empty header.
 //!
-//! Frames the ring truncated (longer than a ring block) are counted in
-//! [`AfPacket::truncated`] and not forwarded.
+//! Frames the ring truncated (longer than a ring block, or, with [`RxRing::Frames`], longer
+//! than a slot and than 128 KiB, or than a slot when the socket's receive buffer was full)
+//! are counted in [`AfPacket::truncated`] and not forwarded.
 //!
 //! **VLANs.** Linux usually takes a frame's outer 802.1Q or 802.1ad tag out into packet
 //! metadata (`tp_vlan_tci`, `TP_STATUS_VLAN_VALID`) before a packet socket sees it. The
@@ -55,6 +61,28 @@ use sys::{RingRequest, RxFrame, Socket, TP_STATUS_COPY, TxBatch, VNET_HDR_LEN};
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the only header flag that means something on transmit.
 const VNET_NEEDS_CSUM: u8 = 1;
 
+/// How the kernel hands received frames over to the backend: the trade-off between the
+/// latency a frame waits at low rates and the work per frame at high rates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RxRing {
+    /// TPACKET_V2 (the default): every frame has a slot of its own
+    /// ([`AfPacketConfig::frame_size`]), handed over, and the backend woken, the moment
+    /// the kernel has written it. A frame waits for nothing but the director. A frame
+    /// longer than its slot (an offloaded segment of up to 64 KiB) is also queued whole on
+    /// the socket and read from there, one more copy by the kernel.
+    Frames,
+    /// TPACKET_V3: frames are packed into blocks, and a block is handed over when it is
+    /// full or `timeout_ms` after it was opened, whichever is first: at low rates every
+    /// frame waits for the timeout (a millisecond at least), at high rates one wakeup and
+    /// one release serve a block of frames.
+    Blocks {
+        /// The block timeout (`retire_blk_tov`) in milliseconds; 0 lets the kernel choose
+        /// from the link speed (8 ms when it is unknown).
+        timeout_ms: u32,
+    },
+}
+
 /// How to open the backend.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -66,14 +94,22 @@ pub struct AfPacketConfig {
     /// Join this `PACKET_FANOUT` group, to share the interface with other workers; each
     /// frame goes to the worker its IP addresses hash to.
     pub fanout: Option<u16>,
+    /// How frames are handed over (default [`RxRing::Frames`]).
+    pub ring: RxRing,
     /// Ring block size in bytes (a power of two, at least one page; default 1 MiB, room for
-    /// offloaded 64 KiB frames).
+    /// offloaded 64 KiB frames in [`RxRing::Blocks`]).
     pub block_size: u32,
     /// Ring blocks (default 16).
     pub blocks: u32,
-    /// How long a block may stay half full before the kernel hands it over, in
-    /// milliseconds (default 1): the latency bound at low rates.
-    pub block_timeout_ms: u32,
+    /// [`RxRing::Frames`]: the size of a frame's slot in bytes, its header included (a
+    /// multiple of 16, at most `block_size`; a block holds `block_size / frame_size` slots
+    /// and never part of one; default 2048, room for a 1518-byte frame).
+    pub frame_size: u32,
+    /// How long the backend checks the ring for a frame, without sleeping, before it waits
+    /// in `poll`, in microseconds (default 0: it sleeps at once). Spinning saves the
+    /// wakeup of a sleeping thread on the next frame, and spends that time's CPU when no
+    /// frame comes.
+    pub busy_poll_us: u32,
     /// How long [`FrameIo::process_batch`] waits for frames, in milliseconds (default 10).
     pub poll_timeout_ms: i32,
 }
@@ -85,9 +121,11 @@ impl AfPacketConfig {
             interface: interface.into(),
             vips: None,
             fanout: None,
+            ring: RxRing::Frames,
             block_size: 1 << 20,
             blocks: 16,
-            block_timeout_ms: 1,
+            frame_size: 2048,
+            busy_poll_us: 0,
             poll_timeout_ms: 10,
         }
     }
@@ -105,18 +143,80 @@ impl AfPacketConfig {
         self.fanout = Some(group);
         self
     }
+
+    /// Hands frames over as `ring` says.
+    #[must_use]
+    pub fn with_ring(mut self, ring: RxRing) -> Self {
+        self.ring = ring;
+        self
+    }
+
+    /// Gives each frame a slot of `bytes` ([`RxRing::Frames`]).
+    #[must_use]
+    pub fn with_frame_size(mut self, bytes: u32) -> Self {
+        self.frame_size = bytes;
+        self
+    }
+
+    /// Checks the ring for `micros` microseconds before sleeping.
+    #[must_use]
+    pub fn with_busy_poll(mut self, micros: u32) -> Self {
+        self.busy_poll_us = micros;
+        self
+    }
 }
+
+/// The ring's layout, as set up.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    /// TPACKET_V3: `blocks` blocks of `block_size` bytes.
+    Blocks { block_size: usize, blocks: usize },
+    /// TPACKET_V2: `slots` slots of `frame_size` bytes, `per_block` to a block of
+    /// `block_size` (a slot never spans two blocks).
+    Frames { frame_size: usize, per_block: usize, block_size: usize, slots: usize },
+}
+
+impl Layout {
+    /// Blocks or slots in the ring.
+    fn count(self) -> usize {
+        match self {
+            Self::Blocks { blocks, .. } => blocks,
+            Self::Frames { slots, .. } => slots,
+        }
+    }
+
+    /// Where block or slot `i` starts in the ring.
+    fn offset(self, i: usize) -> usize {
+        match self {
+            Self::Blocks { block_size, .. } => i * block_size,
+            Self::Frames { frame_size, per_block, block_size, .. } => {
+                i / per_block * block_size + i % per_block * frame_size
+            }
+        }
+    }
+}
+
+/// The longest frame read whole from the socket ([`RxRing::Frames`]): 64 KiB of an
+/// offloaded segment, its headers and `virtio_net_hdr`, with room to spare.
+const LONG_FRAME: usize = 1 << 17;
+
+/// The socket's receive buffer in [`RxRing::Frames`], which holds the long frames queued
+/// whole until they are read.
+const LONG_FRAME_BUFFER: i32 = 8 << 20;
 
 /// The `AF_PACKET` backend.
 #[derive(Debug)]
 pub struct AfPacket {
     socket: Socket,
     ring: sys::Ring,
-    block_size: usize,
-    blocks: usize,
-    /// The next block to look at.
+    layout: Layout,
+    /// The next block or slot to look at.
     current: usize,
     tx: Tx,
+    /// [`RxRing::Frames`]: where a frame too long for its slot is read to, whole (empty for
+    /// [`RxRing::Blocks`]). Four bytes stay free in front, for a VLAN tag to put back.
+    long: Vec<u8>,
+    busy_poll: std::time::Duration,
     poll_timeout_ms: i32,
     mac: MacAddr,
     /// The interface's name and index, to tell an interface down from one gone.
@@ -163,7 +263,22 @@ impl AfPacket {
         let mac =
             MacAddr(sys::if_mac(name).map_err(|e| Error::io("reading the interface MAC", e))?);
         let socket = Socket::open().map_err(|e| Error::io("opening an AF_PACKET socket", e))?;
-        socket.set_tpacket_v3().map_err(|e| Error::io("selecting TPACKET_V3", e))?;
+        match config.ring {
+            RxRing::Blocks { .. } => {
+                socket
+                    .set_version(sys::TPACKET_V3)
+                    .map_err(|e| Error::io("selecting TPACKET_V3", e))?;
+            }
+            RxRing::Frames => {
+                socket
+                    .set_version(sys::TPACKET_V2)
+                    .map_err(|e| Error::io("selecting TPACKET_V2", e))?;
+                socket.set_copy_thresh().map_err(|e| Error::io("setting PACKET_COPY_THRESH", e))?;
+                socket
+                    .set_receive_buffer(LONG_FRAME_BUFFER)
+                    .map_err(|e| Error::io("setting the receive buffer", e))?;
+            }
+        }
         socket.set_vnet_hdr().map_err(|e| Error::io("asking for virtio_net_hdr", e))?;
         socket.set_ignore_outgoing().map_err(|e| Error::io("setting PACKET_IGNORE_OUTGOING", e))?;
         socket.set_qdisc_bypass().map_err(|e| Error::io("setting PACKET_QDISC_BYPASS", e))?;
@@ -172,7 +287,7 @@ impl AfPacket {
                 .attach_filter(&filter::program(vips))
                 .map_err(|e| Error::io("attaching the BPF filter", e))?;
         }
-        let (ring, block_size, blocks) = Self::ring(&socket, config)?;
+        let (ring, layout) = Self::ring(&socket, config)?;
         socket.bind(ifindex).map_err(|e| Error::io("binding to the interface", e))?;
         if let Some(group) = config.fanout {
             socket
@@ -182,10 +297,14 @@ impl AfPacket {
         Ok(Self {
             socket,
             ring,
-            block_size,
-            blocks,
+            layout,
             current: 0,
             tx: Tx { batch: TxBatch::new(64), unsent: 0, last_error: None },
+            long: match layout {
+                Layout::Frames { .. } => vec![0; LONG_FRAME],
+                Layout::Blocks { .. } => Vec::new(),
+            },
+            busy_poll: std::time::Duration::from_micros(config.busy_poll_us.into()),
             poll_timeout_ms: config.poll_timeout_ms,
             mac,
             interface: name.to_owned(),
@@ -199,16 +318,20 @@ impl AfPacket {
     }
 
     /// Sets up the ring, halving the block count while the kernel refuses.
-    fn ring(socket: &Socket, config: &AfPacketConfig) -> Result<(sys::Ring, usize, usize), Error> {
+    fn ring(socket: &Socket, config: &AfPacketConfig) -> Result<(sys::Ring, Layout), Error> {
         let mut tried = Vec::new();
         let mut blocks = config.blocks.max(1);
+        let (frame_size, timeout) = match config.ring {
+            RxRing::Blocks { timeout_ms } => (2048, timeout_ms),
+            RxRing::Frames => (config.frame_size.max(1), 0),
+        };
         loop {
             let request = RingRequest {
                 block_size: config.block_size,
                 block_nr: blocks,
-                frame_size: 2048,
-                frame_nr: config.block_size / 2048 * blocks,
-                retire_blk_tov: config.block_timeout_ms,
+                frame_size,
+                frame_nr: config.block_size / frame_size * blocks,
+                retire_blk_tov: timeout,
                 ..RingRequest::default()
             };
             tried.push((config.block_size, blocks));
@@ -217,7 +340,22 @@ impl AfPacket {
                     let len = config.block_size as usize * blocks as usize;
                     let ring =
                         socket.map_ring(len).map_err(|e| Error::io("mapping the ring", e))?;
-                    return Ok((ring, config.block_size as usize, blocks as usize));
+                    let (block_size, blocks) = (config.block_size as usize, blocks as usize);
+                    let layout = match config.ring {
+                        RxRing::Blocks { .. } => Layout::Blocks { block_size, blocks },
+                        RxRing::Frames => {
+                            let frame_size = frame_size as usize;
+                            // At least one: the kernel refuses a ring with none.
+                            let per_block = (block_size / frame_size).max(1);
+                            Layout::Frames {
+                                frame_size,
+                                per_block,
+                                block_size,
+                                slots: per_block * blocks.max(1),
+                            }
+                        }
+                    };
+                    return Ok((ring, layout));
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
                     return Err(Error::Permission { operation: "setting up the receive ring" });
@@ -286,10 +424,36 @@ impl AfPacket {
         Ok(self.ring_stats)
     }
 
-    /// Waits up to the poll timeout for the current block, unless it is already the user's.
-    /// False when the interface is down for now (the wait is then a sleep).
+    /// Whether the current block or slot is the user's.
+    fn ready(&self) -> bool {
+        let at = self.layout.offset(self.current);
+        match self.layout {
+            Layout::Blocks { .. } => self.ring.block(at).is_some(),
+            Layout::Frames { .. } => self.ring.slot_ready(at),
+        }
+    }
+
+    /// Checks the ring for up to the busy-poll time; whether a block or slot came.
+    fn spin(&self) -> bool {
+        if self.busy_poll.is_zero() {
+            return false;
+        }
+        let until = std::time::Instant::now() + self.busy_poll;
+        loop {
+            if self.ready() {
+                return true;
+            }
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Waits up to the poll timeout for the current block or slot, unless it is already the
+    /// user's. False when the interface is down for now (the wait is then a sleep).
     fn wait_for_block(&mut self) -> Result<bool, Error> {
-        if self.ring.block(self.current * self.block_size).is_some() {
+        if self.ready() || self.spin() {
             self.down = false;
             return Ok(true);
         }
@@ -339,25 +503,212 @@ impl AfPacket {
                 self.truncated += 1;
                 continue;
             }
-            let mut vnet = self.ring.vnet_header(frame.offset);
-            let frame = match frame.vlan {
-                None => frame,
-                Some(_) => match self.ring.restore_vlan_tag(frame) {
-                    Some(restored) => {
-                        shift_vnet_offsets(&mut vnet, 4);
-                        restored
-                    }
-                    None => {
-                        // Without its tag it would leave on the wrong LAN.
-                        self.vlan_lost += 1;
-                        continue;
-                    }
-                },
-            };
+            let Some((frame, vnet)) = self.prepare(frame) else { continue };
             let _ = places.push((frame, vnet));
         }
         places
     }
+
+    /// A whole frame's offload header, with its VLAN tag put back in place; `None` (counted)
+    /// if the tag could not be.
+    fn prepare(&mut self, frame: RxFrame) -> Option<(RxFrame, [u8; VNET_HDR_LEN])> {
+        let mut vnet = self.ring.vnet_header(frame.offset);
+        let frame = match frame.vlan {
+            None => frame,
+            Some(_) => match self.ring.restore_vlan_tag(frame) {
+                Some(restored) => {
+                    shift_vnet_offsets(&mut vnet, 4);
+                    restored
+                }
+                None => {
+                    // Without its tag it would leave on the wrong LAN.
+                    self.vlan_lost += 1;
+                    return None;
+                }
+            },
+        };
+        Some((frame, vnet))
+    }
+
+    /// The next ready slots of a [`RxRing::Frames`] ring, at most [`BURST`], up to the
+    /// ring's end (so that they lie in increasing order) and up to `budget`: the whole
+    /// frames to decide together, and every slot taken, to give back once they are sent.
+    /// Stops after a slot whose frame was queued whole on the socket, and returns it apart.
+    fn next_slots(&mut self, budget: &mut usize) -> Slots {
+        let mut slots = Slots::default();
+        let Layout::Frames { frame_size, slots: count, .. } = self.layout else { return slots };
+        while *budget > 0 && !slots.taken.is_full() {
+            let at = self.layout.offset(self.current);
+            let Some(slot) = self.ring.slot(at, frame_size) else { break };
+            *budget -= 1;
+            self.current = (self.current + 1) % count;
+            match slot {
+                Some(frame) if frame.status & TP_STATUS_COPY != 0 => {
+                    slots.long = Some((at, frame));
+                    break;
+                }
+                Some(frame) if frame.snaplen >= frame.len => {
+                    if let Some(prepared) = self.prepare(frame) {
+                        let _ = slots.places.push(prepared);
+                    }
+                    let _ = slots.taken.push(at);
+                }
+                // Cut short and not queued whole (the receive buffer was full), or not a
+                // frame at all: not forwarded.
+                Some(_) | None => {
+                    self.truncated += 1;
+                    let _ = slots.taken.push(at);
+                }
+            }
+            if self.current == 0 {
+                break;
+            }
+        }
+        slots
+    }
+
+    /// Every block the kernel has handed over, in ring order, in bursts of frames.
+    fn block_bursts<F>(&mut self, handler: &mut F) -> (usize, usize)
+    where
+        F: FnMut(Instant, &mut [&mut [u8]], &mut [Verdict]),
+    {
+        let Layout::Blocks { block_size, blocks } = self.layout else { return (0, 0) };
+        let (mut frames, mut transmitted) = (0, 0);
+        let mut verdicts = [Verdict::Drop(DropReason::MalformedEthernet); BURST];
+        for _ in 0..blocks {
+            let base = self.current * block_size;
+            let Some((count, first)) = self.ring.block(base) else { break };
+            let now = self.now();
+            let (mut at, mut left) = (first, count);
+            while left > 0 {
+                let places = self.next_frames(&mut at, &mut left);
+                let Some(block) = self.ring.block_mut(base, block_size) else { break };
+                let mut burst = split_frames(block, base, &places);
+                let n = burst.len();
+                handler(now, &mut burst, &mut verdicts[..n]);
+                frames += n;
+                for ((bytes, verdict), (_, vnet)) in burst.iter().zip(&verdicts).zip(&places) {
+                    let Some(header) = transmit_header(*verdict, *vnet) else { continue };
+                    if self.tx.batch.is_full() {
+                        transmitted += self.tx.send(&self.socket);
+                    }
+                    self.tx.batch.push(header, bytes);
+                }
+            }
+            // The batch points into this block: send before handing it back. Whatever the
+            // kernel made of the sends, the block goes back once and its frames are done.
+            transmitted += self.tx.send(&self.socket);
+            self.ring.release_block(base);
+            self.current = (self.current + 1) % blocks;
+        }
+        (frames, transmitted)
+    }
+
+    /// Every slot the kernel has handed over (a ring's worth at most), in ring order, in
+    /// bursts of frames.
+    fn slot_bursts<F>(&mut self, handler: &mut F) -> Result<(usize, usize), Error>
+    where
+        F: FnMut(Instant, &mut [&mut [u8]], &mut [Verdict]),
+    {
+        let (mut frames, mut transmitted) = (0, 0);
+        let mut verdicts = [Verdict::Drop(DropReason::MalformedEthernet); BURST];
+        let mut budget = self.layout.count();
+        while budget > 0 {
+            let slots = self.next_slots(&mut budget);
+            if slots.taken.is_empty() && slots.long.is_none() {
+                break;
+            }
+            let now = self.now();
+            if !slots.places.is_empty() {
+                let size = self.ring.size();
+                if let Some(ring) = self.ring.block_mut(0, size) {
+                    let mut burst = split_frames(ring, 0, &slots.places);
+                    let n = burst.len();
+                    handler(now, &mut burst, &mut verdicts[..n]);
+                    frames += n;
+                    for ((bytes, verdict), (_, vnet)) in
+                        burst.iter().zip(&verdicts).zip(&slots.places)
+                    {
+                        if let Some(header) = transmit_header(*verdict, *vnet) {
+                            // At most BURST frames: the batch has room for them all.
+                            self.tx.batch.push(header, bytes);
+                        }
+                    }
+                }
+                // The batch points into these slots: send before handing them back.
+                transmitted += self.tx.send(&self.socket);
+            }
+            for &at in &slots.taken {
+                self.ring.release_slot(at);
+            }
+            if let Some((at, slot)) = slots.long {
+                let done = self.long_frame(now, slot, handler, &mut verdicts[..1]);
+                self.ring.release_slot(at);
+                let (n, sent) = done?;
+                frames += n;
+                transmitted += sent;
+            }
+        }
+        Ok((frames, transmitted))
+    }
+
+    /// The frame too long for `slot`, read whole from the socket, decided and sent: how
+    /// many were decided and transmitted (none if it was not there, or longer still than
+    /// [`LONG_FRAME`]: counted as truncated).
+    fn long_frame<F>(
+        &mut self,
+        now: Instant,
+        slot: RxFrame,
+        handler: &mut F,
+        verdict: &mut [Verdict],
+    ) -> Result<(usize, usize), Error>
+    where
+        F: FnMut(Instant, &mut [&mut [u8]], &mut [Verdict]),
+    {
+        let buf = self.long.as_mut_slice();
+        let room = buf.len().saturating_sub(4);
+        let n = match self.socket.recv_frame(buf.get_mut(4..).unwrap_or_default()) {
+            Ok(Some(n)) if n < room && n >= VNET_HDR_LEN + 14 => n,
+            Ok(_) => {
+                self.truncated += 1;
+                return Ok((0, 0));
+            }
+            Err(e) => return Err(Error::io("reading a long frame", e)),
+        };
+        let mut vnet = [0; VNET_HDR_LEN];
+        vnet.copy_from_slice(&buf[4..4 + VNET_HDR_LEN]);
+        let (mut start, end) = (4 + VNET_HDR_LEN, 4 + n);
+        if let Some((tpid, tci)) = slot.vlan {
+            // Put the tag back as in the ring: the MAC addresses move four bytes forward.
+            buf.copy_within(start..start + 12, start - 4);
+            start -= 4;
+            buf[start + 12..start + 14].copy_from_slice(&tpid.to_be_bytes());
+            buf[start + 14..start + 16].copy_from_slice(&tci.to_be_bytes());
+            shift_vnet_offsets(&mut vnet, 4);
+        }
+        let mut frame = [&mut buf[start..end]];
+        handler(now, &mut frame, verdict);
+        let [bytes] = frame;
+        let sent = match verdict.first().and_then(|v| transmit_header(*v, vnet)) {
+            Some(header) => {
+                self.tx.batch.push(header, bytes);
+                self.tx.send(&self.socket)
+            }
+            None => 0,
+        };
+        Ok((1, sent))
+    }
+}
+
+/// What [`AfPacket::next_slots`] took from the ring.
+#[derive(Default)]
+struct Slots {
+    /// The whole frames, with their offload headers.
+    places: heapless::Vec<(RxFrame, [u8; VNET_HDR_LEN]), BURST>,
+    /// Every slot taken but the long one.
+    taken: heapless::Vec<usize, BURST>,
+    /// A slot whose frame was too long for it, and was queued whole on the socket.
+    long: Option<(usize, RxFrame)>,
 }
 
 impl FrameIo for AfPacket {
@@ -381,35 +732,10 @@ impl FrameIo for AfPacket {
         if !self.wait_for_block()? {
             return Ok(Batch::new(0, 0, false));
         }
-        let (mut frames, mut transmitted) = (0, 0);
-        let mut verdicts = [Verdict::Drop(DropReason::MalformedEthernet); BURST];
-        // Every block the kernel has handed over, in ring order, in bursts of frames.
-        for _ in 0..self.blocks {
-            let base = self.current * self.block_size;
-            let Some((count, first)) = self.ring.block(base) else { break };
-            let now = self.now();
-            let (mut at, mut left) = (first, count);
-            while left > 0 {
-                let places = self.next_frames(&mut at, &mut left);
-                let Some(block) = self.ring.block_mut(base, self.block_size) else { break };
-                let mut burst = split_frames(block, base, &places);
-                let n = burst.len();
-                handler(now, &mut burst, &mut verdicts[..n]);
-                frames += n;
-                for ((bytes, verdict), (_, vnet)) in burst.iter().zip(&verdicts).zip(&places) {
-                    let Some(header) = transmit_header(*verdict, *vnet) else { continue };
-                    if self.tx.batch.is_full() {
-                        transmitted += self.tx.send(&self.socket);
-                    }
-                    self.tx.batch.push(header, bytes);
-                }
-            }
-            // The batch points into this block: send before handing it back. Whatever the
-            // kernel made of the sends, the block goes back once and its frames are done.
-            transmitted += self.tx.send(&self.socket);
-            self.ring.release_block(base);
-            self.current = (self.current + 1) % self.blocks;
-        }
+        let (frames, transmitted) = match self.layout {
+            Layout::Blocks { .. } => self.block_bursts(&mut handler),
+            Layout::Frames { .. } => self.slot_bursts(&mut handler)?,
+        };
         Ok(Batch::new(frames, transmitted, false))
     }
 
@@ -616,6 +942,23 @@ mod tests {
         assert_eq!(seen, (10..15).collect::<Vec<u8>>(), "no frame decided twice");
         assert_eq!(transmitted, 5);
         assert_eq!(director.unsent(), 2);
+    }
+
+    #[test]
+    fn by_default_each_frame_is_handed_over_as_it_arrives_and_nothing_spins() {
+        let config = AfPacketConfig::new("eth0");
+        assert_eq!(config.ring, RxRing::Frames);
+        assert_eq!(config.busy_poll_us, 0);
+        assert_eq!(config.block_size % config.frame_size, 0, "slots fill the blocks");
+    }
+
+    #[test]
+    fn a_slot_never_spans_two_blocks() {
+        let layout = Layout::Frames { frame_size: 3000, per_block: 2, block_size: 8192, slots: 6 };
+        let offsets: Vec<usize> = (0..6).map(|i| layout.offset(i)).collect();
+        assert_eq!(offsets, [0, 3000, 8192, 11192, 16384, 19384]);
+        let blocks = Layout::Blocks { block_size: 8192, blocks: 3 };
+        assert_eq!((blocks.count(), blocks.offset(2)), (3, 16384));
     }
 
     #[test]

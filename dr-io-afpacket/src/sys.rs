@@ -1,7 +1,8 @@
 //! Every system call of the backend, and the only `unsafe` code of the project.
 //!
-//! What is here: an `AF_PACKET` socket (an [`OwnedFd`]), its options, the TPACKET_V3
-//! receive ring mapped into memory with a bounds-checked walker over its blocks, batched
+//! What is here: an `AF_PACKET` socket (an [`OwnedFd`]), its options, the receive ring
+//! mapped into memory with bounds-checked walkers over its TPACKET_V3 blocks and its
+//! TPACKET_V2 frames, batched
 //! transmission with `sendmmsg`, and interface queries by `ioctl`. Everything above this
 //! module is safe code.
 
@@ -13,9 +14,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{Ordering, fence};
 
+/// `PACKET_VERSION`'s value for TPACKET_V2.
+pub(crate) const TPACKET_V2: libc::c_int = 1;
 /// `PACKET_VERSION`'s value for TPACKET_V3.
-const TPACKET_V3: libc::c_int = 2;
+pub(crate) const TPACKET_V3: libc::c_int = 2;
 const PACKET_RX_RING: libc::c_int = 5;
+const PACKET_COPY_THRESH: libc::c_int = 7;
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_VERSION: libc::c_int = 10;
 const PACKET_VNET_HDR: libc::c_int = 15;
@@ -37,11 +41,15 @@ const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 /// `sizeof(struct tpacket3_hdr)`: a frame's bytes never start before its header ends.
 const TPACKET3_HDR_LEN: usize = 48;
+/// `TPACKET2_HDRLEN`: the header and the `sockaddr_ll` the kernel writes after it; a
+/// TPACKET_V2 frame's bytes never start before it ends.
+const TPACKET2_HDRLEN: usize = 52;
 
 /// `struct virtio_net_hdr`, in front of every frame once `PACKET_VNET_HDR` is on.
 pub(crate) const VNET_HDR_LEN: usize = 10;
 
-/// `struct tpacket_req3`.
+/// `struct tpacket_req3` (for TPACKET_V2 the kernel reads only its first four fields, the
+/// `struct tpacket_req`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct RingRequest {
@@ -65,13 +73,14 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl Socket {
-    /// `socket(AF_PACKET, SOCK_RAW, ETH_P_ALL)`.
+    /// `socket(AF_PACKET, SOCK_RAW, 0)`: a socket that receives nothing until
+    /// [`Socket::bind`] names its interface and `ETH_P_ALL`. (Opened with `ETH_P_ALL` it
+    /// would take frames from every interface until then, into its ring too.)
     pub(crate) fn open() -> io::Result<Self> {
-        let protocol = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
         // SAFETY: socket() takes no pointers; a non-negative return is a new descriptor
         // that nothing else owns, so OwnedFd may take it.
         let fd = check(unsafe {
-            libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol)
+            libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0)
         })?;
         // SAFETY: fd was just returned by socket() and is owned by no one else.
         Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
@@ -92,9 +101,34 @@ impl Socket {
         Ok(())
     }
 
-    /// Selects TPACKET_V3.
-    pub(crate) fn set_tpacket_v3(&self) -> io::Result<()> {
-        self.set_option(PACKET_VERSION, &TPACKET_V3)
+    /// Selects the ring's layout: [`TPACKET_V2`] or [`TPACKET_V3`].
+    pub(crate) fn set_version(&self, version: libc::c_int) -> io::Result<()> {
+        self.set_option(PACKET_VERSION, &version)
+    }
+
+    /// `PACKET_COPY_THRESH`: a TPACKET_V2 frame too long for its ring slot is also queued
+    /// whole on the socket (its slot says `TP_STATUS_COPY`), to be read with `recv`.
+    pub(crate) fn set_copy_thresh(&self) -> io::Result<()> {
+        self.set_option(PACKET_COPY_THRESH, &1 as &libc::c_int)
+    }
+
+    /// The socket's receive buffer, which holds the frames queued whole for a TPACKET_V2
+    /// ring: `SO_RCVBUFFORCE` (past `rmem_max`, with CAP_NET_ADMIN), else `SO_RCVBUF`.
+    pub(crate) fn set_receive_buffer(&self, bytes: libc::c_int) -> io::Result<()> {
+        let set = |name| {
+            // SAFETY: bytes is a live c_int for the call; the kernel only reads it.
+            check(unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    name,
+                    (&raw const bytes).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            })
+        };
+        set(libc::SO_RCVBUFFORCE).or_else(|_| set(libc::SO_RCVBUF))?;
+        Ok(())
     }
 
     /// `PACKET_VNET_HDR`: a `virtio_net_hdr` before each frame, in and out, so checksum
@@ -148,7 +182,7 @@ impl Socket {
         Ok(())
     }
 
-    /// Binds to one interface, all protocols.
+    /// Binds to one interface, all protocols: from now on the socket receives its frames.
     pub(crate) fn bind(&self, ifindex: u32) -> io::Result<()> {
         // SAFETY: sockaddr_ll is plain old data; all zeroes is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -479,11 +513,17 @@ pub(crate) struct RxFrame {
     /// The outer VLAN tag the kernel took out of the frame (`tp_vlan_tpid`, `tp_vlan_tci`),
     /// if it did.
     pub(crate) vlan: Option<(u16, u16)>,
-    /// Where the frame's header starts.
-    header: usize,
+    /// The first byte after the frame's `tpacket` header: the frame may grow into the
+    /// bytes between it and the frame, never before.
+    floor: usize,
 }
 
 impl Ring {
+    /// The ring's length in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.len
+    }
+
     fn read_u32(&self, at: usize) -> Option<u32> {
         if at.checked_add(4)? > self.len {
             return None;
@@ -536,7 +576,47 @@ impl Ring {
             };
             (tpid, tci)
         });
-        Some((RxFrame { offset, snaplen, len, status, vlan, header: at }, at.checked_add(next)?))
+        let floor = at + TPACKET3_HDR_LEN;
+        Some((RxFrame { offset, snaplen, len, status, vlan, floor }, at.checked_add(next)?))
+    }
+
+    /// The TPACKET_V2 frame slot of `size` bytes at `at`: `None` while it is the kernel's;
+    /// once it is the user's, the frame it holds, or `Some(None)` if its header does not
+    /// describe a frame inside the slot (the slot is then only to be given back).
+    pub(crate) fn slot(&self, at: usize, size: usize) -> Option<Option<RxFrame>> {
+        let status = self.read_u32(at)?;
+        if status & TP_STATUS_USER == 0 {
+            return None;
+        }
+        // The slot's contents are valid once its status says so.
+        fence(Ordering::Acquire);
+        Some(self.slot_frame(at, size, status))
+    }
+
+    fn slot_frame(&self, at: usize, size: usize, status: u32) -> Option<RxFrame> {
+        let len = self.read_u32(at + 4)? as usize;
+        let snaplen = self.read_u32(at + 8)? as usize;
+        let mac = usize::from(self.read_u16(at + 12)?);
+        let offset = at.checked_add(mac)?;
+        let end = offset.checked_add(snaplen)?;
+        if end > at.checked_add(size)? || end > self.len || mac < TPACKET2_HDRLEN + VNET_HDR_LEN {
+            return None;
+        }
+        let vlan = (status & TP_STATUS_VLAN_VALID != 0).then(|| {
+            let tci = self.read_u16(at + 24).unwrap_or(0);
+            let tpid = match self.read_u16(at + 26) {
+                Some(tpid) if status & TP_STATUS_VLAN_TPID_VALID != 0 && tpid != 0 => tpid,
+                _ => 0x8100,
+            };
+            (tpid, tci)
+        });
+        let floor = at + TPACKET2_HDRLEN;
+        Some(RxFrame { offset, snaplen, len, status, vlan, floor })
+    }
+
+    /// Whether the TPACKET_V2 slot at `at` is the user's.
+    pub(crate) fn slot_ready(&self, at: usize) -> bool {
+        self.read_u32(at).is_some_and(|status| status & TP_STATUS_USER != 0)
     }
 
     /// Puts back the VLAN tag the kernel took out of `frame`: its MAC addresses move four
@@ -546,7 +626,7 @@ impl Ring {
     pub(crate) fn restore_vlan_tag(&mut self, frame: RxFrame) -> Option<RxFrame> {
         let (tpid, tci) = frame.vlan?;
         let start = frame.offset.checked_sub(4)?;
-        if start < frame.header + TPACKET3_HDR_LEN || frame.snaplen < 12 {
+        if start < frame.floor || frame.snaplen < 12 {
             return None;
         }
         let bytes = self.bytes_mut(start, frame.snaplen + 4)?;
@@ -590,17 +670,27 @@ impl Ring {
         header
     }
 
-    /// Gives the block at `base` back to the kernel.
+    /// Gives the TPACKET_V3 block at `base` back to the kernel.
     pub(crate) fn release_block(&mut self, base: usize) {
-        if base + 12 > self.len {
+        self.give_back(base + 8);
+    }
+
+    /// Gives the TPACKET_V2 slot at `at` back to the kernel.
+    pub(crate) fn release_slot(&mut self, at: usize) {
+        self.give_back(at);
+    }
+
+    /// Writes `TP_STATUS_KERNEL` into the status word at `at`.
+    fn give_back(&mut self, at: usize) {
+        if at.checked_add(4).is_none_or(|end| end > self.len) {
             return;
         }
-        // Every read and write of the block happens before the kernel may reuse it.
+        // Every read and write of the block or slot happens before the kernel may reuse it.
         fence(Ordering::Release);
-        // SAFETY: base+8..base+12 is inside the mapping (checked above).
+        // SAFETY: at..at+4 is inside the mapping (checked above).
         unsafe {
             std::ptr::write_volatile(
-                self.ptr.as_ptr().add(base + 8).cast::<[u8; 4]>(),
+                self.ptr.as_ptr().add(at).cast::<[u8; 4]>(),
                 TP_STATUS_KERNEL.to_ne_bytes(),
             );
         }

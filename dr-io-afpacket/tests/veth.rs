@@ -3,7 +3,7 @@
 //! out what the director does not need.
 
 use dr_core::{FrameIo, Instant, RealId, Verdict};
-use dr_io_afpacket::{AfPacket, AfPacketConfig, Error};
+use dr_io_afpacket::{AfPacket, AfPacketConfig, Error, RxRing};
 use std::process::Command;
 use std::time::{Duration, Instant as Clock};
 
@@ -23,8 +23,10 @@ impl Veth {
         }
         let veth = Self { a, b };
         for end in [&veth.a, &veth.b] {
-            // No IPv6 on the test ends: no router or neighbour chatter in the rings.
+            // No IPv6 on the test ends: no router or neighbour chatter, nor the multicast
+            // listener reports sent a while after the link comes up, in the rings.
             let _ = ok(&["link", "set", end, "addrgenmode", "none"]);
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6"), "1");
             assert!(ok(&["link", "set", end, "up"]), "ip link set {end} up");
         }
         Some(veth)
@@ -105,9 +107,20 @@ fn frames_go_round_a_veth_pair_through_the_ring() {
     if !privileged() {
         return;
     }
-    let veth = Veth::new("1").expect("ip link add veth");
+    // Each way of handing frames over: slot by slot, slot by slot after a spin, by blocks.
+    let rings = [(RxRing::Frames, 0), (RxRing::Frames, 200), (RxRing::Blocks { timeout_ms: 1 }, 0)];
+    for (i, (ring, spin)) in rings.into_iter().enumerate() {
+        go_round(&format!("1{i}"), ring, spin);
+    }
+}
+
+fn go_round(tag: &str, ring: RxRing, busy_poll_us: u32) {
+    let veth = Veth::new(tag).expect("ip link add veth");
     let vip = [10, 0, 0, 100];
-    let config = AfPacketConfig::new(&veth.a).with_vips(vec!["10.0.0.100".parse().unwrap()]);
+    let config = AfPacketConfig::new(&veth.a)
+        .with_vips(vec!["10.0.0.100".parse().unwrap()])
+        .with_ring(ring)
+        .with_busy_poll(busy_poll_us);
     let mut director = AfPacket::open(&config).unwrap();
     let mut peer = AfPacket::open(&AfPacketConfig::new(&veth.b)).unwrap();
     let (dmac, pmac) = (director.mac().0, peer.mac().0);
@@ -303,17 +316,42 @@ fn vlan_tags_the_kernel_takes_out_are_put_back_and_leave_with_the_frame() {
     if !privileged() {
         return;
     }
-    let veth = Veth::new("5").expect("ip link add veth");
-    let config = AfPacketConfig::new(&veth.a).with_vips(vec!["10.0.0.100".parse().unwrap()]);
+    // Slots of 2048 bytes (the long frames read whole from the socket), slots that hold
+    // them (69632 bytes: 15 to a 1 MiB block, which they do not divide), and blocks.
+    let rings =
+        [(RxRing::Frames, 2048), (RxRing::Frames, 69632), (RxRing::Blocks { timeout_ms: 1 }, 2048)];
+    for (i, (ring, slot)) in rings.into_iter().enumerate() {
+        tags_go_round(&format!("5{i}"), ring, slot);
+    }
+}
+
+/// Tagged and untagged frames, short and longer than a TPACKET_V2 slot, round a veth pair
+/// whose MTU lets the long ones through.
+fn tags_go_round(tag: &str, ring: RxRing, frame_size: u32) {
+    let veth = Veth::new(tag).expect("ip link add veth");
+    for end in [&veth.a, &veth.b] {
+        let mtu = Command::new("ip").args(["link", "set", end, "mtu", "9000"]).status();
+        assert!(mtu.unwrap().success(), "ip link set {end} mtu 9000");
+    }
+    let config = AfPacketConfig::new(&veth.a)
+        .with_vips(vec!["10.0.0.100".parse().unwrap()])
+        .with_ring(ring)
+        .with_frame_size(frame_size);
     let mut director = AfPacket::open(&config).unwrap();
     let mut peer = AfPacket::open(&AfPacketConfig::new(&veth.b)).unwrap();
     let (dmac, pmac) = (director.mac().0, peer.mac().0);
-    // 802.1Q VLAN 10 with priority 5, QinQ (802.1ad 100, then 802.1Q 10), and untagged.
+    // 802.1Q VLAN 10 with priority 5, QinQ (802.1ad 100, then 802.1Q 10), and untagged;
+    // each short (60 bytes), then long (5000 bytes: more than a 2048-byte slot holds).
     let tag_sets: [&[(u16, u16)]; 3] = [&[(0x8100, 0xa00a)], &[(0x88a8, 100), (0x8100, 10)], &[]];
-    let sent: Vec<Vec<u8>> = tag_sets
-        .iter()
+    let sent: Vec<Vec<u8>> = [60, 5000]
+        .into_iter()
+        .flat_map(|len| tag_sets.iter().map(move |tags| (len, tags)))
         .enumerate()
-        .map(|(i, tags)| tagged(&udp_frame(dmac, pmac, [10, 0, 0, 100], i as u8), tags))
+        .map(|(i, (len, tags))| {
+            let mut frame = udp_frame(dmac, pmac, [10, 0, 0, 100], i as u8);
+            frame.resize(len, 0xab);
+            tagged(&frame, tags)
+        })
         .collect();
     for frame in &sent {
         peer.send(Instant::ZERO, frame).unwrap();
@@ -331,6 +369,7 @@ fn vlan_tags_the_kernel_takes_out_are_put_back_and_leave_with_the_frame() {
     );
     assert_eq!(seen.into_inner(), sent, "the director sees each frame as it was on the wire");
     assert_eq!(director.vlan_lost(), 0);
+    assert_eq!(director.truncated(), 0);
 
     let back = std::cell::RefCell::new(Vec::new());
     pump(
@@ -353,6 +392,49 @@ fn vlan_tags_the_kernel_takes_out_are_put_back_and_leave_with_the_frame() {
         })
         .collect();
     assert_eq!(back.into_inner(), expected, "each frame left with exactly its tags");
+}
+
+#[test]
+#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
+fn one_frame_is_handed_over_alone_without_waiting_for_its_block() {
+    if !privileged() {
+        return;
+    }
+    // The default ring, and a ring of blocks that would hold a lone frame for 30 s.
+    let veth = Veth::new("7").expect("ip link add veth");
+    let vip = "10.0.0.100".parse().unwrap();
+    let frames = AfPacketConfig::new(&veth.a).with_vips(vec![vip]);
+    assert_eq!(frames.ring, RxRing::Frames);
+    let blocks = frames.clone().with_ring(RxRing::Blocks { timeout_ms: 30_000 });
+    let mut by_frame = AfPacket::open(&frames).unwrap();
+    let mut by_block = AfPacket::open(&blocks).unwrap();
+    let mut peer = AfPacket::open(&AfPacketConfig::new(&veth.b)).unwrap();
+    let (dmac, pmac) = (by_frame.mac().0, peer.mac().0);
+    peer.send(Instant::ZERO, &udp_frame(dmac, pmac, [10, 0, 0, 100], 7)).unwrap();
+
+    // Both rings hold that one frame and nothing else; the frame ring hands it over at once
+    // (the two seconds are only a bound for a test that failed).
+    let seen = std::cell::RefCell::new(Vec::new());
+    pump(
+        &mut by_frame,
+        |frame| {
+            seen.borrow_mut().push(frame[42]);
+            Verdict::Drop(dr_core::DropReason::OtherHost)
+        },
+        || !seen.borrow().is_empty(),
+    );
+    assert_eq!(seen.into_inner(), [7], "one frame, handed over while it is alone in the ring");
+    assert_eq!(by_frame.ring_stats().unwrap().received, 1);
+    // The block ring has it too, and keeps it: its block is neither full nor timed out.
+    let mut held = 0;
+    for _ in 0..5 {
+        held += by_block
+            .process_batch(|_, _| Verdict::Drop(dr_core::DropReason::OtherHost))
+            .unwrap()
+            .frames;
+    }
+    assert_eq!(held, 0, "a block ring hands over no lone frame before its timeout");
+    assert_eq!(by_block.ring_stats().unwrap().received, 1);
 }
 
 #[test]

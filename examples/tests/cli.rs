@@ -133,6 +133,51 @@ fn the_documented_metrics_address_is_the_same_everywhere() {
 }
 
 #[test]
+fn receive_ring_options_are_checked_and_name_the_option() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/director.toml");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--iface", "dr-none0", "--config", config];
+        args.extend_from_slice(extra);
+        director(&args)
+    };
+    for (extra, names) in [
+        (&["--busy-poll", "1001"][..], "--busy-poll <USEC>"),
+        (&["--busy-poll", "many"][..], "--busy-poll <USEC>"),
+        (&["--ring", "blocks", "--block-timeout", "0"][..], "--block-timeout <MS>"),
+        (&["--ring", "v4"][..], "--ring <RING>"),
+        (&["--frame-size", "1024"][..], "--frame-size <BYTES>"),
+    ] {
+        let out = run(extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let says = text(&out.stderr);
+        assert!(says.contains(&format!("for '{names}'")), "{extra:?}: {says}");
+    }
+    // Options that do not go together are refused before anything is opened.
+    for (extra, says_what) in [
+        (&["--block-timeout", "5"][..], "--block-timeout applies to --ring blocks only"),
+        (
+            &["--ring", "blocks", "--frame-size", "4096"][..],
+            "--frame-size applies to --ring frames",
+        ),
+        (&["--frame-size", "4100"][..], "--frame-size 4100: not a multiple of 16"),
+        (&["--backend", "afxdp", "--busy-poll", "10"][..], "apply to --backend afpacket only"),
+    ] {
+        let control = scratch("ring.sock");
+        let out = Command::new(env!("CARGO_BIN_EXE_dr-director"))
+            .args(["--iface", "dr-none0", "--config", config])
+            .args(extra)
+            .arg("--control")
+            .arg(&control)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&control);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        let says = text(&out.stderr);
+        assert!(says.contains(says_what), "{extra:?}: {says}");
+    }
+}
+
+#[test]
 fn check_config_prints_what_a_keepalived_file_would_run() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/keepalived/tgentimc-mysql.conf");
     let out = director(&["--check-config", "--keepalived", path]);

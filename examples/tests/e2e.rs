@@ -9,207 +9,16 @@
 //! interface has as many queues as it has workers.
 //!
 //! Only addresses inside those namespaces are used; everything is torn down when the test
-//! ends, even when it fails; every wait is bounded.
+//! ends, even when it fails; every wait is bounded (the LAN is in `lan/mod.rs`).
 
+mod lan;
+
+use lan::{Backend, Lan, VIP, VIP6, ip, ready, root, run};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const VIP: &str = "10.77.0.100";
-const VIP6: &str = "2001:db8:77::100";
-
-/// The backend a test's director runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    AfPacket,
-    AfXdp,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Self::AfPacket => "afpacket",
-            Self::AfXdp => "afxdp",
-        }
-    }
-}
-
-/// The namespaces, processes and files of one test, removed on drop.
-struct Lan {
-    backend: Backend,
-    /// The director's workers, and so its interface's queues on AF_XDP.
-    workers: u16,
-    prefix: String,
-    namespaces: Vec<String>,
-    children: Vec<Child>,
-    dir: PathBuf,
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn ip(args: &[&str]) {
-    run(Command::new("ip").args(args));
-}
-
 impl Lan {
-    fn ns(&self, host: &str) -> String {
-        format!("{}{host}", self.prefix)
-    }
-
-    fn exec(&self, host: &str, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns(host), program]);
-        cmd
-    }
-
-    fn sysctl(&self, host: &str, setting: &str) {
-        run(self.exec(host, "sysctl").args(["-q", "-w", setting]));
-    }
-
-    /// The bridge, and one host on it with `eth0` addressed `v4`/24 and `v6`/64.
-    fn host(&mut self, host: &str, v4: &str, v6: &str) {
-        let ns = self.ns(host);
-        ip(&["netns", "add", &ns]);
-        self.namespaces.push(ns.clone());
-        let lan = self.ns("lan");
-        let port = format!("{}p", host);
-        let queues = if host == "d" { self.workers } else { 1 }.to_string();
-        let q: &[&str] = &["numtxqueues", &queues, "numrxqueues", &queues];
-        let link: Vec<&str> = ["link", "add", "eth0", "netns", &ns]
-            .into_iter()
-            .chain(q.iter().copied())
-            .chain(["type", "veth", "peer", "name", &port, "netns", &lan])
-            .chain(q.iter().copied())
-            .collect();
-        ip(&link);
-        ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
-        if self.backend == Backend::AfXdp {
-            // Checksums complete and VLAN tags in the frame, as on a physical LAN.
-            run(self.exec(host, "ethtool").args(["-K", "eth0", "tx", "off", "txvlan", "off"]));
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &lan, "ethtool", "-K", &port, "tx", "off", "txvlan", "off"]);
-            run(&mut cmd);
-        }
-        for (addr, family) in [(format!("{v4}/24"), "-4"), (format!("{v6}/64"), "-6")] {
-            let mut args = vec!["-n", &ns, family, "addr", "add", addr.as_str(), "dev", "eth0"];
-            if family == "-6" {
-                args.push("nodad");
-            }
-            ip(&args);
-        }
-        ip(&["-n", &ns, "link", "set", "lo", "up"]);
-        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-    }
-
-    /// A LAN whose namespaces are named after `tag`, the backend and this process, for a
-    /// director with `workers` workers.
-    fn new(tag: &str, backend: Backend, workers: u16) -> Self {
-        let b = &backend.name()[2..3];
-        let prefix = format!("dr{tag}{b}{}", std::process::id() % 100_000);
-        let dir = std::env::temp_dir().join(format!("{prefix}-e2e"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut lan =
-            Self { backend, workers, prefix, namespaces: Vec::new(), children: Vec::new(), dir };
-        let ns = lan.ns("lan");
-        ip(&["netns", "add", &ns]);
-        lan.namespaces.push(ns.clone());
-        ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &ns, "link", "set", "br0", "up"]);
-        lan.host("c", "10.77.0.10", "2001:db8:77::10");
-        lan.host("d", "10.77.0.2", "2001:db8:77::2");
-        lan.sysctl("d", "net.ipv4.ip_forward=0");
-        for i in 1..=3 {
-            let host = format!("r{i}");
-            lan.host(&host, &format!("10.77.0.1{i}"), &format!("2001:db8:77::1{i}"));
-            let ns = lan.ns(&host);
-            ip(&["-n", &ns, "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-            ip(&["-n", &ns, "-6", "addr", "add", &format!("{VIP6}/128"), "dev", "lo", "nodad"]);
-            for setting in [
-                "net.ipv4.conf.all.arp_ignore=1",
-                "net.ipv4.conf.all.arp_announce=2",
-                "net.ipv4.conf.eth0.arp_ignore=1",
-                "net.ipv4.conf.eth0.arp_announce=2",
-            ] {
-                lan.sysctl(&host, setting);
-            }
-            let root = lan.dir.join(&host);
-            std::fs::create_dir_all(&root).unwrap();
-            std::fs::write(root.join("who"), &host).unwrap();
-            let server = lan
-                .exec(&host, "python3")
-                .args(["-m", "http.server", "80", "--bind", "::", "--directory"])
-                .arg(&root)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("python3 -m http.server");
-            lan.children.push(server);
-        }
-        lan
-    }
-
-    /// Starts dr-director in its namespace with this configuration and these arguments.
-    fn director(&mut self, config: &str, extra: &[&str]) -> u32 {
-        self.director_on("d", config, extra)
-    }
-
-    /// The files of the director on `host`: its configuration, log and control socket.
-    fn director_files(&self, host: &str) -> (PathBuf, PathBuf, PathBuf) {
-        let name = |file: &str| {
-            if host == "d" { self.dir.join(file) } else { self.dir.join(format!("{host}-{file}")) }
-        };
-        (name("director.toml"), name("director.log"), name("ctl.sock"))
-    }
-
-    /// Starts dr-director on `host`'s `eth0`.
-    fn director_on(&mut self, host: &str, config: &str, extra: &[&str]) -> u32 {
-        let (path, log, socket) = self.director_files(host);
-        std::fs::write(&path, config).unwrap();
-        let log = std::fs::File::create(log).unwrap();
-        let child = self
-            .exec(host, env!("CARGO_BIN_EXE_dr-director"))
-            .args(["--iface", "eth0", "--metrics", "127.0.0.1:9813", "--config"])
-            .arg(&path)
-            .args(["--backend", self.backend.name()])
-            .arg("--control")
-            .arg(socket)
-            .args(extra)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("dr-director");
-        let pid = child.id();
-        self.children.push(child);
-        pid
-    }
-
-    /// `dr-director ctl` on the director of `host`.
-    fn ctl_on(&self, host: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_dr-director"))
-            .arg("ctl")
-            .arg("--socket")
-            .arg(self.director_files(host).2)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// `dr-director ctl` on this LAN's director.
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_dr-director"))
-            .arg("ctl")
-            .arg("--socket")
-            .arg(self.dir.join("ctl.sock"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
     /// `dr-director ctl` with `input` on its standard input.
     fn ctl_with_input(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
@@ -227,92 +36,12 @@ impl Lan {
         child.wait_with_output().unwrap()
     }
 
-    /// Sends SIGTERM to the director and waits (at most 5 s) for a clean exit.
-    fn stop_director(&mut self, pid: u32) {
-        run(Command::new("kill").args(["-TERM", &pid.to_string()]));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let director = self.children.iter_mut().find(|c| c.id() == pid).unwrap();
-        let status = loop {
-            if let Some(status) = director.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "dr-director did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "{}", self.log());
-    }
-
     /// The whole answer (status line, headers, body) to `GET /metrics` on the director.
     fn scrape(&self) -> String {
         let url = "http://127.0.0.1:9813/metrics";
         let out = run(self.exec("d", "curl").args(["-s", "-i", "--max-time", "3", url]));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("director.log")).unwrap_or_default()
-    }
-
-    /// One HTTP request from the client, on a new connection: the body, or None.
-    fn get(&self, url: &str) -> Option<String> {
-        let out =
-            self.exec("c", "curl").args(["-s", "-g", "--max-time", "3", url]).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// Waits (at most `limit`) until a request to `url` succeeds.
-    fn wait_for(&self, url: &str, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.get(url).is_some() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        false
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for ns in self.namespaces.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Whether this process runs as root (`id -u` is 0).
-fn root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
-}
-
-/// Root, `ip`, `python3`, `curl`, `tcpdump` and `ethtool` are needed; in CI their absence is a failure.
-/// A build that is not root's compiles these tests ignored (see dr-io-afpacket/build.rs);
-/// run all the same (`--include-ignored`), they skip, saying so.
-fn ready() -> bool {
-    let have = |program: &str, arg: &str| {
-        Command::new(program).arg(arg).output().is_ok_and(|o| o.status.success())
-    };
-    let root = root();
-    let tools = have("ip", "-V")
-        && have("python3", "-V")
-        && have("curl", "-V")
-        && have("tcpdump", "--version")
-        && have("ethtool", "--version");
-    if root && tools {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must run the end-to-end tests as root with ip, python3, curl, tcpdump and ethtool"
-    );
-    eprintln!("skipped: the end-to-end tests need root, ip, python3, curl, tcpdump and ethtool");
-    false
 }
 
 /// Opens a connection to the VIP, waits for a file to appear, then sends a request on it
@@ -483,9 +212,7 @@ fn http_through_the_director_in_namespaces(backend: Backend) {
 
     // r3's server stops: the health check quiesces it within a bounded time (fall 3 at
     // 1 s intervals), and requests keep succeeding meanwhile and after.
-    let r3 = &mut lan.children[2];
-    r3.kill().unwrap();
-    let _ = r3.wait();
+    lan.stop_serving("r3");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut failures = 0;
     let down = |log: String| {
@@ -1036,14 +763,21 @@ fn mac_of(lan: &Lan, host: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The real server of the client's connection to the VIP in a director's `-L -n -c`.
-fn real_of_connection(lan: &Lan, host: &str) -> Option<String> {
+/// The client's established connections in a director's `-L -n -c`: the client's address
+/// and port, and the real server.
+fn connections_of_client(lan: &Lan, host: &str) -> Vec<(String, String)> {
     let out = lan.ctl_on(host, &["-L", "-n", "-c"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.lines()
-        .find(|l| l.contains("10.77.0.10:") && l.contains("ESTABLISHED"))
-        .and_then(|l| l.split_whitespace().last())
-        .map(|dest| dest.rsplit_once(':').map_or(dest, |(a, _)| a).to_string())
+        .filter(|l| l.contains("ESTABLISHED"))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let client = words.iter().find(|w| w.starts_with("10.77.0.10:"))?;
+            let dest = words.last()?;
+            let real = dest.rsplit_once(':').map_or(*dest, |(a, _)| a);
+            Some((client.to_string(), real.to_string()))
+        })
+        .collect()
 }
 
 fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend) {
@@ -1094,10 +828,16 @@ fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend)
         .unwrap();
     // The master's record reaches the backup within the 2 s a partly filled message waits.
     let deadline = Instant::now() + Duration::from_secs(10);
+    // The held connection is the master's one established connection of the client (the
+    // backup may still list the first request's as established: its end is synced later).
     let (on_master, on_backup) = loop {
-        let pair = (real_of_connection(&lan, "d"), real_of_connection(&lan, "b"));
-        if pair.1.is_some() || Instant::now() > deadline {
-            break pair;
+        let held = match connections_of_client(&lan, "d").as_slice() {
+            [held] => Some(held.clone()),
+            _ => None,
+        };
+        let synced = held.as_ref().filter(|h| connections_of_client(&lan, "b").contains(h));
+        if synced.is_some() || Instant::now() > deadline {
+            break (held.clone().map(|h| h.1), synced.map(|h| h.1.clone()));
         }
         std::thread::sleep(Duration::from_millis(200));
     };

@@ -187,10 +187,13 @@ fn removal_inhibit_quorum_and_the_sorry_server() {
     assert_eq!(table(&pool, 1), [e("10.0.0.22", 0)]);
     assert!(pool.record(&plan, (1, 0, 0), true, None));
     assert_eq!(table(&pool, 1), [e("10.0.0.21", 1), e("10.0.0.22", 0)]);
-    // misc_dynamic: exit status 12 sets the weight to 10; 0 gives the configured one back.
-    assert!(pool.record(&plan, (1, 1, 0), true, Some(DynamicWeight::Set(10))));
+    // misc_dynamic: exit status 12 sets the weight to 10; 0 (up, no weight) keeps it, as
+    // keepalived's check_misc.c updates the weight only for a status other than 0; 3 sets 1.
+    assert!(pool.record(&plan, (1, 1, 0), true, Some(DynamicWeight(10))));
     assert_eq!(table(&pool, 1), [e("10.0.0.21", 1), e("10.0.0.22", 10)]);
-    assert!(pool.record(&plan, (1, 1, 0), true, Some(DynamicWeight::Configured)));
+    assert!(!pool.record(&plan, (1, 1, 0), true, None));
+    assert_eq!(table(&pool, 1), [e("10.0.0.21", 1), e("10.0.0.22", 10)]);
+    assert!(pool.record(&plan, (1, 1, 0), true, Some(DynamicWeight(3 - 2))));
     assert_eq!(table(&pool, 1), [e("10.0.0.21", 1), e("10.0.0.22", 1)]);
     // 10.0.0.21 fails: removed.
     assert!(pool.record(&plan, (1, 0, 0), false, None));
@@ -235,11 +238,18 @@ fn includes_glob_in_name_order_relative_to_the_including_file() {
     let ports: Vec<u16> = plan.services.iter().map(|s| s.port).collect();
     assert_eq!(ports, [80, 81]);
     assert_eq!(plan.services[0].place.file.as_ref(), dir.join("sub/../more/one.conf"));
-    // An include that matches nothing is an error naming its line.
+    // An include that matches nothing is skipped with a warning naming its line, as
+    // keepalived skips it (an empty conf.d); includew refuses it.
     let dir = scratch("none", &[("main.conf", &format!("{SERVICE}include none/*.conf\n"))]);
+    let plan = keepalived::read(&dir.join("main.conf")).unwrap();
+    assert_eq!(plan.services.len(), 1);
+    let said = warnings(&plan);
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(said[0].contains(": line 6: include none/*.conf: no file matches"), "{said:#?}");
+    let dir = scratch("neverw", &[("main.conf", &format!("{SERVICE}includew none/*.conf\n"))]);
     let e = keepalived::read(&dir.join("main.conf")).unwrap_err();
     assert_eq!(e.line, Some(6));
-    assert!(e.message.starts_with("include none/*.conf: no file matches"), "{e}");
+    assert!(e.message.starts_with("includew none/*.conf: no file matches"), "{e}");
     // A file that includes itself stops.
     let dir = scratch("loop", &[("main.conf", "include main.conf\n")]);
     let e = keepalived::read(&dir.join("main.conf")).unwrap_err();
@@ -277,6 +287,7 @@ fn errors_name_the_file_the_line_and_the_keyword() {
             "SMTP_CHECK: this checker is not supported",
         ),
         ("$PORT=80\n", 1, "parameters ($NAME=VALUE, $NAME) are not supported"),
+        (&"a {\n".repeat(40), 33, "blocks nested more than 32 deep"),
         ("misc_path \"/bin/true\n", 1, "the quote \" is not closed"),
         (
             "virtual_server 10.0.0.1 80 {\n lb_kind DR\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    digest 12\n   }\n  }\n }\n}\n",
@@ -318,4 +329,29 @@ fn every_scheduler_dr_has_is_an_lb_algo() {
         let plan = keepalived::read(&dir.join("k.conf")).unwrap();
         assert_eq!(plan.services[0].scheduler, *kind);
     }
+}
+
+#[test]
+fn a_group_may_be_defined_after_the_virtual_server_that_uses_it() {
+    // keepalived links `virtual_server group NAME` to its group once the whole file is read.
+    let text = "virtual_server group WEB {\n lb_algo rr\n lb_kind DR\n protocol TCP\n \
+                real_server 10.0.0.11 80 {\n  weight 2\n }\n}\n\
+                virtual_server_group WEB {\n 10.0.0.100 80\n 10.0.0.101 80\n}\n";
+    let dir = scratch("group-after", &[("k.conf", text)]);
+    let plan = keepalived::read(&dir.join("k.conf")).unwrap();
+    assert_eq!(
+        listing(&plan, &Pool::new(&plan)),
+        format!(
+            "{HEAD}TCP  10.0.0.100:80 rr\n  \
+             -> 10.0.0.11:80                 Route   2      0          0         \n\
+             TCP  10.0.0.101:80 rr\n  \
+             -> 10.0.0.11:80                 Route   2      0          0         \n"
+        )
+    );
+    // A group that is nowhere in the file is an error naming the line of its use.
+    let dir =
+        scratch("group-missing", &[("k.conf", text.split("virtual_server_group").next().unwrap())]);
+    let e = keepalived::read(&dir.join("k.conf")).unwrap_err();
+    assert_eq!(e.line, Some(1), "{e}");
+    assert!(e.to_string().contains("the file has no virtual_server_group WEB"), "{e}");
 }

@@ -47,12 +47,18 @@
 //! connections only. Over many connections the proportions are the same; connection by
 //! connection they are not.
 //!
+//! `--ring frames` (the default) hands each frame to the director the moment the kernel has
+//! written it (TPACKET_V2); `--ring blocks --block-timeout MS` hands over a block of frames
+//! at a time, when it is full or MS after it opened (TPACKET_V3), and a lone frame waits that
+//! long. `--busy-poll USEC` spins on the ring that long before sleeping; `--frame-size BYTES`
+//! sizes the TPACKET_V2 slots. BENCHMARKS.md has what each costs.
+//!
 //! Signals: SIGINT and SIGTERM stop it cleanly, printing the `--stats` listing; SIGUSR1
 //! prints the listing and the counters while it runs; SIGHUP reads the configuration again
 //! and applies only the difference, as `ipvsadm -A/-E/-D/-a/-e/-d` would: connections of
 //! what stays survive. A file that does not load is reported and changes nothing.
 
-use crate::backend::{self, Backend, Io};
+use crate::backend::{self, Backend, Io, RingOptions};
 use crate::config::{LoadOptions, Loaded, load_all};
 use crate::control::{self, ControlSocket};
 use crate::health::{self, HealthCheck};
@@ -64,6 +70,7 @@ use crate::{preflight, reload, report, rules};
 use clap::Parser;
 use dr_core::ServiceKey;
 use dr_core::{Config, Director, DriverOptions, FrameIo};
+use dr_io_afpacket::RxRing;
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -124,6 +131,28 @@ struct Args {
     /// table; a flow always reaches the same worker.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
+    /// How the receive ring hands frames over: `frames` (TPACKET_V2: each frame the moment
+    /// it arrives) or `blocks` (TPACKET_V3: a block of frames when it is full or
+    /// --block-timeout after it opened; at low rates each frame waits that long).
+    #[arg(long, value_enum, default_value_t = Ring::Frames)]
+    ring: Ring,
+    /// With --ring blocks: how long a block may wait half full, in milliseconds (1 to 1000;
+    /// default 1).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    block_timeout: Option<u32>,
+    /// With --ring frames: the bytes of a frame's slot in the ring, its header included (a
+    /// multiple of 16, 2048 to 1048576; default 2048). A frame longer than its slot (an
+    /// offloaded segment of up to 64 KiB) is read whole from the socket, one more copy;
+    /// 69632 fits such segments in the ring, at 15 slots per MiB of ring instead of 512.
+    #[arg(long, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(2048..=1_048_576))]
+    frame_size: Option<u32>,
+    /// Microseconds each worker checks its ring for the next frame before it sleeps (0 to
+    /// 1000; 0 sleeps at once). Saves the wakeup on a frame that comes within the time, and
+    /// spends the time's CPU when none does.
+    #[arg(long, value_name = "USEC", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    busy_poll: u32,
     /// The backend: afpacket (any interface) or afxdp (an XDP program and AF_XDP sockets,
     /// one worker per receive queue; zero-copy where the driver supports it).
     #[arg(long, value_enum, default_value_t = Backend::Afpacket)]
@@ -134,6 +163,51 @@ struct Args {
     /// Log level: error, warn, info, debug or trace (or a tracing filter).
     #[arg(long, default_value = "info", env = "DR_LOG")]
     log: String,
+}
+
+/// `--ring`: how the kernel hands received frames over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Ring {
+    /// TPACKET_V2: every frame as it arrives.
+    Frames,
+    /// TPACKET_V3: a block of frames at a time.
+    Blocks,
+}
+
+impl Args {
+    /// The receive ring the options ask for.
+    fn rx_ring(&self) -> Result<RingOptions, String> {
+        let ring_options = self.ring == Ring::Blocks
+            || self.block_timeout.is_some()
+            || self.frame_size.is_some()
+            || self.busy_poll != 0;
+        if self.backend != Backend::Afpacket && ring_options {
+            return Err("--ring, --block-timeout, --frame-size and --busy-poll apply to \
+                        --backend afpacket only"
+                .into());
+        }
+        match (self.ring, self.frame_size) {
+            (Ring::Blocks, Some(_)) => {
+                return Err("--frame-size applies to --ring frames only (blocks hold frames of \
+                            any size)"
+                    .into());
+            }
+            (Ring::Frames, Some(size)) if size % 16 != 0 => {
+                return Err(format!("--frame-size {size}: not a multiple of 16"));
+            }
+            _ => {}
+        }
+        let ring = match (self.ring, self.block_timeout) {
+            (Ring::Blocks, timeout) => RxRing::Blocks { timeout_ms: timeout.unwrap_or(1) },
+            (Ring::Frames, None) => RxRing::Frames,
+            (Ring::Frames, Some(_)) => {
+                return Err("--block-timeout applies to --ring blocks only (frames never wait \
+                            for a block)"
+                    .into());
+            }
+        };
+        Ok(RingOptions { ring, frame_size: self.frame_size, busy_poll_us: self.busy_poll })
+    }
 }
 
 /// What else dr-director does.
@@ -459,6 +533,7 @@ fn joined(outputs: Vec<Option<Result<String, String>>>) -> Result<String, String
 fn run(args: &Args) -> Result<(), String> {
     let Some(iface) = args.iface.as_deref() else { return Err("give --iface IF".into()) };
     args.sync.validate()?;
+    let ring = args.rx_ring()?;
     // One director per interface: a second would forward every frame a second time.
     let _lock = crate::instance::InterfaceLock::take(iface)?;
     // Nor is a live director's control socket ever taken over.
@@ -494,7 +569,7 @@ fn run(args: &Args) -> Result<(), String> {
         directors.push(director);
     }
     let vips: Vec<_> = directors.first().map(|d| d.vips().collect()).unwrap_or_default();
-    let ios = backend::open(args.backend, iface, &vips, args.workers)?;
+    let ios = backend::open(args.backend, iface, &vips, args.workers, ring)?;
     let parts: Vec<(Director, Io)> = directors.into_iter().zip(ios).collect();
     let services = parts.first().map_or(0, |(d, _)| d.services().count());
     let backend = args.backend;

@@ -1,10 +1,10 @@
 //! The backend each worker forwards through, behind one type: `AF_PACKET` (the default:
-//! a TPACKET_V3 ring on any interface) or `AF_XDP` (an XDP program that redirects only the
+//! a receive ring on any interface, `--ring frames` or `--ring blocks`) or `AF_XDP` (an XDP program that redirects only the
 //! director's traffic into a UMEM, one socket per receive queue). The workers, the
 //! control socket and the metrics see only [`Io`].
 
 use dr_core::{Batch, FrameIo, Instant, MacAddr, Verdict};
-use dr_io_afpacket::{AfPacket, AfPacketConfig};
+use dr_io_afpacket::{AfPacket, AfPacketConfig, RxRing};
 use dr_io_afxdp::{AfXdp, AfXdpConfig};
 use std::fmt;
 use std::net::IpAddr;
@@ -17,6 +17,24 @@ pub enum Backend {
     Afpacket,
     /// `AF_XDP` sockets, one per receive queue (`--workers` = the interface's queues).
     Afxdp,
+}
+
+/// How an `AF_PACKET` ring hands frames over (`--ring`, `--block-timeout`, `--frame-size`,
+/// `--busy-poll`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingOptions {
+    /// Frame by frame, or by blocks.
+    pub ring: RxRing,
+    /// The frame ring's slot size, if not the backend's default.
+    pub frame_size: Option<u32>,
+    /// Microseconds to spin on the ring before sleeping.
+    pub busy_poll_us: u32,
+}
+
+impl Default for RingOptions {
+    fn default() -> Self {
+        Self { ring: RxRing::Frames, frame_size: None, busy_poll_us: 0 }
+    }
 }
 
 /// One worker's frames.
@@ -80,13 +98,20 @@ pub fn open(
     iface: &str,
     vips: &[IpAddr],
     workers: u16,
+    ring: RingOptions,
 ) -> Result<Vec<Io>, String> {
     match backend {
         Backend::Afpacket => {
             let fanout = (workers > 1).then(|| (std::process::id() & 0xffff) as u16);
             (0..workers)
                 .map(|_| {
-                    let mut config = AfPacketConfig::new(iface).with_vips(vips.to_vec());
+                    let mut config = AfPacketConfig::new(iface)
+                        .with_vips(vips.to_vec())
+                        .with_ring(ring.ring)
+                        .with_busy_poll(ring.busy_poll_us);
+                    if let Some(size) = ring.frame_size {
+                        config = config.with_frame_size(size);
+                    }
                     if let Some(group) = fanout {
                         config = config.with_fanout(group);
                     }

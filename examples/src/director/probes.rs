@@ -130,14 +130,11 @@ pub struct Dns {
     pub name: String,
 }
 
-/// The weight a `misc_dynamic` program's exit status asks for.
+/// The weight a `misc_dynamic` program's exit status 2 to 255 asks for: status - 2. Exit
+/// status 0 asks for none: the weight stays as the last status set it, as keepalived's
+/// `misc_check_child_thread` calls `update_svr_wgt` only for a status other than 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DynamicWeight {
-    /// Exit status 0: the configured weight.
-    Configured,
-    /// Exit status 2 to 255: status - 2.
-    Set(u32),
-}
+pub struct DynamicWeight(pub u32);
 
 /// Whether every url answers as expected.
 pub fn http_get(target: SocketAddr, check: &HttpGet, timeout: Duration) -> bool {
@@ -323,9 +320,9 @@ pub fn misc(check: &Misc) -> (bool, Option<DynamicWeight>) {
         }
     };
     match status.and_then(|s| s.code()) {
-        Some(0) => (true, check.dynamic.then_some(DynamicWeight::Configured)),
+        Some(0) => (true, None),
         Some(code @ 2..=255) if check.dynamic => {
-            (true, Some(DynamicWeight::Set(u32::try_from(code - 2).unwrap_or(0))))
+            (true, Some(DynamicWeight(u32::try_from(code - 2).unwrap_or(0))))
         }
         _ => (false, None),
     }
@@ -441,8 +438,9 @@ mod tests {
         assert_eq!(run("exit 0", false), (true, None));
         assert_eq!(run("exit 1", false), (false, None));
         assert_eq!(run("exit 12", false), (false, None));
-        assert_eq!(run("exit 12", true), (true, Some(DynamicWeight::Set(10))));
-        assert_eq!(run("exit 0", true), (true, Some(DynamicWeight::Configured)));
+        assert_eq!(run("exit 12", true), (true, Some(DynamicWeight(10))));
+        // 0 passes and sets no weight (keepalived's "legacy case of status being 0").
+        assert_eq!(run("exit 0", true), (true, None));
         assert_eq!(run("exit 1", true), (false, None));
         let slow = Misc {
             argv: vec!["/bin/sh".into(), "-c".into(), "sleep 5".into()],

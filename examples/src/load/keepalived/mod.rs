@@ -77,7 +77,9 @@ pub fn read(path: &Path) -> Result<Plan, KeepalivedError> {
 ///
 /// The first problem, naming its file, line and keyword.
 pub fn read_from(source: &dyn Source, path: &Path) -> Result<Plan, KeepalivedError> {
-    let words = lexer::words(source, path)?;
+    let (words, skipped) = lexer::words(source, path)?;
     let nodes = tree::parse(&words)?;
-    translate::translate(&nodes, path)
+    let mut plan = translate::translate(&nodes, path)?;
+    plan.warnings.splice(0..0, skipped);
+    Ok(plan)
 }

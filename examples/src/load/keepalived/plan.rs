@@ -223,10 +223,8 @@ impl Pool {
         if let Some(slot) = state.reals.get_mut(real).and_then(|r| r.checkers.get_mut(checker)) {
             slot.0 = up;
             let configured = vs.reals.get(real).map_or(1, |r| i64::from(r.weight));
-            match weight {
-                Some(crate::probes::DynamicWeight::Configured) => slot.1 = 0,
-                Some(crate::probes::DynamicWeight::Set(w)) => slot.1 = i64::from(w) - configured,
-                None => {}
+            if let Some(crate::probes::DynamicWeight(w)) = weight {
+                slot.1 = i64::from(w) - configured;
             }
         }
         update_quorum(state, vs);

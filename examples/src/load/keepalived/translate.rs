@@ -153,15 +153,18 @@ fn port(node: &Node, text: Option<&String>) -> Result<u16, KeepalivedError> {
 pub(crate) fn translate(nodes: &[Node], main: &Path) -> Result<Plan, KeepalivedError> {
     let mut warnings = Warnings::default();
     let mut timeouts = None;
+    // The groups first: keepalived links a `virtual_server group NAME` to its group once the
+    // whole file is read (`link_vsg_to_vs`), so a group may come after its use.
     let mut groups: Vec<(&str, Vec<(IpAddr, u16)>)> = Vec::new();
+    for node in nodes.iter().filter(|n| n.keyword == "virtual_server_group") {
+        let name = arg(node, "NAME")?;
+        groups.push((name, group_entries(node, &mut warnings)?));
+    }
     let mut services = Vec::new();
     for node in nodes {
         match node.keyword.as_str() {
             "global_defs" => timeouts = global_defs(node, &mut warnings)?.or(timeouts),
-            "virtual_server_group" => {
-                let name = arg(node, "NAME")?;
-                groups.push((name, group_entries(node, &mut warnings)?));
-            }
+            "virtual_server_group" => {}
             "virtual_server" => {
                 if let Some(vs) = virtual_server(node, &groups, &mut warnings)? {
                     services.extend(vs);
@@ -357,7 +360,10 @@ fn virtual_server(
                 .get(1)
                 .ok_or_else(|| err(node, "group NAME: the group's name is missing".into()))?;
             let group = groups.iter().find(|(n, _)| n == name).ok_or_else(|| {
-                err(node, format!("group {name}: no virtual_server_group {name} before this line: define it first"))
+                err(
+                    node,
+                    format!("group {name}: the file has no virtual_server_group {name}: define it"),
+                )
             })?;
             group.1.clone()
         }

@@ -22,14 +22,20 @@ fn is(word: &Word, brace: &str) -> bool {
     !word.quoted && word.text == brace
 }
 
+/// The deepest blocks may nest. keepalived's own grammar goes four deep (`virtual_server`,
+/// `real_server`, `HTTP_GET`, `url`); the limit only keeps a hostile file from exhausting
+/// the stack.
+pub(crate) const MAX_DEPTH: usize = 32;
+
 /// The statements of a file's words.
 ///
 /// # Errors
 ///
-/// A `}` that closes no block, or a block left open at the end, naming the line.
+/// A `}` that closes no block, a block left open at the end, or blocks nested deeper than
+/// [`MAX_DEPTH`], naming the line.
 pub(crate) fn parse(words: &[Word]) -> Result<Vec<Node>, KeepalivedError> {
     let mut at = 0;
-    let nodes = statements(words, &mut at, None)?;
+    let nodes = statements(words, &mut at, None, 0)?;
     Ok(nodes)
 }
 
@@ -37,6 +43,7 @@ fn statements(
     words: &[Word],
     at: &mut usize,
     opened: Option<&Place>,
+    depth: usize,
 ) -> Result<Vec<Node>, KeepalivedError> {
     let mut nodes = Vec::new();
     while let Some(word) = words.get(*at) {
@@ -71,8 +78,17 @@ fn statements(
         if let Some(next) = words.get(*at)
             && is(next, "{")
         {
+            if depth == MAX_DEPTH {
+                return Err(KeepalivedError::at(
+                    &next.at,
+                    format!(
+                        "blocks nested more than {MAX_DEPTH} deep: keepalived.conf's go four \
+                         deep; close the blocks left open above with }}"
+                    ),
+                ));
+            }
             *at += 1;
-            node.block = Some(statements(words, at, Some(&node.at))?);
+            node.block = Some(statements(words, at, Some(&node.at), depth + 1)?);
         }
         nodes.push(node);
     }
