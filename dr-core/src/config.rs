@@ -57,6 +57,14 @@ pub struct Config {
     /// in FIN_WAIT, the state a Direct Routing connection ends in. 0: a SYN always follows
     /// the state table on the old connection.
     pub conn_reuse_mode: u8,
+    /// `sloppy_tcp` (off by default): any TCP segment without RST that finds no connection
+    /// is scheduled, not only a SYN (`tcp_conn_schedule`). The new entry starts in NONE and
+    /// takes the first segment's transition of the state table: an ACK makes it
+    /// ESTABLISHED, a FIN (with or without ACK) CLOSE, a segment with none of SYN, FIN, ACK
+    /// CLOSE. With `mh`, directors behind one ECMP route that share their configuration
+    /// pick the same real server for a flow, so a flow the router moves to another director
+    /// keeps its server without connection sync.
+    pub sloppy_tcp: bool,
     /// Answer ICMP and ICMPv6 echo requests to a VIP from the director, as a kernel holding
     /// the VIP does (on by default); off passes them to the host, which does not hold the
     /// VIP.
@@ -116,6 +124,7 @@ impl Config {
             expire_nodest_conn: false,
             icmp_port_unreachable: false,
             conn_reuse_mode: 1,
+            sloppy_tcp: false,
             icmp_echo: true,
             run_estimation: true,
             fragment_capacity: Self::DEFAULT_FRAGMENT_CAPACITY,

@@ -60,7 +60,8 @@
 //! [`Director::handle_timeout`] is called, `expire_quiescent_template`); `conn_reuse_mode`
 //! (a SYN on a TIME_WAIT or CLOSE entry, or FIN_WAIT with bit 2, is scheduled afresh, even
 //! when its server was removed) and `expire_nodest_conn` (as since kernel 5.16, in every
-//! `conn_reuse_mode`);
+//! `conn_reuse_mode`); `sloppy_tcp` (any TCP segment without RST opens a connection, in
+//! the state its first segment leads to from NONE);
 //! ICMP errors relayed to the connection they quote, unchanged but for the MACs; the
 //! counters (inbytes as IP datagram length) and the 2-second rate estimator; the
 //! `ipvsadm -L` layouts ([`Listing`], [`ConnectionListing`]).

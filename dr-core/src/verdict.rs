@@ -161,7 +161,7 @@ reasons! {
         NotVip => "not-vip",
         /// To a VIP, but no service matches its protocol and port.
         NoService => "no-service",
-        /// A TCP segment without SYN (or with RST) and no connection entry.
+        /// A TCP segment without SYN (unless `sloppy_tcp`) or with RST, and no connection entry.
         NoConnection => "no-connection",
         /// ICMP or ICMPv6 to a VIP that is neither Neighbor Discovery, nor an error about a
         /// connection, nor an echo request the director answers.

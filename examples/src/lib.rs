@@ -10,7 +10,7 @@ pub mod replay;
 pub mod report;
 
 pub use director::{
-    backend, control, health, instance, metrics, preflight, probes, reload, sync, workers,
+    backend, control, health, instance, metrics, preflight, probes, reload, routes, sync, workers,
 };
 pub use load::{config, endpoint, ipvsadm, keepalived, netmask, popt, rules};
 pub use replay::output;

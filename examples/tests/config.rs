@@ -650,3 +650,45 @@ fn lblc_expirations() {
     assert_eq!(err.line, Some(line_of(&bad, "lblcr_expiration")), "{err}");
     assert!(err.message.contains("director.lblcr_expiration = 4000000 is too long"), "{err}");
 }
+
+#[test]
+fn sloppy_tcp_the_announce_delay_and_each_services_quorum() {
+    use dr_examples::config::{DEFAULT_ANNOUNCE_DELAY, load_all};
+    let loaded = load_all(VALID, OPTIONS).unwrap();
+    assert!(!loaded.config.sloppy_tcp, "off by default, as the kernel's sysctl");
+    assert_eq!(loaded.routes.announce_delay, DEFAULT_ANNOUNCE_DELAY);
+    assert_eq!(DEFAULT_ANNOUNCE_DELAY, Duration::from_secs(5));
+    assert!(loaded.routes.quorum.is_empty(), "every service needs 1 unless told");
+
+    let text =
+        replace("icmp_port_unreachable = true\n", "sloppy_tcp = true\nannounce_delay = 30\n")
+            .replace("persistent = 0\n", "persistent = 0\nquorum = 2\n");
+    let loaded = load_all(&text, OPTIONS).unwrap();
+    assert!(loaded.config.sloppy_tcp);
+    assert!(loaded.director.config().sloppy_tcp);
+    assert_eq!(loaded.routes.announce_delay, Duration::from_secs(30));
+    let web = loaded.director.find_service(&ServiceKey {
+        protocol: Protocol::Tcp,
+        vip: "10.0.0.100".parse().unwrap(),
+        port: 80,
+    });
+    assert_eq!(loaded.routes.quorum, [(web.unwrap(), 2)]);
+
+    let quorum =
+        |n: &str| error(&replace("persistent = 0\n", &format!("persistent = 0\nquorum = {n}\n")));
+    let err = quorum("3");
+    assert_eq!(err.line, Some(line_of(VALID, "persistent = 0") + 1));
+    assert_eq!(
+        err.message,
+        "service 1 (10.0.0.100:80): quorum = 3 is more than the service's 2 real servers: its \
+         VIP would never be announced; lower it or add real servers"
+    );
+    assert_eq!(
+        quorum("0").message,
+        "service 1 (10.0.0.100:80): quorum 0 is out of range: give 1 to 65535"
+    );
+    let err = error(&replace("icmp_port_unreachable = true\n", "announce_delay = 3601\n"));
+    assert_eq!(err.message, "[director] announce_delay 3601 is out of range: give 0 to 3600");
+    let err = error(&replace("icmp_port_unreachable = true\n", "sloppy_tcp = 1\n"));
+    assert!(err.message.contains("sloppy_tcp"), "{}", err.message);
+}

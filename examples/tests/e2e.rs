@@ -790,7 +790,8 @@ fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend)
     let backup = lan.director_on("b", SYNC_CONFIG, &["--sync", "backup"]);
     let master = lan.director_on("d", SYNC_CONFIG, &["--sync", "master"]);
     let url = format!("http://{VIP}/who");
-    // The client reaches the VIP through the master, as the VRRP owner's MAC.
+    // The client reaches the VIP through the master, as the VRRP owner's MAC: pinned, or
+    // the backup's own announcement as it comes up could take the client.
     let (master_mac, backup_mac) = (mac_of(&lan, "d"), mac_of(&lan, "b"));
     ip(&[
         "-n",
@@ -803,7 +804,7 @@ fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend)
         "dev",
         "eth0",
         "nud",
-        "reachable",
+        "permanent",
     ]);
     assert!(lan.wait_for(&url, Duration::from_secs(15)), "{}", lan.log());
     for (host, mode) in [("d", "master"), ("b", "backup")] {
@@ -817,6 +818,9 @@ fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend)
         );
     }
 
+    // What the master lists before the held connection opens (an earlier request's entry
+    // may still be ESTABLISHED there, a curl given up on mid-connection under load).
+    let before = connections_of_client(&lan, "d");
     let go = lan.dir.join("go");
     let client = lan
         .exec("c", "python3")
@@ -827,11 +831,14 @@ fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend)
         .spawn()
         .unwrap();
     // The master's record reaches the backup within the 2 s a partly filled message waits.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // The held connection is the master's one established connection of the client (the
-    // backup may still list the first request's as established: its end is synced later).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // The held connection is the master's one established connection of the client that
+    // was not there before (the backup may still list the first request's as established:
+    // its end is synced later).
     let (on_master, on_backup) = loop {
-        let held = match connections_of_client(&lan, "d").as_slice() {
+        let new: Vec<_> =
+            connections_of_client(&lan, "d").into_iter().filter(|c| !before.contains(c)).collect();
+        let held = match new.as_slice() {
             [held] => Some(held.clone()),
             _ => None,
         };
@@ -841,7 +848,14 @@ fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend)
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let on_master = on_master.expect("the master lists the held connection");
+    let on_master = on_master.unwrap_or_else(|| {
+        let listing = lan.ctl_on("d", &["-L", "-n", "-c"]);
+        panic!(
+            "the master lists the held connection:\n{}\n{}",
+            String::from_utf8_lossy(&listing.stdout),
+            lan.log()
+        )
+    });
     assert_eq!(on_backup.as_deref(), Some(on_master.as_str()), "{}", lan.log());
     let json = lan.ctl_on("b", &["-L", "-n", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -852,6 +866,9 @@ fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend)
     // The master dies; the backup takes the VIP over with a gratuitous ARP, sent when its
     // services change (what a VRRP notify script does with any no-op edit).
     run(Command::new("kill").args(["-KILL", &master.to_string()]));
+    // The pin goes, as a client's entry for a dead director's MAC would; the backup's
+    // gratuitous ARP updates entries that exist, and its answers make new ones.
+    ip(&["-n", &lan.ns("c"), "neigh", "del", VIP, "dev", "eth0"]);
     let out = lan.ctl_on("b", &["-E", "-t", &format!("{VIP}:80"), "-s", "rr"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -861,7 +878,7 @@ fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend)
             break;
         }
         assert!(Instant::now() < deadline, "the client never learned the backup's MAC");
-        std::thread::sleep(Duration::from_millis(100));
+        let _ = lan.exec("c", "ping").args(["-c", "1", "-W", "1", VIP]).output();
     }
     std::fs::write(&go, "").unwrap();
     let out = client.wait_with_output().unwrap();

@@ -5,8 +5,8 @@
 //! arrived only in its MAC addresses. 10 000 s after the last step the table is empty, and
 //! `handle_timeout(Instant::MAX)` returns.
 //!
-//! Each input starts from a director set up for its header (scheduler, `conn_reuse_mode`,
-//! flags), built once per process and copied into the previous input's director with
+//! Each input starts from a director set up for its header (scheduler, `conn_reuse_mode`
+//! and, in its bit 2, `sloppy_tcp`, flags), built once per process and copied into the previous input's director with
 //! `clone_from` (dr-core's `Clone` for `--cfg fuzzing`, which `cargo fuzz` passes): setting
 //! up and tearing down a director was most of the cost of an input.
 
@@ -72,6 +72,7 @@ enum Op<'a> {
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
+    /// `conn_reuse_mode` in bits 0 and 1, `sloppy_tcp` in bit 2.
     conn_reuse_mode: u8,
     expire_nodest_conn: bool,
     decrement_ttl: bool,
@@ -205,16 +206,16 @@ impl Clone for World {
 /// takes, and it depends only on the header: each is built once, and copied into the world
 /// of the input before, reusing its memory.
 fn world(input: &Input<'_>, into: &mut Option<World>) {
-    const WORLDS: usize = 4 * 2 * 2 * SchedulerKind::ALL.len();
+    const WORLDS: usize = 8 * 2 * 2 * SchedulerKind::ALL.len();
     thread_local! {
         static BUILT: RefCell<Vec<Option<World>>> = const { RefCell::new(Vec::new()) };
     }
     let kind = usize::from(input.scheduler) % SchedulerKind::ALL.len();
-    let reuse = usize::from(input.conn_reuse_mode % 4);
+    let reuse = usize::from(input.conn_reuse_mode % 8);
     let flags = usize::from(input.expire_nodest_conn) * 2 + usize::from(input.decrement_ttl);
     BUILT.with_borrow_mut(|built| {
         built.resize_with(WORLDS, || None);
-        let built = built[(kind * 4 + reuse) * 4 + flags].get_or_insert_with(|| build(input));
+        let built = built[(kind * 8 + reuse) * 4 + flags].get_or_insert_with(|| build(input));
         match into {
             Some(w) => w.clone_from(built),
             None => *into = Some(built.clone()),
@@ -226,6 +227,7 @@ fn build(input: &Input<'_>) -> World {
     let mut config = Config::new(DIRECTOR, [1, 2, 3, 4]);
     config.capacity = CAPACITY;
     config.conn_reuse_mode = input.conn_reuse_mode % 4;
+    config.sloppy_tcp = input.conn_reuse_mode & 4 != 0;
     config.expire_nodest_conn = input.expire_nodest_conn;
     config.decrement_ttl = input.decrement_ttl;
     config.fragment_capacity = 8;

@@ -385,6 +385,7 @@ impl Director {
         note(config.expire_nodest_conn != old.expire_nodest_conn, "expire_nodest_conn");
         note(config.icmp_port_unreachable != old.icmp_port_unreachable, "icmp_port_unreachable");
         note(config.conn_reuse_mode != old.conn_reuse_mode, "conn_reuse_mode");
+        note(config.sloppy_tcp != old.sloppy_tcp, "sloppy_tcp");
         note(config.icmp_echo != old.icmp_echo, "icmp_echo");
         note(config.run_estimation != old.run_estimation, "run_estimation");
         note(config.fragment_timeout != old.fragment_timeout, "fragment_timeout");

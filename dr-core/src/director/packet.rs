@@ -28,7 +28,8 @@ impl Director {
     /// Decides what happens to one Ethernet frame (without FCS), rewriting it in place when
     /// the verdict is to transmit it.
     ///
-    /// - A packet of a connection, or a TCP SYN / UDP datagram that opens one, is
+    /// - A packet of a connection, or a TCP SYN (with `sloppy_tcp`, any segment without
+    ///   RST) / UDP datagram that opens one, is
     ///   [`Verdict::Forward`]ed: destination MAC = the real server's, source MAC = the
     ///   director's, nothing else changed (but the TTL in `decrement_ttl` mode).
     /// - An ARP request or Neighbor Solicitation for a VIP becomes the [`Verdict::Reply`].
@@ -285,8 +286,10 @@ impl Director {
             let vip = self.vips.contains_key(&key.vip);
             return Verdict::Pass(if vip { PassReason::NoService } else { PassReason::NotVip });
         };
+        // tcp_conn_schedule: a reset never opens a connection; without sloppy_tcp only a
+        // SYN does (a SYN+ACK too: the kernel has no ACK check there).
         if let Transport::Tcp { flags, .. } = ip.transport
-            && (!flags.syn() || flags.rst())
+            && (flags.rst() || !(self.config.sloppy_tcp || flags.syn()))
         {
             return Verdict::Pass(PassReason::NoConnection);
         }

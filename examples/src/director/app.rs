@@ -24,6 +24,11 @@
 //! `--persistent-conn`, `-c`, `--timeout`, `--json`; `-t VIP:PORT` for one service,
 //! `--exact`, `--nosort`), `ctl -A/-E/-D …`, `ctl -a/-e/-d …`, `ctl -C`, `ctl --set …`,
 //! `ctl -Z`, `ctl -S -n` (the rules of the running services), `ctl -R < RULES`.
+//! `dr-director ctl watch --exabgp` runs as long as it is left to, printing for ExaBGP's
+//! process API which VIPs to announce (`announce route VIP/32 next-hop self`) and withdraw:
+//! a VIP is announced when every service on it has its `quorum` of healthy real servers,
+//! after `[director] announce_delay` from start, and withdrawn when not, or when the
+//! director stops (see [`routes`]).
 //! `--metrics ADDR` serves the counters, and each real server's health (`dr_real_up`), to
 //! Prometheus at `http://ADDR/metrics` (off by default; the names are in
 //! `dr_examples::metrics`).
@@ -58,6 +63,7 @@ use crate::config::{LoadOptions, Loaded, load_all};
 use crate::control::{self, ControlSocket};
 use crate::health::{self, HealthCheck};
 use crate::metrics::{self, MetricsEndpoint};
+use crate::routes::{self, Announcer};
 use crate::sync::{SyncArgs, SyncDaemon};
 use crate::workers::Workers;
 use crate::{preflight, reload, report, rules};
@@ -207,7 +213,8 @@ impl Args {
 /// What else dr-director does.
 #[derive(Debug, clap::Subcommand)]
 enum Subcommand {
-    /// Send an ipvsadm command to a running dr-director: ctl -L -n, ctl -a -t VIP:PORT -r IP …
+    /// Send an ipvsadm command to a running dr-director: ctl -L -n, ctl -a -t VIP:PORT -r IP …;
+    /// or `ctl watch [--exabgp]`: print the VIPs to announce and withdraw, as they change.
     Ctl(CtlArgs),
 }
 
@@ -217,7 +224,8 @@ struct CtlArgs {
     /// The director's control socket.
     #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
     socket: PathBuf,
-    /// The command, as ipvsadm takes it: -L -n, -A -t VIP:PORT -s wrr, -a … -r IP -w 2, -Z …
+    /// The command, as ipvsadm takes it: -L -n, -A -t VIP:PORT -s wrr, -a … -r IP -w 2, -Z …;
+    /// or watch [--exabgp], which runs until stopped, printing the VIPs to announce
     #[arg(
         value_name = "IPVSADM-ARGS",
         trailing_var_arg = true,
@@ -228,6 +236,18 @@ struct CtlArgs {
 }
 
 fn ctl(args: &CtlArgs) -> ExitCode {
+    if args.command.first().is_some_and(|c| c == "watch") {
+        let format = match routes::parse_args(&args.command[1..]) {
+            Ok(format) => format,
+            Err(message) => {
+                eprintln!("dr-director ctl: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let e = routes::watch(&args.socket, format, &mut std::io::stdout().lock());
+        eprintln!("dr-director ctl watch: writing the routes: {e}");
+        return ExitCode::FAILURE;
+    }
     match control::command(&args.socket, &args.command.join(" "), std::io::stdin()) {
         Ok(output) => {
             print!("{output}");
@@ -296,7 +316,7 @@ fn check_config(args: &Args) -> ExitCode {
 
 /// What a reload gives: the health checks by the running directors' handles, the weights
 /// held for servers that are down, and a keepalived configuration's plan and states.
-type Reloaded = (Vec<(dr_core::ServiceId, HealthCheck)>, Held, Option<Keepalived>);
+type Reloaded = (Checks, Held, Option<Keepalived>, Quorum);
 
 /// A keepalived configuration and its checkers' states.
 struct Keepalived {
@@ -333,7 +353,7 @@ fn keepalived_director(
         built.fragment_capacity = 0;
     }
     let director = plan.build(&pool, &options, built).map_err(|e| e.to_string())?;
-    let loaded = Loaded { director, health: Vec::new(), config };
+    let loaded = Loaded { director, health: Vec::new(), routes: Default::default(), config };
     Ok((loaded, Some(Keepalived { plan: Arc::new(plan), pool })))
 }
 
@@ -384,7 +404,7 @@ fn director(
         .services()
         .map(|(id, s)| (id, HealthCheck::for_protocol(s.key().protocol)))
         .collect();
-    Ok((Loaded { director, health, config }, None))
+    Ok((Loaded { director, health, routes: Default::default(), config }, None))
 }
 
 /// After services changed: the filter lets the VIPs' traffic in, and every VIP is announced
@@ -426,8 +446,9 @@ fn reload(
     before: Option<&Pool>,
 ) -> Result<Reloaded, String> {
     // One small director for every worker to compare itself with: no second table.
-    let (Loaded { director: wanted, health, config }, keepalived) =
+    let (Loaded { director: wanted, health, routes, config }, keepalived) =
         director(args, mac, true, before)?;
+    let quorum = quorum_by_key(&wanted, &routes);
     let checks: Vec<(ServiceKey, HealthCheck)> = health
         .iter()
         .filter_map(|(id, check)| Some((wanted.service(*id)?.key(), check.clone())))
@@ -464,7 +485,35 @@ fn reload(
             health = handles;
         }
     }
-    Ok((health, held_first, keepalived))
+    Ok((health, held_first, keepalived, quorum))
+}
+
+/// Each service's health check, by the running directors' handles.
+type Checks = Vec<(dr_core::ServiceId, HealthCheck)>;
+
+/// Each service's quorum, by its key (what stays the same across reloads).
+type Quorum = HashMap<ServiceKey, u32>;
+
+fn quorum_by_key(director: &Director, routes: &crate::config::RouteSettings) -> Quorum {
+    routes.quorum.iter().filter_map(|(id, n)| Some((director.service(*id)?.key(), *n))).collect()
+}
+
+/// The changes of the VIPs to announce, by the first worker's director (all are alike)
+/// and the servers down; each is logged.
+fn announcements(
+    workers: &Workers,
+    announcer: &mut Announcer,
+    down: &HashSet<(ServiceKey, IpAddr)>,
+    quorum: &Quorum,
+) -> Vec<routes::Change> {
+    let (down, quorum) = (Arc::new(down.clone()), Arc::new(quorum.clone()));
+    let wanted = workers.each(move |_, d, _| routes::wanted(d, &down, &quorum));
+    let Some(Some(wanted)) = wanted.into_iter().next() else { return Vec::new() };
+    let changes = announcer.update(std::time::Instant::now(), &wanted);
+    for change in &changes {
+        info!("route: {}", change.line());
+    }
+    changes
 }
 
 /// Joins each worker's output of one listing or report, naming the workers when several.
@@ -496,9 +545,13 @@ fn run(args: &Args) -> Result<(), String> {
         args.sync.config().map(|_| SyncDaemon::open(&args.sync, sync_iface)).transpose()?;
     let mut directors = Vec::new();
     let mut settings = Vec::new();
+    let mut route_settings = None;
     let mut keepalived: Option<Keepalived> = None;
     for _ in 0..args.workers {
-        let (Loaded { mut director, health, .. }, plan) = director(args, mac, false, None)?;
+        let (Loaded { mut director, health, routes, .. }, plan) = director(args, mac, false, None)?;
+        if route_settings.is_none() {
+            route_settings = Some((quorum_by_key(&director, &routes), routes.announce_delay));
+        }
         if keepalived.is_none() {
             keepalived = plan;
         }
@@ -536,6 +589,11 @@ fn run(args: &Args) -> Result<(), String> {
                 info!("sync: bulk resync requested");
             }
         }
+    }
+    let (mut quorum, delay) = route_settings.unwrap_or_default();
+    let mut announcer = Announcer::new(std::time::Instant::now(), delay);
+    if !delay.is_zero() {
+        info!(delay_secs = delay.as_secs(), "the VIPs are announced after the announce delay");
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -582,8 +640,11 @@ fn run(args: &Args) -> Result<(), String> {
                 share_macs(&workers);
             }
             publish_macs(&workers, &macs);
+            let changes = announcements(&workers, &mut announcer, &checks.down, &quorum);
+            control.publish(&changes);
             next_share = std::time::Instant::now() + std::time::Duration::from_millis(200);
         }
+        control.publish(&[]);
         let mut changed = false;
         let edits = &mut ctl_edits;
         let holding = HoldDown {
@@ -658,7 +719,8 @@ fn run(args: &Args) -> Result<(), String> {
         if hup.swap(false, Ordering::Relaxed) {
             let before = checkers.as_ref().map(|c| c.pool.clone());
             match reload(args, &workers, mac, &ctl_edits, &checks.down, before.as_ref()) {
-                Ok((health, held_now, keepalived)) => {
+                Ok((health, held_now, keepalived, new_quorum)) => {
+                    quorum = new_quorum;
                     if let Some(k) = keepalived {
                         drop(checkers.take());
                         checkers = Some(Checkers::start(k.plan, k.pool, Arc::clone(&neighbours))?);
@@ -679,6 +741,12 @@ fn run(args: &Args) -> Result<(), String> {
     }
     drop(checks);
     drop(checkers);
+    let withdrawn = announcer.withdraw_all();
+    for change in &withdrawn {
+        info!("route: {}", change.line());
+    }
+    control.publish(&withdrawn);
+    drop(control);
     let directors = workers.stop();
     drop(daemon);
     let frames: u64 = directors.iter().map(|d| d.counters().forwarded()).sum();

@@ -7,11 +7,19 @@
 //! listing is one listing of them all, the workers' counters, rates and connection counts
 //! added up ([`dr_core::Table::add`]); `--per-worker` lists each worker apart. A restore is
 //! checked whole on a copy of the services first, so a line that fails changes nothing.
+//!
+//! A connection whose line is [`routes::WATCH_REQUEST`] stays open instead: it is told the
+//! VIPs announced and then every change ([`ControlSocket::publish`]), for
+//! `dr-director ctl watch`.
 
 use crate::ipvsadm::{self, Command, Macs, Rule};
+use crate::routes::{self, Change};
 use crate::rules;
 use dr_core::{Director, Instant, Listing, ListingFormat, Table};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -30,6 +38,12 @@ pub struct ControlSocket {
     path: PathBuf,
     /// The socket file's device and inode, so that only our own file is removed.
     file: (u64, u64),
+    /// The watch connections, told each change of the announced VIPs.
+    watchers: RefCell<Vec<UnixStream>>,
+    /// The VIPs announced now, told to each new watcher first.
+    announced: RefCell<BTreeSet<IpAddr>>,
+    /// When the watchers were last told anything.
+    last_said: std::cell::Cell<std::time::Instant>,
 }
 
 /// A file's device and inode.
@@ -71,7 +85,14 @@ impl ControlSocket {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
         listener.set_nonblocking(true).map_err(fail)?;
         let file = identity(path).ok_or_else(|| fail(std::io::Error::other("it vanished")))?;
-        Ok(Self { listener, path: path.to_path_buf(), file })
+        Ok(Self {
+            listener,
+            path: path.to_path_buf(),
+            file,
+            watchers: RefCell::default(),
+            announced: RefCell::default(),
+            last_said: std::cell::Cell::new(std::time::Instant::now()),
+        })
     }
 
     /// Serves every request waiting now with `handle`, which turns a request (a command
@@ -91,6 +112,10 @@ impl ControlSocket {
                 continue;
             }
             let mut request = line.trim().to_string();
+            if request == routes::WATCH_REQUEST {
+                self.add_watcher(stream);
+                continue;
+            }
             let restore = ipvsadm::parse(&request).is_ok_and(|r| r.command == Command::Restore);
             let mut input = String::new();
             let reply = if restore
@@ -120,9 +145,57 @@ impl ControlSocket {
     }
 }
 
+impl ControlSocket {
+    /// A new watcher: `OK`, then the VIPs announced now. It is written to without
+    /// blocking from then on; one that does not keep up is dropped (it reconnects and is
+    /// told the whole state again).
+    fn add_watcher(&self, stream: UnixStream) {
+        let mut text = String::from("OK\n");
+        for vip in self.announced.borrow().iter() {
+            text.push_str(&Change::Announce(*vip).line());
+            text.push('\n');
+        }
+        if (&stream).write_all(text.as_bytes()).is_ok() && stream.set_nonblocking(true).is_ok() {
+            self.watchers.borrow_mut().push(stream);
+        }
+    }
+
+    /// Tells every watcher `changes` (and, when nothing was said for a
+    /// [`routes::HEARTBEAT`], that the director is alive). Returns how many watch.
+    pub fn publish(&self, changes: &[Change]) -> usize {
+        let mut announced = self.announced.borrow_mut();
+        let mut text = String::new();
+        for change in changes {
+            match change {
+                Change::Announce(vip) => announced.insert(*vip),
+                Change::Withdraw(vip) => announced.remove(vip),
+            };
+            text.push_str(&change.line());
+            text.push('\n');
+        }
+        if text.is_empty() && self.last_said.get().elapsed() >= routes::HEARTBEAT {
+            text.push_str("alive\n");
+        }
+        let mut watchers = self.watchers.borrow_mut();
+        if !text.is_empty() {
+            self.last_said.set(std::time::Instant::now());
+            watchers.retain(|mut w| w.write_all(text.as_bytes()).is_ok());
+        }
+        watchers.len()
+    }
+}
+
 impl Drop for ControlSocket {
-    /// Removes the socket file if it is still the one this director made.
+    /// Withdraws what is announced from the watchers, and removes the socket file if it
+    /// is still the one this director made.
     fn drop(&mut self) {
+        let withdrawn: Vec<Change> =
+            self.announced.borrow().iter().map(|&vip| Change::Withdraw(vip)).collect();
+        self.publish(&withdrawn);
+        for watcher in self.watchers.borrow().iter() {
+            let _ = watcher.set_nonblocking(false);
+            let _ = watcher.shutdown(std::net::Shutdown::Both);
+        }
         if identity(&self.path) == Some(self.file) {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -326,7 +399,7 @@ mod tests {
     use super::*;
 
     /// Directors in hand, as the workers would hold them.
-    struct InHand(std::cell::RefCell<Vec<Director>>);
+    struct InHand(RefCell<Vec<Director>>);
 
     impl Directors for InHand {
         fn on_each<T: Send + 'static>(
@@ -341,9 +414,7 @@ mod tests {
         let mac: dr_core::MacAddr = "02:00:00:00:00:01".parse().unwrap();
         let mut config = dr_core::Config::new(mac, [1, 2, 3, 4]);
         config.capacity = 1000;
-        InHand(std::cell::RefCell::new(
-            (0..n).map(|_| Director::new(config.clone()).unwrap()).collect(),
-        ))
+        InHand(RefCell::new((0..n).map(|_| Director::new(config.clone()).unwrap()).collect()))
     }
 
     fn ok(directors: &InHand, request: &str) -> String {
@@ -525,6 +596,95 @@ TCP  10.0.0.1:80                         3        3        0      120        0
         assert!(!path.exists(), "the socket file goes with the director");
         let mut nothing = String::new();
         let _ = std::fs::File::open(&path).map(|mut f| f.read_to_string(&mut nothing));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Serves until `n` watchers are connected (at most 5 s).
+    fn until_watched(socket: &ControlSocket, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while socket.publish(&[]) < n && std::time::Instant::now() < deadline {
+            socket.serve(|_| Err("not a watch".into()));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(socket.publish(&[]), n, "the watch did not connect");
+    }
+
+    #[test]
+    fn a_watch_is_told_the_state_then_each_change_and_everything_is_withdrawn_at_the_end() {
+        use crate::routes::{Change, Format, watch_once};
+        let dir = std::env::temp_dir().join(format!("dr-control-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl.sock");
+        let vip4: IpAddr = "10.0.0.100".parse().unwrap();
+        let vip6: IpAddr = "2001:db8::100".parse().unwrap();
+        let watch = |path: PathBuf| {
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                let why = watch_once(&path, Format::Exabgp, &mut out, &mut BTreeSet::new());
+                (String::from_utf8(out).unwrap(), why.unwrap())
+            })
+        };
+
+        // Announced before the watch starts: it is told at once. The director stops: what
+        // is announced is withdrawn, then the watch ends.
+        let socket = ControlSocket::bind(&path).unwrap();
+        socket.publish(&[Change::Announce(vip4)]);
+        let client = watch(path.clone());
+        until_watched(&socket, 1);
+        socket.publish(&[Change::Announce(vip6), Change::Withdraw(vip4)]);
+        // Longer than the watch waits for a word: the heartbeat keeps it.
+        let deadline = std::time::Instant::now() + routes::SILENCE + Duration::from_millis(500);
+        while std::time::Instant::now() < deadline {
+            assert_eq!(socket.publish(&[]), 1, "the watch is still there");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        drop(socket);
+        let (out, why) = client.join().unwrap();
+        assert_eq!(
+            out,
+            "announce route 10.0.0.100/32 next-hop self\n\
+             announce route 2001:db8::100/128 next-hop self\n\
+             withdraw route 10.0.0.100/32 next-hop self\n\
+             withdraw route 2001:db8::100/128 next-hop self\n"
+        );
+        assert_eq!(why, "the director closed the watch");
+
+        // The director dies without a word (its connections close): the watch withdraws
+        // what it had announced itself.
+        let socket = ControlSocket::bind(&path).unwrap();
+        let client = watch(path.clone());
+        until_watched(&socket, 1);
+        socket.publish(&[Change::Announce(vip4)]);
+        std::thread::sleep(Duration::from_millis(100));
+        socket.watchers.borrow_mut().clear();
+        let (out, _) = client.join().unwrap();
+        assert_eq!(
+            out,
+            "announce route 10.0.0.100/32 next-hop self\n\
+             withdraw route 10.0.0.100/32 next-hop self\n"
+        );
+
+        // A director that hangs (says nothing, not even alive) is taken for gone; the new
+        // watch was told what the director had announced.
+        let client = watch(path.clone());
+        until_watched(&socket, 1);
+        socket.publish(&[Change::Withdraw(vip4), Change::Announce(vip6)]);
+        let started = std::time::Instant::now();
+        let (out, why) = client.join().unwrap();
+        assert!(started.elapsed() >= routes::SILENCE - Duration::from_millis(200));
+        assert_eq!(
+            out,
+            "announce route 10.0.0.100/32 next-hop self\n\
+             withdraw route 10.0.0.100/32 next-hop self\n\
+             announce route 2001:db8::100/128 next-hop self\n\
+             withdraw route 2001:db8::100/128 next-hop self\n"
+        );
+        assert_eq!(why, "the director said nothing for 3 s");
+        // No director at all: nothing printed, and why.
+        drop(socket);
+        let (out, why) = watch(path.clone()).join().unwrap();
+        assert_eq!(out, "");
+        assert!(why.starts_with("control socket"), "{why}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -45,6 +45,9 @@ struct DirectorSection {
     icmp_port_unreachable: bool,
     conn_reuse_mode: Option<Spanned<i64>>,
     #[serde(default)]
+    sloppy_tcp: bool,
+    announce_delay: Option<Spanned<i64>>,
+    #[serde(default)]
     expire_quiescent_template: bool,
     icmp_echo: Option<bool>,
     run_estimation: Option<bool>,
@@ -77,6 +80,7 @@ struct ServiceSection {
     #[serde(default)]
     flags: Vec<Spanned<String>>,
     health: Option<Spanned<HealthSection>>,
+    quorum: Option<Spanned<i64>>,
     #[serde(default)]
     real: Vec<Spanned<RealSection>>,
 }
@@ -168,6 +172,30 @@ pub fn load(text: &str, options: LoadOptions) -> Result<Director, LineError> {
     load_all(text, options).map(|loaded| loaded.director)
 }
 
+/// The most `[director] announce_delay` takes, in seconds (an hour).
+pub const MAX_ANNOUNCE_DELAY_SECS: i64 = 3600;
+
+/// The default `[director] announce_delay`: longer than the default health checks take to
+/// find a server down (3 failures a second apart), so the first announcement counts only
+/// servers that were checked.
+pub const DEFAULT_ANNOUNCE_DELAY: Duration = Duration::from_secs(5);
+
+/// When dr-director announces its VIPs (see `dr-director ctl watch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSettings {
+    /// `[director] announce_delay`: how long after start nothing is announced.
+    pub announce_delay: Duration,
+    /// Each service's `quorum`: the healthy real servers with weight above 0 it needs for
+    /// its VIP to be announced (default 1).
+    pub quorum: Vec<(ServiceId, u32)>,
+}
+
+impl Default for RouteSettings {
+    fn default() -> Self {
+        Self { announce_delay: DEFAULT_ANNOUNCE_DELAY, quorum: Vec::new() }
+    }
+}
+
 /// A configuration file's director, and the health checks of its services.
 #[derive(Debug)]
 pub struct Loaded {
@@ -175,6 +203,8 @@ pub struct Loaded {
     pub director: Director,
     /// Each service's health check (`[service.health]`, or the defaults).
     pub health: Vec<(ServiceId, HealthCheck)>,
+    /// When the VIPs are announced.
+    pub routes: RouteSettings,
     /// The director's configuration as the file gives it (the director itself may have
     /// been built with smaller tables: see [`load_small`]).
     pub config: Config,
@@ -239,6 +269,13 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
     config.expire_quiescent_template = file.director.expire_quiescent_template;
     if let Some(mode) = &d.conn_reuse_mode {
         config.conn_reuse_mode = ranged(mode, 0, 3, &director("conn_reuse_mode"), &at)?;
+    }
+    config.sloppy_tcp = file.director.sloppy_tcp;
+    let mut routes = RouteSettings::default();
+    if let Some(delay) = &d.announce_delay {
+        let secs: u64 =
+            ranged(delay, 0, MAX_ANNOUNCE_DELAY_SECS, &director("announce_delay"), &at)?;
+        routes.announce_delay = Duration::from_secs(secs);
     }
     if let Some(echo) = file.director.icmp_echo {
         config.icmp_echo = echo;
@@ -399,6 +436,21 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
             at(span, format!("{place}: {e}"))
         })?;
         health.push((id, check));
+        if let Some(quorum) = &s.quorum {
+            let reals = s.real.len() as i64;
+            if *quorum.get_ref() > reals && *quorum.get_ref() <= 65_535 {
+                return Err(at(
+                    quorum.span(),
+                    format!(
+                        "{} = {} is more than the service's {reals} real servers: its VIP \
+                         would never be announced; lower it or add real servers",
+                        field("quorum"),
+                        quorum.get_ref()
+                    ),
+                ));
+            }
+            routes.quorum.push((id, ranged(quorum, 1, 65_535, &field("quorum"), &at)?));
+        }
 
         for (j, real) in s.real.iter().enumerate() {
             let r = real.get_ref();
@@ -454,7 +506,7 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
             })?;
         }
     }
-    Ok(Loaded { director, health, config: file_config })
+    Ok(Loaded { director, health, routes, config: file_config })
 }
 
 /// `persistent` (seconds; absent or 0: none) and `netmask` (a mask or a prefix length).
