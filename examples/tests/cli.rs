@@ -160,7 +160,8 @@ fn receive_ring_options_are_checked_and_name_the_option() {
             "--frame-size applies to --ring frames",
         ),
         (&["--frame-size", "4100"][..], "--frame-size 4100: not a multiple of 16"),
-        (&["--backend", "afxdp", "--busy-poll", "10"][..], "apply to --backend afpacket only"),
+        (&["--backend", "afxdp", "--frame-size", "4096"][..], "apply to --backend afpacket only"),
+        (&["--backend", "afxdp", "--ring", "blocks"][..], "apply to --backend afpacket only"),
     ] {
         let control = scratch("ring.sock");
         let out = Command::new(env!("CARGO_BIN_EXE_dr-director"))

@@ -148,8 +148,9 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(2048..=1_048_576))]
     frame_size: Option<u32>,
     /// Microseconds each worker checks its ring for the next frame before it sleeps (0 to
-    /// 1000; 0 sleeps at once). Saves the wakeup on a frame that comes within the time, and
-    /// spends the time's CPU when none does.
+    /// 1000; 0 sleeps at once), on either backend. Saves the wakeup on a frame that comes
+    /// within the time, and spends the time's CPU when none does: for a director with a
+    /// CPU of its own.
     #[arg(long, value_name = "USEC", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=1000))]
     busy_poll: u32,
@@ -177,13 +178,11 @@ enum Ring {
 impl Args {
     /// The receive ring the options ask for.
     fn rx_ring(&self) -> Result<RingOptions, String> {
-        let ring_options = self.ring == Ring::Blocks
-            || self.block_timeout.is_some()
-            || self.frame_size.is_some()
-            || self.busy_poll != 0;
+        let ring_options =
+            self.ring == Ring::Blocks || self.block_timeout.is_some() || self.frame_size.is_some();
         if self.backend != Backend::Afpacket && ring_options {
-            return Err("--ring, --block-timeout, --frame-size and --busy-poll apply to \
-                        --backend afpacket only"
+            return Err("--ring, --block-timeout and --frame-size apply to --backend afpacket \
+                        only (AF_XDP has no ring of that kind)"
                 .into());
         }
         match (self.ring, self.frame_size) {

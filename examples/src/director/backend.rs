@@ -120,7 +120,8 @@ pub fn open(
                 .collect()
         }
         Backend::Afxdp => {
-            let config = AfXdpConfig::new(iface, vips.to_vec());
+            let mut config = AfXdpConfig::new(iface, vips.to_vec());
+            config.busy_poll_us = ring.busy_poll_us;
             let sockets =
                 AfXdp::open_queues(&config, u32::from(workers)).map_err(|e| e.to_string())?;
             if let Some(first) = sockets.first() {
@@ -169,7 +170,9 @@ impl Io {
                     dropped: stats.dropped,
                     freezes: 0,
                 };
-                crate::metrics::render_ring(ring, stats.invalid, 0, io.unsent())
+                let mut out = crate::metrics::render_ring(ring, 0, 0, io.unsent());
+                out.push_str(&crate::metrics::render_xdp(&stats));
+                out
             }
         }
     }

@@ -53,6 +53,9 @@
 //! | `dr_ring_frames_vlan_lost_total` | counter | | frames whose VLAN tag could not be put back, not processed |
 //! | `dr_ring_frames_unsent_total` | counter | | frames to transmit that the kernel refused |
 //! | `dr_ring_freezes_total` | counter | | times the ring froze, its next block still in use |
+//! | `dr_xdp_rx_ring_full_total` | counter | | `--backend afxdp`: of the dropped frames, those the full receive ring had no room for |
+//! | `dr_xdp_fill_ring_empty_total` | counter | | `--backend afxdp`: of the dropped frames, those that found no free UMEM frame in the fill ring |
+//! | `dr_xdp_invalid_descriptors_total` | counter | `ring` (`rx`, `tx`) | `--backend afxdp`: descriptors found invalid (never expected) |
 //!
 //! "service" stands for the labels `protocol`, `vip` and `port`.
 
@@ -153,6 +156,33 @@ pub fn render_ring(stats: RingStats, truncated: u64, vlan_lost: u64, unsent: u64
         "dr_ring_freezes_total",
         "Times the receive ring froze because its next block was still being processed.",
         stats.freezes,
+    );
+    out
+}
+
+/// The AF_XDP socket's own counters (the `dr_xdp_*` family), beside its `dr_ring_*` ones.
+pub fn render_xdp(stats: &dr_io_afxdp::XdpStats) -> String {
+    let mut out = String::new();
+    single(
+        &mut out,
+        "dr_xdp_rx_ring_full_total",
+        "counter",
+        "Frames dropped because the AF_XDP receive ring was full (the director fell behind).",
+        stats.ring_full,
+    );
+    single(
+        &mut out,
+        "dr_xdp_fill_ring_empty_total",
+        "counter",
+        "Frames dropped because the fill ring held no free UMEM frame to receive them into.",
+        stats.fill_empty,
+    );
+    family(
+        &mut out,
+        "dr_xdp_invalid_descriptors_total",
+        "counter",
+        "AF_XDP descriptors found invalid, by ring (never expected).",
+        vec![(label("ring", &"rx"), stats.invalid_rx), (label("ring", &"tx"), stats.invalid_tx)],
     );
     out
 }
@@ -607,6 +637,26 @@ dr_ring_freezes_total 1
         assert!(merged.contains("\ndr_ring_freezes_total{worker=\"1\"} 0\n"), "{merged}");
         assert!(merged.contains("\ndr_ring_frames_received_total{worker=\"1\"} 0\n"), "{merged}");
         assert_eq!(merged.matches("# TYPE dr_ring_freezes_total counter\n").count(), 1);
+    }
+
+    #[test]
+    fn xdp_counts_render_by_cause_and_ring() {
+        let mut stats = dr_io_afxdp::XdpStats::default();
+        (stats.ring_full, stats.fill_empty, stats.invalid_rx, stats.invalid_tx) = (1, 2, 3, 4);
+        let text = render_xdp(&stats);
+        let expected = "\
+# HELP dr_xdp_rx_ring_full_total Frames dropped because the AF_XDP receive ring was full (the director fell behind).
+# TYPE dr_xdp_rx_ring_full_total counter
+dr_xdp_rx_ring_full_total 1
+# HELP dr_xdp_fill_ring_empty_total Frames dropped because the fill ring held no free UMEM frame to receive them into.
+# TYPE dr_xdp_fill_ring_empty_total counter
+dr_xdp_fill_ring_empty_total 2
+# HELP dr_xdp_invalid_descriptors_total AF_XDP descriptors found invalid, by ring (never expected).
+# TYPE dr_xdp_invalid_descriptors_total counter
+dr_xdp_invalid_descriptors_total{ring=\"rx\"} 3
+dr_xdp_invalid_descriptors_total{ring=\"tx\"} 4
+";
+        assert_eq!(text, expected);
     }
 
     /// A director with an IPv4 TCP service of two real servers and an IPv6 UDP service of
