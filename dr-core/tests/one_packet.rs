@@ -461,3 +461,29 @@ fn the_sync_master_sends_the_template_of_each_ops_datagram() {
         assert_eq!(r.client, ip("192.0.2.7"));
     }
 }
+
+#[test]
+fn a_persistent_ops_service_in_a_full_table_needs_room_only_for_a_new_template() {
+    let capacity = 8;
+    let mut d = Director::new(config(capacity)).unwrap();
+    add(&mut d, udp_service(VIP, true).with_persistence(Persistence::new(360)));
+    add(&mut d, ServiceConfig::new(Protocol::Udp, ip("10.0.0.101"), 53, SchedulerKind::Rr));
+    // One template, then the rest of the table proven connections of the other service.
+    assert_eq!(forward(&mut d, at(0), udp4("192.0.2.7", 1, VIP, 53, b"q")), R12);
+    for i in 0..(capacity - 1) as u16 {
+        for _ in 0..2 {
+            forward(&mut d, at(0), udp4("198.51.100.1", 1000 + i, "10.0.0.101", 53, b"q"));
+        }
+    }
+    assert_eq!(d.connection_count(), capacity);
+    // The client with a template: its datagrams need no room at all. Its template was
+    // proven by its second datagram, so nothing can be evicted for a new one.
+    for port in 2..50 {
+        assert_eq!(forward(&mut d, at(1), udp4("192.0.2.7", port, VIP, 53, b"q")), R12);
+    }
+    // A new client needs a template, and there is no room for one: dropped, as any new
+    // entry of a full table of proven entries is.
+    let mut new = udp4("192.0.2.8", 1, VIP, 53, b"q");
+    assert_eq!(d.process(at(2), &mut new), Verdict::Drop(DropReason::ConnTableFull));
+    assert_eq!(d.connection_count(), capacity);
+}
