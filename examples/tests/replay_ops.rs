@@ -122,6 +122,18 @@ fn each_datagram_of_an_ops_flow_is_scheduled_on_its_own() {
         "{stdout}"
     );
     let stderr = String::from_utf8(run.stderr).unwrap();
+    let json = Command::new(env!("CARGO_BIN_EXE_dr-replay"))
+        .arg("--config")
+        .arg(&config)
+        .arg(&input)
+        .arg("-o")
+        .arg(dir.join("json.pcap"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["events"]["one_packet_scheduled"], 8, "{report}");
+    assert_eq!(report["events"]["conns_created"], 0, "{report}");
     assert!(
         stderr.contains(&format!(
             "dr-replay: warning: {}: line 25: service 2 (10.0.0.100:80): ops = true on a TCP \
