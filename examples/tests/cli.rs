@@ -260,14 +260,14 @@ fn check_config_warns_of_ops_on_a_tcp_service() {
         "IP Virtual Server version 1.2.1 (size=1048576)\n\
          Prot LocalAddress:Port Scheduler Flags\n  \
          -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
-         TCP  10.0.0.100:80 wlc ops\n\
+         TCP  10.0.0.100:80 wlc\n\
          UDP  10.0.0.100:53 wlc ops\n"
     );
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "{path}: line 11: service 2 (10.0.0.100:80): ops = true on a TCP service has no \
-             effect"
+            "{path}: line 11: service 2 (10.0.0.100:80): ops = true on a TCP service is not \
+             applied"
         )),
         "{stderr}"
     );

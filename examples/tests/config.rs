@@ -724,14 +724,14 @@ port = 80
 ops = true
 "#;
     let loaded = load_all(text, OPTIONS).unwrap();
-    // The kernel takes the flag on TCP too (and only UDP datagrams are scheduled one by
-    // one): listed, and warned of.
+    // The kernel takes the flag on TCP too, and it changes nothing there (only UDP
+    // datagrams are scheduled one by one): left off, as keepalived does, and warned of.
     assert_eq!(
         loaded.director.listing(dr_core::ListingFormat::Plain).to_string(),
         "IP Virtual Server version 1.2.1 (size=16)\n\
          Prot LocalAddress:Port Scheduler Flags\n  \
          -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
-         TCP  10.0.0.100:80 wlc ops\n\
+         TCP  10.0.0.100:80 wlc\n\
          UDP  10.0.0.100:53 rr ops\n  \
          -> 10.0.0.11:53                 Route   1      0          0         \n\
          UDP  10.0.0.100:54 wlc\n"
@@ -740,9 +740,10 @@ ops = true
     assert_eq!(
         warned,
         [format!(
-            "line {}: service 3 (10.0.0.100:80): ops = true on a TCP service has no effect: \
+            "line {}: service 3 (10.0.0.100:80): ops = true on a TCP service is not applied: \
              one-packet scheduling is for UDP datagrams only (the kernel takes the flag and \
-             ignores it for TCP; ipvsadm refuses it); remove it, or set proto = \"udp\"",
+             ignores it for TCP; ipvsadm refuses it, keepalived resets it); remove it, or set \
+             proto = \"udp\"",
             text.lines().count()
         )]
     );

@@ -137,7 +137,7 @@ fn each_datagram_of_an_ops_flow_is_scheduled_on_its_own() {
     assert!(
         stderr.contains(&format!(
             "dr-replay: warning: {}: line 25: service 2 (10.0.0.100:80): ops = true on a TCP \
-             service has no effect",
+             service is not applied",
             config.display()
         )),
         "{stderr}"

@@ -424,19 +424,23 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
             Some(health) => health_check(health, protocol, &field("health"), &at)?,
             None => HealthCheck::for_protocol(protocol),
         };
-        let ops = s.ops.as_ref().is_some_and(|o| *o.get_ref());
+        let mut ops = s.ops.as_ref().is_some_and(|o| *o.get_ref());
         if let Some(o) = s.ops.as_ref().filter(|_| ops && protocol != Protocol::Udp) {
             // The kernel takes IP_VS_SVC_F_ONEPACKET on any service and applies it to UDP
-            // datagrams only; ipvsadm and keepalived refuse it on TCP.
+            // datagrams only: on TCP it changes nothing. ipvsadm refuses it there and
+            // keepalived resets it; left off, the service's -S rules stay ones ipvsadm (and
+            // a rules file, and ctl -R) take.
             warnings.push(at(
                 o.span(),
                 format!(
-                    "{} = true on a TCP service has no effect: one-packet scheduling is for \
+                    "{} = true on a TCP service is not applied: one-packet scheduling is for \
                      UDP datagrams only (the kernel takes the flag and ignores it for TCP; \
-                     ipvsadm refuses it); remove it, or set proto = \"udp\"",
+                     ipvsadm refuses it, keepalived resets it); remove it, or set proto = \
+                     \"udp\"",
                     field("ops")
                 ),
             ));
+            ops = false;
         }
         let mut config = ServiceConfig::new(protocol, vip, port, scheduler)
             .with_flags(flags)
