@@ -487,3 +487,22 @@ fn a_persistent_ops_service_in_a_full_table_needs_room_only_for_a_new_template()
     assert_eq!(d.process(at(2), &mut new), Verdict::Drop(DropReason::ConnTableFull));
     assert_eq!(d.connection_count(), capacity);
 }
+
+#[test]
+fn an_icmp_error_about_an_ops_flow_finds_no_entry_and_goes_to_the_host() {
+    // ip_vs_in_icmp looks the quoted flow up among the entries; a one-packet entry is never
+    // hashed, so the error is not relayed (NF_ACCEPT: the host's). A flow of a service
+    // without ops has its entry, and its error is relayed to its server.
+    let mut d = Director::new(config(64)).unwrap();
+    add(&mut d, udp_service(VIP, true));
+    add(&mut d, udp_service("10.0.0.101", false));
+    forward(&mut d, at(0), udp4("192.0.2.7", 5353, VIP, 53, b"q"));
+    forward(&mut d, at(0), udp4("192.0.2.7", 5353, "10.0.0.101", 53, b"q"));
+    // A reply quoted back, as a router on the way to the client returns it.
+    let quoted = |vip: &str| datagram(&udp4(vip, 53, "192.0.2.7", 5353, b"answer"))[..28].to_vec();
+    let mut ops = icmp4_error("192.0.2.254", VIP, 3, 3, &quoted(VIP));
+    assert_eq!(d.process(at(1), &mut ops), Verdict::Pass(dr_core::PassReason::Icmp));
+    let mut plain = icmp4_error("192.0.2.254", "10.0.0.101", 3, 3, &quoted("10.0.0.101"));
+    assert!(matches!(d.process(at(1), &mut plain), Verdict::Forward { .. }));
+    assert_eq!(d.counters().icmp_relayed(), 1);
+}
