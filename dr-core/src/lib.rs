@@ -61,7 +61,10 @@
 //! (a SYN on a TIME_WAIT or CLOSE entry, or FIN_WAIT with bit 2, is scheduled afresh, even
 //! when its server was removed) and `expire_nodest_conn` (as since kernel 5.16, in every
 //! `conn_reuse_mode`); `sloppy_tcp` (any TCP segment without RST opens a connection, in
-//! the state its first segment leads to from NONE);
+//! the state its first segment leads to from NONE); one-packet scheduling
+//! ([`ServiceConfig::one_packet`], `ipvsadm -o`: each UDP datagram scheduled on its own,
+//! counted as a connection, leaving no entry; persistence templates still made and synced;
+//! no effect on TCP);
 //! ICMP errors relayed to the connection they quote, unchanged but for the MACs; the
 //! counters (inbytes as IP datagram length) and the 2-second rate estimator; the
 //! `ipvsadm -L` layouts ([`Listing`], [`ConnectionListing`]).
@@ -103,9 +106,13 @@
 //!   ([`Config::fragment_capacity`], [`Config::fragment_timeout`]). A later fragment that
 //!   arrives before its first one is dropped ([`DropReason::FragmentUnmatched`]), never
 //!   held. Statistics count the datagram once, at its reassembled length, as the kernel.
+//!   A datagram to a one-packet service is scheduled at its first fragment, and its later
+//!   fragments follow it just the same (the kernel schedules it once, reassembled).
 //!   A fragmented ICMP message goes to the host (IPv4) or is dropped (IPv6, as the kernel).
 //! - Echo requests to a VIP are answered by the director ([`Config::icmp_echo`]), as a
 //!   kernel holding the VIP would: here the host does not hold it.
+//! - A template that a one-packet datagram finds is proven (the client network sent again),
+//!   so floods do not evict it; the kernel has no eviction to spare it from.
 //! - A template re-armed after its service's persistence timeout was edited uses the new
 //!   timeout (the kernel keeps the one the template was made with).
 //! - There are no firewall-mark services and no FTP helper (port 20/21 special cases).

@@ -118,6 +118,10 @@ pub struct ServiceConfig {
     pub flags: SchedFlags,
     /// Persistence, if the service has it.
     pub persistence: Option<Persistence>,
+    /// One-packet scheduling (`ipvsadm -o`, `IP_VS_SVC_F_ONEPACKET`): each UDP datagram is
+    /// scheduled on its own and leaves no connection entry. The kernel takes the flag on a
+    /// TCP service too, where it changes nothing: only UDP datagrams are scheduled so.
+    pub one_packet: bool,
 }
 
 impl ServiceConfig {
@@ -128,6 +132,7 @@ impl ServiceConfig {
             scheduler,
             flags: SchedFlags::NONE,
             persistence: None,
+            one_packet: false,
         }
     }
 
@@ -142,6 +147,13 @@ impl ServiceConfig {
     #[must_use]
     pub const fn with_persistence(mut self, persistence: Persistence) -> Self {
         self.persistence = Some(persistence);
+        self
+    }
+
+    /// Sets one-packet scheduling (`ipvsadm -o`).
+    #[must_use]
+    pub const fn with_one_packet(mut self, one_packet: bool) -> Self {
+        self.one_packet = one_packet;
         self
     }
 }
@@ -239,6 +251,8 @@ pub struct Service {
     pub(crate) scheduler: Scheduler,
     pub(crate) flags: SchedFlags,
     pub(crate) persistence: Option<Persistence>,
+    /// One-packet scheduling (`IP_VS_SVC_F_ONEPACKET`).
+    pub(crate) one_packet: bool,
     /// Real servers in the kernel's list order: the most recently added first.
     pub(crate) reals: Vec<RealId>,
     pub(crate) stats: Stats,
@@ -247,7 +261,7 @@ pub struct Service {
 }
 
 #[cfg(fuzzing)]
-fuzzing_clone!(Service { key, scheduler, flags, persistence, reals, stats, removed });
+fuzzing_clone!(Service { key, scheduler, flags, persistence, one_packet, reals, stats, removed });
 
 impl Service {
     /// Protocol, VIP and port.
@@ -268,6 +282,12 @@ impl Service {
     /// Persistence, if the service has it.
     pub fn persistence(&self) -> Option<Persistence> {
         self.persistence
+    }
+
+    /// Whether the service has one-packet scheduling (`ipvsadm -o`; it applies to UDP
+    /// datagrams only).
+    pub fn one_packet(&self) -> bool {
+        self.one_packet
     }
 
     /// The real servers in the kernel's list order (most recently added first), which is the

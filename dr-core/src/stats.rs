@@ -121,6 +121,8 @@ pub struct Counters {
     pub(crate) conns_evicted: u64,
     /// Connections a SYN expired to start afresh (`conn_reuse_mode`, `expire_nodest_conn`).
     pub(crate) conns_reused: u64,
+    /// UDP datagrams scheduled by one-packet scheduling, which makes no entry.
+    pub(crate) one_packet: u64,
     /// Persistence templates created.
     pub(crate) templates_created: u64,
     /// Persistence templates expired or removed.
@@ -153,6 +155,7 @@ impl Default for Counters {
             conns_expired: 0,
             conns_evicted: 0,
             conns_reused: 0,
+            one_packet: 0,
             templates_created: 0,
             templates_expired: 0,
             neighbours_learned: 0,
@@ -240,6 +243,13 @@ impl Counters {
     /// [`conns_expired`](Self::conns_expired)).
     pub fn conns_reused(&self) -> u64 {
         self.conns_reused
+    }
+
+    /// UDP datagrams of one-packet services (`ipvsadm -o`) scheduled on their own, without
+    /// an entry (each also counted as a connection of its service and real server, and in
+    /// [`forwarded`](Self::forwarded) when it left).
+    pub fn one_packet_scheduled(&self) -> u64 {
+        self.one_packet
     }
 
     /// Persistence templates created.

@@ -54,6 +54,7 @@ fn events(director: &Director) -> Value {
         "conns_expired": c.conns_expired(),
         "conns_evicted": c.conns_evicted(),
         "conns_reused": c.conns_reused(),
+        "one_packet_scheduled": c.one_packet_scheduled(),
         "templates_created": c.templates_created(),
         "templates_expired": c.templates_expired(),
         "icmp_relayed": c.icmp_relayed(),

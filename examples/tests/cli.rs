@@ -243,3 +243,34 @@ fn sync_flags_that_cannot_work_are_refused_with_the_fix() {
     assert!(text(&out.stderr).contains("--sync <master|backup>"), "{}", text(&out.stderr));
     let _ = std::fs::remove_file(&config);
 }
+
+#[test]
+fn check_config_warns_of_ops_on_a_tcp_service() {
+    let config = scratch("ops.toml");
+    std::fs::write(
+        &config,
+        "[[service]]\nproto = \"udp\"\nvip = \"10.0.0.100\"\nport = 53\nops = true\n\n\
+         [[service]]\nproto = \"tcp\"\nvip = \"10.0.0.100\"\nport = 80\nops = true\n",
+    )
+    .unwrap();
+    let path = config.to_str().unwrap();
+    let out = director(&["--check-config", "--config", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "IP Virtual Server version 1.2.1 (size=1048576)\n\
+         Prot LocalAddress:Port Scheduler Flags\n  \
+         -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+         TCP  10.0.0.100:80 wlc\n\
+         UDP  10.0.0.100:53 wlc ops\n"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{path}: line 11: service 2 (10.0.0.100:80): ops = true on a TCP service is not \
+             applied"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("ops = true").count(), 1, "{stderr}");
+}

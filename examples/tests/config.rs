@@ -2,7 +2,7 @@
 
 use dr_core::{MacAddr, Protocol, SchedulerKind, ServiceKey};
 use dr_examples::LineError;
-use dr_examples::config::{LoadOptions, load};
+use dr_examples::config::{LoadOptions, load, load_all};
 use std::time::Duration;
 
 const OPTIONS: LoadOptions = LoadOptions {
@@ -691,4 +691,65 @@ fn sloppy_tcp_the_announce_delay_and_each_services_quorum() {
     assert_eq!(err.message, "[director] announce_delay 3601 is out of range: give 0 to 3600");
     let err = error(&replace("icmp_port_unreachable = true\n", "sloppy_tcp = 1\n"));
     assert!(err.message.contains("sloppy_tcp"), "{}", err.message);
+}
+
+#[test]
+fn ops_on_a_service() {
+    let text = r#"
+[director]
+mac = "02:00:00:00:00:01"
+capacity = 16
+
+[[service]]
+proto = "udp"
+vip = "10.0.0.100"
+port = 53
+scheduler = "rr"
+ops = true
+
+[[service.real]]
+ip = "10.0.0.11"
+mac = "02:00:00:00:00:11"
+
+[[service]]
+proto = "udp"
+vip = "10.0.0.100"
+port = 54
+ops = false
+
+[[service]]
+proto = "tcp"
+vip = "10.0.0.100"
+port = 80
+ops = true
+"#;
+    let loaded = load_all(text, OPTIONS).unwrap();
+    // The kernel takes the flag on TCP too, and it changes nothing there (only UDP
+    // datagrams are scheduled one by one): left off, as keepalived does, and warned of.
+    assert_eq!(
+        loaded.director.listing(dr_core::ListingFormat::Plain).to_string(),
+        "IP Virtual Server version 1.2.1 (size=16)\n\
+         Prot LocalAddress:Port Scheduler Flags\n  \
+         -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+         TCP  10.0.0.100:80 wlc\n\
+         UDP  10.0.0.100:53 rr ops\n  \
+         -> 10.0.0.11:53                 Route   1      0          0         \n\
+         UDP  10.0.0.100:54 wlc\n"
+    );
+    let warned: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warned,
+        [format!(
+            "line {}: service 3 (10.0.0.100:80): ops = true on a TCP service is not applied: \
+             one-packet scheduling is for UDP datagrams only (the kernel takes the flag and \
+             ignores it for TCP; ipvsadm refuses it, keepalived resets it); remove it, or set \
+             proto = \"udp\"",
+            text.lines().count()
+        )]
+    );
+    let e = load(&text.replace("ops = false", "ops = \"yes\""), OPTIONS).unwrap_err();
+    assert_eq!(e.line, Some(line_of(text, "ops = false")));
+    assert_eq!(e.message, "service 2 (10.0.0.100:54): ops = \"yes\": give true or false");
+    // No warning for what has an effect.
+    assert!(load_all(VALID, OPTIONS).unwrap().warnings.is_empty());
 }

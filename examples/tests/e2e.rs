@@ -677,6 +677,93 @@ fn fragmented_udp_goes_through_several_workers_whole(backend: Backend) {
     assert_eq!(forwarded, 24, "two later fragments of each datagram forwarded:\n{log}");
 }
 
+/// Answers every UDP datagram to port 5000 of each address given with the first address
+/// given (the real server's own), from the address it came to.
+const UDP_WHO: &str = r#"
+import select, socket, sys
+socks = []
+for addr in sys.argv[2:]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, 5000))
+    socks.append(s)
+while True:
+    for s in select.select(socks, [], [])[0]:
+        data, peer = s.recvfrom(65535)
+        s.sendto(sys.argv[1].encode(), peer)
+"#;
+
+/// Sends `count` datagrams to VIP:5000 from one socket (one flow) and prints who answered
+/// each, in order ("-" for no answer).
+const UDP_ONE_FLOW: &str = r#"
+import socket, sys
+vip, count = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect((vip, 5000))
+who = []
+for i in range(count):
+    s.send(b"who")
+    try:
+        who.append(s.recv(100).decode())
+    except socket.timeout:
+        who.append("-")
+print(" ".join(who))
+"#;
+
+fn an_ops_service_schedules_each_datagram_of_a_flow(backend: Backend) {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("o", backend, 1);
+    for i in 1..=2 {
+        let own = format!("10.77.0.1{i}");
+        let who = lan
+            .exec(&format!("r{i}"), "python3")
+            .args(["-c", UDP_WHO, &own, VIP, &own])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 UDP responder");
+        lan.children.push(who);
+    }
+    let config = format!(
+        "{CONFIG}\n[[service]]\nproto = \"udp\"\nvip = \"{VIP}\"\nport = 5000\nscheduler = \"rr\"\n\
+         ops = true\n\n[[service.real]]\nip = \"10.77.0.11\"\n\n[[service.real]]\nip = \"10.77.0.12\"\n"
+    );
+    let pid = lan.director(&config, &[]);
+    let url = format!("http://{VIP}/who");
+    assert!(lan.wait_for(&url, Duration::from_secs(15)), "no answer from the VIP:\n{}", lan.log());
+    // Both UDP servers learned and checked before the flow starts.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listing = String::from_utf8_lossy(&lan.ctl(&["-L", "-n"]).stdout).into_owned();
+        if listing.contains("UDP  10.77.0.100:5000 rr ops\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{listing}\n{}", lan.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // rr per datagram of the one flow, newest added (.12) first.
+    let out = run(lan.exec("c", "python3").args(["-c", UDP_ONE_FLOW, VIP, "6"]));
+    let who = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(
+        who,
+        "10.77.0.12 10.77.0.11 10.77.0.12 10.77.0.11 10.77.0.12 10.77.0.11",
+        "{}",
+        lan.log()
+    );
+    // No entry of the flow in the table; six connections counted.
+    let conns = String::from_utf8_lossy(&lan.ctl(&["-L", "-n", "-c"]).stdout).into_owned();
+    assert!(!conns.contains(":5000"), "{conns}");
+    let stats = String::from_utf8_lossy(
+        &lan.ctl(&["-L", "-n", "--stats", "-u", "10.77.0.100:5000"]).stdout,
+    )
+    .into_owned();
+    let line = stats.lines().find(|l| l.starts_with("UDP  10.77.0.100:5000")).unwrap_or_default();
+    assert_eq!(line.split_whitespace().nth(2), Some("6"), "{stats}");
+    lan.stop_director(pid);
+}
+
 fn a_check_through_the_vip_finds_a_real_server_without_the_vip(backend: Backend) {
     if !ready() {
         return;
@@ -921,6 +1008,7 @@ on_both_backends!(
     a_second_director_on_the_interface_or_the_control_socket_is_refused,
     a_director_whose_interface_goes_away_stops_and_says_so_once,
     fragmented_udp_goes_through_several_workers_whole,
+    an_ops_service_schedules_each_datagram_of_a_flow,
     a_check_through_the_vip_finds_a_real_server_without_the_vip,
     a_backup_director_continues_the_flows_of_a_master_that_died,
 );

@@ -262,11 +262,6 @@ fn errors_name_the_file_the_line_and_the_keyword() {
         ("virtual_server 10.0.0.1 80 {\n lb_kind DR\n", 1, "this block is not closed"),
         ("}\n", 1, "this } closes no block"),
         (
-            "virtual_server 10.0.0.1 80 {\n lb_kind DR\n ops\n}\n",
-            3,
-            "ops: one-packet scheduling is not supported",
-        ),
-        (
             "virtual_server 10.0.0.1 80 {\n lb_kind DR\n real_server 10.0.0.2 80 {\n  weight 70000\n }\n}\n",
             4,
             "weight: 70000 is out of range: give a whole number, 0 to 65535",
@@ -354,4 +349,35 @@ fn a_group_may_be_defined_after_the_virtual_server_that_uses_it() {
     let e = keepalived::read(&dir.join("k.conf")).unwrap_err();
     assert_eq!(e.line, Some(1), "{e}");
     assert!(e.to_string().contains("the file has no virtual_server_group WEB"), "{e}");
+}
+
+#[test]
+fn ops_schedules_each_udp_datagram_and_is_reset_on_tcp_as_keepalived_does() {
+    // check_parser.c takes `ops` (IP_VS_SVC_F_ONEPACKET); check_data.c resets it on a
+    // virtual server that is not UDP, with "one packet scheduling requires UDP -
+    // resetting". The protocol may come after the keyword.
+    let text = "virtual_server 10.0.0.1 53 {\n  lb_kind DR\n  lb_algo rr\n  ops\n  \
+                persistence_timeout 120\n  protocol UDP\n  real_server 10.0.0.2 53 {\n  }\n}\n\
+                virtual_server 10.0.0.1 80 {\n  lb_kind DR\n  ops\n  protocol TCP\n  \
+                real_server 10.0.0.2 80 {\n  }\n}\n";
+    let dir = scratch("ops", &[("k.conf", text)]);
+    let path = dir.join("k.conf");
+    let plan = keepalived::read(&path).unwrap();
+    assert_eq!(
+        listing(&plan, &Pool::new(&plan)),
+        format!(
+            "{HEAD}TCP  10.0.0.1:80 wlc\n  \
+             -> 10.0.0.2:80                  Route   1      0          0         \n\
+             UDP  10.0.0.1:53 rr persistent 120 ops\n  \
+             -> 10.0.0.2:53                  Route   1      0          0         \n"
+        )
+    );
+    let said = warnings(&plan);
+    assert_eq!(said.len(), 1, "{said:#?}");
+    let expected = format!(
+        "{}: line 12: ops: one packet scheduling requires UDP: not applied to this TCP \
+         virtual_server (keepalived resets it too)",
+        path.display()
+    );
+    assert_eq!(said[0], expected);
 }

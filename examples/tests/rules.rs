@@ -440,3 +440,64 @@ fn mh_flags_in_ipvsadm_syntax() {
         assert!(err.message.contains(says), "{line}: {err}");
     }
 }
+
+#[test]
+fn ops_loads_in_every_form_ipvsadm_takes_and_survives_a_save() {
+    // -o, --ops, and -o bundled with other short options, as popt bundles them.
+    let rules = "\
+-A -u 10.0.0.100:53 -s rr -o
+-a -u 10.0.0.100:53 -r 10.0.0.11:53 -g -w 1
+--add-service --udp-service 10.0.0.100:54 --scheduler rr --ops
+-Ao -u 10.0.0.100:55 -s sh -b sh-port -p 60
+-A -ou 10.0.0.100:56
+-A -u 10.0.0.100:57 -s rr -o
+-E -u 10.0.0.100:57 -s rr
+";
+    let d = load(rules, &options()).unwrap();
+    let plain = "IP Virtual Server version 1.2.1 (size=1048576)\n\
+                 Prot LocalAddress:Port Scheduler Flags\n  \
+                 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+                 UDP  10.0.0.100:53 rr ops\n  \
+                 -> 10.0.0.11:53                 Route   1      0          0         \n\
+                 UDP  10.0.0.100:54 rr ops\n\
+                 UDP  10.0.0.100:55 sh (sh-port) persistent 60 ops\n\
+                 UDP  10.0.0.100:56 wlc ops\n\
+                 UDP  10.0.0.100:57 rr\n";
+    assert_eq!(d.listing(dr_core::ListingFormat::Plain).to_string(), plain);
+    let saved = d.listing(dr_core::ListingFormat::Rules).to_string();
+    assert_eq!(
+        saved,
+        "-A -u 10.0.0.100:53 -s rr -o\n\
+         -a -u 10.0.0.100:53 -r 10.0.0.11:53 -g -w 1\n\
+         -A -u 10.0.0.100:54 -s rr -o\n\
+         -A -u 10.0.0.100:55 -s sh -p 60 -o -b sh-port\n\
+         -A -u 10.0.0.100:56 -s wlc -o\n\
+         -A -u 10.0.0.100:57 -s rr\n"
+    );
+    let again = load(&saved, &options()).unwrap();
+    assert_eq!(again.listing(dr_core::ListingFormat::Plain).to_string(), plain);
+    assert_eq!(again.listing(dr_core::ListingFormat::Rules).to_string(), saved);
+}
+
+#[test]
+fn ops_is_refused_where_ipvsadm_refuses_it() {
+    let cases = [
+        (
+            "-A -t 10.0.0.100:80 -s rr -o",
+            "-o (ops): One-Packet Scheduling is only for UDP virtual services (ipvsadm refuses \
+             it for -t 10.0.0.100:80): give -u VIP:PORT, or remove -o",
+        ),
+        (
+            "-E -t 10.0.0.100:80 --ops",
+            "--ops (ops): One-Packet Scheduling is only for UDP virtual services (ipvsadm \
+             refuses it for -t 10.0.0.100:80): give -u VIP:PORT, or remove --ops",
+        ),
+        ("-A -u 10.0.0.100:53 -o -o", "-o and -o: one ops option per line"),
+        ("-a -u 10.0.0.100:53 -r 10.0.0.11 -o", "-o (ops) does not go with -a (add-server)"),
+    ];
+    for (line, says) in cases {
+        let e = load(&format!("# rules\n{line}\n"), &options()).unwrap_err();
+        assert_eq!(e.line, Some(2), "{line}");
+        assert_eq!(e.message, says, "{line}");
+    }
+}

@@ -68,6 +68,11 @@ enum Op<'a> {
         service: u8,
     },
     Zero,
+    /// One-packet scheduling set or cleared on a service (`ipvsadm -E … -o`).
+    OnePacket {
+        service: u8,
+        on: bool,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -410,6 +415,10 @@ fn run(input: &Input<'_>, scratch: &mut Scratch) {
                 w.d.set_persistence(s, None).unwrap();
             }
             Op::Zero => w.d.zero_stats(),
+            Op::OnePacket { service, on } => {
+                let s = w.services[usize::from(service) % w.services.len()];
+                w.d.set_one_packet(s, on).unwrap();
+            }
         }
         check(&w.d);
     }

@@ -50,6 +50,7 @@ impl Director {
             scheduler: Scheduler::new(service.scheduler, service.flags, &params, &no_reals),
             flags: service.flags,
             persistence: service.persistence,
+            one_packet: service.one_packet,
             reals: Vec::new(),
             stats: Stats::default(),
             removed: false,
@@ -112,6 +113,20 @@ impl Director {
         }
         validate_persistence(persistence)?;
         service.persistence = persistence;
+        Ok(())
+    }
+
+    /// Sets or clears a service's one-packet scheduling (`ipvsadm -E … -o`; `-E` without
+    /// `-o` clears it). Connection entries already made stay and keep their datagrams, as
+    /// in the kernel, which looks an entry up before it schedules; with the flag cleared,
+    /// new datagrams make entries again.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownService`].
+    pub fn set_one_packet(&mut self, id: ServiceId, one_packet: bool) -> Result<(), ConfigError> {
+        let service = self.services.get_mut(id.index()).filter(|s| !s.removed);
+        service.ok_or(ConfigError::UnknownService)?.one_packet = one_packet;
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use crate::conn::{
     Conn, ConnId, ConnState, FLAG_ASSURED, FLAG_EXPIRE_LATER, FLAG_INACTIVE, TEMPLATE_EXPIRE_LATER,
     expiry,
 };
-use crate::flow::FlowKey;
+use crate::flow::{FlowKey, Protocol};
 use crate::fragments::{DatagramId, FragmentTarget};
 use crate::mac::MacAddr;
 use crate::sched::Dests;
@@ -293,9 +293,13 @@ impl Director {
         {
             return Verdict::Pass(PassReason::NoConnection);
         }
-        let pick = match self.services[service_id.index()].persistence {
-            Some(persistence) => self.persistent_pick(now, service_id, persistence, &key),
-            None => self.pick(now, service_id, &key, 1).map(|real| (real, None)),
+        let service = &self.services[service_id.index()];
+        // ip_vs_schedule, ip_vs_sched_persist: IP_VS_CONN_F_ONE_PACKET only for UDP.
+        let one_packet = service.one_packet && key.protocol == Protocol::Udp;
+        let entries = usize::from(!one_packet);
+        let pick = match service.persistence {
+            Some(persistence) => self.persistent_pick(now, service_id, persistence, &key, entries),
+            None => self.pick(now, service_id, &key, entries).map(|real| (real, None)),
         };
         let (real_id, template) = match pick {
             Ok(pick) => pick,
@@ -306,6 +310,10 @@ impl Director {
                 return Verdict::Drop(reason);
             }
         };
+        if one_packet {
+            return self
+                .forward_one_packet(now, frame, packet, ip, service_id, key, real_id, template);
+        }
         let conn = match template {
             Some(template) => Conn::controlled_by(key, real_id, template),
             None => Conn::new(key, real_id),
@@ -332,6 +340,51 @@ impl Director {
         self.forward(now, frame, packet, ip, id)
     }
 
+    /// One-packet scheduling (`IP_VS_CONN_F_ONE_PACKET`): the datagram was scheduled on its
+    /// own, and its entry lives only as long as the packet, as the kernel's does
+    /// (`ip_vs_conn_hash` never hashes it, `ip_vs_conn_put` expires it at once). What the
+    /// entry leaves behind is kept: a connection and the packet counted, its real server's
+    /// bind and unbind (which may set and clear the overload flag), the template re-armed,
+    /// and for the sync master the template that controls it (`ip_vs_sync_conn` skips the
+    /// entry itself). No entry is made, so no table space is needed and nothing expires.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_one_packet(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        packet: &Packet,
+        ip: &IpPacket,
+        service_id: ServiceId,
+        key: FlowKey,
+        real_id: RealId,
+        template: Option<ConnId>,
+    ) -> Verdict {
+        let conn = match template {
+            Some(template) => Conn::controlled_by(key, real_id, template),
+            None => Conn::new(key, real_id),
+        };
+        let real = &mut self.reals[real_id.index()];
+        real.bind(false);
+        real.unbind(&conn);
+        let mac = real.mac;
+        real.stats.count_conn();
+        self.services[service_id.index()].stats.count_conn();
+        self.totals.count_conn();
+        self.counters.one_packet = self.counters.one_packet.wrapping_add(1);
+        self.count_in(real_id, ip.stats_len(), true);
+        if let Some(template) = template {
+            let timeout = self.template_timeout(self.conns.get(template));
+            self.conns.rearm(template, expiry(now, timeout));
+            if self.sync.is_some() {
+                self.sync_controller(now, template);
+            }
+        }
+        let Some(mac) = mac else {
+            return Verdict::Drop(DropReason::NoRealAvailable);
+        };
+        self.transmit(frame, packet, ip, real_id, mac)
+    }
+
     /// Makes room for `entries` new entries, then runs the service's scheduler. Room is
     /// made first so that a refused connection does not move the scheduler.
     fn pick(
@@ -350,13 +403,16 @@ impl Director {
     }
 
     /// `ip_vs_sched_persist`: the real server of the client's template, or a scheduled one
-    /// with a new template. Returns the server and the template.
+    /// with a new template. Returns the server and the template. `entries` is the room the
+    /// connection needs besides the template: 1, or 0 for a one-packet datagram, which
+    /// makes none (a template it finds is then proven: the client network sent again).
     fn persistent_pick(
         &mut self,
         now: Instant,
         service: ServiceId,
         persistence: Persistence,
         key: &FlowKey,
+        entries: usize,
     ) -> Result<(RealId, Option<ConnId>), DropReason> {
         let port = self.services[service.index()].key.port;
         let template_key = FlowKey {
@@ -370,6 +426,10 @@ impl Director {
             let template = self.conns.get(id);
             if self.template_is_valid(template) {
                 let real = template.real;
+                if entries == 0 {
+                    self.conns.prove(id);
+                    return Ok((real, Some(id)));
+                }
                 // Room for the connection, but never by evicting the template it needs.
                 self.conns.hold(id);
                 if self.make_room(1) {
@@ -381,7 +441,7 @@ impl Director {
                 self.conns.retire(id);
             }
         }
-        let real = self.pick(now, service, key, 2)?;
+        let real = self.pick(now, service, key, 1 + entries)?;
         let template = Conn::template(template_key, real);
         let id =
             self.conns.insert(template_hash, template).map_err(|_| DropReason::ConnTableFull)?;

@@ -345,16 +345,27 @@ impl Director {
         };
         self.sync_if_needed(now, id, &conn, subject);
         if let Some(template_id) = conn.controller() {
-            let template = *self.conns.get(template_id);
-            let subject = Subject {
-                template: true,
-                tcp: template.key.protocol == Protocol::Tcp,
-                state: u16::from(template.flags & FLAG_ASSURED != 0),
-                timeout: self.template_timeout(&template),
-                in_persistence: false,
-            };
-            self.sync_if_needed(now, template_id, &template, subject);
+            self.sync_controller(now, template_id);
         }
+    }
+
+    /// The master's hook for the template that controls a forwarded connection (the
+    /// `control:` step of `ip_vs_sync_conn`, the only step for a one-packet connection,
+    /// which is never sent itself).
+    pub(super) fn sync_controller(&mut self, now: Instant, template_id: ConnId) {
+        let Some(config) = self.sync.as_ref().map(|s| s.config) else { return };
+        if !config.mode.is_master() {
+            return;
+        }
+        let template = *self.conns.get(template_id);
+        let subject = Subject {
+            template: true,
+            tcp: template.key.protocol == Protocol::Tcp,
+            state: u16::from(template.flags & FLAG_ASSURED != 0),
+            timeout: self.template_timeout(&template),
+            in_persistence: false,
+        };
+        self.sync_if_needed(now, template_id, &template, subject);
     }
 
     fn sync_if_needed(&mut self, now: Instant, id: ConnId, conn: &Conn, subject: Subject) {

@@ -54,13 +54,14 @@ pub(super) fn write<'a>(
         }
         write!(
             f,
-            r#"{{"protocol":"{}","vip":"{}","port":{},"scheduler":"{}","flags":"{}",{},{},"reals":["#,
+            r#"{{"protocol":"{}","vip":"{}","port":{},"scheduler":"{}","flags":"{}",{},"ops":{},{},"reals":["#,
             key.protocol.name(),
             key.vip,
             key.port,
             service.scheduler,
             service.flags.names(service.scheduler),
             PersistenceFields(service.persistence, key.vip),
+            service.one_packet,
             Counters(&service.counts)
         )?;
         for (j, real) in reals(service).into_iter().enumerate() {

@@ -319,6 +319,9 @@ impl Listing {
                 let option = Endpoint(key.vip, key.port);
                 write!(f, "-A {} {option} -s {}", key.protocol.option(), service.scheduler)?;
                 write!(f, "{}", PersistenceText(service, true))?;
+                if service.one_packet {
+                    f.write_str(" -o")?;
+                }
                 if !service.flags.is_empty() {
                     write!(f, " -b {flags}")?;
                 }
@@ -335,7 +338,8 @@ impl Listing {
                 if !service.flags.is_empty() {
                     write!(f, " ({flags})")?;
                 }
-                writeln!(f, "{}", PersistenceText(service, false))?;
+                write!(f, "{}", PersistenceText(service, false))?;
+                writeln!(f, "{}", if service.one_packet { " ops" } else { "" })?;
             }
         }
         for real in self.reals(service) {

@@ -80,6 +80,8 @@ pub struct ServiceRow {
     pub flags: SchedFlags,
     /// Persistence, if the service has it.
     pub persistence: Option<Persistence>,
+    /// One-packet scheduling (`ops`).
+    pub one_packet: bool,
     /// Its counters.
     pub counts: Counts,
     /// Its real servers, newest first.
@@ -118,6 +120,7 @@ impl Director {
                 scheduler: service.scheduler(),
                 flags: service.flags(),
                 persistence: service.persistence(),
+                one_packet: service.one_packet(),
                 counts: Counts::of(service.stats()),
                 reals: service
                     .reals()
@@ -152,7 +155,8 @@ impl Table {
     /// Adds another director's table to this one, as for directors that share an
     /// interface, each with its own connections: counters, rates, connection counts and
     /// capacities are summed for the same service and real server; the configuration
-    /// (scheduler, flags, persistence, weights, thresholds, timeouts) is this table's. A
+    /// (scheduler, flags, persistence, one-packet scheduling, weights, thresholds,
+    /// timeouts) is this table's. A
     /// service or real server only `other` has is appended.
     pub fn add(&mut self, other: &Self) {
         self.capacity = self.capacity.saturating_add(other.capacity);

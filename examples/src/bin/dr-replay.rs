@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use dr_core::{Config, Director, Driver, DriverOptions, MacAddr};
-use dr_examples::config::{LoadOptions, load};
+use dr_examples::config::{LoadOptions, load_all};
 use dr_examples::output::OutputFile;
 use dr_examples::{keepalived, report, rules};
 use dr_io_pcap::{PcapIoError, PcapReplay, PcapSink, PcapSource};
@@ -116,7 +116,12 @@ fn director(args: &Args) -> Result<Director, String> {
             default_mac: None,
             default_capacity: None,
         };
-        return load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()));
+        let loaded =
+            load_all(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()))?;
+        for warning in &loaded.warnings {
+            eprintln!("dr-replay: warning: {}: {warning}", path.display());
+        }
+        return Ok(loaded.director);
     }
     if let (Some(path), Some(mac)) = (&args.keepalived, args.mac) {
         let plan = keepalived::read(path).map_err(|e| e.to_string())?;

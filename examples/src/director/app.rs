@@ -352,7 +352,13 @@ fn keepalived_director(
         built.fragment_capacity = 0;
     }
     let director = plan.build(&pool, &options, built).map_err(|e| e.to_string())?;
-    let loaded = Loaded { director, health: Vec::new(), routes: Default::default(), config };
+    let loaded = Loaded {
+        director,
+        health: Vec::new(),
+        routes: Default::default(),
+        config,
+        warnings: Vec::new(),
+    };
     Ok((loaded, Some(Keepalived { plan: Arc::new(plan), pool })))
 }
 
@@ -381,6 +387,9 @@ fn director(
         };
         let load = if small { crate::config::load_small } else { load_all };
         let loaded = load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()))?;
+        for warning in &loaded.warnings {
+            warn!("{}: {warning}", path.display());
+        }
         return Ok((loaded, None));
     }
     let Some(path) = &args.rules else {
@@ -403,7 +412,9 @@ fn director(
         .services()
         .map(|(id, s)| (id, HealthCheck::for_protocol(s.key().protocol)))
         .collect();
-    Ok((Loaded { director, health, routes: Default::default(), config }, None))
+    let loaded =
+        Loaded { director, health, routes: Default::default(), config, warnings: Vec::new() };
+    Ok((loaded, None))
 }
 
 /// After services changed: the filter lets the VIPs' traffic in, and every VIP is announced
@@ -445,7 +456,7 @@ fn reload(
     before: Option<&Pool>,
 ) -> Result<Reloaded, String> {
     // One small director for every worker to compare itself with: no second table.
-    let (Loaded { director: wanted, health, routes, config }, keepalived) =
+    let (Loaded { director: wanted, health, routes, config, .. }, keepalived) =
         director(args, mac, true, before)?;
     let quorum = quorum_by_key(&wanted, &routes);
     let checks: Vec<(ServiceKey, HealthCheck)> = health

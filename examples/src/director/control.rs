@@ -454,6 +454,23 @@ mod tests {
     }
 
     #[test]
+    fn ctl_sets_and_clears_ops_on_every_worker() {
+        let w = workers(2);
+        ok(&w, "-A -u 10.0.0.1:53 -s rr -o");
+        ok(&w, "-A -u 10.0.0.1:54 -s rr");
+        ok(&w, "-E -u 10.0.0.1:54 -s rr --ops");
+        ok(&w, "-E -u 10.0.0.1:53 -s rr");
+        for d in w.0.borrow().iter() {
+            let ops: Vec<(u16, bool)> =
+                d.services().map(|(_, s)| (s.key().port, s.one_packet())).collect();
+            assert_eq!(ops, [(53, false), (54, true)]);
+        }
+        assert_eq!(ok(&w, "-S -n"), "-A -u 10.0.0.1:53 -s rr\n-A -u 10.0.0.1:54 -s rr -o\n");
+        let refused = execute(&w, "-A -t 10.0.0.1:80 -o").unwrap_err();
+        assert!(refused.contains("One-Packet Scheduling is only for UDP"), "{refused}");
+    }
+
+    #[test]
     fn a_listing_adds_up_the_workers() {
         let w = workers(2);
         for line in [

@@ -23,6 +23,7 @@
 //! | `dr_connections_expired_total` | counter | | connection entries expired or removed |
 //! | `dr_connections_evicted_total` | counter | | unproven entries evicted from a full table |
 //! | `dr_connections_reused_total` | counter | | entries a SYN expired to be scheduled afresh |
+//! | `dr_one_packet_scheduled_total` | counter | | UDP datagrams of one-packet (`ops`) services scheduled on their own, leaving no entry |
 //! | `dr_templates_created_total` | counter | | persistence templates created |
 //! | `dr_templates_expired_total` | counter | | persistence templates expired or removed |
 //! | `dr_icmp_errors_relayed_total` | counter | | ICMP errors relayed to a real server |
@@ -46,7 +47,7 @@
 //! | `dr_real_connections_persistent` | gauge | service, `real` | persistence templates bound to it (`PersistConn`) |
 //! | `dr_real_weight` | gauge | service, `real` | the weight in effect (0 when quiesced) |
 //! | `dr_real_up` | gauge | service, `real` | 1 when its health check passes (or it has none), 0 when down |
-//! | `dr_service_info` | gauge | service, `scheduler`, `flags`, `persistent` | 1 per service: its scheduler (`mh`), flags as ipvsadm names them (`mh-fallback,mh-port`, empty for none) and persistence timeout in seconds (0 for none) |
+//! | `dr_service_info` | gauge | service, `scheduler`, `flags`, `persistent` | 1 per service: its scheduler (`mh`), flags as ipvsadm names them (`mh-fallback,mh-port`, then `ops` for one-packet scheduling; empty for none) and persistence timeout in seconds (0 for none) |
 //! | `dr_ring_frames_received_total` | counter | | frames the kernel handed to the receive ring, dropped ones included |
 //! | `dr_ring_frames_dropped_total` | counter | | frames dropped because the ring was full |
 //! | `dr_ring_frames_truncated_total` | counter | | frames larger than a ring frame, not processed |
@@ -235,6 +236,11 @@ pub fn render(director: &Director) -> String {
              expired).",
             c.conns_reused(),
         ),
+        (
+            "dr_one_packet_scheduled_total",
+            "UDP datagrams of one-packet services scheduled on their own, without an entry.",
+            c.one_packet_scheduled(),
+        ),
         ("dr_templates_created_total", "Persistence templates created.", c.templates_created()),
         (
             "dr_templates_expired_total",
@@ -418,11 +424,15 @@ pub fn render_health(director: &Director, down: &HashSet<(ServiceKey, IpAddr)>) 
         .services()
         .map(|(_, s)| {
             let persistent = s.persistence().map_or(0, |p| p.timeout_secs);
+            let mut flags = s.flags().names(s.scheduler()).to_string();
+            if s.one_packet() {
+                flags.push_str(if flags.is_empty() { "ops" } else { ",ops" });
+            }
             let labels = format!(
                 "{},{},{},{}",
                 service_labels(s.key()),
                 label("scheduler", &s.scheduler()),
-                label("flags", &s.flags().names(s.scheduler())),
+                label("flags", &flags),
                 label("persistent", &persistent)
             );
             (labels, 1)
@@ -432,8 +442,9 @@ pub fn render_health(director: &Director, down: &HashSet<(ServiceKey, IpAddr)>) 
         &mut out,
         "dr_service_info",
         "gauge",
-        "Always 1: the service's scheduler, its flags as ipvsadm names them, and its \
-         persistence timeout in seconds (0 when not persistent).",
+        "Always 1: the service's scheduler, its flags as ipvsadm names them (and ops for \
+         one-packet scheduling), and its persistence timeout in seconds (0 when not \
+         persistent).",
         info,
     );
     let mut samples = Vec::new();
@@ -847,7 +858,7 @@ dr_real_weight{{{udp}}} 1
         assert_eq!(
             render_health(&d, &down),
             "\
-# HELP dr_service_info Always 1: the service's scheduler, its flags as ipvsadm names them, and its persistence timeout in seconds (0 when not persistent).
+# HELP dr_service_info Always 1: the service's scheduler, its flags as ipvsadm names them (and ops for one-packet scheduling), and its persistence timeout in seconds (0 when not persistent).
 # TYPE dr_service_info gauge
 dr_service_info{protocol=\"tcp\",vip=\"10.0.0.100\",port=\"80\",scheduler=\"rr\",flags=\"\",persistent=\"0\"} 1
 dr_service_info{protocol=\"udp\",vip=\"2001:db8::100\",port=\"53\",scheduler=\"rr\",flags=\"\",persistent=\"0\"} 1
@@ -872,6 +883,13 @@ dr_real_up{protocol=\"udp\",vip=\"2001:db8::100\",port=\"53\",real=\"2001:db8::1
             .with_flags(dr_core::SchedFlags { sh_port: true, ..Default::default() })
             .with_persistence(dr_core::Persistence::new(300));
         d.add_service(sh).unwrap();
+        let ops =
+            ServiceConfig::new(Protocol::Udp, vip, 54, SchedulerKind::Rr).with_one_packet(true);
+        d.add_service(ops).unwrap();
+        let both = ServiceConfig::new(Protocol::Udp, vip, 55, SchedulerKind::Sh)
+            .with_flags(dr_core::SchedFlags { sh_port: true, ..Default::default() })
+            .with_one_packet(true);
+        d.add_service(both).unwrap();
         let text = render_health(&d, &HashSet::new());
         // As `ipvsadm -L -n` prints them: `mh (mh-fallback,mh-port)`, `sh (sh-port)
         // persistent 300`.
@@ -882,6 +900,15 @@ dr_real_up{protocol=\"udp\",vip=\"2001:db8::100\",port=\"53\",real=\"2001:db8::1
         assert!(text.contains(
             "dr_service_info{protocol=\"udp\",vip=\"10.0.0.100\",port=\"53\",\
              scheduler=\"sh\",flags=\"sh-port\",persistent=\"300\"} 1\n"
+        ));
+        // `rr ops`, `sh (sh-port) ops`.
+        assert!(text.contains(
+            "dr_service_info{protocol=\"udp\",vip=\"10.0.0.100\",port=\"54\",\
+             scheduler=\"rr\",flags=\"ops\",persistent=\"0\"} 1\n"
+        ));
+        assert!(text.contains(
+            "dr_service_info{protocol=\"udp\",vip=\"10.0.0.100\",port=\"55\",\
+             scheduler=\"sh\",flags=\"sh-port,ops\",persistent=\"0\"} 1\n"
         ));
     }
 

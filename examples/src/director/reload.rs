@@ -13,7 +13,7 @@ use std::net::IpAddr;
 pub enum Change {
     /// `-A`: a new service.
     AddService(ServiceKey),
-    /// `-E`: a service's scheduler, flags or persistence.
+    /// `-E`: a service's scheduler, flags, persistence or one-packet scheduling.
     EditService(ServiceKey),
     /// `-D`: a service removed, with its real servers.
     RemoveService(ServiceKey),
@@ -87,9 +87,11 @@ pub fn apply(
                 if have.scheduler() != want.scheduler()
                     || have.flags() != want.flags()
                     || have.persistence() != want.persistence()
+                    || have.one_packet() != want.one_packet()
                 {
                     running.edit_service(id, want.scheduler(), want.flags())?;
                     running.set_persistence(id, want.persistence())?;
+                    running.set_one_packet(id, want.one_packet())?;
                     changes.push(Change::EditService(key));
                 }
                 id
@@ -97,7 +99,8 @@ pub fn apply(
             None => {
                 let mut config =
                     ServiceConfig::new(key.protocol, key.vip, key.port, want.scheduler())
-                        .with_flags(want.flags());
+                        .with_flags(want.flags())
+                        .with_one_packet(want.one_packet());
                 if let Some(p) = want.persistence() {
                     config = config.with_persistence(p);
                 }

@@ -79,6 +79,7 @@ struct ServiceSection {
     netmask: Option<Spanned<toml::Value>>,
     #[serde(default)]
     flags: Vec<Spanned<String>>,
+    ops: Option<Spanned<bool>>,
     health: Option<Spanned<HealthSection>>,
     quorum: Option<Spanned<i64>>,
     #[serde(default)]
@@ -208,6 +209,9 @@ pub struct Loaded {
     /// The director's configuration as the file gives it (the director itself may have
     /// been built with smaller tables: see [`load_small`]).
     pub config: Config,
+    /// What the file sets that is applied but has no effect, with its line: to print as
+    /// warnings.
+    pub warnings: Vec<LineError>,
 }
 
 /// Loads a configuration file's text into a director, keeping the health checks.
@@ -368,6 +372,7 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
     })?;
 
     let mut health = Vec::new();
+    let mut warnings = Vec::new();
     for (i, service) in file.service.iter().enumerate() {
         let s = service.get_ref();
         let written_port = Some(*s.port.get_ref()).filter(|p| (0..=65_535).contains(p));
@@ -419,7 +424,27 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
             Some(health) => health_check(health, protocol, &field("health"), &at)?,
             None => HealthCheck::for_protocol(protocol),
         };
-        let mut config = ServiceConfig::new(protocol, vip, port, scheduler).with_flags(flags);
+        let mut ops = s.ops.as_ref().is_some_and(|o| *o.get_ref());
+        if let Some(o) = s.ops.as_ref().filter(|_| ops && protocol != Protocol::Udp) {
+            // The kernel takes IP_VS_SVC_F_ONEPACKET on any service and applies it to UDP
+            // datagrams only: on TCP it changes nothing. ipvsadm refuses it there and
+            // keepalived resets it; left off, the service's -S rules stay ones ipvsadm (and
+            // a rules file, and ctl -R) take.
+            warnings.push(at(
+                o.span(),
+                format!(
+                    "{} = true on a TCP service is not applied: one-packet scheduling is for \
+                     UDP datagrams only (the kernel takes the flag and ignores it for TCP; \
+                     ipvsadm refuses it, keepalived resets it); remove it, or set proto = \
+                     \"udp\"",
+                    field("ops")
+                ),
+            ));
+            ops = false;
+        }
+        let mut config = ServiceConfig::new(protocol, vip, port, scheduler)
+            .with_flags(flags)
+            .with_one_packet(ops);
         if let Some(p) = persistence {
             config = config.with_persistence(p);
         }
@@ -506,7 +531,7 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
             })?;
         }
     }
-    Ok(Loaded { director, health, routes, config: file_config })
+    Ok(Loaded { director, health, routes, config: file_config, warnings })
 }
 
 /// `persistent` (seconds; absent or 0: none) and `netmask` (a mask or a prefix length).

@@ -15,8 +15,9 @@
 //! `--nosort`, and dr's `--per-worker`. Options: `-t`/`-u` service (`VIP:PORT`, or `VIP`
 //! alone for a persistent port-0 service), `-s` scheduler, `-b` flags (as ipvsadm names
 //! them: `sh-fallback`, `sh-port` for `sh`, `flag-1` to `flag-3`), `-p [timeout]`,
-//! `-M netmask`, `-r` real server, `-g` (direct routing, the default and only forwarding
-//! method), `-w`, `-x`, `-y`. NAT (`-m`), tunnelling (`-i`, `--tun-*`) and firewall-mark
+//! `-M netmask`, `-o` (`--ops`, one-packet scheduling: UDP services only, as ipvsadm says),
+//! `-r` real server, `-g` (direct routing, the default and only forwarding method), `-w`,
+//! `-x`, `-y`. NAT (`-m`), tunnelling (`-i`, `--tun-*`) and firewall-mark
 //! services (`-f`) are refused: the director does direct routing only.
 
 use crate::endpoint::parse_endpoint;
@@ -101,6 +102,8 @@ pub struct Rule {
     pub persistent: Option<u32>,
     /// `-M`, as written.
     pub netmask: Option<String>,
+    /// `-o` (`--ops`): one-packet scheduling.
+    pub ops: bool,
     /// `-r`, with its port if given.
     pub real: Option<(IpAddr, Option<u16>)>,
     /// `-w`.
@@ -308,6 +311,8 @@ enum Kind {
     UThreshold,
     LThreshold,
     SchedFlags,
+    /// `-o`: one-packet scheduling.
+    Ops,
     /// `-c`: the connection entries.
     Connection,
     /// `--timeout`.
@@ -336,6 +341,7 @@ impl Kind {
             Self::UThreshold => "u-threshold",
             Self::LThreshold => "l-threshold",
             Self::SchedFlags => "sched-flags",
+            Self::Ops => "ops",
             Self::Connection => "connection",
             Self::Timeout => "timeout",
             Self::Listing => "listing",
@@ -362,7 +368,7 @@ fn legal(command: Command, kind: Kind) -> Legal {
         (Command::AddService | Command::EditService, K::Service) => Required,
         (
             Command::AddService | Command::EditService,
-            K::Scheduler | K::Persistent | K::Netmask | K::SchedFlags,
+            K::Scheduler | K::Persistent | K::Netmask | K::SchedFlags | K::Ops,
         ) => Optional,
         (Command::DeleteService, K::Service) => Required,
         (Command::AddReal | Command::EditReal | Command::DeleteReal, K::Service | K::Server) => {
@@ -413,7 +419,6 @@ fn refusal(id: Opt, written: &str) -> Option<String> {
         Opt::Sctp => {
             format!("{written}: SCTP services are not supported: give -t (TCP) or -u (UDP)")
         }
-        Opt::Ops => format!("{written} (one-packet scheduling): not supported; remove it"),
         Opt::Pe => format!("{written} (persistence engine): not supported; remove it"),
         Opt::TunInfo | Opt::Daemon => format!(
             "{written}: that listing is not available: -L -n, --stats, --rate, --thresholds, \
@@ -520,6 +525,7 @@ pub fn parse(line: &str) -> Result<Rule, String> {
         flags: SchedFlags::NONE,
         persistent: None,
         netmask: None,
+        ops: false,
         real: None,
         weight: None,
         upper: None,
@@ -584,6 +590,10 @@ pub fn parse(line: &str) -> Result<Rule, String> {
                 Kind::Server
             }
             Opt::Gatewaying => Kind::Forward,
+            Opt::Ops => {
+                rule.ops = true;
+                Kind::Ops
+            }
             Opt::Weight => {
                 rule.weight = Some(number(&written, value, "a weight", MAX_WEIGHT)?);
                 Kind::Weight
@@ -656,6 +666,18 @@ pub fn parse(line: &str) -> Result<Rule, String> {
                 _ => format!("no real server: {command_written} ({name}) needs -r IP[:PORT]"),
             });
         }
+    }
+    // ipvsadm's own check, before it asks the kernel (which would take the flag, and do
+    // nothing with it: only UDP datagrams are scheduled one by one).
+    if let (true, Some(key)) = (rule.ops, rule.service)
+        && key.protocol != Protocol::Udp
+    {
+        let written = seen.iter().find(|(k, _)| *k == Kind::Ops).map_or("-o", |(_, w)| w);
+        return Err(format!(
+            "{written} (ops): One-Packet Scheduling is only for UDP virtual services \
+             (ipvsadm refuses it for {}): give -u VIP:PORT, or remove {written}",
+            service_option(key)
+        ));
     }
     if let Some((written, names)) = flags {
         let scheduler = rule.scheduler.unwrap_or_default();
@@ -841,7 +863,8 @@ pub fn apply(
             }
             if rule.command == Command::AddService {
                 let mut config = ServiceConfig::new(key.protocol, key.vip, key.port, scheduler)
-                    .with_flags(rule.flags);
+                    .with_flags(rule.flags)
+                    .with_one_packet(rule.ops);
                 if let Some(p) = persistence {
                     config = config.with_persistence(p);
                 }
@@ -852,6 +875,8 @@ pub fn apply(
                 let id = find(director, key)?;
                 director.edit_service(id, scheduler, rule.flags).map_err(|e| e.to_string())?;
                 director.set_persistence(id, persistence).map_err(|e| e.to_string())?;
+                // -E sets the service's flags as given: without -o, ops is cleared.
+                director.set_one_packet(id, rule.ops).map_err(|e| e.to_string())?;
             }
         }
         Command::DeleteService => {

@@ -44,6 +44,8 @@ pub struct VirtualServer {
     pub flags: SchedFlags,
     /// `persistence_timeout` and `persistence_granularity`.
     pub persistence: Option<Persistence>,
+    /// `ops`: one-packet scheduling (UDP services only; keepalived clears it on others).
+    pub ops: bool,
     /// `quorum` (default 1).
     pub quorum: u64,
     /// `hysteresis` (default 0).
@@ -352,8 +354,9 @@ impl Plan {
             let err = |e: ConfigError| {
                 super::KeepalivedError::at(&vs.place, format!("virtual_server {}: {e}", vs.key()))
             };
-            let mut sc =
-                ServiceConfig::new(vs.protocol, vs.vip, vs.port, vs.scheduler).with_flags(vs.flags);
+            let mut sc = ServiceConfig::new(vs.protocol, vs.vip, vs.port, vs.scheduler)
+                .with_flags(vs.flags)
+                .with_one_packet(vs.ops);
             if let Some(p) = vs.persistence {
                 sc = sc.with_persistence(p);
             }

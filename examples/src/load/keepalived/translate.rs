@@ -376,6 +376,7 @@ fn virtual_server(
     let mut timing = Timing::default();
     let mut scheduler = SchedulerKind::Wlc;
     let mut flag_nodes: Vec<&Node> = Vec::new();
+    let mut ops: Option<&Node> = None;
     let mut protocol = Protocol::Tcp;
     let mut persistence_timeout: Option<u32> = None;
     let mut granularity: Option<&Node> = None;
@@ -397,12 +398,7 @@ fn virtual_server(
                 scheduler = name.parse().map_err(|e| err(n, format!("{name}: {e}")))?;
             }
             "lb_kind" | "lvs_method" => method = Some(n),
-            "ops" => {
-                return Err(err(
-                    n,
-                    "one-packet scheduling is not supported by dr: remove it".into(),
-                ));
-            }
+            "ops" => ops = Some(n),
             "persistence_engine" => {
                 return Err(err(
                     n,
@@ -493,6 +489,21 @@ fn virtual_server(
         );
         return Ok(None);
     }
+    // check_data.c: "one packet scheduling requires UDP - resetting", once the protocol is
+    // known (it may come after ops).
+    let ops = match ops {
+        Some(n) if protocol != Protocol::Udp => {
+            warnings.warn(
+                "ops on tcp",
+                &n.at,
+                "ops: one packet scheduling requires UDP: not applied to this TCP \
+                 virtual_server (keepalived resets it too)"
+                    .into(),
+            );
+            false
+        }
+        found => found.is_some(),
+    };
     let mut flags = SchedFlags::NONE;
     for f in flag_nodes {
         match flags.with_named(&f.keyword, scheduler) {
@@ -578,6 +589,7 @@ fn virtual_server(
             scheduler,
             flags,
             persistence,
+            ops,
             quorum,
             hysteresis,
             sorry,
