@@ -104,8 +104,18 @@ impl From<String> for Failure {
     }
 }
 
-/// The director, from the configuration file or the rules.
+/// The director, from the configuration file or the rules, with a warning on standard error
+/// for each scheduler flag its service's scheduler ignores.
 fn director(args: &Args) -> Result<Director, String> {
+    let director = load_director(args)?;
+    for warning in dr_examples::flags::ignored_flags(&director) {
+        eprintln!("dr-replay: warning: {warning}");
+    }
+    Ok(director)
+}
+
+/// The director, from the configuration file or the rules.
+fn load_director(args: &Args) -> Result<Director, String> {
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
     };

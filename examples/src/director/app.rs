@@ -359,8 +359,23 @@ fn keepalived_director(
 
 /// The director the configuration describes; with `small`, built with the smallest tables
 /// (to compare with a running one on reload), the file's own values in [`Loaded::config`].
-/// From a keepalived configuration, its plan and checkers' states too.
+/// From a keepalived configuration, its plan and checkers' states too. A scheduler flag
+/// that a service's scheduler ignores is logged, whichever file gave it.
 fn director(
+    args: &Args,
+    mac: dr_core::MacAddr,
+    small: bool,
+    before: Option<&Pool>,
+) -> Result<(Loaded, Option<Keepalived>), String> {
+    let loaded = load_director(args, mac, small, before)?;
+    for warning in crate::flags::ignored_flags(&loaded.0.director) {
+        warn!("{warning}");
+    }
+    Ok(loaded)
+}
+
+/// [`director`], without the warnings of flags.
+fn load_director(
     args: &Args,
     mac: dr_core::MacAddr,
     small: bool,
