@@ -355,3 +355,63 @@ fn a_group_may_be_defined_after_the_virtual_server_that_uses_it() {
     assert_eq!(e.line, Some(1), "{e}");
     assert!(e.to_string().contains("the file has no virtual_server_group WEB"), "{e}");
 }
+
+#[test]
+fn a_group_checks_each_real_server_once_and_applies_it_to_every_address() {
+    // keepalived checks the real servers of a `virtual_server group` block once
+    // (one checker per real server of the one virtual_server_t) and sets the result on
+    // every address of the group (ipwrapper.c through ipvs_group_cmd).
+    let text = "virtual_server_group WEB {\n 10.0.0.100 80\n 10.0.0.101 80\n 10.0.0.102 80\n}\n\
+                virtual_server group WEB {\n lb_algo rr\n lb_kind DR\n quorum 2\n \
+                sorry_server 10.0.0.99 80\n \
+                real_server 10.0.0.11 80 {\n  TCP_CHECK {\n  }\n }\n \
+                real_server 10.0.0.12 80 {\n  MISC_CHECK {\n   misc_path /bin/true\n   \
+                misc_dynamic\n  }\n }\n}\n";
+    let dir = scratch("group-once", &[("k.conf", text)]);
+    let plan = keepalived::read(&dir.join("k.conf")).unwrap();
+    assert_eq!(plan.services.len(), 3);
+    let run: Vec<(usize, usize, usize)> = plan.checkers().map(|(key, _)| key).collect();
+    assert_eq!(run, [(0, 0, 0), (0, 1, 0)], "two checkers, the first address's");
+    let mut pool = Pool::new(&plan);
+    let all_up = |addr: u16| {
+        format!(
+            "TCP  10.0.0.{addr}:80 rr\n  \
+             -> 10.0.0.11:80                 Route   1      0          0         \n  \
+             -> 10.0.0.12:80                 Route   1      0          0         \n"
+        )
+    };
+    assert_eq!(
+        listing(&plan, &pool),
+        format!("{HEAD}{}{}{}", all_up(100), all_up(101), all_up(102))
+    );
+    // 10.0.0.11 fails: all three addresses lose it, and with it their quorum of 2, so the
+    // sorry server replaces the real servers on each.
+    assert!(pool.record(&plan, (0, 0, 0), false, None));
+    let sorry = |addr: u16| {
+        format!(
+            "TCP  10.0.0.{addr}:80 rr\n  \
+             -> 10.0.0.99:80                 Route   1      0          0         \n"
+        )
+    };
+    assert_eq!(listing(&plan, &pool), format!("{HEAD}{}{}{}", sorry(100), sorry(101), sorry(102)));
+    for s in 0..3 {
+        assert!(!pool.alive(s, "10.0.0.11".parse().unwrap()), "address {s}");
+        assert!(!pool.quorum_up(s), "address {s}");
+    }
+    // It comes back, and misc_dynamic sets 10.0.0.12's weight on every address.
+    assert!(pool.record(&plan, (0, 0, 0), true, None));
+    assert!(pool.record(&plan, (0, 1, 0), true, Some(DynamicWeight(5))));
+    let weighted = |addr: u16| {
+        format!(
+            "TCP  10.0.0.{addr}:80 rr\n  \
+             -> 10.0.0.11:80                 Route   1      0          0         \n  \
+             -> 10.0.0.12:80                 Route   5      0          0         \n"
+        )
+    };
+    assert_eq!(
+        listing(&plan, &pool),
+        format!("{HEAD}{}{}{}", weighted(100), weighted(101), weighted(102))
+    );
+    // A reload that keeps the group carries the states to all its addresses.
+    assert_eq!(Pool::carried(&plan, &pool), pool);
+}

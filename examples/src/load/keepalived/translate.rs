@@ -167,7 +167,10 @@ pub(crate) fn translate(nodes: &[Node], main: &Path) -> Result<Plan, KeepalivedE
             "virtual_server_group" => {}
             "virtual_server" => {
                 if let Some(vs) = virtual_server(node, &groups, &mut warnings)? {
-                    services.extend(vs);
+                    // A group's addresses are checked by its first one's checkers.
+                    let first = services.len();
+                    services
+                        .extend(vs.into_iter().map(|v| VirtualServer { checked_by: first, ..v }));
                 }
             }
             "SSL" => warnings.not_applied(
@@ -582,6 +585,7 @@ fn virtual_server(
             hysteresis,
             sorry,
             reals,
+            checked_by: 0,
         });
     }
     Ok(Some(out))
