@@ -286,7 +286,7 @@ fn errors_name_the_file_the_line_and_the_keyword() {
             4,
             "SMTP_CHECK: this checker is not supported",
         ),
-        ("$PORT=80\n", 1, "parameters ($NAME=VALUE, $NAME) are not supported"),
+        ("\n~SEQ(I, 1, 0, 3) x\n", 2, "~SEQ(I, 1, 0, 3) x: Invalid ~SEQ values"),
         (&"a {\n".repeat(40), 33, "blocks nested more than 32 deep"),
         ("misc_path \"/bin/true\n", 1, "the quote \" is not closed"),
         (

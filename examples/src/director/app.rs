@@ -110,6 +110,11 @@ struct Args {
     /// virtual servers, real servers and checkers.
     #[arg(long, value_name = "FILE")]
     keepalived: Option<PathBuf>,
+    /// With --keepalived: the config id its `@ID` / `@^ID` lines and `${_INSTANCE}` are
+    /// compared with, as keepalived's `-i` / `--config-id` (default: the host name up to its
+    /// first dot, as keepalived's).
+    #[arg(long, value_name = "ID", requires = "keepalived")]
+    keepalived_config_id: Option<String>,
     /// A real server's MAC, for rules or keepalived.conf (otherwise asked for by ARP / ND);
     /// repeatable.
     #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour)]
@@ -333,7 +338,9 @@ fn keepalived_director(
     small: bool,
     before: Option<&Pool>,
 ) -> Result<(Loaded, Option<Keepalived>), String> {
-    let plan = crate::keepalived::read(path).map_err(|e| e.to_string())?;
+    let id = args.keepalived_config_id.clone().or_else(crate::keepalived::default_config_id);
+    let plan = crate::keepalived::read_as(&crate::keepalived::Disk, path, id)
+        .map_err(|e| e.to_string())?;
     for warning in &plan.warnings {
         warn!("{warning}");
     }
