@@ -1,8 +1,10 @@
 //! keepalived's checkers as probes of the director's health checker: `HTTP_GET` and
 //! `SSL_GET` (every url's status among the expected ones and, with `digest`, the MD5 of its
 //! body; over TLS without verifying the server's certificate, as keepalived does not),
-//! `MISC_CHECK` (a program's exit status, with `misc_dynamic` the weight from it) and
-//! `DNS_CHECK` (a query answered with the same id and no error code).
+//! `MISC_CHECK` (a program's exit status, with `misc_dynamic` the weight from it; the
+//! program leads a process group of its own, ended whole at `misc_timeout`) and
+//! `DNS_CHECK` (a query answered with the same id and no error code). A response's status
+//! line and headers are read as bytes, as keepalived reads them.
 
 use md5::{Digest, Md5};
 use std::io::{Read, Write};

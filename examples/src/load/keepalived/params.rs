@@ -300,7 +300,7 @@ impl Params {
         &mut self,
         line: &str,
         cx: &mut Cx<'_>,
-    ) -> Result<Option<(String, Vec<Vec<String>>)>, KeepalivedError> {
+    ) -> Result<Option<Substituted>, KeepalivedError> {
         let mut text = line.to_string();
         let mut multiline = Vec::new();
         let mut pos = 0;
@@ -508,6 +508,9 @@ impl Params {
     }
 }
 
+/// A substituted line and the further lines of each multiline parameter it used.
+type Substituted = (String, Vec<Vec<String>>);
+
 /// Where the line being read is, for errors and warnings.
 struct Cx<'a> {
     at: &'a Place,
@@ -631,12 +634,10 @@ pub(crate) fn decomment(line: &str) -> Result<String, String> {
                 double = !double;
             }
             '\'' if !double => single = !single,
-            '\\' => {
-                if chars.next().is_none() {
-                    cut = i;
-                    continued = true;
-                    break;
-                }
+            '\\' if chars.next().is_none() => {
+                cut = i;
+                continued = true;
+                break;
             }
             '#' | '!' if !double => {
                 if single {
