@@ -185,7 +185,10 @@ impl Params {
                  parameter that uses itself?"
             )));
         }
-        self.spend(cx.at)?;
+        // Lines that parameters and sequences make count; the file's own do not.
+        if depth > 0 {
+            self.spend(cx.at)?;
+        }
         // The rest of each multiline parameter used, the latest last.
         let mut rests: Vec<Vec<String>> = Vec::new();
         let mut substituted = false;
@@ -828,6 +831,14 @@ mod tests {
         assert!(e.ends_with("requires between 0 and 2 parameters, 3 specified."), "{e}");
         // A file's own definition replaces a pre-defined one.
         assert_eq!(lines("$_INSTANCE=x\n${_INSTANCE}\n", Some("lb1")), ["x"]);
+    }
+
+    #[test]
+    fn the_files_own_lines_are_not_limited() {
+        // Only what parameters and sequences make counts towards MAX_WORK and MAX_MADE.
+        let text = "x $_HASH\n".repeat(MAX_WORK / 2) + &"y\n".repeat(MAX_WORK);
+        let (out, _) = read(&text, None).unwrap();
+        assert_eq!(out.len(), MAX_WORK / 2 + MAX_WORK);
     }
 
     #[test]
