@@ -199,18 +199,24 @@ impl Params {
                     None => (false, rest),
                 };
                 // Nothing after the id: the line is nothing.
-                let Some(space) = rest.find([' ', '\t']) else { return Ok(()) };
-                let matches = self.config_id.as_deref() == Some(&rest[..space]);
-                if matches == negated {
-                    return Ok(());
+                let Some(space) = rest.find([' ', '\t']) else {
+                    line.clear();
+                    break;
+                };
+                if (self.config_id.as_deref() == Some(&rest[..space])) == negated {
+                    line.clear();
+                    break;
                 }
                 line = rest[space..].trim_start_matches([' ', '\t']).to_string();
             }
             if self.define(&line) {
-                return Ok(());
+                line.clear();
+                break;
             }
             if line.starts_with("~SEQ") {
-                return self.seq(&line, depth, out, cx);
+                self.seq(&line, depth, out, cx)?;
+                line.clear();
+                break;
             }
             if line.starts_with("~LST") {
                 return Err(err(
@@ -766,6 +772,8 @@ mod tests {
         let (out, warnings) = read("$M=a \\\nb\n\nx $M y\nx $M\n", None).unwrap();
         assert_eq!(out, ["x $M y", "x a", "b"]);
         assert_eq!(warnings.len(), 1);
+        // The further lines come even when the first is not for this config id.
+        assert_eq!(lines("$M=@other a \\\nb\n\n$M\n", Some("main")), ["b"]);
         // A blank line ends the definition; its first line may be empty.
         assert_eq!(lines("$M=\\\nb \\\n\nc\n$M\n", None), ["c", "b"]);
     }
