@@ -12,7 +12,7 @@ pub mod report;
 pub use director::{
     backend, control, health, instance, metrics, preflight, probes, reload, routes, sync, workers,
 };
-pub use load::{config, endpoint, ipvsadm, keepalived, netmask, popt, rules};
+pub use load::{config, endpoint, flags, ipvsadm, keepalived, netmask, popt, rules};
 pub use replay::output;
 
 /// A problem in a configuration or rules file, with the line it is on.

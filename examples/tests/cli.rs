@@ -273,4 +273,39 @@ fn check_config_warns_of_ops_on_a_tcp_service() {
         "{stderr}"
     );
     assert_eq!(stderr.matches("ops = true").count(), 1, "{stderr}");
+    let _ = std::fs::remove_file(&config);
+}
+
+#[test]
+fn the_keepalived_config_id_picks_the_conditional_lines() {
+    // keepalived.conf(5): `@ID` lines are read only when ID is the config id (-i), `@^ID`
+    // lines only when it is not; ${_INSTANCE} is the id.
+    let dir = scratch("config-id");
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        "$VIP=10.0.0.100\n@lb1 $REAL=10.0.0.11\n@^lb1 $REAL=10.0.0.12\n\
+         virtual_server $VIP 80 {\n lb_algo rr\n lb_kind DR\n real_server $REAL 80 {\n }\n\
+         @lb1 real_server 10.0.0.13 80 {\n @lb1 }\n}\n",
+    )
+    .unwrap();
+    let path = conf.to_str().unwrap();
+    let real = |out: &Output| -> Vec<String> {
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.trim_start().starts_with("-> 10."))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+            .collect()
+    };
+    let out = director(&["--check-config", "--keepalived", path, "--keepalived-config-id", "lb1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(real(&out), ["10.0.0.11:80", "10.0.0.13:80"]);
+    let out = director(&["--check-config", "--keepalived", path, "--keepalived-config-id", "lb2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(real(&out), ["10.0.0.12:80"]);
+    // The replay takes it too; without --keepalived it is refused.
+    let out = replay(&["--keepalived-config-id", "lb1", "in.pcap", "-o", "out.pcap"]);
+    assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -281,7 +281,7 @@ fn errors_name_the_file_the_line_and_the_keyword() {
             4,
             "SMTP_CHECK: this checker is not supported",
         ),
-        ("$PORT=80\n", 1, "parameters ($NAME=VALUE, $NAME) are not supported"),
+        ("\n~SEQ(I, 1, 0, 3) x\n", 2, "~SEQ(I, 1, 0, 3) x: Invalid ~SEQ values"),
         (&"a {\n".repeat(40), 33, "blocks nested more than 32 deep"),
         ("misc_path \"/bin/true\n", 1, "the quote \" is not closed"),
         (
@@ -380,4 +380,168 @@ fn ops_schedules_each_udp_datagram_and_is_reset_on_tcp_as_keepalived_does() {
         path.display()
     );
     assert_eq!(said[0], expected);
+}
+
+#[test]
+fn a_group_checks_each_real_server_once_and_applies_it_to_every_address() {
+    // keepalived checks the real servers of a `virtual_server group` block once
+    // (one checker per real server of the one virtual_server_t) and sets the result on
+    // every address of the group (ipwrapper.c through ipvs_group_cmd).
+    let text = "virtual_server_group WEB {\n 10.0.0.100 80\n 10.0.0.101 80\n 10.0.0.102 80\n}\n\
+                virtual_server group WEB {\n lb_algo rr\n lb_kind DR\n quorum 2\n \
+                sorry_server 10.0.0.99 80\n \
+                real_server 10.0.0.11 80 {\n  TCP_CHECK {\n  }\n }\n \
+                real_server 10.0.0.12 80 {\n  MISC_CHECK {\n   misc_path /bin/true\n   \
+                misc_dynamic\n  }\n }\n}\n";
+    let dir = scratch("group-once", &[("k.conf", text)]);
+    let plan = keepalived::read(&dir.join("k.conf")).unwrap();
+    assert_eq!(plan.services.len(), 3);
+    let run: Vec<(usize, usize, usize)> = plan.checkers().map(|(key, _)| key).collect();
+    assert_eq!(run, [(0, 0, 0), (0, 1, 0)], "two checkers, the first address's");
+    let mut pool = Pool::new(&plan);
+    let all_up = |addr: u16| {
+        format!(
+            "TCP  10.0.0.{addr}:80 rr\n  \
+             -> 10.0.0.11:80                 Route   1      0          0         \n  \
+             -> 10.0.0.12:80                 Route   1      0          0         \n"
+        )
+    };
+    assert_eq!(
+        listing(&plan, &pool),
+        format!("{HEAD}{}{}{}", all_up(100), all_up(101), all_up(102))
+    );
+    // 10.0.0.11 fails: all three addresses lose it, and with it their quorum of 2, so the
+    // sorry server replaces the real servers on each.
+    assert!(pool.record(&plan, (0, 0, 0), false, None));
+    let sorry = |addr: u16| {
+        format!(
+            "TCP  10.0.0.{addr}:80 rr\n  \
+             -> 10.0.0.99:80                 Route   1      0          0         \n"
+        )
+    };
+    assert_eq!(listing(&plan, &pool), format!("{HEAD}{}{}{}", sorry(100), sorry(101), sorry(102)));
+    for s in 0..3 {
+        assert!(!pool.alive(s, "10.0.0.11".parse().unwrap()), "address {s}");
+        assert!(!pool.quorum_up(s), "address {s}");
+    }
+    // It comes back, and misc_dynamic sets 10.0.0.12's weight on every address.
+    assert!(pool.record(&plan, (0, 0, 0), true, None));
+    assert!(pool.record(&plan, (0, 1, 0), true, Some(DynamicWeight(5))));
+    let weighted = |addr: u16| {
+        format!(
+            "TCP  10.0.0.{addr}:80 rr\n  \
+             -> 10.0.0.11:80                 Route   1      0          0         \n  \
+             -> 10.0.0.12:80                 Route   5      0          0         \n"
+        )
+    };
+    assert_eq!(
+        listing(&plan, &pool),
+        format!("{HEAD}{}{}{}", weighted(100), weighted(101), weighted(102))
+    );
+    // A reload that keeps the group carries the states to all its addresses.
+    assert_eq!(Pool::carried(&plan, &pool), pool);
+}
+
+#[test]
+fn extra_words_are_ignored_as_keepalived_ignores_them_and_said() {
+    // Each keyword dr reads, with a word more than keepalived's handler reads (worked from
+    // check_parser.c, check_api.c, check_http.c, check_misc.c, check_dns.c: the handlers
+    // read strvec_slot(strvec, 1), or 1 and 2 for an address and port, or nothing).
+    let lines = [
+        "virtual_server 10.0.0.100 80 X1 {",
+        " delay_loop 5 X2",
+        " connect_timeout 3 X3",
+        " retry 2 X4",
+        " delay_before_retry 1 X5",
+        " lb_algo sh X6",
+        " lb_kind DR X7",
+        " sh-port X8",
+        " persistence_timeout 60 X9",
+        " persistence_granularity 255.255.255.0 X10",
+        " protocol TCP X11",
+        " quorum 1 X12",
+        " hysteresis 0 X13",
+        " sorry_server 10.0.0.99 80 X14",
+        " sorry_server_inhibit X15",
+        " virtualhost www X16",
+        " alpha off",
+        " real_server 10.0.0.11 80 X17 {",
+        "  weight 3 X18",
+        "  uthreshold 10 X19",
+        "  lthreshold 1 X20",
+        "  inhibit_on_failure yes X21",
+        "  alpha no X22",
+        "  nb_get_retry 1 X23",
+        "  HTTP_GET {",
+        "   connect_ip 10.0.0.11 X24",
+        "   connect_port 8080 X25",
+        "   http_protocol 1.1 X26",
+        "   url {",
+        "    path /health X27",
+        "    digest 5d41402abc4b2a76b9719d911017c592 X28",
+        "    status_code 200 204",
+        "   }",
+        "  }",
+        "  MISC_CHECK {",
+        "   misc_path /bin/true X29",
+        "   misc_timeout 4 X30",
+        "   misc_dynamic X31",
+        "  }",
+        "  DNS_CHECK {",
+        "   type A X32",
+        "   name example.com X33",
+        "  }",
+        " }",
+        "}",
+        "virtual_server_group G X34 {",
+        " 10.0.0.200 80 X35",
+        "}",
+        "virtual_server group G X36 {",
+        " lb_kind DR",
+        " real_server 10.0.0.12 80 {",
+        " }",
+        "}",
+    ];
+    let text = lines.join("\n") + "\n";
+    let dir = scratch("extra-words", &[("k.conf", &text)]);
+    let path = dir.join("k.conf");
+    let plan = keepalived::read(&path).unwrap();
+    let said = warnings(&plan);
+    let file = path.display().to_string();
+    for (n, line) in lines.iter().enumerate() {
+        let words: Vec<&str> = line.split_whitespace().filter(|w| *w != "{").collect();
+        let Some(extra) = words.iter().find(|w| w.starts_with('X')) else { continue };
+        let keyword = words[0];
+        let found = said.iter().find(|w| {
+            w.starts_with(&format!("{file}: line {}: {keyword}", n + 1))
+                && w.contains(&format!("the extra words `{extra}` are ignored"))
+        });
+        assert!(found.is_some(), "line {}: {line}: {said:#?}", n + 1);
+    }
+    // A virtual_server's alpha reads no word (vs_alpha_handler): `alpha off` sets it.
+    assert!(
+        said.iter().any(|w| w.starts_with(&format!("{file}: line 17: alpha"))
+            && w.contains("`off` are ignored")
+            && w.contains("so it is set")),
+        "{said:#?}"
+    );
+    let checker = &plan.services[0].reals[0].checkers[0];
+    assert!(!checker.alpha, "the real server's `alpha no` is over the virtual server's");
+    // The values are the first words', as keepalived takes them.
+    let vs = &plan.services[0];
+    assert_eq!(vs.reals[0].weight, 3);
+    assert_eq!(vs.quorum, 1);
+    assert_eq!(checker.target, "10.0.0.11:8080".parse().unwrap());
+    let Probe::Misc(misc) = &vs.reals[0].checkers[1].check.probe else { panic!() };
+    assert_eq!(misc.argv, ["/bin/true"]);
+    // Within limits, nothing is said: status_code takes any number.
+    assert!(!said.iter().any(|w| w.contains("status_code")), "{said:#?}");
+    // Alone, a virtual_server's `alpha off` and `inhibit_on_failure off` set the flags.
+    let text = "virtual_server 10.0.0.100 80 {\n lb_kind DR\n alpha off\n \
+                inhibit_on_failure off\n real_server 10.0.0.11 80 {\n  TCP_CHECK {\n  }\n \
+                }\n}\n";
+    let dir = scratch("vs-alpha", &[("k.conf", text)]);
+    let plan = keepalived::read(&dir.join("k.conf")).unwrap();
+    assert!(plan.services[0].reals[0].checkers[0].alpha);
+    assert!(plan.services[0].reals[0].inhibit);
 }

@@ -25,7 +25,9 @@ impl keepalived::Source for OneFile<'_> {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    match keepalived::read_from(&OneFile(text), Path::new("keepalived.conf")) {
+    // A fixed config id, so that `@fuzz` lines are read and the host name plays no part.
+    let id = Some("fuzz".to_string());
+    match keepalived::read_as(&OneFile(text), Path::new("keepalived.conf"), id) {
         Ok(plan) => {
             let options = keepalived::BuildOptions {
                 config: {

@@ -270,6 +270,20 @@ impl SchedFlags {
         if foreign { Err(SchedFlagError::Incompatible) } else { Ok(()) }
     }
 
+    /// The flags set that a service of `scheduler` does not read, named as ipvsadm names
+    /// them for it (`flag-1`, `flag-2`, `flag-3`). The kernel takes any of the three bits for
+    /// any scheduler and keeps them on the service, but only `sh` (`ip_vs_sh.c`) and `mh`
+    /// (`ip_vs_mh.c`) read the first two, and no scheduler reads the third.
+    pub fn ignored_by(self, scheduler: SchedulerKind) -> impl Iterator<Item = &'static str> {
+        let reads = matches!(scheduler, SchedulerKind::Sh | SchedulerKind::Mh);
+        let first = (self.sh_fallback || self.mh_fallback) && !reads;
+        let second = (self.sh_port || self.mh_port) && !reads;
+        [(first, "flag-1"), (second, "flag-2"), (self.flag_3, "flag-3")]
+            .into_iter()
+            .filter(|(set, _)| *set)
+            .map(|(_, name)| name)
+    }
+
     /// The flags as ipvsadm's `print_sched_flags` names them for a service of
     /// `scheduler`: `sh-fallback,sh-port` for `sh`, `mh-fallback,mh-port` for `mh` (which
     /// have no name for the third bit, so print nothing for it), `flag-1,flag-2,flag-3` for

@@ -315,6 +315,27 @@ fn flags_display_as_ipvsadm_lists_them() {
 }
 
 #[test]
+fn flags_a_scheduler_does_not_read() {
+    extern crate alloc;
+    use alloc::vec::Vec;
+    // Only ip_vs_sh.c and ip_vs_mh.c test IP_VS_SVC_F_SCHED1 and _SCHED2; no scheduler
+    // tests IP_VS_SVC_F_SCHED3.
+    let ignored = |flags: SchedFlags, kind| flags.ignored_by(kind).collect::<Vec<_>>();
+    let all = SchedFlags { sh_port: true, sh_fallback: true, flag_3: true, ..SchedFlags::NONE };
+    assert_eq!(ignored(all, SchedulerKind::Sh), ["flag-3"]);
+    let mh = SchedFlags { mh_port: true, mh_fallback: true, flag_3: true, ..SchedFlags::NONE };
+    assert_eq!(ignored(mh, SchedulerKind::Mh), ["flag-3"]);
+    for kind in SchedulerKind::ALL.iter().copied() {
+        if !matches!(kind, SchedulerKind::Sh | SchedulerKind::Mh) {
+            assert_eq!(ignored(all, kind), ["flag-1", "flag-2", "flag-3"], "{kind}");
+            let two = SchedFlags { sh_port: true, ..SchedFlags::NONE };
+            assert_eq!(ignored(two, kind), ["flag-2"], "{kind}");
+        }
+        assert!(ignored(SchedFlags::NONE, kind).is_empty(), "{kind}");
+    }
+}
+
+#[test]
 fn rr_delete_moves_the_pointer_to_the_predecessor() {
     // A B C D, last pick B; delete B: the scan continues with B's successor, C.
     let mut list = List::weights(&[1, 1, 1, 1]);

@@ -43,6 +43,11 @@ struct Args {
     /// (a replay runs no checks).
     #[arg(long, value_name = "FILE", requires = "mac")]
     keepalived: Option<PathBuf>,
+    /// With --keepalived: the config id its `@ID` / `@^ID` lines and `${_INSTANCE}` are
+    /// compared with, as keepalived's `-i` / `--config-id` (default: the host name up to its
+    /// first dot, as keepalived's).
+    #[arg(long, value_name = "ID", requires = "keepalived")]
+    keepalived_config_id: Option<String>,
     /// With --rules or --keepalived: a real server's MAC (repeatable).
     #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour)]
     neigh: Vec<(IpAddr, MacAddr)>,
@@ -104,8 +109,18 @@ impl From<String> for Failure {
     }
 }
 
-/// The director, from the configuration file or the rules.
+/// The director, from the configuration file or the rules, with a warning on standard error
+/// for each scheduler flag its service's scheduler ignores.
 fn director(args: &Args) -> Result<Director, String> {
+    let director = load_director(args)?;
+    for warning in dr_examples::flags::ignored_flags(&director) {
+        eprintln!("dr-replay: warning: {warning}");
+    }
+    Ok(director)
+}
+
+/// The director, from the configuration file or the rules.
+fn load_director(args: &Args) -> Result<Director, String> {
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
     };
@@ -124,7 +139,8 @@ fn director(args: &Args) -> Result<Director, String> {
         return Ok(loaded.director);
     }
     if let (Some(path), Some(mac)) = (&args.keepalived, args.mac) {
-        let plan = keepalived::read(path).map_err(|e| e.to_string())?;
+        let id = args.keepalived_config_id.clone().or_else(keepalived::default_config_id);
+        let plan = keepalived::read_as(&keepalived::Disk, path, id).map_err(|e| e.to_string())?;
         for warning in &plan.warnings {
             eprintln!("dr-replay: warning: {warning}");
         }

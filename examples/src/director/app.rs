@@ -110,6 +110,11 @@ struct Args {
     /// virtual servers, real servers and checkers.
     #[arg(long, value_name = "FILE")]
     keepalived: Option<PathBuf>,
+    /// With --keepalived: the config id its `@ID` / `@^ID` lines and `${_INSTANCE}` are
+    /// compared with, as keepalived's `-i` / `--config-id` (default: the host name up to its
+    /// first dot, as keepalived's).
+    #[arg(long, value_name = "ID", requires = "keepalived")]
+    keepalived_config_id: Option<String>,
     /// A real server's MAC, for rules or keepalived.conf (otherwise asked for by ARP / ND);
     /// repeatable.
     #[arg(long, value_name = "IP=MAC", value_parser = rules::parse_neighbour)]
@@ -332,7 +337,9 @@ fn keepalived_director(
     small: bool,
     before: Option<&Pool>,
 ) -> Result<(Loaded, Option<Keepalived>), String> {
-    let plan = crate::keepalived::read(path).map_err(|e| e.to_string())?;
+    let id = args.keepalived_config_id.clone().or_else(crate::keepalived::default_config_id);
+    let plan = crate::keepalived::read_as(&crate::keepalived::Disk, path, id)
+        .map_err(|e| e.to_string())?;
     for warning in &plan.warnings {
         warn!("{warning}");
     }
@@ -364,8 +371,23 @@ fn keepalived_director(
 
 /// The director the configuration describes; with `small`, built with the smallest tables
 /// (to compare with a running one on reload), the file's own values in [`Loaded::config`].
-/// From a keepalived configuration, its plan and checkers' states too.
+/// From a keepalived configuration, its plan and checkers' states too. A scheduler flag
+/// that a service's scheduler ignores is logged, whichever file gave it.
 fn director(
+    args: &Args,
+    mac: dr_core::MacAddr,
+    small: bool,
+    before: Option<&Pool>,
+) -> Result<(Loaded, Option<Keepalived>), String> {
+    let loaded = load_director(args, mac, small, before)?;
+    for warning in crate::flags::ignored_flags(&loaded.0.director) {
+        warn!("{warning}");
+    }
+    Ok(loaded)
+}
+
+/// [`director`], without the warnings of flags.
+fn load_director(
     args: &Args,
     mac: dr_core::MacAddr,
     small: bool,

@@ -1,5 +1,6 @@
 //! The checkers of a keepalived configuration in the running director: one thread per
-//! checker of each real server; each change of a checker's state goes through the
+//! checker of each real server (once for a `virtual_server group`, whatever its number of
+//! addresses); each change of a checker's state goes through the
 //! configuration's [`Pool`] (keepalived's rules: remove or inhibit, quorum, sorry server),
 //! and the service's table becomes what the pool wants, in every worker in the same step.
 
@@ -36,73 +37,86 @@ impl Checkers {
     ) -> Result<Self, String> {
         let (tx, events) = channel();
         let stop = Arc::new(AtomicBool::new(false));
-        for (s, vs) in plan.services.iter().enumerate() {
-            for (r, real) in vs.reals.iter().enumerate() {
-                for (c, checker) in real.checkers.iter().enumerate() {
-                    let key = (s, r, c);
-                    health::spawn(
-                        key,
-                        checker.target,
-                        checker.check.clone(),
-                        None,
-                        pool.checker_up(key),
-                        tx.clone(),
-                        Arc::clone(&stop),
-                    )
-                    .map_err(|e| {
-                        format!(
-                            "starting the checker of {} (virtual_server {}): {e}",
-                            checker.target,
-                            vs.key()
-                        )
-                    })?;
-                }
-            }
+        // A group's real servers once, by its first address's checkers.
+        for (key, checker) in plan.checkers() {
+            health::spawn(
+                key,
+                checker.target,
+                checker.check.clone(),
+                None,
+                pool.checker_up(key),
+                tx.clone(),
+                Arc::clone(&stop),
+            )
+            .map_err(|e| {
+                format!(
+                    "starting the checker of {} (virtual_server {}): {e}",
+                    checker.target,
+                    plan.services[key.0].key()
+                )
+            })?;
         }
         Ok(Self { plan, pool, neighbours, events, stop })
     }
 
-    /// Applies the checkers' changes since the last call.
+    /// Applies the checkers' changes since the last call, to the checked service and every
+    /// address of its group.
     pub(crate) fn apply(&mut self, workers: &Workers) {
         while let Ok(event) = self.events.try_recv() {
-            let (s, r, _) = event.key;
-            let Some(vs) = self.plan.services.get(s) else { continue };
-            let real = vs.reals.get(r).map(|r| r.addr);
-            let was_alive = real.is_some_and(|a| self.pool.alive(s, a));
-            let had_quorum = self.pool.quorum_up(s);
-            let changed = self.pool.record(&self.plan, event.key, event.healthy, event.weight);
-            let service = vs.key();
-            if let Some(addr) = real {
-                let alive = self.pool.alive(s, addr);
-                match (was_alive, alive, vs.reals[r].inhibit) {
-                    (false, true, _) => info!(%service, real = %addr, "real server is up: added"),
-                    (true, false, true) => {
-                        warn!(%service, real = %addr, "real server is down: inhibited (weight 0)");
+            let (head, r, _) = event.key;
+            let group: Vec<usize> = self.plan.checked_with(head).collect();
+            let before: Vec<(Option<bool>, bool)> = group
+                .iter()
+                .map(|&s| {
+                    let real = self.plan.services[s].reals.get(r).map(|r| r.addr);
+                    (real.map(|a| self.pool.alive(s, a)), self.pool.quorum_up(s))
+                })
+                .collect();
+            let before_tables: Vec<_> =
+                group.iter().map(|&s| self.pool.table(&self.plan, s)).collect();
+            self.pool.record(&self.plan, event.key, event.healthy, event.weight);
+            for ((&s, (was_alive, had_quorum)), old_table) in
+                group.iter().zip(before).zip(before_tables)
+            {
+                let vs = &self.plan.services[s];
+                let service = vs.key();
+                if let (Some(real), Some(was_alive)) = (vs.reals.get(r), was_alive) {
+                    let addr = real.addr;
+                    match (was_alive, self.pool.alive(s, addr), real.inhibit) {
+                        (false, true, _) => {
+                            info!(%service, real = %addr, "real server is up: added");
+                        }
+                        (true, false, true) => {
+                            warn!(%service, real = %addr, "real server is down: inhibited (weight 0)");
+                        }
+                        (true, false, false) => {
+                            warn!(%service, real = %addr, "real server is down: removed");
+                        }
+                        _ => {}
                     }
-                    (true, false, false) => {
-                        warn!(%service, real = %addr, "real server is down: removed");
-                    }
+                }
+                match (had_quorum, self.pool.quorum_up(s)) {
+                    (true, false) => warn!(%service, "quorum lost"),
+                    (false, true) => info!(%service, "quorum gained"),
                     _ => {}
                 }
-            }
-            match (had_quorum, self.pool.quorum_up(s)) {
-                (true, false) => warn!(%service, "quorum lost"),
-                (false, true) => info!(%service, "quorum gained"),
-                _ => {}
-            }
-            if changed {
                 let entries = self.pool.table(&self.plan, s);
-                let neighbours = Arc::clone(&self.neighbours);
-                for result in
-                    workers.each(move |_, d, _| sync_service(d, service, &entries, &neighbours))
-                {
-                    match result {
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => warn!(%service, "health change not applied: {e}"),
-                        None => {
-                            warn!(%service, "health change not applied: a worker did not answer");
-                        }
-                    }
+                if entries != old_table {
+                    self.sync(workers, service, entries);
+                }
+            }
+        }
+    }
+
+    /// Makes `service`'s table `entries` in every worker.
+    fn sync(&self, workers: &Workers, service: ServiceKey, entries: Vec<crate::keepalived::Entry>) {
+        let neighbours = Arc::clone(&self.neighbours);
+        for result in workers.each(move |_, d, _| sync_service(d, service, &entries, &neighbours)) {
+            match result {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => warn!(%service, "health change not applied: {e}"),
+                None => {
+                    warn!(%service, "health change not applied: a worker did not answer");
                 }
             }
         }

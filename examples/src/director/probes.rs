@@ -1,12 +1,15 @@
 //! keepalived's checkers as probes of the director's health checker: `HTTP_GET` and
 //! `SSL_GET` (every url's status among the expected ones and, with `digest`, the MD5 of its
 //! body; over TLS without verifying the server's certificate, as keepalived does not),
-//! `MISC_CHECK` (a program's exit status, with `misc_dynamic` the weight from it) and
-//! `DNS_CHECK` (a query answered with the same id and no error code).
+//! `MISC_CHECK` (a program's exit status, with `misc_dynamic` the weight from it; the
+//! program leads a process group of its own, ended whole at `misc_timeout`) and
+//! `DNS_CHECK` (a query answered with the same id and no error code). A response's status
+//! line and headers are read as bytes, as keepalived reads them.
 
 use md5::{Digest, Md5};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -182,26 +185,37 @@ fn http_url(target: SocketAddr, check: &HttpGet, url: &Url, timeout: Duration) -
 }
 
 /// Whether a whole response passes the url: its status, and its body's MD5.
+///
+/// Read as bytes, as keepalived's `extract_html` and `extract_status_code` (`lib/html.c`)
+/// read them, so a status line or header that is not UTF-8 does not fail the check: the
+/// head must end (`\r\n\r\n`); the status is the three digits after the first space of
+/// the first line, followed by a space.
 pub fn judge(response: &[u8], url: &Url) -> bool {
-    let head_end = response.windows(4).position(|w| w == b"\r\n\r\n");
-    let head = &response[..head_end.unwrap_or(response.len())];
-    let status: Option<u16> = std::str::from_utf8(head)
-        .ok()
-        .and_then(|h| h.strip_prefix("HTTP/"))
-        .and_then(|h| h.split(' ').nth(1))
-        .and_then(|s| s.get(..3))
-        .and_then(|s| s.parse().ok());
-    let Some(status) = status else { return false };
+    let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let Some(status) = status_code(&response[..head_end]) else { return false };
     if !url.status.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status)) {
         return false;
     }
     match url.digest {
         None => true,
-        Some(want) => {
-            let Some(end) = head_end else { return false };
-            let body = &response[end + 4..];
-            Md5::digest(body).as_slice() == want
+        Some(want) => Md5::digest(&response[head_end + 4..]).as_slice() == want,
+    }
+}
+
+/// The status code of a response head, as `extract_status_code` finds it: the first word of
+/// the first line, a space, exactly three digits, a space.
+fn status_code(head: &[u8]) -> Option<u16> {
+    let space = head.iter().position(|&b| b == b' ' || b == b'\r')?;
+    if head[space] != b' ' {
+        return None;
+    }
+    match head.get(space + 1..space + 5)? {
+        [a, b, c, b' '] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
+            Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
         }
+        _ => None,
     }
 }
 
@@ -295,8 +309,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 }
 
 /// Runs the program: passes on exit status 0 (and, with `misc_dynamic`, 2 to 255, with the
-/// weight status - 2); fails on 1, any other status, a signal, or running past the timeout
-/// (it is killed).
+/// weight status - 2); fails on 1, any other status, a signal, or running past the timeout.
+///
+/// As keepalived runs a script (`check_misc.c`, `notify.c`), the program is the leader of a
+/// process group of its own; past the timeout the whole group gets `SIGTERM`, and `SIGKILL`
+/// [`MISC_GRACE`] later (at once if the program is gone by then, so that no child it started
+/// outlives it). keepalived sends the `SIGKILL` only to a group whose leader has not exited.
 pub fn misc(check: &Misc) -> (bool, Option<DynamicWeight>) {
     let Some((program, args)) = check.argv.split_first() else { return (false, None) };
     let child = Command::new(program)
@@ -304,6 +322,7 @@ pub fn misc(check: &Misc) -> (bool, Option<DynamicWeight>) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn();
     let Ok(mut child) = child else { return (false, None) };
     let deadline = Instant::now() + check.timeout;
@@ -311,7 +330,7 @@ pub fn misc(check: &Misc) -> (bool, Option<DynamicWeight>) {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
+                kill_group(&child);
                 let _ = child.wait();
                 break None;
             }
@@ -326,6 +345,28 @@ pub fn misc(check: &Misc) -> (bool, Option<DynamicWeight>) {
         }
         _ => (false, None),
     }
+}
+
+/// How long a timed-out `MISC_CHECK`'s group has between `SIGTERM` and `SIGKILL`
+/// (keepalived's 2 seconds).
+pub const MISC_GRACE: Duration = Duration::from_secs(2);
+
+/// Ends the process group `child` leads: `SIGTERM`, then `SIGKILL` once the leader has
+/// exited or [`MISC_GRACE`] has passed. The leader is not reaped here (the caller waits for
+/// it), so while it is a zombie its pid, the group's id, cannot be another group's.
+fn kill_group(child: &std::process::Child) {
+    use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group, waitid};
+    let group = Pid::from_child(child);
+    let _ = kill_process_group(group, Signal::TERM);
+    let grace = Instant::now() + MISC_GRACE;
+    while Instant::now() < grace {
+        let exited = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
+        match waitid(WaitId::Pid(group), exited) {
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            _ => break,
+        }
+    }
+    let _ = kill_process_group(group, Signal::KILL);
 }
 
 /// The query of a `DNS_CHECK` with id `id`: recursion desired, one question of class IN.
@@ -411,6 +452,23 @@ mod tests {
     }
 
     #[test]
+    fn the_status_line_and_headers_are_read_as_bytes() {
+        let url = Url { path: "/".into(), status: vec![(200, 299)], digest: None, host: None };
+        // A header and a reason phrase in Latin-1 (not UTF-8): keepalived reads bytes.
+        assert!(judge(b"HTTP/1.1 200 Gr\xfc\xdfe\r\nX-Name: caf\xe9\r\n\r\nbody", &url));
+        assert!(judge(b"HTTP/1.1 200 OK\r\nServer: \xff\xfe\r\n\r\n", &url));
+        assert!(!judge(b"HTTP/1.1 500 \xff\r\n\r\n", &url));
+        // extract_status_code's rules, worked from lib/html.c: three digits between the
+        // first space and another space on the first line; the head must be complete.
+        assert!(!judge(b"HTTP/1.1 200\r\n\r\n", &url), "no space after the code");
+        assert!(!judge(b"HTTP/1.1 2000 OK\r\n\r\n", &url), "four digits");
+        assert!(!judge(b"HTTP/1.1  200 OK\r\n\r\n", &url), "two spaces");
+        assert!(!judge(b"HTTP/1.1\r\n200 OK\r\n\r\n", &url), "not on the first line");
+        assert!(!judge(b"HTTP/1.1 200 OK\r\n", &url), "the head does not end");
+        assert!(judge(b"\xffTTP/1.1 200 OK\r\n\r\n", &url), "keepalived checks no version");
+    }
+
+    #[test]
     fn the_dns_query_and_its_answer() {
         let q = dns_query(&Dns { qtype: DnsType::A, name: "example.com".into() }, 0x1234);
         assert_eq!(
@@ -448,5 +506,34 @@ mod tests {
             dynamic: false,
         };
         assert_eq!(misc(&slow), (false, None), "killed at its timeout");
+    }
+
+    #[test]
+    fn a_timed_out_misc_check_leaves_no_child_behind() {
+        // The script starts a child that would outlive it and records its pid; the timeout
+        // ends the script's whole process group, as keepalived's kill(-pid, sig) does.
+        let dir = std::env::temp_dir().join(format!("dr-misc-group-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("sleep.pid");
+        let script = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
+        let check = Misc {
+            argv: vec!["/bin/sh".into(), "-c".into(), script],
+            timeout: Duration::from_millis(300),
+            dynamic: false,
+        };
+        assert_eq!(misc(&check), (false, None));
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        // The sleep got SIGTERM with its group; it is gone (or a zombie reparented to init,
+        // which /proc shows as state Z) within a moment.
+        let gone = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z')),
+        };
+        let until = Instant::now() + Duration::from_secs(5);
+        while !gone() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(gone(), "the script's sleep {pid} outlived its timeout");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod endpoint;
+pub mod flags;
 pub mod ipvsadm;
 pub mod keepalived;
 pub mod netmask;

@@ -3,13 +3,15 @@
 //! words are split at whitespace; `"` and `'` quote (the quotes removed, the whitespace
 //! between them kept, shell escapes `\n`, `\t`, `\xXX`, `\nnn`, `\cC` and `\C` read); `{` and
 //! `}` are words of their own; a line ending in `\` does not go on to the next (keepalived
-//! continues only `$NAME` definitions, which dr refuses), so it is refused; `include FILE`
+//! continues only `$NAME` definitions, read by [`super::params`] first), so it is refused;
+//! `include FILE`
 //! (and its variants `includer`, `includem`, `includew`, `includeb`, `includea`) is replaced
 //! by the files its glob matches, in name order, a relative name taken from the including
 //! file's directory. A pattern that matches nothing is skipped with a warning, as keepalived
 //! skips it, except where the variant makes it an error: `includew` and `includea` always,
 //! `includem` for a name without wildcards (a missing file).
 
+use super::params::Params;
 use super::{KeepalivedError, Place};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,16 +68,19 @@ impl Source for Disk {
 }
 
 /// The words of `path` and every file it includes, in order, and a warning for each include
-/// skipped because it matches nothing.
+/// skipped because it matches nothing (and each parameter left as written). Lines are read
+/// as [`super::params`] prepares them: `@` conditional lines compared with `config_id`,
+/// `$NAME` parameters, `~SEQ` blocks.
 ///
 /// # Errors
 ///
 /// A file that cannot be read, an `includew`, `includea` or `includem` that matches nothing,
-/// includes nested too deep, an unclosed quote, a line ending in `\`, or a parameter or
-/// conditional line (not supported), each naming its file and line.
+/// includes nested too deep, an unclosed quote, a line ending in `\` (outside a `$NAME`
+/// definition), or a parameter error, each naming its file and line.
 pub(crate) fn words(
     source: &dyn Source,
     path: &Path,
+    config_id: Option<String>,
 ) -> Result<(Vec<Word>, Vec<KeepalivedError>), KeepalivedError> {
     let text = source.read(path).map_err(|e| KeepalivedError {
         file: path.to_path_buf(),
@@ -84,35 +89,40 @@ pub(crate) fn words(
     })?;
     let mut out = Vec::new();
     let mut skipped = Vec::new();
-    file_words(source, path, &text, 0, &mut out, &mut skipped)?;
+    let mut params = Params::new(config_id);
+    let mut read = Reader { source, out: &mut out, skipped: &mut skipped, params: &mut params };
+    read.file(path, &text, 0)?;
     Ok((out, skipped))
 }
 
-fn file_words(
-    source: &dyn Source,
-    path: &Path,
-    text: &str,
-    depth: usize,
-    out: &mut Vec<Word>,
-    skipped: &mut Vec<KeepalivedError>,
-) -> Result<(), KeepalivedError> {
-    let file: Arc<Path> = Arc::from(path);
-    for (n, line) in text.lines().enumerate() {
-        let at = Place { file: Arc::clone(&file), line: n + 1 };
-        let err = |message: String| KeepalivedError::at(&at, message);
-        let trimmed = line.trim_start();
-        if trimmed.starts_with('$') {
-            return Err(err(
-                "parameters ($NAME=VALUE, $NAME) are not supported: write the values out".into(),
-            ));
+/// The words so far, the warnings, and the parameters, through every included file.
+struct Reader<'a> {
+    source: &'a dyn Source,
+    out: &'a mut Vec<Word>,
+    skipped: &'a mut Vec<KeepalivedError>,
+    params: &'a mut Params,
+}
+
+impl Reader<'_> {
+    fn file(&mut self, path: &Path, text: &str, depth: usize) -> Result<(), KeepalivedError> {
+        let file: Arc<Path> = Arc::from(path);
+        for (n, raw) in text.lines().enumerate() {
+            let at = Place { file: Arc::clone(&file), line: n + 1 };
+            for line in self.params.line(raw, &at, path, self.skipped)? {
+                self.line(path, &at, &line, depth)?;
+            }
         }
-        if trimmed.starts_with('@') {
-            return Err(err(
-                "conditional configuration (@NAME, @^NAME) is not supported: keep only the \
-                 lines this director is to read, without the @ prefix"
-                    .into(),
-            ));
-        }
+        Ok(())
+    }
+
+    fn line(
+        &mut self,
+        path: &Path,
+        at: &Place,
+        line: &str,
+        depth: usize,
+    ) -> Result<(), KeepalivedError> {
+        let err = |message: String| KeepalivedError::at(at, message);
         let words = split_line(line).map_err(err)?;
         let is_include = words.first().is_some_and(|w| {
             !w.1 && matches!(
@@ -120,56 +130,58 @@ fn file_words(
                 "include" | "includer" | "includem" | "includew" | "includeb" | "includea"
             )
         });
-        if is_include {
-            let keyword = &words[0].0;
-            let [_, (name, _)] = words.as_slice() else {
-                return Err(err(format!("{keyword} takes one file name (a glob): {keyword} FILE")));
-            };
-            if depth + 1 >= MAX_INCLUDE_DEPTH {
-                return Err(err(format!(
-                    "{keyword} {name}: includes nest more than {MAX_INCLUDE_DEPTH} deep: an \
-                     included file includes itself?"
-                )));
+        if !is_include {
+            for (text, quoted) in words {
+                self.out.push(Word { text, quoted, at: at.clone() });
             }
-            let name = Path::new(name);
-            let pattern = if name.is_absolute() {
-                name.to_path_buf()
-            } else {
-                path.parent().unwrap_or(Path::new("")).join(name)
-            };
-            let matched = source
-                .glob(&pattern)
-                .map_err(|e| err(format!("{keyword} {}: {e}", name.display())))?;
-            if matched.is_empty() {
-                // keepalived's include_check: `w` (in includew and includea) refuses a
-                // pattern that matches nothing, `m` (includem) a file that is missing.
-                let wildcards = name.to_str().is_some_and(|n| n.contains(['*', '?', '[']));
-                let refused = match keyword.as_str() {
-                    "includew" | "includea" => true,
-                    "includem" => !wildcards,
-                    _ => false,
-                };
-                let said =
-                    format!("{keyword} {}: no file matches {}", name.display(), pattern.display());
-                if refused {
-                    return Err(err(format!("{said}: correct the name or remove the line")));
-                }
-                skipped.push(err(format!("{said}: skipped, as keepalived skips it")));
-                continue;
-            }
-            for included in matched {
-                let text = source.read(&included).map_err(|e| {
-                    err(format!("{keyword}: cannot read {}: {e}", included.display()))
-                })?;
-                file_words(source, &included, &text, depth + 1, out, skipped)?;
-            }
-            continue;
+            return Ok(());
         }
-        for (text, quoted) in words {
-            out.push(Word { text, quoted, at: at.clone() });
+        let keyword = &words[0].0;
+        let [_, (name, _)] = words.as_slice() else {
+            return Err(err(format!("{keyword} takes one file name (a glob): {keyword} FILE")));
+        };
+        if depth + 1 >= MAX_INCLUDE_DEPTH {
+            return Err(err(format!(
+                "{keyword} {name}: includes nest more than {MAX_INCLUDE_DEPTH} deep: an \
+                 included file includes itself?"
+            )));
         }
+        let name = Path::new(name);
+        let pattern = if name.is_absolute() {
+            name.to_path_buf()
+        } else {
+            path.parent().unwrap_or(Path::new("")).join(name)
+        };
+        let matched = self
+            .source
+            .glob(&pattern)
+            .map_err(|e| err(format!("{keyword} {}: {e}", name.display())))?;
+        if matched.is_empty() {
+            // keepalived's include_check: `w` (in includew and includea) refuses a
+            // pattern that matches nothing, `m` (includem) a file that is missing.
+            let wildcards = name.to_str().is_some_and(|n| n.contains(['*', '?', '[']));
+            let refused = match keyword.as_str() {
+                "includew" | "includea" => true,
+                "includem" => !wildcards,
+                _ => false,
+            };
+            let said =
+                format!("{keyword} {}: no file matches {}", name.display(), pattern.display());
+            if refused {
+                return Err(err(format!("{said}: correct the name or remove the line")));
+            }
+            self.skipped.push(err(format!("{said}: skipped, as keepalived skips it")));
+            return Ok(());
+        }
+        for included in matched {
+            let text = self
+                .source
+                .read(&included)
+                .map_err(|e| err(format!("{keyword}: cannot read {}: {e}", included.display())))?;
+            self.file(&included, &text, depth + 1)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A `misc_path` command line split into the program and its arguments: at unquoted
@@ -374,7 +386,8 @@ mod tests {
     /// Each word of `main.conf` and what it includes, located, and the warnings.
     fn read(files: &[(&str, &str)]) -> Result<(Vec<Located>, Vec<String>), String> {
         let (words, skipped) =
-            words(&Files::new(files), Path::new("main.conf")).map_err(|e| e.to_string())?;
+            words(&Files::new(files), Path::new("main.conf"), Some("main".into()))
+                .map_err(|e| e.to_string())?;
         let words = words
             .into_iter()
             .map(|w| (w.text, w.at.file.display().to_string(), w.at.line))
@@ -560,11 +573,7 @@ mod tests {
     }
 
     #[test]
-    fn parameters_and_conditional_lines_are_refused() {
-        for line in ["$IP=10.0.0.1", "  $IP", "@main weight 1", "@^backup weight 1"] {
-            assert!(read(&[("main.conf", line)]).is_err(), "{line}");
-        }
-        // A $ or @ elsewhere is a character.
+    fn a_dollar_or_at_sign_inside_a_line_is_a_character() {
         assert_eq!(texts(&[("main.conf", "path /a$b@c\n")]), ["path", "/a$b@c"]);
     }
 }

@@ -2,8 +2,9 @@
 //! at `/etc/keepalived/keepalived.conf` and gets the same services, real servers and health
 //! checks.
 //!
-//! The file is read in three steps, each in a file of its own: `lexer` (words, comments,
-//! quotes, `include` globs), `tree` (keywords and their blocks), `translate` (the
+//! The file is read in four steps, each in a file of its own: `params` (`@` conditional
+//! lines, `$NAME` parameters, `~SEQ` blocks), `lexer` (words, comments, quotes, `include`
+//! globs), `tree` (keywords and their blocks), `translate` (the
 //! `virtual_server` blocks into a [`Plan`]: services, real servers, their checkers, and
 //! keepalived's `quorum`, `sorry_server`, `inhibit_on_failure` and `alpha`). What does not
 //! apply to a DR director (`vrrp_*` blocks, `lb_kind NAT|TUN` services, fwmark services,
@@ -11,11 +12,13 @@
 //! the first line; what dr cannot do as keepalived would is an error naming the line.
 
 mod lexer;
+mod params;
 mod plan;
 mod translate;
 mod tree;
 
 pub use lexer::{Disk, Source};
+pub use params::{MAX_DEPTH, MAX_LINE, MAX_MADE, MAX_WORK, default_config_id};
 pub use plan::{
     BuildOptions, Checker, Entry, Plan, Pool, RealServer, SorryServer, VirtualServer, sync_service,
 };
@@ -62,22 +65,39 @@ impl fmt::Display for KeepalivedError {
 
 impl std::error::Error for KeepalivedError {}
 
-/// Reads a keepalived configuration and every file it includes from disk.
+/// Reads a keepalived configuration and every file it includes from disk, `@` lines
+/// compared with keepalived's default config id (the host name up to its first dot).
 ///
 /// # Errors
 ///
 /// The first problem, naming its file, line and keyword.
 pub fn read(path: &Path) -> Result<Plan, KeepalivedError> {
-    read_from(&Disk, path)
+    read_as(&Disk, path, default_config_id())
 }
 
-/// Reads a keepalived configuration from `source` (files on disk, or a map in tests).
+/// Reads a keepalived configuration from `source` (files on disk, or a map in tests), with
+/// keepalived's default config id.
 ///
 /// # Errors
 ///
 /// The first problem, naming its file, line and keyword.
 pub fn read_from(source: &dyn Source, path: &Path) -> Result<Plan, KeepalivedError> {
-    let (words, skipped) = lexer::words(source, path)?;
+    read_as(source, path, default_config_id())
+}
+
+/// Reads a keepalived configuration from `source`, `@ID` and `@^ID` lines compared with
+/// `config_id` (keepalived's `-i` / `--config-id`; none: no `@ID` line is read, every
+/// `@^ID` line is).
+///
+/// # Errors
+///
+/// The first problem, naming its file, line and keyword.
+pub fn read_as(
+    source: &dyn Source,
+    path: &Path,
+    config_id: Option<String>,
+) -> Result<Plan, KeepalivedError> {
+    let (words, skipped) = lexer::words(source, path, config_id)?;
     let nodes = tree::parse(&words)?;
     let mut plan = translate::translate(&nodes, path)?;
     plan.warnings.splice(0..0, skipped);

@@ -21,7 +21,8 @@ use std::net::{IpAddr, SocketAddr};
 pub struct Plan {
     /// `global_defs { lvs_timeouts … }`, when given.
     pub timeouts: Option<TimeoutSettings>,
-    /// The virtual servers, in file order (a `virtual_server_group` gives one per address).
+    /// The virtual servers, in file order (a `virtual_server_group` gives one per address,
+    /// checked together: [`VirtualServer::checked_by`]).
     pub services: Vec<VirtualServer>,
     /// What was skipped: one entry per kind, naming its first line.
     pub warnings: Vec<super::KeepalivedError>,
@@ -54,6 +55,13 @@ pub struct VirtualServer {
     pub sorry: Option<SorryServer>,
     /// The real servers, in file order.
     pub reals: Vec<RealServer>,
+    /// The index in [`Plan::services`] of the virtual server whose checkers judge these real
+    /// servers: its own, or for each address of a `virtual_server group NAME` block, the
+    /// group's first address's. keepalived checks each real server of the block once and
+    /// applies the result (removal or inhibition, `misc_dynamic` weights, quorum and sorry
+    /// server) to every address of the group, so dr runs the first address's checkers only
+    /// and [`Pool::record`] gives their results to the whole group.
+    pub checked_by: usize,
 }
 
 impl VirtualServer {
@@ -105,6 +113,31 @@ pub struct Checker {
     pub target: SocketAddr,
     /// `alpha`: failed until it first succeeds.
     pub alpha: bool,
+}
+
+impl Plan {
+    /// The checkers to run, each with its key for [`Pool::record`] (service, real server,
+    /// checker): those of each virtual server that is checked by itself, so a group's real
+    /// servers are checked once, not once per address.
+    pub fn checkers(&self) -> impl Iterator<Item = ((usize, usize, usize), &Checker)> {
+        self.services.iter().enumerate().filter(|(s, vs)| vs.checked_by == *s).flat_map(
+            |(s, vs)| {
+                vs.reals.iter().enumerate().flat_map(move |(r, real)| {
+                    real.checkers.iter().enumerate().map(move |(c, checker)| ((s, r, c), checker))
+                })
+            },
+        )
+    }
+
+    /// The indices of the virtual servers that `service`'s checkers judge: itself and, for
+    /// a group's first address, the group's other addresses.
+    pub fn checked_with(&self, service: usize) -> impl Iterator<Item = usize> + '_ {
+        self.services
+            .iter()
+            .enumerate()
+            .filter(move |(i, vs)| *i == service || vs.checked_by == service)
+            .map(|(i, _)| i)
+    }
 }
 
 /// The checkers' states, and what they put in the table: keepalived's `ipwrapper.c`.
@@ -182,7 +215,31 @@ impl Pool {
         for (state, vs) in pool.services.iter_mut().zip(&plan.services) {
             update_quorum(state, vs);
         }
+        pool.mirror(plan);
         pool
+    }
+
+    /// Gives each address of a group after the first the states of the group's first
+    /// address, which its checkers feed.
+    fn mirror(&mut self, plan: &Plan) {
+        for (i, vs) in plan.services.iter().enumerate() {
+            let head = vs.checked_by;
+            if head == i || head >= self.services.len() {
+                continue;
+            }
+            let (reals, quorum_up) = {
+                let h = &self.services[head];
+                (h.reals.iter().map(|r| r.checkers.clone()).collect::<Vec<_>>(), h.quorum_up)
+            };
+            let member = &mut self.services[i];
+            for (real, checkers) in member.reals.iter_mut().zip(reals) {
+                if real.checkers.len() == checkers.len() {
+                    real.checkers = checkers;
+                }
+            }
+            member.quorum_up = quorum_up;
+            update_quorum(member, vs);
+        }
     }
 
     fn with(plan: &Plan, up: impl Fn(&VirtualServer, &RealServer, &Checker) -> bool) -> Self {
@@ -204,13 +261,29 @@ impl Pool {
                 state
             })
             .collect();
-        Self { services }
+        let mut pool = Self { services };
+        pool.mirror(plan);
+        pool
     }
 
     /// Takes one checker's result (`weight`: what a `misc_dynamic` checker's exit status
-    /// asks). Returns whether the service's table
-    /// changes.
+    /// asks), for the service and every address checked with it ([`Plan::checked_with`]).
+    /// Returns whether any of their tables changes.
     pub fn record(
+        &mut self,
+        plan: &Plan,
+        (service, real, checker): (usize, usize, usize),
+        up: bool,
+        weight: Option<crate::probes::DynamicWeight>,
+    ) -> bool {
+        let mut changed = false;
+        for s in plan.checked_with(service).collect::<Vec<_>>() {
+            changed |= self.record_one(plan, (s, real, checker), up, weight);
+        }
+        changed
+    }
+
+    fn record_one(
         &mut self,
         plan: &Plan,
         (service, real, checker): (usize, usize, usize),

@@ -3,7 +3,9 @@
 //! them, with their defaults: `delay_loop` 60 s, `connect_timeout` 5 s, `retry` 1 (3 for
 //! `DNS_CHECK`, 0 for `MISC_CHECK`), `delay_before_retry` 1 s (3 s for `HTTP_GET` and
 //! `SSL_GET`, `delay_loop` for `DNS_CHECK`), weight 1, `quorum` 1; a checker's setting
-//! falls back to its real server's, then its virtual server's.
+//! falls back to its real server's, then its virtual server's. Words after a keyword that
+//! its keepalived handler does not read are ignored, as keepalived ignores them, with a
+//! warning for each line naming them.
 
 use super::plan::{Checker, Plan, RealServer, SorryServer, VirtualServer};
 use super::tree::Node;
@@ -46,6 +48,41 @@ impl Warnings {
         );
     }
 
+    /// Words after a keyword that keepalived's handler does not read: keepalived ignores
+    /// them (`strvec_slot(strvec, 1)` and no more), and dr too, but says so.
+    fn extra(&mut self, within: &str, node: &Node) {
+        let Some(takes) = takes(within, &node.keyword) else { return };
+        let Some(extra) = node.args.get(takes..).filter(|e| !e.is_empty()) else { return };
+        let words = match takes {
+            0 => "no word".to_string(),
+            1 => "one word".to_string(),
+            n => format!("{n} words"),
+        };
+        let unset = if takes == 0 && matches!(node.keyword.as_str(), "alpha" | "inhibit_on_failure")
+        {
+            " (so it is set, whatever they say, as keepalived sets it; remove the line to leave \
+             it unset)"
+        } else {
+            ""
+        };
+        self.warn(
+            &format!("extra {}:{}:{}", node.at.file.display(), node.at.line, node.keyword),
+            &node.at,
+            format!(
+                "{}: takes {words}{}: the extra words `{}` are ignored, as keepalived \
+                 ignores them{unset}: remove them{}",
+                node.keyword,
+                if within == "the top level" { String::new() } else { format!(" in {within}") },
+                extra.join(" "),
+                if node.keyword == "misc_path" {
+                    " (quote the program with its arguments: misc_path \"/path/to/check ARGS\")"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+
     fn not_applied(&mut self, within: &str, node: &Node, why: &str) {
         self.warn(
             &format!("{within} {}", node.keyword),
@@ -53,6 +90,49 @@ impl Warnings {
             format!("{within}: {} {why}: skipped", node.keyword),
         );
     }
+}
+
+/// How many words after `keyword` (within `within`: `virtual_server`, `real_server`, a
+/// checker's name, `url`, `global_defs`, `virtual_server_group`) keepalived's handler reads
+/// (`check_parser.c`, `check_api.c`, `check_http.c`, `check_misc.c`, `check_dns.c`): the
+/// first word for a value; two for an address and port; none for a flag, and for
+/// `alpha` and `inhibit_on_failure` of a `virtual_server` (`vs_alpha_handler` and
+/// `vs_inhibit_handler` read no word), one (a `<BOOL>`) elsewhere. `None`: any number
+/// (`status_code`, `lvs_timeouts`) or a keyword dr does not read.
+fn takes(within: &str, keyword: &str) -> Option<usize> {
+    let vs = within == "virtual_server";
+    Some(match keyword {
+        "delay_loop" | "connect_timeout" | "delay_before_retry" | "retry" | "nb_get_retry" => 1,
+        "alpha" | "inhibit_on_failure" => usize::from(!vs),
+        "lb_algo"
+        | "lvs_sched"
+        | "lb_kind"
+        | "lvs_method"
+        | "persistence_timeout"
+        | "persistence_granularity"
+        | "protocol"
+        | "quorum"
+        | "hysteresis"
+        | "sorry_server_lvs_method"
+        | "virtualhost" => 1,
+        "sorry_server" | "real_server" | "virtual_server" => 2,
+        "sorry_server_inhibit"
+        | "hashed"
+        | "flag-1"
+        | "flag-2"
+        | "flag-3"
+        | "sh-port"
+        | "sh-fallback"
+        | "mh-port"
+        | "mh-fallback" => 0,
+        "weight" | "uthreshold" | "lthreshold" => 1,
+        "connect_ip" | "connect_port" | "http_protocol" | "enable_sni" | "sni_name"
+        | "misc_path" | "misc_timeout" | "type" | "name" | "path" | "digest" => 1,
+        "misc_dynamic" => 0,
+        "virtual_server_group" => 1,
+        "url" | "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" => 0,
+        _ => return None,
+    })
 }
 
 fn err(node: &Node, message: String) -> KeepalivedError {
@@ -82,9 +162,13 @@ impl Timing {
         }
     }
 
-    /// Reads a timing keyword; false when `node` is not one.
-    fn read(&mut self, node: &Node) -> Result<bool, KeepalivedError> {
+    /// Reads a timing keyword; false when `node` is not one. In a `virtual_server`
+    /// (`vs`), `alpha` and `inhibit_on_failure` take no word and set the flag, as
+    /// keepalived's `vs_alpha_handler` and `vs_inhibit_handler` do.
+    fn read(&mut self, node: &Node, vs: bool) -> Result<bool, KeepalivedError> {
         match node.keyword.as_str() {
+            "alpha" if vs => self.alpha = Some(true),
+            "inhibit_on_failure" if vs => self.inhibit = Some(true),
             "delay_loop" => self.delay_loop = Some(timer(node, 0.000_001)?),
             "connect_timeout" => self.connect_timeout = Some(timer(node, 0.000_001)?),
             "delay_before_retry" => self.delay_before_retry = Some(timer(node, 0.0)?),
@@ -157,6 +241,7 @@ pub(crate) fn translate(nodes: &[Node], main: &Path) -> Result<Plan, KeepalivedE
     // whole file is read (`link_vsg_to_vs`), so a group may come after its use.
     let mut groups: Vec<(&str, Vec<(IpAddr, u16)>)> = Vec::new();
     for node in nodes.iter().filter(|n| n.keyword == "virtual_server_group") {
+        warnings.extra("the top level", node);
         let name = arg(node, "NAME")?;
         groups.push((name, group_entries(node, &mut warnings)?));
     }
@@ -167,7 +252,10 @@ pub(crate) fn translate(nodes: &[Node], main: &Path) -> Result<Plan, KeepalivedE
             "virtual_server_group" => {}
             "virtual_server" => {
                 if let Some(vs) = virtual_server(node, &groups, &mut warnings)? {
-                    services.extend(vs);
+                    // A group's addresses are checked by its first one's checkers.
+                    let first = services.len();
+                    services
+                        .extend(vs.into_iter().map(|v| VirtualServer { checked_by: first, ..v }));
                 }
             }
             "SSL" => warnings.not_applied(
@@ -278,6 +366,18 @@ fn group_entries(
             );
             continue;
         }
+        if let Some(extra) = n.args.get(1..).filter(|e| !e.is_empty()) {
+            warnings.warn(
+                &format!("extra {}:{}", n.at.file.display(), n.at.line),
+                &n.at,
+                format!(
+                    "{}: an entry of virtual_server_group takes IP [PORT]: the extra words \
+                     `{}` are ignored, as keepalived ignores them: remove them",
+                    n.keyword,
+                    extra.join(" ")
+                ),
+            );
+        }
         let p = port(n, n.args.first())?;
         for addr in range(n, &n.keyword)? {
             entries.push((addr, p));
@@ -343,6 +443,7 @@ fn virtual_server(
     groups: &[(&str, Vec<(IpAddr, u16)>)],
     warnings: &mut Warnings,
 ) -> Result<Option<Vec<VirtualServer>>, KeepalivedError> {
+    warnings.extra("the top level", node);
     let addresses: Vec<(IpAddr, u16)> = match node.args.first().map(String::as_str) {
         Some("fwmark") => {
             warnings.warn(
@@ -389,7 +490,8 @@ fn virtual_server(
     let mut method: Option<&Node> = None;
     let within = "virtual_server";
     for n in block {
-        if timing.read(n)? {
+        warnings.extra(within, n);
+        if timing.read(n, true)? {
             continue;
         }
         match n.keyword.as_str() {
@@ -594,6 +696,7 @@ fn virtual_server(
             hysteresis,
             sorry,
             reals,
+            checked_by: 0,
         });
     }
     Ok(Some(out))
@@ -638,7 +741,8 @@ fn real_server(
     let mut checker_nodes = Vec::new();
     let within = "real_server";
     for n in node.block.as_deref().unwrap_or_default() {
-        if timing.read(n)? {
+        warnings.extra(within, n);
+        if timing.read(n, false)? {
             continue;
         }
         match n.keyword.as_str() {
@@ -711,7 +815,8 @@ fn checker(
     let mut dns_name = ".".to_string();
     let http = matches!(kind, "HTTP_GET" | "SSL_GET");
     for n in node.block.as_deref().unwrap_or_default() {
-        if timing.read(n)? {
+        warnings.extra(kind, n);
+        if timing.read(n, false)? {
             continue;
         }
         match (kind, n.keyword.as_str()) {
@@ -835,6 +940,7 @@ fn url(node: &Node, warnings: &mut Warnings) -> Result<Url, KeepalivedError> {
     let mut digest = None;
     let mut host = None;
     for n in node.block.as_deref().unwrap_or_default() {
+        warnings.extra("url", n);
         match n.keyword.as_str() {
             "path" => path = Some(arg(n, "PATH")?.to_string()),
             "status_code" => {
