@@ -51,10 +51,10 @@ pub mod export;
 pub mod import;
 pub mod wire;
 
-use crate::time::Duration;
+use crate::time::{Duration, Instant};
 use core::fmt;
 
-pub use wire::{SyncError, SyncRecord};
+pub use wire::{ResyncMark, SyncError, SyncRecord};
 
 /// How long a partly filled message waits for more records (`IPVS_SYNC_FLUSH_TIME`).
 pub const FLUSH_TIME: Duration = Duration::from_secs(2);
@@ -70,24 +70,29 @@ pub enum SyncMode {
     Master,
     /// Import the records a master sends.
     Backup,
+    /// Both at once, as the kernel runs a master and a backup daemon side by side
+    /// (`start_sync_thread` for each state): send this director's connections and import
+    /// its peers'. For directors that share the traffic (ECMP): see [`both`](self#both).
+    Both,
 }
 
 impl SyncMode {
     /// Whether records are sent.
     pub fn is_master(self) -> bool {
-        matches!(self, Self::Master)
+        matches!(self, Self::Master | Self::Both)
     }
 
     /// Whether records are imported.
     pub fn is_backup(self) -> bool {
-        matches!(self, Self::Backup)
+        matches!(self, Self::Backup | Self::Both)
     }
 
-    /// `master` or `backup`, as ipvsadm prints it.
+    /// `master`, `backup` (as ipvsadm prints them) or `both`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Master => "master",
             Self::Backup => "backup",
+            Self::Both => "both",
         }
     }
 }
@@ -127,7 +132,22 @@ pub struct SyncConfig {
     /// How many finished messages wait for [`Director::poll_sync`](crate::Director::poll_sync)
     /// (1 ..= 4096, default 64).
     pub queue: usize,
+    /// This director's origin: a number, different on every director of the sync LAN
+    /// (random at start), that its resync request and the marks of its resync answers
+    /// carry, so that it never takes its own for a peer's. 0 (the default): none; the
+    /// request then goes out as it always did, and no message is told for its own.
+    pub origin: u32,
+    /// How long a backup waits for the answers to its bulk resync request at most
+    /// (default [`DEFAULT_RESYNC_WAIT`]); see [`ResyncStatus`].
+    pub resync_wait: Duration,
 }
+
+/// The default [`SyncConfig::resync_wait`].
+pub const DEFAULT_RESYNC_WAIT: Duration = Duration::from_secs(10);
+
+/// The most peers whose answers a resync waits for; the answers of further peers are
+/// imported all the same, but not waited for.
+pub const MAX_RESYNC_PEERS: usize = 8;
 
 impl SyncConfig {
     /// The kernel's defaults for `mode`.
@@ -142,6 +162,8 @@ impl SyncConfig {
             retries: 0,
             persist_mode: false,
             queue: 64,
+            origin: 0,
+            resync_wait: DEFAULT_RESYNC_WAIT,
         }
     }
 
@@ -276,12 +298,22 @@ pub struct SyncCounters {
     /// reported them
     /// ([`Director::count_sync_receive_drops`](crate::Director::count_sync_receive_drops)).
     pub receive_drops: u64,
+    /// Resync requests and marks that carried this director's own origin (its own
+    /// messages, come back): ignored.
+    pub own_ignored: u64,
+    /// Marks of the start of a bulk resync answer to this director's request.
+    pub resync_begins: u64,
+    /// Marks of the end of a bulk resync answer to this director's request.
+    pub resync_ends: u64,
+    /// Marks not for this director's resync: another director's request, none under way,
+    /// or from more than [`MAX_RESYNC_PEERS`] peers.
+    pub resync_marks_ignored: u64,
 }
 
 impl SyncCounters {
     /// Every counter with its name, in the order the JSON listing and the metrics give
     /// them.
-    pub fn fields(&self) -> [(&'static str, u64); 21] {
+    pub fn fields(&self) -> [(&'static str, u64); 25] {
         [
             ("messages_sent", self.messages_sent),
             ("records_sent", self.records_sent),
@@ -304,6 +336,10 @@ impl SyncCounters {
             ("resync_requests_ignored", self.resync_requests_ignored),
             ("send_drops", self.send_drops),
             ("receive_drops", self.receive_drops),
+            ("own_ignored", self.own_ignored),
+            ("resync_begins", self.resync_begins),
+            ("resync_ends", self.resync_ends),
+            ("resync_marks_ignored", self.resync_marks_ignored),
         ]
     }
 
@@ -331,6 +367,10 @@ impl SyncCounters {
             resync_requests_ignored,
             send_drops,
             receive_drops,
+            own_ignored,
+            resync_begins,
+            resync_ends,
+            resync_marks_ignored,
         } = self;
         for (mine, theirs) in [
             (messages_sent, other.messages_sent),
@@ -354,8 +394,88 @@ impl SyncCounters {
             (resync_requests_ignored, other.resync_requests_ignored),
             (send_drops, other.send_drops),
             (receive_drops, other.receive_drops),
+            (own_ignored, other.own_ignored),
+            (resync_begins, other.resync_begins),
+            (resync_ends, other.resync_ends),
+            (resync_marks_ignored, other.resync_marks_ignored),
         ] {
             *mine = mine.wrapping_add(theirs);
         }
+    }
+}
+
+/// Where a backup's bulk resync stands ([`Director::resync_status`](crate::Director::resync_status)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResyncPhase {
+    /// No resync was asked for (a master, or a backup before its request).
+    Idle,
+    /// Asked for: waiting for the answers.
+    Waiting,
+    /// Every peer that started an answer ended it.
+    Done,
+    /// [`SyncConfig::resync_wait`] passed first (no peer answered, a peer never ended, or
+    /// an end was lost).
+    TimedOut,
+}
+
+impl ResyncPhase {
+    /// `idle`, `waiting`, `done` or `timed-out`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Waiting => "waiting",
+            Self::Done => "done",
+            Self::TimedOut => "timed-out",
+        }
+    }
+
+    /// Whether the resync is over, or none runs: what a director waits for before it
+    /// announces its VIPs.
+    pub fn is_over(self) -> bool {
+        !matches!(self, Self::Waiting)
+    }
+}
+
+/// A backup's bulk resync: when it was asked for and ended, and what its peers answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResyncStatus {
+    /// Where it stands.
+    pub phase: ResyncPhase,
+    /// When it was asked for.
+    pub requested: Option<Instant>,
+    /// When it ended (done or timed out).
+    pub ended: Option<Instant>,
+    /// Peers that started an answer.
+    pub peers: usize,
+    /// Of them, those that ended it.
+    pub peers_ended: usize,
+    /// The records the ended answers said they held.
+    pub records_announced: u64,
+    /// Records imported (new or updated entries) since it was asked for.
+    pub records_imported: u64,
+}
+
+impl ResyncStatus {
+    /// How long it took, or has taken until `now`.
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        let Some(requested) = self.requested else { return Duration::ZERO };
+        self.ended.unwrap_or(now).saturating_duration_since(requested)
+    }
+}
+
+impl fmt::Display for ResyncStatus {
+    /// `resync done in 12 ms: 2 of 2 peers ended, 48 records announced, 48 imported`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "resync {}", self.phase.name())?;
+        if let (Some(requested), Some(ended)) = (self.requested, self.ended) {
+            write!(f, " in {} ms", ended.saturating_duration_since(requested).as_millis())?;
+        }
+        write!(
+            f,
+            ": {} of {} peers ended, {} records announced, {} imported",
+            self.peers_ended, self.peers, self.records_announced, self.records_imported
+        )
     }
 }
