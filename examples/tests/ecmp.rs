@@ -587,9 +587,9 @@ const SYNC_BOTH: [&str; 4] = ["--sync", "both", "--syncid", "1"];
 
 /// With `--sync both`, d1 killed, a fourth real server added to the service on both
 /// directors (so mh picks change), and d1 restarted: it asks d2 for a bulk resync, holds
-/// every held connection before `ctl watch` says announce (its announce delay is 0 then:
-/// only the resync holds it back), and once announced the flows ECMP moves back to it keep
-/// their servers: none is lost.
+/// every held connection before `ctl watch` says announce, logs the resync's end before its
+/// announcement, and once announced the flows ECMP moves back to it keep their servers:
+/// none is lost.
 #[test]
 #[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
 fn with_sync_both_a_restarted_director_has_the_table_back_before_it_announces() {
@@ -603,6 +603,8 @@ fn with_sync_both_a_restarted_director_has_the_table_back_before_it_announces() 
         net.director_with(host, DIRECTOR_CONF, &SYNC_BOTH);
         net.exabgp(host, addr);
     }
+    // Each answered the other's resync request at once.
+    let answered = Instant::now();
     let both = ["10.88.0.2", "10.88.0.3"];
     assert!(net.wait_hops(&both, Duration::from_secs(30)).is_some(), "{}", net.logs());
     let n = 24;
@@ -631,10 +633,12 @@ fn with_sync_both_a_restarted_director_has_the_table_back_before_it_announces() 
     net.real(4);
     let added = net.ctl("d2", &["-a", "-t", &format!("{VIP}:{PORT}"), "-r", "10.88.0.14", "-g"]);
     assert!(!added.contains("rror"), "{added}");
-    let four = DIRECTOR_CONF.replace("announce_delay = 3", "announce_delay = 0")
+    // An announce delay of 1 s: the resync alone would let it announce within a few ms of
+    // its end, quicker than a listing can be polled.
+    let four = DIRECTOR_CONF.replace("announce_delay = 3", "announce_delay = 1")
         + "\n[[service.real]]\nip = \"10.88.0.14\"\n";
     // d2 answers one resync request per 10 s: the one d1 sent at its first start is older.
-    while started.elapsed() < Duration::from_secs(11) {
+    while answered.elapsed() < Duration::from_millis(10_500) {
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -653,10 +657,14 @@ fn with_sync_both_a_restarted_director_has_the_table_back_before_it_announces() 
     net.director_with("d1", &four, &SYNC_BOTH);
     let mut full_at = None;
     let mut announced_at = None;
+    let announce_line = format!("route: announce {VIP}");
     let deadline = Instant::now() + Duration::from_secs(15);
     while announced_at.is_none() && Instant::now() < deadline {
         if full_at.is_none() && held(&net, "d1") >= n {
             full_at = Some(now_secs());
+            // Read after the listing: the director had not announced when it listed.
+            let log = net.log("d1");
+            assert!(!log.contains(&announce_line), "announced before the table was back\n{log}");
         }
         let text = std::fs::read_to_string(&watch_log).unwrap_or_default();
         announced_at = text
@@ -680,6 +688,9 @@ fn with_sync_both_a_restarted_director_has_the_table_back_before_it_announces() 
     let full_at = full_at.unwrap_or_else(|| panic!("d1's table before the announce\n{log}"));
     assert!(full_at <= announced_at, "announced before the table was back:\n{daemon}");
     assert!(resync.contains("resync done in"), "{resync}\n{log}");
+    // The director announced (what its watches are told) only after the resync ended.
+    let order = |needle: &str| log.find(needle).unwrap_or(usize::MAX);
+    assert!(order("sync: resync done") < order(&announce_line), "{log}");
     assert!(daemon.contains("resync done in") && daemon.contains("1 of 1 peers ended"), "{daemon}");
 
     // ECMP sends some held flows back to d1: they keep their servers.
