@@ -27,6 +27,36 @@
 //!   ([`SyncCounters::resync_requests_ignored`]): anyone on the sync LAN can send one.
 //!   A master answers requests of its own sync ID and of 0 (a backup that takes every
 //!   ID). The request travels in an optional option, which a kernel backup skips.
+//! - The answer goes between a start and an end mark ([`wire::options::RESYNC_BEGIN`],
+//!   [`wire::options::RESYNC_END`], records of protocol 0 like the request's, so a kernel
+//!   backup skips them and goes on with the message), each naming the requester's and the
+//!   answerer's [`SyncConfig::origin`], the end mark the records sent.
+//!   [`Director::resync_status`](crate::Director::resync_status) tells the requester where
+//!   its resync stands: [`ResyncPhase::Done`] once every peer that started an answer ended
+//!   it, [`ResyncPhase::TimedOut`] after [`SyncConfig::resync_wait`] (a peer that never
+//!   ends, a lost mark, only kernel peers, which do not answer). An embedder that
+//!   announces its VIPs to routers waits for it to be over.
+//!
+//! # Both
+//!
+//! [`SyncMode::Both`] is the kernel's master and backup daemons at once (`ipvsadm
+//! --start-daemon master` and `backup`), for directors that share the traffic (ECMP): each
+//! sends the connections it forwards and imports its peers'. As `ip_vs_proc_conn` does, an
+//! imported entry (new or updated) gets the threshold as its packet count and its state as
+//! the last state sent, so when it then carries traffic here it is sent again `period`
+//! packets later (53rd of the count with "3 50"), or at once on a change of state to one
+//! other than ESTABLISHED: an import is never answered by a record, and two directors do not
+//! echo each other. The kernel sends such an entry with its `IP_VS_CONN_F_SYNC` bit (0x20)
+//! set; dr does not (it keeps no such bit), and every receiver masks it off
+//! ([`wire::flags::BACKUP_MASK`]).
+//!
+//! A director must not import its own messages: the kernel relies on multicast loop being
+//! off on the sending socket (and, with distinct master and backup sync IDs, on the ID). dr
+//! has one [`SyncConfig::syncid`], sent and taken: every director of a cluster is given
+//! the same. The embedder keeps the loop off and drops datagrams from its own sending
+//! socket's address and port; the core ignores a resync request or mark that carries its
+//! own [`SyncConfig::origin`] ([`SyncCounters::own_ignored`]). A record of its own that came
+//! back anyway would only update its entry (same real server) and reset its count.
 //!
 //! # Where dr differs from the kernel
 //!
@@ -37,7 +67,8 @@
 //! - A real server has no port of its own in dr (Direct Routing does not rewrite ports),
 //!   so a record's real server is matched by address; the master sends the connection's
 //!   virtual port as the real port, as the kernel does for a real server added without one.
-//! - The kernel has no bulk resync; dr adds one, in a way a kernel peer ignores.
+//! - The kernel has no bulk resync; dr adds one, and its start and end marks, in a way a
+//!   kernel peer ignores.
 //! - The backup does not tie imported connections to imported templates (neither does the
 //!   kernel); both expire on the timeouts the records carry.
 //! - Imported entries are not proven (see the crate docs on eviction): a full backup table

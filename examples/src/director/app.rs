@@ -521,10 +521,11 @@ fn announcements(
 fn resync_over(workers: &Workers, announcer: &mut Announcer) {
     let status = workers.each(|_, d, io| d.resync_status(io.now()));
     let waiting = status.iter().flatten().flatten().any(|s| !s.phase.is_over());
-    if !waiting && announcer.is_resyncing() {
-        if let Some(Some(Some(s))) = status.first() {
-            info!("sync: {s}");
-        }
+    if !waiting
+        && announcer.is_resyncing()
+        && let Some(Some(Some(s))) = status.first()
+    {
+        info!("sync: {s}");
     }
     announcer.resyncing(waiting);
 }
