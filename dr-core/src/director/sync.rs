@@ -215,10 +215,11 @@ impl Director {
 
     /// Where this director's bulk resync stands at `now` (a wait past
     /// [`SyncConfig::resync_wait`] is timed out); `None` when no sync daemon runs.
-    pub fn resync_status(&mut self, now: Instant) -> Option<ResyncStatus> {
-        let sync = self.sync.as_mut()?;
-        sync.resync.expire(now, sync.config.resync_wait);
-        Some(sync.resync.status())
+    pub fn resync_status(&self, now: Instant) -> Option<ResyncStatus> {
+        let sync = self.sync.as_ref()?;
+        let mut wait = sync.resync;
+        wait.expire(now, sync.config.resync_wait);
+        Some(wait.status())
     }
 
     /// The next sync message to send, if one is ready: call after every frame or burst and

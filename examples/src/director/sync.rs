@@ -502,6 +502,38 @@ mod tests {
     }
 
     #[test]
+    fn the_receiving_thread_drops_what_its_own_sending_socket_sent_and_counts_it() {
+        // Real sockets on the loopback: the director's sending socket, a peer's, and the
+        // receiving one both send to.
+        let receiving = UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiving.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let to = receiving.local_addr().unwrap();
+        let own = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (outlet, inbox) = queue(16);
+        let stop = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let state = (Some(own.local_addr().unwrap()), Arc::clone(&dropped));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || receive(&receiving, &[outlet], &stop, &state))
+        };
+        own.send_to(b"mine", to).unwrap();
+        peer.send_to(b"theirs", to).unwrap();
+        own.send_to(b"mine again", to).unwrap();
+        let got = inbox.queue.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(&got[..], b"theirs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while dropped.load(Ordering::Relaxed) < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+        thread.join().unwrap();
+        assert_eq!(dropped.load(Ordering::Relaxed), 2);
+        assert!(inbox.queue.try_recv().is_err(), "only the peer's datagram reached the worker");
+    }
+
+    #[test]
     fn the_resync_line_tells_where_it_stands() {
         let mut d = master_with(0);
         let mut config = SyncConfig::new(SyncMode::Both);
