@@ -103,6 +103,12 @@ fn two_both_directors_exchanging_their_exports_stay_bounded_converge_and_never_f
     }
     let mut total_records = 0;
     let mut packets = 0;
+    // The kernel's rule, written out: each director's in_pkts per flow, one more a packet,
+    // a record when it reaches 3 mod 50; the record sets the other's in_pkts to 3 when
+    // it is imported (at the end of the round). The handshake counted 2.
+    let mut in_pkts: Vec<[u32; 2]> =
+        on.iter().map(|&o| if o == 0 { [2, 0] } else { [0, 2] }).collect();
+    let mut expected = 0;
     for round in 1..=ROUNDS {
         let now = at(round * 1000);
         if round % 25 == 0 {
@@ -110,10 +116,18 @@ fn two_both_directors_exchanging_their_exports_stay_bounded_converge_and_never_f
                 on[usize::from(f)] ^= 1;
             }
         }
+        let mut imports = Vec::new();
         for f in 0..FLOWS {
             let cport = 10_000 + f;
-            let real = forward(&mut d[on[usize::from(f)]], now, data(cport));
+            let here = on[usize::from(f)];
+            let real = forward(&mut d[here], now, data(cport));
             packets += 1;
+            let count = &mut in_pkts[usize::from(f)][here];
+            *count += 1;
+            if *count % 50 == 3 {
+                expected += 1;
+                imports.push((usize::from(f), 1 - here));
+            }
             // Never another real server, on either director.
             assert_eq!(real, first[&cport], "round {round}: flow {cport} moved");
         }
@@ -128,6 +142,9 @@ fn two_both_directors_exchanging_their_exports_stay_bounded_converge_and_never_f
         for m in &from_b {
             a[0].import_sync(later, m).unwrap();
         }
+        for (f, there) in imports {
+            in_pkts[f][there] = 3;
+        }
         let sent = records(&from_a) + records(&from_b);
         // At most one record a flow a round: an import is never sent back.
         assert!(sent <= usize::from(FLOWS), "round {round}: {sent} records");
@@ -136,6 +153,8 @@ fn two_both_directors_exchanging_their_exports_stay_bounded_converge_and_never_f
     // The kernel's rule: a record at packets 3, 53, 103 … of each stint (an import sets the
     // count to the threshold, 3): about one record every 50 packets, and one per stint.
     let stints = usize::from(FLOWS) * (1 + (ROUNDS as usize / 25));
+    eprintln!("{total_records} records for {packets} packets in {stints} stints");
+    assert_eq!(total_records, expected, "the kernel's rule, worked by hand");
     assert!(total_records <= packets / 50 + stints, "{total_records} for {packets} packets");
     assert!(total_records >= packets / 50, "{total_records} for {packets} packets");
     // Quiet flows: nothing more is sent, however long the two exchange.
