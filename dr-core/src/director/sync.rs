@@ -199,8 +199,8 @@ impl Director {
     /// one (another director of the same origin, such as another worker, sent it): the
     /// [`resync_status`](Self::resync_status) is [`ResyncPhase::Waiting`] from `now` until
     /// every peer that started an answer (a start mark for this origin) ended it, or
-    /// [`SyncConfig::resync_wait`] passed. A master alone does not wait: false then, and
-    /// when no sync daemon runs.
+    /// [`SyncConfig::resync_wait`] passed. A master alone does not wait (its status stays
+    /// [`ResyncPhase::Idle`]). False when no sync daemon runs.
     pub fn await_resync(&mut self, now: Instant) -> bool {
         let Some(sync) = &mut self.sync else { return false };
         if sync.config.mode.is_backup() {
