@@ -199,6 +199,8 @@ fn an_imported_entry_that_carries_traffic_is_sent_again_only_a_period_later() {
     forward(&mut a, at(0), data(5000));
     let export = drain(&mut a, at(2000));
     assert_eq!(records(&export), 1);
+    // Its own: DROUTE | NOOUTPUT.
+    assert_eq!(flags_of(&export), [0x83]);
     b.import_sync(at(2000), &export[0]).unwrap();
     assert!(drain(&mut b, at(5000)).is_empty(), "an import is not sent back");
     for i in 1..50 {
@@ -206,7 +208,23 @@ fn an_imported_entry_that_carries_traffic_is_sent_again_only_a_period_later() {
         assert!(drain(&mut b, at(3000 + 2000)).is_empty(), "packet {i}");
     }
     forward(&mut b, at(4000), data(5000));
-    assert_eq!(records(&drain(&mut b, at(6000))), 1);
+    let again = drain(&mut b, at(6000));
+    assert_eq!(records(&again), 1);
+    // Made by a record: the kernel's cp->flags carry IP_VS_CONN_F_SYNC (0x20), sent on.
+    assert_eq!(flags_of(&again), [0xa3]);
+    // a takes it back as its own entry, updated: not SYNC, so sent on without it.
+    a.import_sync(at(6000), &again[0]).unwrap();
+    for _ in 0..50 {
+        forward(&mut a, at(7000), data(5000));
+    }
+    assert_eq!(flags_of(&drain(&mut a, at(9000))), [0x83]);
+}
+
+fn flags_of(datagrams: &[Vec<u8>]) -> Vec<u32> {
+    datagrams
+        .iter()
+        .flat_map(|m| wire::parse(m).unwrap().records().map(|e| e.unwrap().record.flags))
+        .collect()
 }
 
 #[test]

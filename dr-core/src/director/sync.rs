@@ -432,6 +432,10 @@ impl Director {
             return;
         };
         self.reals[real.index()].bind(incoming.template);
+        if let Some(meta) = self.conns.sync_meta_mut(id) {
+            // ip_vs_proc_sync_conn: an entry a record made carries IP_VS_CONN_F_SYNC.
+            meta.synced = true;
+        }
         self.update_imported(now, id, &incoming);
         self.sync_counters.imported = self.sync_counters.imported.wrapping_add(1);
     }
@@ -493,7 +497,8 @@ impl Director {
     }
 
     /// The record of an entry as a master sends it; `None` for a retired template.
-    fn record_of(&self, conn: &Conn) -> Option<SyncRecord> {
+    /// `synced`: a record made it ([`flags::SYNC`], sent on as the kernel's `cp->flags`).
+    fn record_of(&self, conn: &Conn, synced: bool) -> Option<SyncRecord> {
         if conn.flags & FLAG_RETIRED != 0 {
             return None;
         }
@@ -506,6 +511,9 @@ impl Director {
             f |= flags::TEMPLATE | flags::INACTIVE;
         } else if conn.is_inactive() {
             f |= flags::INACTIVE;
+        }
+        if synced {
+            f |= flags::SYNC;
         }
         let (state, timeout) = if template {
             (u16::from(conn.flags & FLAG_ASSURED != 0), self.template_timeout(conn))
@@ -557,7 +565,8 @@ impl Director {
         if !export::needed(&config, meta, subject, now, pkts) {
             return;
         }
-        let Some(record) = self.record_of(conn) else { return };
+        let synced = meta.synced;
+        let Some(record) = self.record_of(conn, synced) else { return };
         if let Some(sync) = &mut self.sync {
             let dropped = sync.outbox.push(now, &record, &[]);
             self.sync_counters.queue_drops = self.sync_counters.queue_drops.wrapping_add(dropped);
@@ -594,7 +603,8 @@ impl Director {
             {
                 continue;
             }
-            let Some(record) = self.record_of(conn) else { continue };
+            let synced = self.conns.sync_meta(id).is_some_and(|m| m.synced);
+            let Some(record) = self.record_of(conn, synced) else { continue };
             let Some(sync) = &mut self.sync else { return };
             dropped += sync.outbox.push(now, &record, &[]);
             sent += 1;

@@ -46,9 +46,9 @@
 //! the last state sent, so when it then carries traffic here it is sent again `period`
 //! packets later (53rd of the count with "3 50"), or at once on a change of state to one
 //! other than ESTABLISHED: an import is never answered by a record, and two directors do not
-//! echo each other. The kernel sends such an entry with its `IP_VS_CONN_F_SYNC` bit (0x20)
-//! set; dr does not (it keeps no such bit), and every receiver masks it off
-//! ([`wire::flags::BACKUP_MASK`]).
+//! echo each other. An entry a record made is sent on with the `IP_VS_CONN_F_SYNC` bit
+//! (0x20) the kernel gives it (every receiver masks it off: [`wire::flags::BACKUP_MASK`]);
+//! an entry of its own that a record updated is not.
 //!
 //! A director must not import its own messages: the kernel relies on multicast loop being
 //! off on the sending socket (and, with distinct master and backup sync IDs, on the ID). dr
