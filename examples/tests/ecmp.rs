@@ -14,6 +14,11 @@
 //! times are printed). Restarted, it announces the VIP again only after its
 //! `announce_delay`, and the flows that move back keep their servers too.
 //!
+//! With `--sync both` on the two directors, the killed one, restarted after a fourth real
+//! server joined the service on both (so `mh` picks change), asks the other for a bulk
+//! resync and holds the live connections before it announces the VIP; the flows that move
+//! back keep their servers (the resync's time is printed).
+//!
 //! Only addresses inside these namespaces are used; everything is torn down when the test
 //! ends, even when it fails; every wait is bounded in time.
 
