@@ -49,7 +49,7 @@ pub struct SyncArgs {
     /// this director's connections), backup (import a master's), or both (send its own and
     /// import its peers', for directors sharing the traffic behind ECMP; give them all the
     /// same --syncid). backup and both ask for a bulk resync at start and announce no VIP
-    /// until it ended ([director] resync_wait at most).
+    /// until it ended (at most the resync_wait of the file's director table).
     #[arg(long, value_name = "master|backup|both", value_parser = parse_mode)]
     pub sync: Option<SyncMode>,
     /// The interface the sync messages go out of and come in on (default: --iface).
