@@ -47,7 +47,8 @@
 //! - [`io`]: the [`FrameIo`] seam, the [`Driver`] loop and the in-memory backend.
 //! - [`sync`]: connection sync with the kernel's sync daemon's messages and rules:
 //!   [`Director::start_sync`], [`Director::poll_sync`] (a master's datagrams),
-//!   [`Director::import_sync`] (a backup's), [`Director::request_resync`].
+//!   [`Director::import_sync`] (a backup's), [`Director::request_resync`] and
+//!   [`Director::resync_status`] (a restarted backup's bulk resync, and its end).
 //!
 //! # What it does as IPVS does
 //!
@@ -118,7 +119,8 @@
 //! - There are no firewall-mark services and no FTP helper (port 20/21 special cases).
 //! - Connection sync ([`sync`]) keeps only records it can bind to a service and real
 //!   server of its own, matches real servers by address alone, and adds a bulk resync
-//!   request a kernel peer ignores; see the module for the rest.
+//!   request, with marks of the start and end of its answer, that a kernel peer ignores;
+//!   see the module for the rest.
 //!
 //! # Features
 //!

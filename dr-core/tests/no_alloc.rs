@@ -145,7 +145,8 @@ fn every_scheduler_picks_without_allocating() {
 
 /// Connection sync allocates nothing after `start_sync`: a master queueing records on the
 /// packet path, handing out messages and answering a bulk resync request, and a backup
-/// importing them.
+/// importing them; both directors run both (master and backup at once), and the backup's
+/// wait for the resync ends on the answer's end mark.
 #[test]
 fn connection_sync_never_allocates() {
     use dr_core::{SyncConfig, SyncMode};
@@ -162,7 +163,7 @@ fn connection_sync_never_allocates() {
         d.start_sync(SyncConfig::new(mode)).unwrap();
         d
     };
-    let (mut master, mut backup) = (build(SyncMode::Master), build(SyncMode::Backup));
+    let (mut master, mut backup) = (build(SyncMode::Both), build(SyncMode::Both));
     let frames: Vec<Vec<u8>> = (0..60u16)
         .flat_map(|port| {
             let client = format!("192.0.2.{}", port % 7 + 1);
@@ -196,8 +197,11 @@ fn connection_sync_never_allocates() {
             let len = message.len();
             let _ = backup.import_sync(later, &buf[..len]);
         }
+        assert!(backup.resync_status(later).is_some_and(|s| s.phase.is_over()));
     });
     assert_eq!(count, 0);
+    let done = backup.resync_status(Instant::from_secs(4)).unwrap();
+    assert_eq!(done.phase, dr_core::sync::ResyncPhase::Done);
     assert!(backup.sync_counters().imported > 0 && backup.sync_counters().bulk_records == 0);
     assert!(master.sync_counters().bulk_records > 0);
 }

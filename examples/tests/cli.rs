@@ -215,7 +215,7 @@ fn sync_flags_that_cannot_work_are_refused_with_the_fix() {
     let out = director(&["--iface", "lo", "--config", path, "--sync", "sideways"]);
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("\"sideways\" is not a sync mode: give master or backup"),
+        text(&out.stderr).contains("\"sideways\" is not a sync mode: give master, backup or both"),
         "{}",
         text(&out.stderr)
     );
@@ -240,7 +240,7 @@ fn sync_flags_that_cannot_work_are_refused_with_the_fix() {
     );
     let out = director(&["--iface", "lo", "--config", path, "--sync-maxlen", "1000"]);
     assert!(!out.status.success(), "a sync flag without --sync");
-    assert!(text(&out.stderr).contains("--sync <master|backup>"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--sync <master|backup|both>"), "{}", text(&out.stderr));
     let _ = std::fs::remove_file(&config);
 }
 

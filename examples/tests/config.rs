@@ -753,3 +753,19 @@ ops = true
     // No warning for what has an effect.
     assert!(load_all(VALID, OPTIONS).unwrap().warnings.is_empty());
 }
+
+#[test]
+fn the_resync_wait_defaults_to_10_s_and_is_bounded() {
+    use dr_examples::config::DEFAULT_RESYNC_WAIT;
+    let loaded = load_all(VALID, OPTIONS).unwrap();
+    assert_eq!(loaded.routes.resync_wait, DEFAULT_RESYNC_WAIT);
+    assert_eq!(DEFAULT_RESYNC_WAIT, Duration::from_secs(10));
+    let text = replace("icmp_port_unreachable = true\n", "resync_wait = 0\n");
+    assert_eq!(load_all(&text, OPTIONS).unwrap().routes.resync_wait, Duration::ZERO);
+    let bad = replace("icmp_port_unreachable = true\n", "resync_wait = 3601\n");
+    let err = error(&bad);
+    assert_eq!(err.message, "[director] resync_wait 3601 is out of range: give 0 to 3600");
+    assert_eq!(err.line, Some(line_of(&bad, "resync_wait")));
+    let err = error(&replace("icmp_port_unreachable = true\n", "resync_wait = -1\n"));
+    assert_eq!(err.message, "[director] resync_wait -1 is out of range: give 0 to 3600");
+}

@@ -896,13 +896,22 @@ fn a_backup_director_continues_the_flows_of_a_master_that_died(backend: Backend)
     assert!(lan.wait_for(&url, Duration::from_secs(15)), "{}", lan.log());
     for (host, mode) in [("d", "master"), ("b", "backup")] {
         let out = lan.ctl_on(host, &["-L", "--daemon"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (daemon, resync) = text.split_once('\n').unwrap_or((&text, ""));
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
+            daemon,
             format!(
                 "{mode} sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, \
-                 port=8848, ttl=1)\n"
+                 port=8848, ttl=1)"
             )
         );
+        // A backup's resync: where it stands, and its own datagrams dropped (none here).
+        if mode == "backup" {
+            assert!(resync.starts_with("resync "), "{text}");
+            assert!(resync.ends_with("; 0 own messages dropped\n"), "{text}");
+        } else {
+            assert_eq!(resync, "", "{text}");
+        }
     }
 
     // What the master lists before the held connection opens (an earlier request's entry

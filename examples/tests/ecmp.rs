@@ -14,6 +14,11 @@
 //! times are printed). Restarted, it announces the VIP again only after its
 //! `announce_delay`, and the flows that move back keep their servers too.
 //!
+//! With `--sync both` on the two directors, the killed one, restarted after a fourth real
+//! server joined the service on both (so `mh` picks change), asks the other for a bulk
+//! resync and holds the live connections before it announces the VIP; the flows that move
+//! back keep their servers (the resync's time is printed).
+//!
 //! Only addresses inside these namespaces are used; everything is torn down when the test
 //! ends, even when it fails; every wait is bounded in time.
 
@@ -157,23 +162,28 @@ impl Net {
             net.sysctl(host, "net.ipv4.ip_forward=0");
         }
         for i in 1..=3 {
-            let host = format!("r{i}");
-            let ns = net.on_lan(&host, &format!("10.88.0.1{i}"));
-            ip(&["-n", &ns, "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-            ip(&["-n", &ns, "route", "add", "default", "via", "10.88.0.1"]);
-            for setting in [
-                "net.ipv4.conf.all.arp_ignore=1",
-                "net.ipv4.conf.all.arp_announce=2",
-                "net.ipv4.conf.eth0.arp_ignore=1",
-                "net.ipv4.conf.eth0.arp_announce=2",
-            ] {
-                net.sysctl(&host, setting);
-            }
-            let mut echo = net.exec(&host, "python3");
-            echo.args(["-c", ECHO_SERVER, &host, &PORT.to_string()]);
-            net.spawn(&host, echo);
+            net.real(i);
         }
         net
+    }
+
+    /// Real server `i` on the LAN (10.88.0.1`i`), the VIP on its loopback, echoing.
+    fn real(&mut self, i: u8) {
+        let host = format!("r{i}");
+        let ns = self.on_lan(&host, &format!("10.88.0.1{i}"));
+        ip(&["-n", &ns, "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+        ip(&["-n", &ns, "route", "add", "default", "via", "10.88.0.1"]);
+        for setting in [
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+            "net.ipv4.conf.eth0.arp_ignore=1",
+            "net.ipv4.conf.eth0.arp_announce=2",
+        ] {
+            self.sysctl(&host, setting);
+        }
+        let mut echo = self.exec(&host, "python3");
+        echo.args(["-c", ECHO_SERVER, &host, &PORT.to_string()]);
+        self.spawn(&host, echo);
     }
 
     /// BIRD 2 in the router: BGP with both directors, their routes merged into one
@@ -222,12 +232,30 @@ impl Net {
     }
 
     fn director(&mut self, host: &str) -> u32 {
-        let config = self.dir.join("director.toml");
-        std::fs::write(&config, DIRECTOR_CONF).unwrap();
+        self.director_with(host, DIRECTOR_CONF, &[])
+    }
+
+    /// dr-director on `host` with the configuration `conf` and more flags.
+    fn director_with(&mut self, host: &str, conf: &str, flags: &[&str]) -> u32 {
+        let config = self.dir.join(format!("{host}-director.toml"));
+        std::fs::write(&config, conf).unwrap();
         let mut d = self.exec(host, env!("CARGO_BIN_EXE_dr-director"));
         d.args(["--iface", "eth0", "--config"]).arg(&config);
         d.arg("--control").arg(self.dir.join(format!("{host}.sock")));
+        d.args(flags);
         self.spawn(host, d)
+    }
+
+    /// `dr-director ctl …` on a director, its output.
+    fn ctl(&self, host: &str, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_dr-director"))
+            .arg("ctl")
+            .arg("--socket")
+            .arg(self.dir.join(format!("{host}.sock")))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     }
 
     /// The next hops the router's kernel has for the VIP.
@@ -557,4 +585,131 @@ fn failover(daemon: Daemon) {
     let (failed, _) = failures(&net.dir, settled);
     assert_eq!(failed, 0, "new connections failed once the routes had settled");
     eprintln!("the test took {} s", started.elapsed().as_secs());
+}
+
+/// Both directors run `--sync both`: each sends its connections and imports the other's.
+const SYNC_BOTH: [&str; 4] = ["--sync", "both", "--syncid", "1"];
+
+/// With `--sync both`, d1 killed, a fourth real server added to the service on both
+/// directors (so mh picks change), and d1 restarted: it asks d2 for a bulk resync, holds
+/// every held connection before `ctl watch` says announce, logs the resync's end before its
+/// announcement, and once announced the flows ECMP moves back to it keep their servers:
+/// none is lost.
+#[test]
+#[cfg_attr(not(dr_root), ignore = "needs root (CAP_NET_ADMIN, CAP_NET_RAW)")]
+fn with_sync_both_a_restarted_director_has_the_table_back_before_it_announces() {
+    if !ready() {
+        return;
+    }
+    let started = Instant::now();
+    let mut net = Net::new("s");
+    net.router();
+    for (host, addr) in DIRECTORS {
+        net.director_with(host, DIRECTOR_CONF, &SYNC_BOTH);
+        net.exabgp(host, addr);
+    }
+    // Each answered the other's resync request at once.
+    let answered = Instant::now();
+    let both = ["10.88.0.2", "10.88.0.3"];
+    assert!(net.wait_hops(&both, Duration::from_secs(30)).is_some(), "{}", net.logs());
+    let n = 24;
+    let mut client = net.exec("c", "python3");
+    client.args(["-c", CLIENT, VIP, &PORT.to_string(), &n.to_string()]).arg(&net.dir);
+    net.spawn("client", client);
+    let ready = wait_file(&net.dir.join("ready"), Duration::from_secs(15));
+    let ready = ready.unwrap_or_else(|| panic!("the held connections: {}", net.logs()));
+    let servers: std::collections::HashSet<&str> = ready.split_whitespace().collect();
+    let held = |net: &Net, host: &str| {
+        net.entries(host).lines().filter(|l| l.contains("ESTABLISHED")).count()
+    };
+    // Each director holds its own flows and the other's (sent at their 3rd packet, in a
+    // message at most 2 s later).
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while (held(&net, "d1") < n || held(&net, "d2") < n) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (on1, on2) = (held(&net, "d1"), held(&net, "d2"));
+    assert!(on1 >= n && on2 >= n, "synced: d1 {on1}, d2 {on2}\n{}", net.logs());
+
+    // d1 dies; d2 has every flow already.
+    net.kill("d1");
+    assert!(net.wait_hops(&["10.88.0.3"], Duration::from_secs(10)).is_some(), "{}", net.logs());
+    // A fourth server joins the service on both: d2 now, d1's file for its restart.
+    net.real(4);
+    let added = net.ctl("d2", &["-a", "-t", &format!("{VIP}:{PORT}"), "-r", "10.88.0.14", "-g"]);
+    assert!(!added.contains("rror"), "{added}");
+    // An announce delay of 1 s: the resync alone would let it announce within a few ms of
+    // its end, quicker than a listing can be polled.
+    let four = DIRECTOR_CONF.replace("announce_delay = 3", "announce_delay = 1")
+        + "\n[[service.real]]\nip = \"10.88.0.14\"\n";
+    // d2 answers one resync request per 10 s: the one d1 sent at its first start is older.
+    while answered.elapsed() < Duration::from_millis(10_500) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // d1 restarted, a timestamped watch of its announcements beside ExaBGP's.
+    let watch_log = net.dir.join("d1-watch");
+    let mut watch = Command::new("sh");
+    watch.arg("-c").arg(format!(
+        "{} ctl --socket {} watch | while read -r l; do echo \"$(date +%s.%N) $l\"; done > {}",
+        env!("CARGO_BIN_EXE_dr-director"),
+        net.dir.join("d1.sock").to_str().unwrap(),
+        watch_log.to_str().unwrap()
+    ));
+    net.spawn("d1-watch", watch);
+    net.children.retain(|(name, _)| name != "d1");
+    let restarted = now_secs();
+    net.director_with("d1", &four, &SYNC_BOTH);
+    let mut full_at = None;
+    let mut announced_at = None;
+    let announce_line = format!("route: announce {VIP}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while announced_at.is_none() && Instant::now() < deadline {
+        if full_at.is_none() && held(&net, "d1") >= n {
+            full_at = Some(now_secs());
+            // Read after the listing: the director had not announced when it listed.
+            let log = net.log("d1");
+            assert!(!log.contains(&announce_line), "announced before the table was back\n{log}");
+        }
+        let text = std::fs::read_to_string(&watch_log).unwrap_or_default();
+        announced_at = text
+            .lines()
+            .find(|l| l.ends_with(&format!("announce {VIP}")))
+            .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let announced_at =
+        announced_at.unwrap_or_else(|| panic!("d1 did not announce again\n{}", net.logs()));
+    let log = net.log("d1");
+    let resync = log.lines().find(|l| l.contains("sync: resync ")).unwrap_or("").to_string();
+    let daemon = net.ctl("d1", &["-L", "--daemon"]);
+    eprintln!(
+        "d1 restarted: its table held the {n} connections {} ms after the start, it announced \
+         {} ms after the start; {}",
+        full_at.map_or(-1, |t| ((t - restarted) * 1000.0) as i64),
+        ((announced_at - restarted) * 1000.0) as i64,
+        resync.split("sync: ").nth(1).unwrap_or("(no resync line)")
+    );
+    let full_at = full_at.unwrap_or_else(|| panic!("d1's table before the announce\n{log}"));
+    assert!(full_at <= announced_at, "announced before the table was back:\n{daemon}");
+    assert!(resync.contains("resync done in"), "{resync}\n{log}");
+    // The director announced (what its watches are told) only after the resync ended.
+    let order = |needle: &str| log.find(needle).unwrap_or(usize::MAX);
+    assert!(order("sync: resync done") < order(&announce_line), "{log}");
+    assert!(daemon.contains("resync done in") && daemon.contains("1 of 1 peers ended"), "{daemon}");
+
+    // ECMP sends some held flows back to d1: they keep their servers.
+    assert!(net.wait_hops(&both, Duration::from_secs(10)).is_some(), "{}", net.logs());
+    std::thread::sleep(Duration::from_secs(2));
+    let stats = net.ctl("d1", &["-L", "-n", "--stats"]);
+    std::fs::write(net.dir.join("stop"), "").unwrap();
+    let result = wait_file(&net.dir.join("result"), Duration::from_secs(30));
+    let result = result.unwrap_or_else(|| panic!("the client did not finish\n{}", net.logs()));
+    assert_eq!(
+        result.trim(),
+        format!("held {n} lost 0 servers {}", servers.len()),
+        "{stats}\n{}",
+        net.logs()
+    );
+    eprintln!("d1 after its return:\n{stats}the test took {} s", started.elapsed().as_secs());
 }

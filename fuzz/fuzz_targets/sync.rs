@@ -1,4 +1,5 @@
-//! The sync receiver on arbitrary datagrams. A backup director (with services, real
+//! The sync receiver on arbitrary datagrams. A backup director (`both`, waiting for the
+//! answers to its resync request, with services, real
 //! servers and entries of its own, copied for each input with `clone_from`) imports the
 //! input whole and cut into two datagrams at its first byte; it must never panic, and after
 //! every datagram each real server's active + inactive counts equal its live connections,
@@ -45,12 +46,16 @@ fn built(mode: SyncMode) -> Director {
     }
     let mut config = SyncConfig::new(mode);
     config.queue = 8;
+    config.origin = 7;
     d.start_sync(config).unwrap();
+    if mode.is_backup() {
+        d.await_resync(Instant::from_secs(9));
+    }
     d
 }
 
 thread_local! {
-    static BUILT: (Director, Director) = (built(SyncMode::Backup), built(SyncMode::Master));
+    static BUILT: (Director, Director) = (built(SyncMode::Both), built(SyncMode::Master));
     static COPIES: RefCell<Option<(Director, Director)>> = const { RefCell::new(None) };
 }
 
@@ -83,6 +88,10 @@ fuzz_target!(|data: &[u8]| {
                 let _ = b.import_sync(now, &rest[cut..]);
                 check(b);
             }
+            // Whatever the marks said, the wait is over at its bound.
+            let status = b.resync_status(Instant::from_secs(9 + 10)).unwrap();
+            assert!(status.phase.is_over());
+            assert!(status.peers_ended <= status.peers);
             b.handle_timeout(Instant::from_secs(100_000));
             check(b);
             let _ = m.import_sync(now, data);

@@ -249,6 +249,11 @@ impl ConnTable {
     }
 
     /// The sync master's state of a live entry, when a master runs.
+    pub(crate) fn sync_meta(&self, id: ConnId) -> Option<&SyncMeta> {
+        self.sync_meta.get(id.0 as usize)
+    }
+
+    /// The sync master's state of a live entry, when a master runs, to change.
     pub(crate) fn sync_meta_mut(&mut self, id: ConnId) -> Option<&mut SyncMeta> {
         self.sync_meta.get_mut(id.0 as usize)
     }

@@ -4,10 +4,13 @@
 use super::{Director, release};
 use crate::conn::{Conn, ConnId, ConnState, FLAG_ASSURED, FLAG_INACTIVE, FLAG_RETIRED, expiry};
 use crate::flow::Protocol;
-use crate::sync::export::{self, Outbox, Subject};
+use crate::sync::export::{self, Outbox, Subject, SyncMeta};
 use crate::sync::import::{self, Incoming, TEMPLATE_DEFAULT_TIMEOUT};
-use crate::sync::wire::{self, Entry, SyncRecord, flags};
-use crate::sync::{RESYNC_HOLD_OFF, SyncConfig, SyncConfigError, SyncCounters, SyncError};
+use crate::sync::wire::{self, Entry, ResyncMark, SyncRecord, flags};
+use crate::sync::{
+    MAX_RESYNC_PEERS, RESYNC_HOLD_OFF, ResyncPhase, ResyncStatus, SyncConfig, SyncConfigError,
+    SyncCounters, SyncError,
+};
 use crate::time::Instant;
 
 /// Slots the bulk resync looks at per [`Director::poll_sync`] call, at most.
@@ -18,18 +21,104 @@ const BULK_SCAN: usize = 4096;
 pub(super) struct SyncState {
     config: SyncConfig,
     outbox: Outbox,
-    /// A bulk resync under way: the next slot, and whether templates are being sent (they
-    /// go after every connection).
-    bulk: Option<(usize, bool)>,
+    /// A bulk resync under way.
+    bulk: Option<Bulk>,
     /// When the last bulk resync ended: requests within [`RESYNC_HOLD_OFF`] are ignored.
     bulk_ended: Option<Instant>,
+    /// This director's own resync, as a backup.
+    resync: ResyncWait,
+}
+
+/// A bulk resync being sent.
+#[derive(Clone, Copy, Debug)]
+struct Bulk {
+    /// The next slot.
+    slot: usize,
+    /// Whether templates are being sent (they go after every connection).
+    templates: bool,
+    /// The origin of the director whose request this answers.
+    requester: u32,
+    /// Records sent so far.
+    records: u32,
+}
+
+/// A backup's wait for the answers to its resync request.
+#[derive(Clone, Copy, Debug)]
+struct ResyncWait {
+    phase: ResyncPhase,
+    requested: Option<Instant>,
+    ended: Option<Instant>,
+    /// The origins of the peers that started an answer, and whether each ended it.
+    peers: [(u32, bool); MAX_RESYNC_PEERS],
+    count: usize,
+    records_announced: u64,
+    records_imported: u64,
+}
+
+impl ResyncWait {
+    const IDLE: Self = Self {
+        phase: ResyncPhase::Idle,
+        requested: None,
+        ended: None,
+        peers: [(0, false); MAX_RESYNC_PEERS],
+        count: 0,
+        records_announced: 0,
+        records_imported: 0,
+    };
+
+    /// Ends a wait whose time is up.
+    fn expire(&mut self, now: Instant, wait: crate::time::Duration) {
+        if self.phase == ResyncPhase::Waiting
+            && let Some(requested) = self.requested
+            && now >= requested.saturating_add(wait)
+        {
+            self.phase = ResyncPhase::TimedOut;
+            self.ended = Some(requested.saturating_add(wait));
+        }
+    }
+
+    /// A peer's mark: returns false when there is no room for another peer.
+    fn mark(&mut self, now: Instant, answerer: u32, end: bool, records: u32) -> bool {
+        let known = self.peers[..self.count].iter().position(|(o, _)| *o == answerer);
+        let at = match known {
+            Some(at) => at,
+            None if self.count < MAX_RESYNC_PEERS => {
+                self.peers[self.count] = (answerer, false);
+                self.count += 1;
+                self.count - 1
+            }
+            None => return false,
+        };
+        if end && !self.peers[at].1 {
+            self.peers[at].1 = true;
+            self.records_announced = self.records_announced.wrapping_add(u64::from(records));
+        }
+        if self.peers[..self.count].iter().all(|(_, ended)| *ended) {
+            self.phase = ResyncPhase::Done;
+            self.ended = Some(now);
+        }
+        true
+    }
+
+    fn status(&self) -> ResyncStatus {
+        let peers_ended = self.peers[..self.count].iter().filter(|(_, e)| *e).count();
+        ResyncStatus {
+            phase: self.phase,
+            requested: self.requested,
+            ended: self.ended,
+            peers: self.count,
+            peers_ended,
+            records_announced: self.records_announced,
+            records_imported: self.records_imported,
+        }
+    }
 }
 
 impl Director {
-    /// Starts the sync daemon ([`SyncConfig::mode`]: master or backup), replacing one that
-    /// runs. Reserves the outgoing queue and, for a master, the sync state of every table
-    /// slot: the only allocation sync makes. Entries already in the table are sent by the
-    /// kernel's rules from their next packet on.
+    /// Starts the sync daemon ([`SyncConfig::mode`]: master, backup or both), replacing one
+    /// that runs. Reserves the outgoing queue and, for a master (or both), the sync state of
+    /// every table slot: the only allocation sync makes. Entries already in the table are
+    /// sent by the kernel's rules from their next packet on.
     ///
     /// # Errors
     ///
@@ -41,8 +130,13 @@ impl Director {
         } else {
             self.conns.disable_sync_meta();
         }
-        self.sync =
-            Some(SyncState { config, outbox: Outbox::new(&config), bulk: None, bulk_ended: None });
+        self.sync = Some(SyncState {
+            config,
+            outbox: Outbox::new(&config),
+            bulk: None,
+            bulk_ended: None,
+            resync: ResyncWait::IDLE,
+        });
         Ok(())
     }
 
@@ -83,11 +177,15 @@ impl Director {
 
     /// Queues dr's bulk resync request (a message of its own, sent by the next
     /// [`poll_sync`](Self::poll_sync)): a dr master that imports it answers with its whole
-    /// table. A backup sends one when it starts, so that a restarted backup gets the live
-    /// table back. False when no sync daemon runs.
+    /// table, between a start and an end mark. A backup sends one when it starts, so that a
+    /// restarted backup gets the live table back; a backup (or both) then waits for the
+    /// answers, as [`await_resync`](Self::await_resync). False when no sync daemon runs.
     pub fn request_resync(&mut self, now: Instant) -> bool {
+        if !self.await_resync(now) {
+            return false;
+        }
         let Some(sync) = &mut self.sync else { return false };
-        let (record, option) = wire::resync_request_record();
+        let (record, option) = wire::resync_request_from(sync.config.origin);
         let mut dropped = sync.outbox.finish();
         dropped += sync.outbox.push(now, &record, &option);
         dropped += sync.outbox.finish();
@@ -95,6 +193,33 @@ impl Director {
         c.queue_drops = c.queue_drops.wrapping_add(dropped);
         c.resync_requests_sent = c.resync_requests_sent.wrapping_add(1);
         true
+    }
+
+    /// Waits for the answers to a resync request of this director's origin without sending
+    /// one (another director of the same origin, such as another worker, sent it): the
+    /// [`resync_status`](Self::resync_status) is [`ResyncPhase::Waiting`] from `now` until
+    /// every peer that started an answer (a start mark for this origin) ended it, or
+    /// [`SyncConfig::resync_wait`] passed. A master alone does not wait (its status stays
+    /// [`ResyncPhase::Idle`]). False when no sync daemon runs.
+    pub fn await_resync(&mut self, now: Instant) -> bool {
+        let Some(sync) = &mut self.sync else { return false };
+        if sync.config.mode.is_backup() {
+            sync.resync = ResyncWait {
+                phase: ResyncPhase::Waiting,
+                requested: Some(now),
+                ..ResyncWait::IDLE
+            };
+        }
+        true
+    }
+
+    /// Where this director's bulk resync stands at `now` (a wait past
+    /// [`SyncConfig::resync_wait`] is timed out); `None` when no sync daemon runs.
+    pub fn resync_status(&self, now: Instant) -> Option<ResyncStatus> {
+        let sync = self.sync.as_ref()?;
+        let mut wait = sync.resync;
+        wait.expire(now, sync.config.resync_wait);
+        Some(wait.status())
     }
 
     /// The next sync message to send, if one is ready: call after every frame or burst and
@@ -158,15 +283,18 @@ impl Director {
                 return Err(e);
             }
         };
-        // A backup at 0 takes every ID; a master answers its own and 0's requests.
-        let syncid_ok = if config.mode.is_master() {
-            message.syncid == 0 || message.syncid == config.syncid
-        } else {
-            config.syncid == 0 || message.syncid == config.syncid
-        };
-        if !syncid_ok {
+        // A backup at 0 takes every ID; a master answers its own and 0's requests; both
+        // does either.
+        let backup_ok =
+            config.mode.is_backup() && (config.syncid == 0 || message.syncid == config.syncid);
+        let master_ok =
+            config.mode.is_master() && (message.syncid == 0 || message.syncid == config.syncid);
+        if !backup_ok && !master_ok {
             self.sync_counters.syncid_ignored = self.sync_counters.syncid_ignored.wrapping_add(1);
             return Ok(0);
+        }
+        if let Some(sync) = &mut self.sync {
+            sync.resync.expire(now, config.resync_wait);
         }
         let mut read = 0;
         let mut refused = false;
@@ -182,22 +310,18 @@ impl Director {
             read += 1;
             self.sync_counters.records_received =
                 self.sync_counters.records_received.wrapping_add(1);
-            if entry.options.resync_request {
+            let o = &entry.options;
+            if o.resync_request {
                 self.sync_counters.resync_requests_received =
                     self.sync_counters.resync_requests_received.wrapping_add(1);
-                if config.mode.is_master()
-                    && let Some(sync) = &mut self.sync
-                {
-                    let held =
-                        sync.bulk_ended.is_some_and(|t| now < t.saturating_add(RESYNC_HOLD_OFF));
-                    if sync.bulk.is_some() || held {
-                        self.sync_counters.resync_requests_ignored =
-                            self.sync_counters.resync_requests_ignored.wrapping_add(1);
-                    } else {
-                        sync.bulk = Some((0, false));
-                    }
+                if master_ok {
+                    self.answer_resync(now, o.resync_requester);
                 }
-            } else if config.mode.is_backup() {
+            } else if let Some(mark) = o.resync_begin.or(o.resync_end) {
+                if backup_ok {
+                    self.resync_mark(now, &mark, o.resync_end.is_some());
+                }
+            } else if backup_ok {
                 self.import_entry(now, &entry, message.version);
             } else {
                 refused = true;
@@ -207,6 +331,52 @@ impl Director {
             self.sync_counters.not_backup = self.sync_counters.not_backup.wrapping_add(1);
         }
         Ok(read)
+    }
+
+    /// A resync request from `requester`: answered unless it is this director's own, one is
+    /// being answered, or one was answered less than [`RESYNC_HOLD_OFF`] ago.
+    fn answer_resync(&mut self, now: Instant, requester: u32) {
+        let Some(sync) = &mut self.sync else { return };
+        let c = &mut self.sync_counters;
+        if sync.config.origin != 0 && requester == sync.config.origin {
+            c.own_ignored = c.own_ignored.wrapping_add(1);
+            return;
+        }
+        let held = sync.bulk_ended.is_some_and(|t| now < t.saturating_add(RESYNC_HOLD_OFF));
+        if sync.bulk.is_some() || held {
+            c.resync_requests_ignored = c.resync_requests_ignored.wrapping_add(1);
+            return;
+        }
+        sync.bulk = Some(Bulk { slot: 0, templates: false, requester, records: 0 });
+        let mark = ResyncMark::new(requester, sync.config.origin, 0);
+        let (record, option) = wire::resync_mark_record(false, &mark);
+        let dropped = sync.outbox.push(now, &record, &option);
+        c.queue_drops = c.queue_drops.wrapping_add(dropped);
+    }
+
+    /// A peer's start or end mark: counted in this director's wait when it answers this
+    /// director's request.
+    fn resync_mark(&mut self, now: Instant, mark: &ResyncMark, end: bool) {
+        let Some(sync) = &mut self.sync else { return };
+        let c = &mut self.sync_counters;
+        let origin = sync.config.origin;
+        if origin != 0 && mark.answerer == origin {
+            c.own_ignored = c.own_ignored.wrapping_add(1);
+            return;
+        }
+        let w = &mut sync.resync;
+        if w.phase != ResyncPhase::Waiting
+            || mark.requester != origin
+            || !w.mark(now, mark.answerer, end, mark.records)
+        {
+            c.resync_marks_ignored = c.resync_marks_ignored.wrapping_add(1);
+            return;
+        }
+        if end {
+            c.resync_ends = c.resync_ends.wrapping_add(1);
+        } else {
+            c.resync_begins = c.resync_begins.wrapping_add(1);
+        }
     }
 
     fn import_entry(&mut self, now: Instant, entry: &Entry, version: u8) {
@@ -262,6 +432,10 @@ impl Director {
             return;
         };
         self.reals[real.index()].bind(incoming.template);
+        if let Some(meta) = self.conns.sync_meta_mut(id) {
+            // ip_vs_proc_sync_conn: an entry a record made carries IP_VS_CONN_F_SYNC.
+            meta.synced = true;
+        }
         self.update_imported(now, id, &incoming);
         self.sync_counters.imported = self.sync_counters.imported.wrapping_add(1);
     }
@@ -298,10 +472,33 @@ impl Director {
             self.timeouts.of(incoming.state)
         });
         self.conns.rearm(id, expiry(now, timeout));
+        // Both (a master that imports): ip_vs_proc_conn sets in_pkts to the threshold and
+        // old_state to the state, new or updated, so an entry that then carries traffic
+        // here is sent again only `period` packets on (or at a change of state), never
+        // in answer to the import itself; a new one's sync_endtime is its creation.
+        let threshold = self.sync.as_ref().map_or(0, |s| s.config.threshold);
+        let state = if incoming.template {
+            u16::from(incoming.assured)
+        } else {
+            import::wire_state(incoming.state)
+        };
+        if let Some(meta) = self.conns.sync_meta_mut(id) {
+            meta.pkts = threshold;
+            meta.old_state = state;
+            if meta.end == SyncMeta::UNSET {
+                meta.end = now.as_nanos() & !3;
+            }
+        }
+        if let Some(sync) = &mut self.sync
+            && sync.resync.phase == ResyncPhase::Waiting
+        {
+            sync.resync.records_imported = sync.resync.records_imported.wrapping_add(1);
+        }
     }
 
     /// The record of an entry as a master sends it; `None` for a retired template.
-    fn record_of(&self, conn: &Conn) -> Option<SyncRecord> {
+    /// `synced`: a record made it ([`flags::SYNC`], sent on as the kernel's `cp->flags`).
+    fn record_of(&self, conn: &Conn, synced: bool) -> Option<SyncRecord> {
         if conn.flags & FLAG_RETIRED != 0 {
             return None;
         }
@@ -314,6 +511,9 @@ impl Director {
             f |= flags::TEMPLATE | flags::INACTIVE;
         } else if conn.is_inactive() {
             f |= flags::INACTIVE;
+        }
+        if synced {
+            f |= flags::SYNC;
         }
         let (state, timeout) = if template {
             (u16::from(conn.flags & FLAG_ASSURED != 0), self.template_timeout(conn))
@@ -376,7 +576,8 @@ impl Director {
         if !export::needed(&config, meta, subject, now, pkts) {
             return;
         }
-        let Some(record) = self.record_of(conn) else { return };
+        let synced = meta.synced;
+        let Some(record) = self.record_of(conn, synced) else { return };
         if let Some(sync) = &mut self.sync {
             let dropped = sync.outbox.push(now, &record, &[]);
             self.sync_counters.queue_drops = self.sync_counters.queue_drops.wrapping_add(dropped);
@@ -388,46 +589,52 @@ impl Director {
     /// message is finished or [`BULK_SCAN`] slots were looked at.
     fn bulk_step(&mut self, now: Instant) {
         let Some(sync) = &self.sync else { return };
-        let Some((mut slot, mut templates)) = sync.bulk else { return };
+        let Some(mut bulk) = sync.bulk else { return };
         let persist_mode = sync.config.persist_mode;
         let mut sent = 0u64;
         let mut dropped = 0u64;
         let mut done = false;
         for _ in 0..BULK_SCAN {
-            if slot >= self.conns.slots_used() {
-                if templates {
+            if bulk.slot >= self.conns.slots_used() {
+                if bulk.templates {
                     done = true;
                     break;
                 }
-                templates = true;
-                slot = 0;
+                bulk.templates = true;
+                bulk.slot = 0;
                 continue;
             }
-            let id = self.conns.live_at(slot);
-            slot += 1;
+            let id = self.conns.live_at(bulk.slot);
+            bulk.slot += 1;
             let Some(id) = id else { continue };
             let conn = self.conns.get(id);
-            if conn.is_template() != templates
+            if conn.is_template() != bulk.templates
                 || (persist_mode && conn.controller().is_some())
                 || conn.state == ConnState::None && !conn.is_template()
             {
                 continue;
             }
-            let Some(record) = self.record_of(conn) else { continue };
+            let synced = self.conns.sync_meta(id).is_some_and(|m| m.synced);
+            let Some(record) = self.record_of(conn, synced) else { continue };
             let Some(sync) = &mut self.sync else { return };
             dropped += sync.outbox.push(now, &record, &[]);
             sent += 1;
+            bulk.records = bulk.records.saturating_add(1);
             if sync.outbox.has_ready() {
                 break;
             }
         }
         let Some(sync) = &mut self.sync else { return };
         if done {
+            // The end mark, then the message goes at once.
+            let mark = ResyncMark::new(bulk.requester, sync.config.origin, bulk.records);
+            let (record, option) = wire::resync_mark_record(true, &mark);
+            dropped += sync.outbox.push(now, &record, &option);
             dropped += sync.outbox.finish();
             sync.bulk = None;
             sync.bulk_ended = Some(now);
         } else {
-            sync.bulk = Some((slot, templates));
+            sync.bulk = Some(bulk);
         }
         let c = &mut self.sync_counters;
         c.bulk_records = c.bulk_records.wrapping_add(sent);

@@ -30,13 +30,15 @@ pub(crate) struct SyncMeta {
     /// When the entry was last sent to expire, in nanoseconds, with the retries in the low
     /// two bits; [`SyncMeta::UNSET`] until the first packet.
     pub(crate) end: u64,
+    /// Made by an import (the kernel's `IP_VS_CONN_F_SYNC`, which it sends on).
+    pub(crate) synced: bool,
 }
 
 impl SyncMeta {
     /// Not seen since it was made.
     pub(crate) const UNSET: u64 = u64::MAX;
     /// A new entry's.
-    pub(crate) const NEW: Self = Self { pkts: 0, old_state: 0, end: Self::UNSET };
+    pub(crate) const NEW: Self = Self { pkts: 0, old_state: 0, end: Self::UNSET, synced: false };
 }
 
 /// What the rules look at besides the counts.

@@ -27,6 +27,36 @@
 //!   ([`SyncCounters::resync_requests_ignored`]): anyone on the sync LAN can send one.
 //!   A master answers requests of its own sync ID and of 0 (a backup that takes every
 //!   ID). The request travels in an optional option, which a kernel backup skips.
+//! - The answer goes between a start and an end mark ([`wire::options::RESYNC_BEGIN`],
+//!   [`wire::options::RESYNC_END`], records of protocol 0 like the request's, so a kernel
+//!   backup skips them and goes on with the message), each naming the requester's and the
+//!   answerer's [`SyncConfig::origin`], the end mark the records sent.
+//!   [`Director::resync_status`](crate::Director::resync_status) tells the requester where
+//!   its resync stands: [`ResyncPhase::Done`] once every peer that started an answer ended
+//!   it, [`ResyncPhase::TimedOut`] after [`SyncConfig::resync_wait`] (a peer that never
+//!   ends, a lost mark, only kernel peers, which do not answer). An embedder that
+//!   announces its VIPs to routers waits for it to be over.
+//!
+//! # Both
+//!
+//! [`SyncMode::Both`] is the kernel's master and backup daemons at once (`ipvsadm
+//! --start-daemon master` and `backup`), for directors that share the traffic (ECMP): each
+//! sends the connections it forwards and imports its peers'. As `ip_vs_proc_conn` does, an
+//! imported entry (new or updated) gets the threshold as its packet count and its state as
+//! the last state sent, so when it then carries traffic here it is sent again `period`
+//! packets later (53rd of the count with "3 50"), or at once on a change of state to one
+//! other than ESTABLISHED: an import is never answered by a record, and two directors do not
+//! echo each other. An entry a record made is sent on with the `IP_VS_CONN_F_SYNC` bit
+//! (0x20) the kernel gives it (every receiver masks it off: [`wire::flags::BACKUP_MASK`]);
+//! an entry of its own that a record updated is not.
+//!
+//! A director must not import its own messages: the kernel relies on multicast loop being
+//! off on the sending socket (and, with distinct master and backup sync IDs, on the ID). dr
+//! has one [`SyncConfig::syncid`], sent and taken: every director of a cluster is given
+//! the same. The embedder keeps the loop off and drops datagrams from its own sending
+//! socket's address and port; the core ignores a resync request or mark that carries its
+//! own [`SyncConfig::origin`] ([`SyncCounters::own_ignored`]). A record of its own that came
+//! back anyway would only update its entry (same real server) and reset its count.
 //!
 //! # Where dr differs from the kernel
 //!
@@ -37,7 +67,8 @@
 //! - A real server has no port of its own in dr (Direct Routing does not rewrite ports),
 //!   so a record's real server is matched by address; the master sends the connection's
 //!   virtual port as the real port, as the kernel does for a real server added without one.
-//! - The kernel has no bulk resync; dr adds one, in a way a kernel peer ignores.
+//! - The kernel has no bulk resync; dr adds one, and its start and end marks, in a way a
+//!   kernel peer ignores.
 //! - The backup does not tie imported connections to imported templates (neither does the
 //!   kernel); both expire on the timeouts the records carry.
 //! - Imported entries are not proven (see the crate docs on eviction): a full backup table
@@ -51,10 +82,10 @@ pub mod export;
 pub mod import;
 pub mod wire;
 
-use crate::time::Duration;
+use crate::time::{Duration, Instant};
 use core::fmt;
 
-pub use wire::{SyncError, SyncRecord};
+pub use wire::{ResyncMark, SyncError, SyncRecord};
 
 /// How long a partly filled message waits for more records (`IPVS_SYNC_FLUSH_TIME`).
 pub const FLUSH_TIME: Duration = Duration::from_secs(2);
@@ -70,24 +101,29 @@ pub enum SyncMode {
     Master,
     /// Import the records a master sends.
     Backup,
+    /// Both at once, as the kernel runs a master and a backup daemon side by side
+    /// (`start_sync_thread` for each state): send this director's connections and import
+    /// its peers'. For directors that share the traffic (ECMP): see [`both`](self#both).
+    Both,
 }
 
 impl SyncMode {
     /// Whether records are sent.
     pub fn is_master(self) -> bool {
-        matches!(self, Self::Master)
+        matches!(self, Self::Master | Self::Both)
     }
 
     /// Whether records are imported.
     pub fn is_backup(self) -> bool {
-        matches!(self, Self::Backup)
+        matches!(self, Self::Backup | Self::Both)
     }
 
-    /// `master` or `backup`, as ipvsadm prints it.
+    /// `master`, `backup` (as ipvsadm prints them) or `both`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Master => "master",
             Self::Backup => "backup",
+            Self::Both => "both",
         }
     }
 }
@@ -127,7 +163,22 @@ pub struct SyncConfig {
     /// How many finished messages wait for [`Director::poll_sync`](crate::Director::poll_sync)
     /// (1 ..= 4096, default 64).
     pub queue: usize,
+    /// This director's origin: a number, different on every director of the sync LAN
+    /// (random at start), that its resync request and the marks of its resync answers
+    /// carry, so that it never takes its own for a peer's. 0 (the default): none; the
+    /// request then goes out as it always did, and no message is told for its own.
+    pub origin: u32,
+    /// How long a backup waits for the answers to its bulk resync request at most
+    /// (default [`DEFAULT_RESYNC_WAIT`]); see [`ResyncStatus`].
+    pub resync_wait: Duration,
 }
+
+/// The default [`SyncConfig::resync_wait`].
+pub const DEFAULT_RESYNC_WAIT: Duration = Duration::from_secs(10);
+
+/// The most peers whose answers a resync waits for; the answers of further peers are
+/// imported all the same, but not waited for.
+pub const MAX_RESYNC_PEERS: usize = 8;
 
 impl SyncConfig {
     /// The kernel's defaults for `mode`.
@@ -142,6 +193,8 @@ impl SyncConfig {
             retries: 0,
             persist_mode: false,
             queue: 64,
+            origin: 0,
+            resync_wait: DEFAULT_RESYNC_WAIT,
         }
     }
 
@@ -276,12 +329,22 @@ pub struct SyncCounters {
     /// reported them
     /// ([`Director::count_sync_receive_drops`](crate::Director::count_sync_receive_drops)).
     pub receive_drops: u64,
+    /// Resync requests and marks that carried this director's own origin (its own
+    /// messages, come back): ignored.
+    pub own_ignored: u64,
+    /// Marks of the start of a bulk resync answer to this director's request.
+    pub resync_begins: u64,
+    /// Marks of the end of a bulk resync answer to this director's request.
+    pub resync_ends: u64,
+    /// Marks not for this director's resync: another director's request, none under way,
+    /// or from more than [`MAX_RESYNC_PEERS`] peers.
+    pub resync_marks_ignored: u64,
 }
 
 impl SyncCounters {
     /// Every counter with its name, in the order the JSON listing and the metrics give
     /// them.
-    pub fn fields(&self) -> [(&'static str, u64); 21] {
+    pub fn fields(&self) -> [(&'static str, u64); 25] {
         [
             ("messages_sent", self.messages_sent),
             ("records_sent", self.records_sent),
@@ -304,6 +367,10 @@ impl SyncCounters {
             ("resync_requests_ignored", self.resync_requests_ignored),
             ("send_drops", self.send_drops),
             ("receive_drops", self.receive_drops),
+            ("own_ignored", self.own_ignored),
+            ("resync_begins", self.resync_begins),
+            ("resync_ends", self.resync_ends),
+            ("resync_marks_ignored", self.resync_marks_ignored),
         ]
     }
 
@@ -331,6 +398,10 @@ impl SyncCounters {
             resync_requests_ignored,
             send_drops,
             receive_drops,
+            own_ignored,
+            resync_begins,
+            resync_ends,
+            resync_marks_ignored,
         } = self;
         for (mine, theirs) in [
             (messages_sent, other.messages_sent),
@@ -354,8 +425,88 @@ impl SyncCounters {
             (resync_requests_ignored, other.resync_requests_ignored),
             (send_drops, other.send_drops),
             (receive_drops, other.receive_drops),
+            (own_ignored, other.own_ignored),
+            (resync_begins, other.resync_begins),
+            (resync_ends, other.resync_ends),
+            (resync_marks_ignored, other.resync_marks_ignored),
         ] {
             *mine = mine.wrapping_add(theirs);
         }
+    }
+}
+
+/// Where a backup's bulk resync stands ([`Director::resync_status`](crate::Director::resync_status)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResyncPhase {
+    /// No resync was asked for (a master, or a backup before its request).
+    Idle,
+    /// Asked for: waiting for the answers.
+    Waiting,
+    /// Every peer that started an answer ended it.
+    Done,
+    /// [`SyncConfig::resync_wait`] passed first (no peer answered, a peer never ended, or
+    /// an end was lost).
+    TimedOut,
+}
+
+impl ResyncPhase {
+    /// `idle`, `waiting`, `done` or `timed-out`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Waiting => "waiting",
+            Self::Done => "done",
+            Self::TimedOut => "timed-out",
+        }
+    }
+
+    /// Whether the resync is over, or none runs: what a director waits for before it
+    /// announces its VIPs.
+    pub fn is_over(self) -> bool {
+        !matches!(self, Self::Waiting)
+    }
+}
+
+/// A backup's bulk resync: when it was asked for and ended, and what its peers answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResyncStatus {
+    /// Where it stands.
+    pub phase: ResyncPhase,
+    /// When it was asked for.
+    pub requested: Option<Instant>,
+    /// When it ended (done or timed out).
+    pub ended: Option<Instant>,
+    /// Peers that started an answer.
+    pub peers: usize,
+    /// Of them, those that ended it.
+    pub peers_ended: usize,
+    /// The records the ended answers said they held.
+    pub records_announced: u64,
+    /// Records imported (new or updated entries) since it was asked for.
+    pub records_imported: u64,
+}
+
+impl ResyncStatus {
+    /// How long it took, or has taken until `now`.
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        let Some(requested) = self.requested else { return Duration::ZERO };
+        self.ended.unwrap_or(now).saturating_duration_since(requested)
+    }
+}
+
+impl fmt::Display for ResyncStatus {
+    /// `resync done in 12 ms: 2 of 2 peers ended, 48 records announced, 48 imported`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "resync {}", self.phase.name())?;
+        if let (Some(requested), Some(ended)) = (self.requested, self.ended) {
+            write!(f, " in {} ms", ended.saturating_duration_since(requested).as_millis())?;
+        }
+        write!(
+            f,
+            ": {} of {} peers ended, {} records announced, {} imported",
+            self.peers_ended, self.peers, self.records_announced, self.records_imported
+        )
     }
 }

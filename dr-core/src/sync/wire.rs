@@ -85,8 +85,15 @@ pub mod options {
     /// The bit that makes an option optional: a receiver that does not know it skips it
     /// (`IPVS_OPT_F_PARAM`); without it, an unknown option makes the record be skipped.
     pub const PARAM: u8 = 0x40;
-    /// dr's bulk resync request: optional, so a kernel backup skips it.
+    /// dr's bulk resync request: optional, so a kernel backup skips it. Its 4 bytes are
+    /// the requester's origin ([`SyncConfig::origin`](crate::SyncConfig::origin), 0: none).
     pub const RESYNC_REQUEST: u8 = PARAM | 0x10;
+    /// dr's mark of the start of a bulk resync answer: optional. Its 12 bytes are the
+    /// requester's origin, the answerer's, and 0 ([`super::ResyncMark`]).
+    pub const RESYNC_BEGIN: u8 = PARAM | 0x11;
+    /// dr's mark of the end of a bulk resync answer: optional. Its 12 bytes are the
+    /// requester's origin, the answerer's, and the records the answer held.
+    pub const RESYNC_END: u8 = PARAM | 0x12;
     /// The longest persistence engine data a kernel accepts (`IP_VS_PEDATA_MAXLEN`).
     pub const PE_DATA_MAXLEN: usize = 255;
     /// The longest persistence engine name a kernel accepts (`IP_VS_PENAME_MAXLEN`).
@@ -248,6 +255,48 @@ pub struct RecordOptions {
     pub unknown_mandatory: Option<u8>,
     /// It carried dr's bulk resync request.
     pub resync_request: bool,
+    /// The origin the request named (0 when it named none, or its data was shorter).
+    pub resync_requester: u32,
+    /// It carried dr's mark of the start of a bulk resync answer.
+    pub resync_begin: Option<ResyncMark>,
+    /// It carried dr's mark of the end of a bulk resync answer.
+    pub resync_end: Option<ResyncMark>,
+}
+
+/// What a mark of the start or end of a bulk resync answer says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResyncMark {
+    /// The origin of the director whose request this answers.
+    pub requester: u32,
+    /// The origin of the director that answers.
+    pub answerer: u32,
+    /// The records the answer held (the end mark; 0 in the start mark).
+    pub records: u32,
+}
+
+impl ResyncMark {
+    /// A mark for `requester`'s request, from `answerer`, of `records` records.
+    pub const fn new(requester: u32, answerer: u32, records: u32) -> Self {
+        Self { requester, answerer, records }
+    }
+
+    /// The option's 12 bytes of data.
+    fn encode(&self) -> [u8; 12] {
+        let mut data = [0u8; 12];
+        data[..4].copy_from_slice(&self.requester.to_be_bytes());
+        data[4..8].copy_from_slice(&self.answerer.to_be_bytes());
+        data[8..].copy_from_slice(&self.records.to_be_bytes());
+        data
+    }
+
+    /// The mark from an option's data: `None` unless exactly 12 bytes.
+    fn decode(data: &[u8]) -> Option<Self> {
+        if data.len() != 12 {
+            return None;
+        }
+        Some(Self { requester: be32(data, 0), answerer: be32(data, 4), records: be32(data, 8) })
+    }
 }
 
 /// One record of a message, with what its options said (all false for version 0).
@@ -451,6 +500,18 @@ fn parse_options(mut p: &[u8]) -> Result<RecordOptions, SyncError> {
             }
             _ if kind == options::RESYNC_REQUEST => {
                 seen.resync_request = true;
+                if len >= 4 {
+                    seen.resync_requester = be32(rest, 0);
+                }
+                false
+            }
+            // A mark of another length is no mark: an optional option, skipped.
+            _ if kind == options::RESYNC_BEGIN => {
+                seen.resync_begin = ResyncMark::decode(&rest[..len]);
+                false
+            }
+            _ if kind == options::RESYNC_END => {
+                seen.resync_end = ResyncMark::decode(&rest[..len]);
                 false
             }
             _ if kind & options::PARAM == 0 => {
@@ -542,8 +603,30 @@ impl<'a> MessageWriter<'a> {
 /// does not handle, so a kernel backup skips the record), everything else 0, with the
 /// option [`options::RESYNC_REQUEST`] of 4 zero bytes.
 pub fn resync_request_record() -> (SyncRecord, [u8; 6]) {
+    resync_request_from(0)
+}
+
+/// [`resync_request_record`] naming the requester's origin in the option's 4 bytes.
+pub fn resync_request_from(origin: u32) -> (SyncRecord, [u8; 6]) {
+    let o = origin.to_be_bytes();
+    (marker_record(), [options::RESYNC_REQUEST, 4, o[0], o[1], o[2], o[3]])
+}
+
+/// The record that carries a mark of the start ([`options::RESYNC_BEGIN`]) or end
+/// ([`options::RESYNC_END`]) of a bulk resync answer: like the request's, protocol 0, so a
+/// kernel backup skips it and goes on with the message's next record.
+pub fn resync_mark_record(end: bool, mark: &ResyncMark) -> (SyncRecord, [u8; 14]) {
+    let mut option = [0u8; 14];
+    option[0] = if end { options::RESYNC_END } else { options::RESYNC_BEGIN };
+    option[1] = 12;
+    option[2..].copy_from_slice(&mark.encode());
+    (marker_record(), option)
+}
+
+/// An IPv4 record of protocol 0 with every field 0.
+fn marker_record() -> SyncRecord {
     let zero = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-    let record = SyncRecord {
+    SyncRecord {
         protocol: 0,
         flags: 0,
         state: 0,
@@ -555,6 +638,5 @@ pub fn resync_request_record() -> (SyncRecord, [u8; 6]) {
         real_port: 0,
         fwmark: 0,
         timeout: Some(0),
-    };
-    (record, [options::RESYNC_REQUEST, 4, 0, 0, 0, 0])
+    }
 }

@@ -548,6 +548,20 @@ fn announcements(
     changes
 }
 
+/// Tells the announcer whether the bulk resync is still under way on any worker; logs its
+/// end (worker 0's) once.
+fn resync_over(workers: &Workers, announcer: &mut Announcer) {
+    let status = workers.each(|_, d, io| d.resync_status(io.now()));
+    let waiting = status.iter().flatten().flatten().any(|s| !s.phase.is_over());
+    if !waiting
+        && announcer.is_resyncing()
+        && let Some(Some(Some(s))) = status.first()
+    {
+        info!("sync: {s}");
+    }
+    announcer.resyncing(waiting);
+}
+
 /// Joins each worker's output of one listing or report, naming the workers when several.
 fn joined(outputs: Vec<Option<Result<String, String>>>) -> Result<String, String> {
     let many = outputs.len() > 1;
@@ -574,7 +588,8 @@ fn run(args: &Args) -> Result<(), String> {
     let mac = backend::interface_mac(iface)?;
     let sync_iface = args.sync.sync_iface.as_deref().unwrap_or(iface);
     let mut daemon =
-        args.sync.config().map(|_| SyncDaemon::open(&args.sync, sync_iface)).transpose()?;
+        args.sync.sync.map(|_| SyncDaemon::open(&args.sync, sync_iface)).transpose()?;
+    let origin = crate::sync::origin();
     let mut directors = Vec::new();
     let mut settings = Vec::new();
     let mut route_settings = None;
@@ -582,12 +597,16 @@ fn run(args: &Args) -> Result<(), String> {
     for _ in 0..args.workers {
         let (Loaded { mut director, health, routes, .. }, plan) = director(args, mac, false, None)?;
         if route_settings.is_none() {
-            route_settings = Some((quorum_by_key(&director, &routes), routes.announce_delay));
+            route_settings = Some((
+                quorum_by_key(&director, &routes),
+                routes.announce_delay,
+                routes.resync_wait,
+            ));
         }
         if keepalived.is_none() {
             keepalived = plan;
         }
-        if let Some(config) = args.sync.config() {
+        if let Some(config) = args.sync.config(origin, routes.resync_wait) {
             director.start_sync(config).map_err(|e| format!("--sync: {e}"))?;
         }
         let vips: Vec<_> = director.vips().collect();
@@ -614,18 +633,27 @@ fn run(args: &Args) -> Result<(), String> {
     if let Some(daemon) = &mut daemon {
         daemon.start_receiving()?;
         info!("{}", args.sync.describe(iface).trim_end());
-        if args.sync.sync.is_some_and(|m| m.is_backup()) {
-            // One request: every worker imports the answer.
-            let asked = workers.each(|i, d, io| i == 0 && d.request_resync(io.now()));
+        if args.sync.resyncs() {
+            // One request: every worker imports the answer, and waits for its end.
+            let asked = workers.each(|i, d, io| {
+                if i == 0 { d.request_resync(io.now()) } else { d.await_resync(io.now()) }
+            });
             if asked.first().copied().flatten() == Some(true) {
-                info!("sync: bulk resync requested");
+                info!(origin, "sync: bulk resync requested; nothing is announced until it ends");
             }
         }
     }
-    let (mut quorum, delay) = route_settings.unwrap_or_default();
+    let (mut quorum, delay, resync_wait) = route_settings.unwrap_or_default();
     let mut announcer = Announcer::new(std::time::Instant::now(), delay);
+    announcer.resyncing(args.sync.resyncs());
     if !delay.is_zero() {
         info!(delay_secs = delay.as_secs(), "the VIPs are announced after the announce delay");
+    }
+    if args.sync.resyncs() {
+        info!(
+            resync_wait_secs = resync_wait.as_secs(),
+            "and after the bulk resync, at most the resync wait"
+        );
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -672,6 +700,9 @@ fn run(args: &Args) -> Result<(), String> {
                 share_macs(&workers);
             }
             publish_macs(&workers, &macs);
+            if args.sync.resyncs() {
+                resync_over(&workers, &mut announcer);
+            }
             let changes = announcements(&workers, &mut announcer, &checks.down, &quorum);
             control.publish(&changes);
             next_share = std::time::Instant::now() + std::time::Duration::from_millis(200);
@@ -685,9 +716,17 @@ fn run(args: &Args) -> Result<(), String> {
             held: std::cell::RefCell::default(),
         };
         let daemon_line = args.sync.describe(iface);
+        let own_dropped = daemon.as_ref().map_or(0, SyncDaemon::own_dropped);
+        let resyncs = args.sync.resyncs();
         control.serve(|request| {
             if control::is_daemon_listing(request) {
-                return Ok(daemon_line.clone());
+                if !resyncs {
+                    return Ok(daemon_line.clone());
+                }
+                let status = workers.each(|_, d, io| d.resync_status(io.now()));
+                let status = status.into_iter().next().flatten().flatten();
+                return Ok(daemon_line.clone()
+                    + &crate::sync::describe_resync(status.as_ref(), own_dropped));
             }
             let done = control::execute(&holding, request)?;
             for line in &done.applied {

@@ -8,7 +8,10 @@
 //! serve on every port of the VIP; services that are to fail apart need VIPs of their own.
 //! Nothing is announced for `[director] announce_delay` after start (default 5 s, longer
 //! than the default checks take to find a dead server down), and everything is withdrawn
-//! when the director stops.
+//! when the director stops. With `--sync backup` or `both`, nothing is announced either
+//! while the bulk resync asked for at start is under way ([`Announcer::resyncing`]; it
+//! ends when every peer that answered sent its end mark, or `[director] resync_wait` after
+//! start): a restarted director holds the live table before routers send it flows.
 //!
 //! The director publishes the changes on its control socket to every client that sent
 //! [`WATCH_REQUEST`]: `OK`, then one line per announced VIP (`announce 10.0.0.100`), then
@@ -102,18 +105,30 @@ impl Change {
 #[derive(Debug)]
 pub struct Announcer {
     hold_until: Instant,
+    resyncing: bool,
     announced: BTreeSet<IpAddr>,
 }
 
 impl Announcer {
     /// Nothing is announced before `start + delay`.
     pub fn new(start: Instant, delay: Duration) -> Self {
-        Self { hold_until: start + delay, announced: BTreeSet::new() }
+        Self { hold_until: start + delay, resyncing: false, announced: BTreeSet::new() }
     }
 
-    /// The changes that make what is announced `wanted`, once the delay is over.
+    /// Whether a bulk resync is under way: nothing changes until it is over.
+    pub fn resyncing(&mut self, under_way: bool) {
+        self.resyncing = under_way;
+    }
+
+    /// Whether a bulk resync holds the announcements back.
+    pub fn is_resyncing(&self) -> bool {
+        self.resyncing
+    }
+
+    /// The changes that make what is announced `wanted`, once the delay and any resync are
+    /// over.
     pub fn update(&mut self, now: Instant, wanted: &BTreeSet<IpAddr>) -> Vec<Change> {
-        if now < self.hold_until {
+        if now < self.hold_until || self.resyncing {
             return Vec::new();
         }
         let mut changes: Vec<Change> =
@@ -353,6 +368,24 @@ mod tests {
         assert_eq!(a.update(at, &set(&["2001:db8::100"])), [Change::Withdraw(ip("10.0.0.100"))]);
         assert_eq!(a.withdraw_all(), [Change::Withdraw(ip("2001:db8::100"))]);
         assert_eq!(a.withdraw_all(), []);
+    }
+
+    #[test]
+    fn nothing_is_announced_while_a_resync_is_under_way_even_past_the_delay() {
+        let start = Instant::now();
+        let mut a = Announcer::new(start, Duration::from_secs(1));
+        let vips = set(&["10.0.0.100"]);
+        a.resyncing(true);
+        assert_eq!(a.update(start + Duration::from_secs(9), &vips), []);
+        a.resyncing(false);
+        assert_eq!(
+            a.update(start + Duration::from_secs(9), &vips),
+            [Change::Announce(ip("10.0.0.100"))]
+        );
+        // Over early: the delay still holds.
+        let mut a = Announcer::new(start, Duration::from_secs(5));
+        a.resyncing(false);
+        assert_eq!(a.update(start + Duration::from_secs(1), &vips), []);
     }
 
     #[test]

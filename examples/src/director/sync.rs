@@ -13,7 +13,19 @@
 //!   will reach is chosen per packet. At start the backup sends one bulk resync request,
 //!   so that a restarted backup gets the live table back.
 //! - A master listens to the group as well, for the resync requests only (of its sync ID
-//!   or of 0); it ignores those that come while it answers one or within 10 s after.
+//!   or of 0); it ignores those that come while it answers one or within 10 s after. Its
+//!   answer goes between a start and an end mark naming the request's origin.
+//! - `--sync both`: master and backup at once, as the kernel runs both daemons, for
+//!   directors that share the traffic (ECMP): each sends its connections and imports its
+//!   peers'. Give every director of one cluster the same `--syncid` (it names the cluster
+//!   on the sync LAN; a backup at 0 takes every ID). A director never imports its own
+//!   messages: the sending socket has multicast loop off, the receiving thread drops any
+//!   datagram from the sending socket's own address and port (a bridge or a second socket
+//!   could bring it back; counted as `own` in `ctl -L --daemon`), and the resync request
+//!   and marks carry the director's origin (random at start), which it ignores.
+//! - With backup or both, the director asks for a bulk resync at start and, until every
+//!   peer that started an answer ended it (or `[director] resync_wait` passed), announces
+//!   no VIP: a restarted director has the live table back before routers send it flows.
 
 use dr_core::sync::wire::{DEFAULT_MAXLEN, MAX_MAXLEN, SYNC_GROUP, SYNC_PORT};
 use dr_core::{Director, SyncConfig, SyncMode};
@@ -33,14 +45,18 @@ pub const RECEIVE_QUEUE: usize = 256;
 /// The command-line flags of the sync daemon, as `ipvsadm --start-daemon` names them.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SyncArgs {
-    /// Run the connection sync daemon: master (send this director's connections) or
-    /// backup (import a master's), wire-compatible with the kernel's.
-    #[arg(long, value_name = "master|backup", value_parser = parse_mode)]
+    /// Run the connection sync daemon, wire-compatible with the kernel's: master (send
+    /// this director's connections), backup (import a master's), or both (send its own and
+    /// import its peers', for directors sharing the traffic behind ECMP; give them all the
+    /// same --syncid). backup and both ask for a bulk resync at start and announce no VIP
+    /// until it ended (at most the resync_wait of the file's director table).
+    #[arg(long, value_name = "master|backup|both", value_parser = parse_mode)]
     pub sync: Option<SyncMode>,
     /// The interface the sync messages go out of and come in on (default: --iface).
     #[arg(long, value_name = "IF", requires = "sync")]
     pub sync_iface: Option<String>,
-    /// The sync ID sent, and the one a backup takes (0 there: every ID).
+    /// The sync ID sent, and the one a backup takes (0 there: every ID); with both, the
+    /// same on every director of the cluster.
     #[arg(long, value_name = "N", default_value_t = 0, requires = "sync")]
     pub syncid: u8,
     /// The multicast group.
@@ -64,16 +80,20 @@ fn parse_mode(text: &str) -> Result<SyncMode, String> {
     match text {
         "master" => Ok(SyncMode::Master),
         "backup" => Ok(SyncMode::Backup),
-        other => Err(format!("{other:?} is not a sync mode: give master or backup")),
+        "both" => Ok(SyncMode::Both),
+        other => Err(format!("{other:?} is not a sync mode: give master, backup or both")),
     }
 }
 
 impl SyncArgs {
-    /// The core's settings these flags give.
-    pub fn config(&self) -> Option<SyncConfig> {
+    /// The core's settings these flags give, with this director's `origin` (see
+    /// [`origin`]) and `[director] resync_wait`.
+    pub fn config(&self, origin: u32, resync_wait: Duration) -> Option<SyncConfig> {
         let mut config = SyncConfig::new(self.sync?);
         config.syncid = self.syncid;
         config.maxlen = self.sync_maxlen;
+        config.origin = origin;
+        config.resync_wait = resync_wait;
         Some(config)
     }
 
@@ -94,19 +114,64 @@ impl SyncArgs {
     }
 
     /// `ipvsadm -L --daemon`'s line for the running daemon: `master sync daemon
-    /// (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)`; empty
+    /// (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)`; with both,
+    /// a master and a backup line, as ipvsadm lists the kernel's two daemons; empty
     /// without one.
     pub fn describe(&self, iface: &str) -> String {
         let Some(mode) = self.sync else { return String::new() };
-        format!(
-            "{mode} sync daemon (mcast={}, syncid={}, maxlen={}, group={}, port={}, ttl={})\n",
-            self.sync_iface.as_deref().unwrap_or(iface),
-            self.syncid,
-            self.sync_maxlen,
-            self.sync_group,
-            self.sync_port,
-            self.sync_ttl
-        )
+        let modes: &[SyncMode] = match mode {
+            SyncMode::Both => &[SyncMode::Master, SyncMode::Backup],
+            _ => &[mode],
+        };
+        modes
+            .iter()
+            .map(|mode| {
+                format!(
+                    "{mode} sync daemon (mcast={}, syncid={}, maxlen={}, group={}, port={}, \
+                     ttl={})\n",
+                    self.sync_iface.as_deref().unwrap_or(iface),
+                    self.syncid,
+                    self.sync_maxlen,
+                    self.sync_group,
+                    self.sync_port,
+                    self.sync_ttl
+                )
+            })
+            .collect()
+    }
+}
+
+/// A random origin for this director's resync messages (never 0), so that it tells its
+/// own from its peers'.
+pub fn origin() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let value = hasher.finish();
+    ((value >> 32) as u32 ^ value as u32).max(1)
+}
+
+/// Whether a datagram from `from` is this director's own: sent by its sending socket,
+/// whose address is `own` (a multicast loop, a bridge, or a second socket brought it back).
+pub fn is_own(from: std::net::SocketAddr, own: Option<std::net::SocketAddr>) -> bool {
+    own.is_some_and(|own| own == from)
+}
+
+/// `ctl -L --daemon`'s line of the resync (backup or both): `resync done in 12 ms: 2 of
+/// 2 peers ended, 48 records announced, 48 imported; 0 own messages dropped`.
+pub fn describe_resync(status: Option<&dr_core::sync::ResyncStatus>, own: u64) -> String {
+    match status {
+        Some(s) if s.phase != dr_core::sync::ResyncPhase::Idle => {
+            format!("{s}; {own} own messages dropped\n")
+        }
+        _ => format!("{own} own messages dropped\n"),
+    }
+}
+
+impl SyncArgs {
+    /// Whether the daemon asks for a resync at start and waits for it.
+    pub fn resyncs(&self) -> bool {
+        self.sync.is_some_and(|m| m.is_backup())
     }
 }
 
@@ -114,6 +179,8 @@ impl SyncArgs {
 #[derive(Debug)]
 pub struct SyncDaemon {
     send: UdpSocket,
+    /// Datagrams from the sending socket's own address and port, dropped.
+    own: Arc<AtomicU64>,
     receive: Option<UdpSocket>,
     /// Where the receiving thread hands each worker the datagrams.
     outlets: Vec<Outlet>,
@@ -242,6 +309,7 @@ impl SyncDaemon {
             .map_err(|e| io_error("setting the receive timeout", iface, e))?;
         Ok(Self {
             send,
+            own: Arc::default(),
             receive: Some(receive),
             outlets: Vec::new(),
             stop: Arc::default(),
@@ -274,12 +342,20 @@ impl SyncDaemon {
         let Some(socket) = self.receive.take() else { return Ok(()) };
         let stop = Arc::clone(&self.stop);
         let outlets = std::mem::take(&mut self.outlets);
+        let own = (self.send.local_addr().ok(), Arc::clone(&self.own));
         let thread = std::thread::Builder::new()
             .name("sync receive".into())
-            .spawn(move || receive(&socket, &outlets, &stop))
+            .spawn(move || receive(&socket, &outlets, &stop, &own))
             .map_err(|e| format!("starting the sync receiver: {e}"))?;
         self.thread = Some(thread);
         Ok(())
+    }
+}
+
+impl SyncDaemon {
+    /// How many of its own datagrams came back and were dropped.
+    pub fn own_dropped(&self) -> u64 {
+        self.own.load(Ordering::Relaxed)
     }
 }
 
@@ -292,11 +368,20 @@ impl Drop for SyncDaemon {
     }
 }
 
-fn receive(socket: &UdpSocket, workers: &[Outlet], stop: &AtomicBool) {
+fn receive(
+    socket: &UdpSocket,
+    workers: &[Outlet],
+    stop: &AtomicBool,
+    (own, own_dropped): &(Option<std::net::SocketAddr>, Arc<AtomicU64>),
+) {
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
-        let len = match socket.recv(&mut buf) {
-            Ok(len) => len,
+        let len = match socket.recv_from(&mut buf) {
+            Ok((_, from)) if is_own(from, *own) => {
+                own_dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Ok((len, _)) => len,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -378,6 +463,97 @@ mod tests {
         send_with(&mut d, now, |_| Err(std::io::ErrorKind::WouldBlock.into()));
         assert_eq!(d.sync_counters().send_drops, (100 - SEND_BATCH) as u64);
         assert!(d.poll_sync(now).is_none());
+    }
+
+    #[test]
+    fn both_is_a_mode_listed_as_the_kernels_two_daemons() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            sync: SyncArgs,
+        }
+        let cli = Cli::try_parse_from(["x", "--sync", "both", "--syncid", "7"]).unwrap();
+        assert_eq!(cli.sync.sync, Some(SyncMode::Both));
+        assert!(cli.sync.resyncs());
+        assert_eq!(
+            cli.sync.describe("eth0"),
+            "master sync daemon (mcast=eth0, syncid=7, maxlen=1472, group=224.0.0.81, \
+             port=8848, ttl=1)\nbackup sync daemon (mcast=eth0, syncid=7, maxlen=1472, \
+             group=224.0.0.81, port=8848, ttl=1)\n"
+        );
+        let config = cli.sync.config(9, Duration::from_secs(4)).unwrap();
+        assert_eq!((config.origin, config.resync_wait), (9, Duration::from_secs(4)));
+        let err = Cli::try_parse_from(["x", "--sync", "all"]).err().unwrap().to_string();
+        assert!(err.contains("give master, backup or both"), "{err}");
+        let master = Cli::try_parse_from(["x", "--sync", "master"]).unwrap();
+        assert!(!master.sync.resyncs());
+    }
+
+    #[test]
+    fn a_datagram_from_the_sending_sockets_own_address_and_port_is_its_own() {
+        let own: std::net::SocketAddr = "10.0.0.2:40000".parse().unwrap();
+        assert!(is_own(own, Some(own)));
+        // Another director on the same host (another port), or another host: a peer.
+        assert!(!is_own("10.0.0.2:40001".parse().unwrap(), Some(own)));
+        assert!(!is_own("10.0.0.3:40000".parse().unwrap(), Some(own)));
+        assert!(!is_own(own, None));
+        assert_ne!(origin(), 0);
+    }
+
+    #[test]
+    fn the_receiving_thread_drops_what_its_own_sending_socket_sent_and_counts_it() {
+        // Real sockets on the loopback: the director's sending socket, a peer's, and the
+        // receiving one both send to.
+        let receiving = UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiving.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let to = receiving.local_addr().unwrap();
+        let own = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (outlet, inbox) = queue(16);
+        let stop = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let state = (Some(own.local_addr().unwrap()), Arc::clone(&dropped));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || receive(&receiving, &[outlet], &stop, &state))
+        };
+        own.send_to(b"mine", to).unwrap();
+        peer.send_to(b"theirs", to).unwrap();
+        own.send_to(b"mine again", to).unwrap();
+        let got = inbox.queue.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(&got[..], b"theirs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while dropped.load(Ordering::Relaxed) < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+        thread.join().unwrap();
+        assert_eq!(dropped.load(Ordering::Relaxed), 2);
+        assert!(inbox.queue.try_recv().is_err(), "only the peer's datagram reached the worker");
+    }
+
+    #[test]
+    fn the_resync_line_tells_where_it_stands() {
+        let mut d = master_with(0);
+        let mut config = SyncConfig::new(SyncMode::Both);
+        config.resync_wait = Duration::from_secs(2);
+        d.start_sync(config).unwrap();
+        assert_eq!(
+            describe_resync(d.resync_status(Instant::from_millis(0)).as_ref(), 0),
+            "0 own messages dropped\n"
+        );
+        d.request_resync(Instant::from_millis(0));
+        assert_eq!(
+            describe_resync(d.resync_status(Instant::from_millis(1)).as_ref(), 3),
+            "resync waiting: 0 of 0 peers ended, 0 records announced, 0 imported; 3 own \
+             messages dropped\n"
+        );
+        assert_eq!(
+            describe_resync(d.resync_status(Instant::from_millis(2000)).as_ref(), 3),
+            "resync timed-out in 2000 ms: 0 of 0 peers ended, 0 records announced, 0 \
+             imported; 3 own messages dropped\n"
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ struct DirectorSection {
     #[serde(default)]
     sloppy_tcp: bool,
     announce_delay: Option<Spanned<i64>>,
+    resync_wait: Option<Spanned<i64>>,
     #[serde(default)]
     expire_quiescent_template: bool,
     icmp_echo: Option<bool>,
@@ -181,11 +182,22 @@ pub const MAX_ANNOUNCE_DELAY_SECS: i64 = 3600;
 /// servers that were checked.
 pub const DEFAULT_ANNOUNCE_DELAY: Duration = Duration::from_secs(5);
 
+/// The most `[director] resync_wait` takes, in seconds (an hour).
+pub const MAX_RESYNC_WAIT_SECS: i64 = 3600;
+
+/// The default `[director] resync_wait`: how long a restarted director with `--sync backup`
+/// or `both` waits for its peers' bulk resync at most before it announces its VIPs.
+pub const DEFAULT_RESYNC_WAIT: Duration = Duration::from_secs(10);
+
 /// When dr-director announces its VIPs (see `dr-director ctl watch`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSettings {
     /// `[director] announce_delay`: how long after start nothing is announced.
     pub announce_delay: Duration,
+    /// `[director] resync_wait`: with `--sync backup` or `both`, nothing is announced
+    /// either until the bulk resync asked for at start ended (every peer that answered sent
+    /// its end mark), or this long after start at most.
+    pub resync_wait: Duration,
     /// Each service's `quorum`: the healthy real servers with weight above 0 it needs for
     /// its VIP to be announced (default 1).
     pub quorum: Vec<(ServiceId, u32)>,
@@ -193,7 +205,11 @@ pub struct RouteSettings {
 
 impl Default for RouteSettings {
     fn default() -> Self {
-        Self { announce_delay: DEFAULT_ANNOUNCE_DELAY, quorum: Vec::new() }
+        Self {
+            announce_delay: DEFAULT_ANNOUNCE_DELAY,
+            resync_wait: DEFAULT_RESYNC_WAIT,
+            quorum: Vec::new(),
+        }
     }
 }
 
@@ -280,6 +296,10 @@ fn load_with(text: &str, options: LoadOptions, small: bool) -> Result<Loaded, Li
         let secs: u64 =
             ranged(delay, 0, MAX_ANNOUNCE_DELAY_SECS, &director("announce_delay"), &at)?;
         routes.announce_delay = Duration::from_secs(secs);
+    }
+    if let Some(wait) = &d.resync_wait {
+        let secs: u64 = ranged(wait, 0, MAX_RESYNC_WAIT_SECS, &director("resync_wait"), &at)?;
+        routes.resync_wait = Duration::from_secs(secs);
     }
     if let Some(echo) = file.director.icmp_echo {
         config.icmp_echo = echo;
