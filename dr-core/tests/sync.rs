@@ -637,8 +637,26 @@ fn resync_request(syncid: u8) -> Vec<u8> {
     buf[..len].to_vec()
 }
 
+/// A datagram holding a resync request from the director of `origin`.
+fn resync_request_from(origin: u32) -> Vec<u8> {
+    let mut buf = [0u8; 64];
+    let mut w = MessageWriter::new(&mut buf, 0).unwrap();
+    let (record, option) = wire::resync_request_from(origin);
+    assert!(w.push_with(&record, &option));
+    let len = w.len();
+    buf[..len].to_vec()
+}
+
+/// The protocol-0 records (resync marks) in `messages`.
+fn marks(messages: &[Vec<u8>]) -> usize {
+    let records = messages.iter().flat_map(|m| {
+        wire::parse(m).unwrap().records().map(|e| e.unwrap().record).collect::<Vec<_>>()
+    });
+    records.filter(|r| r.protocol == 0).count()
+}
+
 #[test]
-fn a_resync_request_during_a_bulk_resync_or_its_hold_off_is_ignored_and_counted() {
+fn a_resync_request_during_a_bulk_resync_or_its_hold_off_is_deferred_and_answered_once() {
     let mut m = master(false, |_| {});
     for port in 0..20 {
         open(&mut m, at(0), 3000 + port);
@@ -646,22 +664,37 @@ fn a_resync_request_during_a_bulk_resync_or_its_hold_off_is_ignored_and_counted(
     let _ = drain(&mut m, at(5_000));
     m.import_sync(at(10_000), &resync_request(0)).unwrap();
     assert!(m.sync_bulk_pending());
-    // Under way: a second request does not start it again.
+    // Under way: the same requester again is being answered already.
     m.import_sync(at(10_000), &resync_request(0)).unwrap();
     assert_eq!(m.sync_counters().resync_requests_ignored, 1);
     let first = drain(&mut m, at(10_000));
     assert!(!first.is_empty());
+    assert_eq!(marks(&first), 2, "a start and an end mark");
     assert!(!m.sync_bulk_pending());
     let bulk = m.sync_counters().bulk_records;
-    // Ended at 10 s: ignored until 20 s.
-    m.import_sync(at(19_999), &resync_request(0)).unwrap();
+    // Ended at 10 s: requests until 20 s wait, at most four requesters, each once.
+    for origin in [7, 7, 8, 9, 10, 11] {
+        m.import_sync(at(19_999), &resync_request_from(origin)).unwrap();
+    }
+    let c = m.sync_counters();
+    assert_eq!((c.resync_requests_deferred, c.resync_requests_ignored), (4, 3));
     assert!(!m.sync_bulk_pending());
-    assert_eq!(m.sync_counters().resync_requests_ignored, 2);
-    m.import_sync(at(20_000), &resync_request(0)).unwrap();
+    assert!(drain(&mut m, at(19_999)).is_empty(), "nothing before the hold-off is over");
+    // The embedder is woken for it, and one bulk resync answers all four.
+    assert_eq!(m.poll_timeout(), Some(at(20_000)));
+    m.handle_timeout(at(20_000));
     assert!(m.sync_bulk_pending());
-    let _ = drain(&mut m, at(20_000));
+    let second = drain(&mut m, at(20_000));
+    assert_eq!(marks(&second), 8, "a start and an end mark for each of the four");
     assert_eq!(m.sync_counters().bulk_records, 2 * bulk);
-    assert_eq!(m.sync_counters().resync_requests_received, 4);
+    assert_eq!(m.sync_counters().resync_requests_received, 8);
+    // A flood of requests yields no more than one bulk resync per hold-off.
+    for origin in 100..200 {
+        m.import_sync(at(20_000), &resync_request_from(origin)).unwrap();
+    }
+    assert!(drain(&mut m, at(29_999)).is_empty());
+    let _ = drain(&mut m, at(30_000));
+    assert_eq!(m.sync_counters().bulk_records, 3 * bulk);
 }
 
 #[test]

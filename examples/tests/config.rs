@@ -755,11 +755,11 @@ ops = true
 }
 
 #[test]
-fn the_resync_wait_defaults_to_10_s_and_is_bounded() {
+fn the_resync_wait_defaults_to_15_s_and_is_bounded() {
     use dr_examples::config::DEFAULT_RESYNC_WAIT;
     let loaded = load_all(VALID, OPTIONS).unwrap();
     assert_eq!(loaded.routes.resync_wait, DEFAULT_RESYNC_WAIT);
-    assert_eq!(DEFAULT_RESYNC_WAIT, Duration::from_secs(10));
+    assert_eq!(DEFAULT_RESYNC_WAIT, Duration::from_secs(15));
     let text = replace("icmp_port_unreachable = true\n", "resync_wait = 0\n");
     assert_eq!(load_all(&text, OPTIONS).unwrap().routes.resync_wait, Duration::ZERO);
     let bad = replace("icmp_port_unreachable = true\n", "resync_wait = 3601\n");

@@ -8,8 +8,8 @@ use crate::sync::export::{self, Outbox, Subject, SyncMeta};
 use crate::sync::import::{self, Incoming, TEMPLATE_DEFAULT_TIMEOUT};
 use crate::sync::wire::{self, Entry, ResyncMark, SyncRecord, flags};
 use crate::sync::{
-    MAX_RESYNC_PEERS, RESYNC_HOLD_OFF, ResyncPhase, ResyncStatus, SyncConfig, SyncConfigError,
-    SyncCounters, SyncError,
+    MAX_DEFERRED_RESYNCS, MAX_RESYNC_PEERS, RESYNC_HOLD_OFF, ResyncPhase, ResyncStatus, SyncConfig,
+    SyncConfigError, SyncCounters, SyncError,
 };
 use crate::time::Instant;
 
@@ -23,8 +23,11 @@ pub(super) struct SyncState {
     outbox: Outbox,
     /// A bulk resync under way.
     bulk: Option<Bulk>,
-    /// When the last bulk resync ended: requests within [`RESYNC_HOLD_OFF`] are ignored.
+    /// When the last bulk resync ended: requests within [`RESYNC_HOLD_OFF`] are deferred.
     bulk_ended: Option<Instant>,
+    /// The requesters whose requests were deferred, answered together by the next bulk
+    /// resync.
+    deferred: Requesters,
     /// This director's own resync, as a backup.
     resync: ResyncWait,
 }
@@ -36,10 +39,43 @@ struct Bulk {
     slot: usize,
     /// Whether templates are being sent (they go after every connection).
     templates: bool,
-    /// The origin of the director whose request this answers.
-    requester: u32,
+    /// The origins of the directors whose requests this answers.
+    requesters: Requesters,
     /// Records sent so far.
     records: u32,
+}
+
+/// Up to [`MAX_DEFERRED_RESYNCS`] requesters' origins, without allocating.
+#[derive(Clone, Copy, Debug, Default)]
+struct Requesters {
+    origins: [u32; MAX_DEFERRED_RESYNCS],
+    count: usize,
+}
+
+impl Requesters {
+    fn one(origin: u32) -> Self {
+        let mut r = Self::default();
+        r.push(origin);
+        r
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        &self.origins[..self.count]
+    }
+
+    fn contains(&self, origin: u32) -> bool {
+        self.as_slice().contains(&origin)
+    }
+
+    /// Adds `origin`; false when full.
+    fn push(&mut self, origin: u32) -> bool {
+        if self.count == MAX_DEFERRED_RESYNCS {
+            return false;
+        }
+        self.origins[self.count] = origin;
+        self.count += 1;
+        true
+    }
 }
 
 /// A backup's wait for the answers to its resync request.
@@ -135,6 +171,7 @@ impl Director {
             outbox: Outbox::new(&config),
             bulk: None,
             bulk_ended: None,
+            deferred: Requesters::default(),
             resync: ResyncWait::IDLE,
         });
         Ok(())
@@ -230,6 +267,7 @@ impl Director {
     /// caller paces a bulk resync by how many it takes per turn.
     pub fn poll_sync(&mut self, now: Instant) -> Option<&[u8]> {
         let now = self.clock.max(now);
+        self.start_deferred_resync(now);
         if self.sync.as_ref().is_some_and(|s| s.bulk.is_some() && !s.outbox.has_ready()) {
             self.bulk_step(now);
         }
@@ -244,22 +282,32 @@ impl Director {
         Some(message)
     }
 
-    /// When the message being filled is due to be sent.
+    /// When the message being filled is due to be sent, or the deferred resync requests
+    /// are due to be answered, whichever is first.
     pub(super) fn sync_deadline(&self) -> Option<Instant> {
-        self.sync.as_ref().and_then(|s| s.outbox.deadline())
+        let sync = self.sync.as_ref()?;
+        let deferred = match (sync.deferred.count, sync.bulk, sync.bulk_ended) {
+            (0, _, _) | (_, Some(_), _) => None,
+            (_, None, ended) => {
+                Some(ended.map_or(Instant::ZERO, |t| t.saturating_add(RESYNC_HOLD_OFF)))
+            }
+        };
+        [sync.outbox.deadline(), deferred].into_iter().flatten().min()
     }
 
-    /// Finishes a message whose first record has waited 2 s.
+    /// Finishes a message whose first record has waited 2 s, and starts the bulk resync
+    /// that answers deferred requests once their hold-off is over.
     pub(super) fn sync_flush(&mut self, now: Instant) {
         if let Some(sync) = &mut self.sync {
             sync.outbox.flush_due(now);
         }
+        self.start_deferred_resync(now);
     }
 
     /// Imports one sync datagram, as the kernel's backup does (see
     /// [`sync::import`](crate::sync::import)); a master takes only the bulk resync requests
-    /// in it, and answers one only when no bulk resync is under way nor ended less than
-    /// [`RESYNC_HOLD_OFF`] ago (otherwise it is counted in
+    /// [`SyncCounters::resync_requests_deferred`]). A backup takes the datagrams of its
+    /// than [`RESYNC_HOLD_OFF`] ago (otherwise it is deferred, counted in
     /// [`SyncCounters::resync_requests_ignored`]). A backup takes the datagrams of its
     /// sync ID, or every one with sync ID 0; a master the requests of its sync ID and of 0,
     /// since a backup left at 0 takes every ID. Returns how many records were read. Never
@@ -333,8 +381,9 @@ impl Director {
         Ok(read)
     }
 
-    /// A resync request from `requester`: answered unless it is this director's own, one is
-    /// being answered, or one was answered less than [`RESYNC_HOLD_OFF`] ago.
+    /// A resync request from `requester`: answered at once unless it is this director's
+    /// own, or one is being answered or was answered less than [`RESYNC_HOLD_OFF`] ago;
+    /// then deferred (see [`sync`](crate::sync)).
     fn answer_resync(&mut self, now: Instant, requester: u32) {
         let Some(sync) = &mut self.sync else { return };
         let c = &mut self.sync_counters;
@@ -344,13 +393,42 @@ impl Director {
         }
         let held = sync.bulk_ended.is_some_and(|t| now < t.saturating_add(RESYNC_HOLD_OFF));
         if sync.bulk.is_some() || held {
-            c.resync_requests_ignored = c.resync_requests_ignored.wrapping_add(1);
+            let answering = sync.bulk.is_some_and(|b| b.requesters.contains(requester));
+            if answering || sync.deferred.contains(requester) || !sync.deferred.push(requester) {
+                c.resync_requests_ignored = c.resync_requests_ignored.wrapping_add(1);
+            } else {
+                c.resync_requests_deferred = c.resync_requests_deferred.wrapping_add(1);
+            }
             return;
         }
-        sync.bulk = Some(Bulk { slot: 0, templates: false, requester, records: 0 });
-        let mark = ResyncMark::new(requester, sync.config.origin, 0);
-        let (record, option) = wire::resync_mark_record(false, &mark);
-        let dropped = sync.outbox.push(now, &record, &option);
+        self.begin_bulk(now, Requesters::one(requester));
+    }
+
+    /// Starts the bulk resync that answers the deferred requests, once the hold-off after
+    /// the last one is over.
+    fn start_deferred_resync(&mut self, now: Instant) {
+        let Some(sync) = &mut self.sync else { return };
+        if sync.deferred.count == 0
+            || sync.bulk.is_some()
+            || sync.bulk_ended.is_some_and(|t| now < t.saturating_add(RESYNC_HOLD_OFF))
+        {
+            return;
+        }
+        let requesters = core::mem::take(&mut sync.deferred);
+        self.begin_bulk(now, requesters);
+    }
+
+    /// Starts a bulk resync for `requesters`: a start mark for each, then the table.
+    fn begin_bulk(&mut self, now: Instant, requesters: Requesters) {
+        let Some(sync) = &mut self.sync else { return };
+        sync.bulk = Some(Bulk { slot: 0, templates: false, requesters, records: 0 });
+        let mut dropped = 0;
+        for &requester in requesters.as_slice() {
+            let mark = ResyncMark::new(requester, sync.config.origin, 0);
+            let (record, option) = wire::resync_mark_record(false, &mark);
+            dropped += sync.outbox.push(now, &record, &option);
+        }
+        let c = &mut self.sync_counters;
         c.queue_drops = c.queue_drops.wrapping_add(dropped);
     }
 
@@ -626,10 +704,12 @@ impl Director {
         }
         let Some(sync) = &mut self.sync else { return };
         if done {
-            // The end mark, then the message goes at once.
-            let mark = ResyncMark::new(bulk.requester, sync.config.origin, bulk.records);
-            let (record, option) = wire::resync_mark_record(true, &mark);
-            dropped += sync.outbox.push(now, &record, &option);
+            // An end mark for each requester, then the message goes at once.
+            for &requester in bulk.requesters.as_slice() {
+                let mark = ResyncMark::new(requester, sync.config.origin, bulk.records);
+                let (record, option) = wire::resync_mark_record(true, &mark);
+                dropped += sync.outbox.push(now, &record, &option);
+            }
             dropped += sync.outbox.finish();
             sync.bulk = None;
             sync.bulk_ended = Some(now);

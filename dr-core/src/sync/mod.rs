@@ -22,9 +22,14 @@
 //! - [`Director::request_resync`](crate::Director::request_resync) queues dr's bulk resync
 //!   request (sent by a backup when it starts): a dr master that receives it sends its whole
 //!   table, paced by `poll_sync`: each call fills at most one message, so the embedder
-//!   decides how many go out per turn. A request that comes while a bulk resync is under
-//!   way, or within [`RESYNC_HOLD_OFF`] of the end of the last one, is ignored and counted
-//!   ([`SyncCounters::resync_requests_ignored`]): anyone on the sync LAN can send one.
+//!   decides how many go out per turn. Anyone on the sync LAN can send a request, so a
+//!   master sends at most one bulk resync per [`RESYNC_HOLD_OFF`]: a request that comes
+//!   while one is under way, or within the hold-off after the end of the last one, is
+//!   deferred ([`SyncCounters::resync_requests_deferred`]) and answered, with every other
+//!   deferred one, by one bulk resync when the hold-off is over; up to
+//!   [`MAX_DEFERRED_RESYNCS`] requesters wait so, and a request from one already waiting
+//!   or being answered, or from one more, is ignored and counted
+//!   ([`SyncCounters::resync_requests_ignored`]).
 //!   A master answers requests of its own sync ID and of 0 (a backup that takes every
 //!   ID). The request travels in an optional option, which a kernel backup skips.
 //! - The answer goes between a start and an end mark ([`wire::options::RESYNC_BEGIN`],
@@ -92,6 +97,9 @@ pub const FLUSH_TIME: Duration = Duration::from_secs(2);
 
 /// How long after a bulk resync ended a master ignores further requests.
 pub const RESYNC_HOLD_OFF: Duration = Duration::from_secs(10);
+
+/// The most requesters one bulk resync answers (those whose requests were deferred).
+pub const MAX_DEFERRED_RESYNCS: usize = 4;
 
 /// Which sync daemon a director runs, as `ipvsadm --start-daemon` names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -173,8 +181,9 @@ pub struct SyncConfig {
     pub resync_wait: Duration,
 }
 
-/// The default [`SyncConfig::resync_wait`].
-pub const DEFAULT_RESYNC_WAIT: Duration = Duration::from_secs(10);
+/// The default [`SyncConfig::resync_wait`]: longer than [`RESYNC_HOLD_OFF`], so that a
+/// request a peer defers is still answered within it.
+pub const DEFAULT_RESYNC_WAIT: Duration = Duration::from_secs(15);
 
 /// The most peers whose answers a resync waits for; the answers of further peers are
 /// imported all the same, but not waited for.
@@ -319,9 +328,12 @@ pub struct SyncCounters {
     pub resync_requests_received: u64,
     /// Records sent in answer to resync requests.
     pub bulk_records: u64,
-    /// Resync requests ignored: one was being answered, or was answered less than
-    /// [`RESYNC_HOLD_OFF`] ago.
+    /// Resync requests ignored: from a requester already being answered or already
+    /// waiting, or from one more than [`MAX_DEFERRED_RESYNCS`] waiting.
     pub resync_requests_ignored: u64,
+    /// Resync requests deferred: one was being answered, or was answered less than
+    /// [`RESYNC_HOLD_OFF`] ago; answered when the hold-off is over.
+    pub resync_requests_deferred: u64,
     /// Messages the embedder could not send (a full socket buffer), as it reported them
     /// ([`Director::count_sync_send_drops`](crate::Director::count_sync_send_drops)).
     pub send_drops: u64,
@@ -344,7 +356,7 @@ pub struct SyncCounters {
 impl SyncCounters {
     /// Every counter with its name, in the order the JSON listing and the metrics give
     /// them.
-    pub fn fields(&self) -> [(&'static str, u64); 25] {
+    pub fn fields(&self) -> [(&'static str, u64); 26] {
         [
             ("messages_sent", self.messages_sent),
             ("records_sent", self.records_sent),
@@ -365,6 +377,7 @@ impl SyncCounters {
             ("resync_requests_received", self.resync_requests_received),
             ("bulk_records", self.bulk_records),
             ("resync_requests_ignored", self.resync_requests_ignored),
+            ("resync_requests_deferred", self.resync_requests_deferred),
             ("send_drops", self.send_drops),
             ("receive_drops", self.receive_drops),
             ("own_ignored", self.own_ignored),
@@ -396,6 +409,7 @@ impl SyncCounters {
             resync_requests_received,
             bulk_records,
             resync_requests_ignored,
+            resync_requests_deferred,
             send_drops,
             receive_drops,
             own_ignored,
@@ -423,6 +437,7 @@ impl SyncCounters {
             (resync_requests_received, other.resync_requests_received),
             (bulk_records, other.bulk_records),
             (resync_requests_ignored, other.resync_requests_ignored),
+            (resync_requests_deferred, other.resync_requests_deferred),
             (send_drops, other.send_drops),
             (receive_drops, other.receive_drops),
             (own_ignored, other.own_ignored),

@@ -186,8 +186,9 @@ pub const DEFAULT_ANNOUNCE_DELAY: Duration = Duration::from_secs(5);
 pub const MAX_RESYNC_WAIT_SECS: i64 = 3600;
 
 /// The default `[director] resync_wait`: how long a restarted director with `--sync backup`
-/// or `both` waits for its peers' bulk resync at most before it announces its VIPs.
-pub const DEFAULT_RESYNC_WAIT: Duration = Duration::from_secs(10);
+/// or `both` waits for its peers' bulk resync at most before it announces its VIPs: longer
+/// than the 10 s a peer may defer a request after answering another.
+pub const DEFAULT_RESYNC_WAIT: Duration = Duration::from_secs(15);
 
 /// When dr-director announces its VIPs (see `dr-director ctl watch`).
 #[derive(Debug, Clone, PartialEq, Eq)]
