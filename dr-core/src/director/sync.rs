@@ -306,9 +306,9 @@ impl Director {
 
     /// Imports one sync datagram, as the kernel's backup does (see
     /// [`sync::import`](crate::sync::import)); a master takes only the bulk resync requests
-    /// [`SyncCounters::resync_requests_deferred`]). A backup takes the datagrams of its
+    /// in it, and answers one at once only when no bulk resync is under way nor ended less
     /// than [`RESYNC_HOLD_OFF`] ago (otherwise it is deferred, counted in
-    /// [`SyncCounters::resync_requests_ignored`]). A backup takes the datagrams of its
+    /// [`SyncCounters::resync_requests_deferred`]). A backup takes the datagrams of its
     /// sync ID, or every one with sync ID 0; a master the requests of its sync ID and of 0,
     /// since a backup left at 0 takes every ID. Returns how many records were read. Never
     /// panics and never allocates.

@@ -306,7 +306,7 @@ fn seed() -> Result<[u64; 4], String> {
 fn check_config(args: &Args) -> ExitCode {
     // No interface is opened: the MAC only has to be a valid one.
     let mac = dr_core::MacAddr([0x02, 0, 0, 0, 0, 0]);
-    match director(args, mac, false, None) {
+    match director(args, mac, false, None, true) {
         Ok((loaded, _)) => {
             print!("{}", loaded.director.listing(dr_core::ListingFormat::Plain));
             ExitCode::SUCCESS
@@ -336,13 +336,12 @@ fn keepalived_director(
     config: Config,
     small: bool,
     before: Option<&Pool>,
+    warnings: &mut Vec<String>,
 ) -> Result<(Loaded, Option<Keepalived>), String> {
     let id = args.keepalived_config_id.clone().or_else(crate::keepalived::default_config_id);
     let plan = crate::keepalived::read_as(&crate::keepalived::Disk, path, id)
         .map_err(|e| e.to_string())?;
-    for warning in &plan.warnings {
-        warn!("{warning}");
-    }
+    warnings.extend(plan.warnings.iter().map(ToString::to_string));
     let options = BuildOptions {
         config,
         neighbours: args.neigh.iter().copied().collect(),
@@ -371,34 +370,48 @@ fn keepalived_director(
 
 /// The director the configuration describes; with `small`, built with the smallest tables
 /// (to compare with a running one on reload), the file's own values in [`Loaded::config`].
-/// From a keepalived configuration, its plan and checkers' states too. A scheduler flag
-/// that a service's scheduler ignores is logged, whichever file gave it.
+/// From a keepalived configuration, its plan and checkers' states too. With `say`, the
+/// file's warnings are logged, a scheduler flag that a service's scheduler ignores
+/// included, whichever file gave it (once: not again for each further worker).
 fn director(
     args: &Args,
     mac: dr_core::MacAddr,
     small: bool,
     before: Option<&Pool>,
+    say: bool,
 ) -> Result<(Loaded, Option<Keepalived>), String> {
-    let loaded = load_director(args, mac, small, before)?;
-    for warning in crate::flags::ignored_flags(&loaded.0.director) {
-        warn!("{warning}");
+    let mut warnings = Vec::new();
+    let loaded = load_director(args, mac, small, before, &mut warnings)?;
+    if say {
+        warnings.extend(crate::flags::ignored_flags(&loaded.0.director));
+        for warning in warnings {
+            warn!("{warning}");
+        }
     }
     Ok(loaded)
 }
 
-/// [`director`], without the warnings of flags.
+/// [`director`], its file's warnings put in `warnings`.
 fn load_director(
     args: &Args,
     mac: dr_core::MacAddr,
     small: bool,
     before: Option<&Pool>,
+    warnings: &mut Vec<String>,
 ) -> Result<(Loaded, Option<Keepalived>), String> {
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
     };
     let hash_seed = seed()?;
     if let Some(path) = &args.keepalived {
-        return keepalived_director(args, path, Config::new(mac, hash_seed), small, before);
+        return keepalived_director(
+            args,
+            path,
+            Config::new(mac, hash_seed),
+            small,
+            before,
+            warnings,
+        );
     }
     if let Some(path) = &args.config {
         let options = LoadOptions {
@@ -409,9 +422,7 @@ fn load_director(
         };
         let load = if small { crate::config::load_small } else { load_all };
         let loaded = load(&read(path)?, options).map_err(|e| format!("{}: {e}", path.display()))?;
-        for warning in &loaded.warnings {
-            warn!("{}: {warning}", path.display());
-        }
+        warnings.extend(loaded.warnings.iter().map(|w| format!("{}: {w}", path.display())));
         return Ok((loaded, None));
     }
     let Some(path) = &args.rules else {
@@ -479,7 +490,7 @@ fn reload(
 ) -> Result<Reloaded, String> {
     // One small director for every worker to compare itself with: no second table.
     let (Loaded { director: wanted, health, routes, config, .. }, keepalived) =
-        director(args, mac, true, before)?;
+        director(args, mac, true, before, true)?;
     let quorum = quorum_by_key(&wanted, &routes);
     let checks: Vec<(ServiceKey, HealthCheck)> = health
         .iter()
@@ -594,8 +605,9 @@ fn run(args: &Args) -> Result<(), String> {
     let mut settings = Vec::new();
     let mut route_settings = None;
     let mut keepalived: Option<Keepalived> = None;
-    for _ in 0..args.workers {
-        let (Loaded { mut director, health, routes, .. }, plan) = director(args, mac, false, None)?;
+    for worker in 0..args.workers {
+        let (Loaded { mut director, health, routes, .. }, plan) =
+            director(args, mac, false, None, worker == 0)?;
         if route_settings.is_none() {
             route_settings = Some((
                 quorum_by_key(&director, &routes),

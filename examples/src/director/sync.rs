@@ -13,8 +13,9 @@
 //!   will reach is chosen per packet. At start the backup sends one bulk resync request,
 //!   so that a restarted backup gets the live table back.
 //! - A master listens to the group as well, for the resync requests only (of its sync ID
-//!   or of 0); it ignores those that come while it answers one or within 10 s after. Its
-//!   answer goes between a start and an end mark naming the request's origin.
+//!   or of 0); one that comes while it answers one or within 10 s after waits, and is
+//!   answered when the 10 s are over. Its answer goes between a start and an end mark
+//!   naming the request's origin.
 //! - `--sync both`: master and backup at once, as the kernel runs both daemons, for
 //!   directors that share the traffic (ECMP): each sends its connections and imports its
 //!   peers'. Give every director of one cluster the same `--syncid` (it names the cluster

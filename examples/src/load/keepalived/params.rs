@@ -77,6 +77,11 @@ pub(crate) struct Params {
     work: usize,
     /// Bytes of lines made by substitutions and sequences so far.
     made: usize,
+    /// Bytes of multiline parameters' further lines copied for their uses so far (held
+    /// until they are read).
+    copied: usize,
+    /// The undefined parameters already warned of, each once.
+    warned: std::collections::BTreeSet<String>,
 }
 
 impl Params {
@@ -101,6 +106,8 @@ impl Params {
             open: None,
             work: 0,
             made: 0,
+            copied: 0,
+            warned: std::collections::BTreeSet::new(),
         }
     }
 
@@ -236,7 +243,7 @@ impl Params {
                 break;
             }
         }
-        undefined(&line, cx);
+        undefined(&line, cx, &mut self.warned);
         if !line.is_empty() {
             // Only what parameters and sequences make counts, not the file's own lines.
             if depth > 0 || substituted {
@@ -326,6 +333,19 @@ impl Params {
             let first = if self.defs[i].multiline {
                 let mut lines = value.split('\n');
                 let first = lines.next().unwrap_or_default().to_string();
+                // The further lines are copied for each use, a line that uses its own
+                // parameter over and over included: bounded as what is made.
+                self.copied += value.len() - first.len();
+                if self.copied > MAX_MADE {
+                    return Err(KeepalivedError::at(
+                        cx.at,
+                        format!(
+                            "multiline parameters used make more than {} MiB of lines: a \
+                             parameter that uses itself?",
+                            MAX_MADE >> 20
+                        ),
+                    ));
+                }
                 multiline.push(lines.map(str::to_string).collect());
                 first
             } else {
@@ -533,16 +553,17 @@ fn is_name(name: &str) -> bool {
         && bytes.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
-/// Warns of each `$NAME` or `${NAME}` left in `line`: keepalived keeps an undefined
-/// parameter as written, so dr does too, but says so.
-fn undefined(line: &str, cx: &mut Cx<'_>) {
+/// Warns of each `$NAME` or `${NAME}` left in `line` not warned of before (each once per
+/// configuration, however many lines a sequence makes of it): keepalived keeps an
+/// undefined parameter as written, so dr does too, but says so.
+fn undefined(line: &str, cx: &mut Cx<'_>, warned: &mut std::collections::BTreeSet<String>) {
     let mut names = Vec::new();
     for (i, _) in line.match_indices('$') {
         let rest = &line[i + 1..];
         let rest = rest.strip_prefix('{').unwrap_or(rest);
         let end =
             rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
-        if is_name(&rest[..end]) {
+        if is_name(&rest[..end]) && warned.insert(rest[..end].to_string()) {
             names.push(format!("${}", &rest[..end]));
         }
     }
@@ -872,5 +893,18 @@ mod tests {
         // Sequences within sequences, each short, multiply: still bounded.
         let e = read("~SEQ(A, 1000) ~SEQ(B, 1000) ~SEQ(C, 1000) x\n", None).unwrap_err();
         assert!(e.contains("more than 1000000 lines"), "{e}");
+        // A multiline parameter whose first line is itself: the line stays short while each
+        // use copies its 100 KB of further lines again; bounded before they are made.
+        let text = format!("$M=$M \\\n{}\n$M\n", format!("{} \\\n", "b".repeat(1000)).repeat(100));
+        let e = read(&text, None).unwrap_err();
+        assert!(e.contains("multiline parameters used make more than 16 MiB"), "{e}");
+    }
+
+    #[test]
+    fn an_undefined_parameter_is_warned_of_once_however_many_lines_use_it() {
+        let (out, warnings) = read("~SEQ(I, 1, 1000) x $X $I\ny $X\n", None).unwrap();
+        assert_eq!(out.len(), 1001);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("$X is not a defined parameter"), "{warnings:?}");
     }
 }

@@ -118,6 +118,7 @@ fn takes(within: &str, keyword: &str) -> Option<usize> {
         "sorry_server" | "real_server" | "virtual_server" => 2,
         "sorry_server_inhibit"
         | "hashed"
+        | "ops"
         | "flag-1"
         | "flag-2"
         | "flag-3"
@@ -129,6 +130,7 @@ fn takes(within: &str, keyword: &str) -> Option<usize> {
         "connect_ip" | "connect_port" | "http_protocol" | "enable_sni" | "sni_name"
         | "misc_path" | "misc_timeout" | "type" | "name" | "path" | "digest" => 1,
         "misc_dynamic" => 0,
+        "fast_recovery" => 1,
         "virtual_server_group" => 1,
         "url" | "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" => 0,
         _ => return None,
