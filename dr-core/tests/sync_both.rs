@@ -274,11 +274,12 @@ fn backup(syncid: u8, origin: u32, wait_secs: u64) -> Director {
 fn a_mark_is_a_record_a_kernel_backup_skips_laid_out_by_hand() {
     let m = mark(5, true, ResyncMark::new(0x0102_0304, 0x0a0b_0c0d, 48));
     let expected: Vec<u8> = [
-        &[0, 5, 0, 58, 1, 1, 0, 0][..], // header: 8 + 50 bytes, one record
-        &[0, 0, 0, 50],                 // IPv4, protocol 0: skipped; 36 + 14 bytes
+        &[0, 5, 0, 62, 1, 1, 0, 0][..], // header: 8 + 54 bytes, one record
+        &[0, 0, 0, 54],                 // IPv4, protocol 0: skipped; 36 + 18 bytes
         &[0; 32],
-        &[0x52, 12], // option 0x52: bit 0x40, optional
+        &[0x52, 16], // option 0x52: bit 0x40, optional
         &[1, 2, 3, 4, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0, 0, 48],
+        &[0, 1, 0, 0], // part 0 of 1
     ]
     .concat();
     assert_eq!(m, expected);
@@ -340,6 +341,46 @@ fn the_resync_is_done_when_every_peer_that_began_an_answer_ended_it() {
 }
 
 #[test]
+fn a_peer_of_two_workers_is_waited_for_until_both_parts_of_its_answer_ended() {
+    // One process, origin 11, two workers with their own connections: each answers as one
+    // part of two. The first part's whole answer comes before the second even starts.
+    let mut w0 = director_of(&TWO, SyncMode::Both, 11);
+    let mut w1 = director_of(&TWO, SyncMode::Both, 11);
+    for (part, (w, cports)) in [(&mut w0, 100..120), (&mut w1, 200..230)].into_iter().enumerate() {
+        let mut sync = *w.sync_config().unwrap();
+        (sync.part, sync.parts) = (part as u8, 2);
+        w.start_sync(sync).unwrap();
+        for cport in cports {
+            forward(w, at(0), tcp4(CLIENT, cport, VIP, 80, SYN));
+            forward(w, at(0), tcp4(CLIENT, cport, VIP, 80, ACK));
+        }
+        let _ = drain(w, at(5000));
+    }
+    let mut b = backup(0, 7, 10);
+    assert!(b.request_resync(at(10_000)));
+    let request = drain(&mut b, at(10_000));
+    w0.import_sync(at(10_000), &request[0]).unwrap();
+    for m in drain(&mut w0, at(10_000)) {
+        b.import_sync(at(10_010), &m).unwrap();
+    }
+    let s = b.resync_status(at(10_010)).unwrap();
+    assert_eq!((s.phase, s.peers, s.peers_ended), (ResyncPhase::Waiting, 1, 0), "half of it");
+    w1.import_sync(at(10_020), &request[0]).unwrap();
+    for m in drain(&mut w1, at(10_020)) {
+        b.import_sync(at(10_030), &m).unwrap();
+    }
+    let s = b.resync_status(at(10_030)).unwrap();
+    assert_eq!((s.phase, s.peers, s.peers_ended), (ResyncPhase::Done, 1, 1));
+    assert_eq!((s.records_announced, b.connection_count()), (50, 50));
+    // A part above the parts, or parts over the bound, is no configuration.
+    let mut sync = *w0.sync_config().unwrap();
+    (sync.part, sync.parts) = (2, 2);
+    assert!(w0.start_sync(sync).is_err());
+    (sync.part, sync.parts) = (0, 65);
+    assert!(w0.start_sync(sync).is_err());
+}
+
+#[test]
 fn a_peer_that_never_ends_or_no_answer_times_the_resync_out_at_resync_wait() {
     let mut b = backup(0, 7, 4);
     b.request_resync(at(1000));
@@ -375,11 +416,16 @@ fn hostile_marks_do_not_end_the_resync() {
     b.import_sync(at(4), &mark(5, true, ResyncMark::new(7, 7, 0))).unwrap();
     // An end mark of the wrong length is no mark: an optional option, skipped.
     let mut short = mark(5, true, ResyncMark::new(7, 11, 0));
-    short[8 + 37] = 11;
+    short[8 + 37] = 15;
     short[8 + 3] -= 1;
     short[3] -= 1;
     short.pop();
     b.import_sync(at(5), &short).unwrap();
+    // Nor is one whose part is not below its parts (the last two data bytes: part, parts).
+    let mut bad_part = mark(5, true, ResyncMark::new(7, 11, 0));
+    let at_part = bad_part.len() - 4;
+    bad_part[at_part] = 1;
+    b.import_sync(at(5), &bad_part).unwrap();
     let s = b.resync_status(at(6)).unwrap();
     assert_eq!((s.phase, s.peers, s.peers_ended), (ResyncPhase::Waiting, 1, 0));
     let c = b.sync_counters();

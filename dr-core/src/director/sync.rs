@@ -78,14 +78,34 @@ impl Requesters {
     }
 }
 
+/// A peer answering a resync request, in parts (one per worker of its process).
+#[derive(Clone, Copy, Debug)]
+struct Peer {
+    origin: u32,
+    /// The parts its marks name (the most of them).
+    parts: u8,
+    /// A bit per part whose end mark came.
+    ended: u64,
+}
+
+impl Peer {
+    const NONE: Self = Self { origin: 0, parts: 1, ended: 0 };
+
+    /// Whether every part of its answer ended.
+    fn done(&self) -> bool {
+        let all = if self.parts >= 64 { u64::MAX } else { (1u64 << self.parts) - 1 };
+        self.ended & all == all
+    }
+}
+
 /// A backup's wait for the answers to its resync request.
 #[derive(Clone, Copy, Debug)]
 struct ResyncWait {
     phase: ResyncPhase,
     requested: Option<Instant>,
     ended: Option<Instant>,
-    /// The origins of the peers that started an answer, and whether each ended it.
-    peers: [(u32, bool); MAX_RESYNC_PEERS],
+    /// The peers that started an answer, and the parts of it each ended.
+    peers: [Peer; MAX_RESYNC_PEERS],
     count: usize,
     records_announced: u64,
     records_imported: u64,
@@ -96,7 +116,7 @@ impl ResyncWait {
         phase: ResyncPhase::Idle,
         requested: None,
         ended: None,
-        peers: [(0, false); MAX_RESYNC_PEERS],
+        peers: [Peer::NONE; MAX_RESYNC_PEERS],
         count: 0,
         records_announced: 0,
         records_imported: 0,
@@ -114,22 +134,26 @@ impl ResyncWait {
     }
 
     /// A peer's mark: returns false when there is no room for another peer.
-    fn mark(&mut self, now: Instant, answerer: u32, end: bool, records: u32) -> bool {
-        let known = self.peers[..self.count].iter().position(|(o, _)| *o == answerer);
+    fn mark(&mut self, now: Instant, mark: &ResyncMark, end: bool) -> bool {
+        let known = self.peers[..self.count].iter().position(|p| p.origin == mark.answerer);
         let at = match known {
             Some(at) => at,
             None if self.count < MAX_RESYNC_PEERS => {
-                self.peers[self.count] = (answerer, false);
+                self.peers[self.count] = Peer { origin: mark.answerer, parts: 1, ended: 0 };
                 self.count += 1;
                 self.count - 1
             }
             None => return false,
         };
-        if end && !self.peers[at].1 {
-            self.peers[at].1 = true;
-            self.records_announced = self.records_announced.wrapping_add(u64::from(records));
+        let peer = &mut self.peers[at];
+        // The most parts any of its marks names: a peer of several workers ends with all.
+        peer.parts = peer.parts.max(mark.parts);
+        let bit = 1u64.checked_shl(u32::from(mark.part)).unwrap_or(0);
+        if end && peer.ended & bit == 0 {
+            peer.ended |= bit;
+            self.records_announced = self.records_announced.wrapping_add(u64::from(mark.records));
         }
-        if self.peers[..self.count].iter().all(|(_, ended)| *ended) {
+        if self.peers[..self.count].iter().all(Peer::done) {
             self.phase = ResyncPhase::Done;
             self.ended = Some(now);
         }
@@ -137,7 +161,7 @@ impl ResyncWait {
     }
 
     fn status(&self) -> ResyncStatus {
-        let peers_ended = self.peers[..self.count].iter().filter(|(_, e)| *e).count();
+        let peers_ended = self.peers[..self.count].iter().filter(|p| p.done()).count();
         ResyncStatus {
             phase: self.phase,
             requested: self.requested,
@@ -424,7 +448,8 @@ impl Director {
         sync.bulk = Some(Bulk { slot: 0, templates: false, requesters, records: 0 });
         let mut dropped = 0;
         for &requester in requesters.as_slice() {
-            let mark = ResyncMark::new(requester, sync.config.origin, 0);
+            let mark = ResyncMark::new(requester, sync.config.origin, 0)
+                .in_part(sync.config.part, sync.config.parts);
             let (record, option) = wire::resync_mark_record(false, &mark);
             dropped += sync.outbox.push(now, &record, &option);
         }
@@ -443,10 +468,7 @@ impl Director {
             return;
         }
         let w = &mut sync.resync;
-        if w.phase != ResyncPhase::Waiting
-            || mark.requester != origin
-            || !w.mark(now, mark.answerer, end, mark.records)
-        {
+        if w.phase != ResyncPhase::Waiting || mark.requester != origin || !w.mark(now, mark, end) {
             c.resync_marks_ignored = c.resync_marks_ignored.wrapping_add(1);
             return;
         }
@@ -706,7 +728,8 @@ impl Director {
         if done {
             // An end mark for each requester, then the message goes at once.
             for &requester in bulk.requesters.as_slice() {
-                let mark = ResyncMark::new(requester, sync.config.origin, bulk.records);
+                let mark = ResyncMark::new(requester, sync.config.origin, bulk.records)
+                    .in_part(sync.config.part, sync.config.parts);
                 let (record, option) = wire::resync_mark_record(true, &mark);
                 dropped += sync.outbox.push(now, &record, &option);
             }

@@ -35,7 +35,10 @@
 //! - The answer goes between a start and an end mark ([`wire::options::RESYNC_BEGIN`],
 //!   [`wire::options::RESYNC_END`], records of protocol 0 like the request's, so a kernel
 //!   backup skips them and goes on with the message), each naming the requester's and the
-//!   answerer's [`SyncConfig::origin`], the end mark the records sent.
+//!   answerer's [`SyncConfig::origin`], the end mark the records sent, and which
+//!   [`SyncConfig::part`] of how many [`SyncConfig::parts`] the answer is: directors that
+//!   share an origin (the workers of one process) each answer with their own table, and a
+//!   requester waits for every part.
 //!   [`Director::resync_status`](crate::Director::resync_status) tells the requester where
 //!   its resync stands: [`ResyncPhase::Done`] once every peer that started an answer ended
 //!   it, [`ResyncPhase::TimedOut`] after [`SyncConfig::resync_wait`] (a peer that never
@@ -179,6 +182,14 @@ pub struct SyncConfig {
     /// How long a backup waits for the answers to its bulk resync request at most
     /// (default [`DEFAULT_RESYNC_WAIT`]); see [`ResyncStatus`].
     pub resync_wait: Duration,
+    /// This director's part of its [`origin`](Self::origin)'s answers to bulk resync
+    /// requests (default 0), when several directors share one origin and each holds its
+    /// own connections (the workers of one process): each answers with its table as part
+    /// `part` of [`parts`](Self::parts), and a requester waits for every part.
+    pub part: u8,
+    /// How many directors answer for this origin (default 1; at most
+    /// [`wire::MAX_ANSWER_PARTS`]).
+    pub parts: u8,
 }
 
 /// The default [`SyncConfig::resync_wait`]: longer than [`RESYNC_HOLD_OFF`], so that a
@@ -204,6 +215,8 @@ impl SyncConfig {
             queue: 64,
             origin: 0,
             resync_wait: DEFAULT_RESYNC_WAIT,
+            part: 0,
+            parts: 1,
         }
     }
 
@@ -232,6 +245,9 @@ impl SyncConfig {
         if self.queue == 0 || self.queue > Self::MAX_QUEUE {
             return Err(SyncConfigError::Queue(self.queue));
         }
+        if self.parts == 0 || self.parts > wire::MAX_ANSWER_PARTS || self.part >= self.parts {
+            return Err(SyncConfigError::Part { part: self.part, parts: self.parts });
+        }
         Ok(())
     }
 
@@ -259,6 +275,13 @@ pub enum SyncConfigError {
     Retries(u8),
     /// `queue` is 0 or above [`SyncConfig::MAX_QUEUE`].
     Queue(usize),
+    /// `parts` is 0 or above [`wire::MAX_ANSWER_PARTS`], or `part` is not below it.
+    Part {
+        /// The part given.
+        part: u8,
+        /// The parts given.
+        parts: u8,
+    },
 }
 
 impl fmt::Display for SyncConfigError {
@@ -275,6 +298,11 @@ impl fmt::Display for SyncConfigError {
                  (or the period 0), as the kernel's sync_threshold \"3 50\""
             ),
             Self::Retries(n) => write!(f, "sync retries {n} is out of range: give 0 to 3"),
+            Self::Part { part, parts } => write!(
+                f,
+                "sync part {part} of {parts}: give 1 to {} parts and a part below them",
+                wire::MAX_ANSWER_PARTS
+            ),
             Self::Queue(n) => write!(
                 f,
                 "sync queue {n} is out of range: give 1 to {} messages",

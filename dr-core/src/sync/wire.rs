@@ -88,11 +88,12 @@ pub mod options {
     /// dr's bulk resync request: optional, so a kernel backup skips it. Its 4 bytes are
     /// the requester's origin ([`SyncConfig::origin`](crate::SyncConfig::origin), 0: none).
     pub const RESYNC_REQUEST: u8 = PARAM | 0x10;
-    /// dr's mark of the start of a bulk resync answer: optional. Its 12 bytes are the
-    /// requester's origin, the answerer's, and 0 ([`super::ResyncMark`]).
+    /// dr's mark of the start of a bulk resync answer: optional. Its 16 bytes are the
+    /// requester's origin, the answerer's, 0, the part and the parts ([`super::ResyncMark`]).
     pub const RESYNC_BEGIN: u8 = PARAM | 0x11;
-    /// dr's mark of the end of a bulk resync answer: optional. Its 12 bytes are the
-    /// requester's origin, the answerer's, and the records the answer held.
+    /// dr's mark of the end of a bulk resync answer: optional. Its 16 bytes are the
+    /// requester's origin, the answerer's, the records the part held, the part and the
+    /// parts.
     pub const RESYNC_END: u8 = PARAM | 0x12;
     /// The longest persistence engine data a kernel accepts (`IP_VS_PEDATA_MAXLEN`).
     pub const PE_DATA_MAXLEN: usize = 255;
@@ -273,29 +274,57 @@ pub struct ResyncMark {
     pub answerer: u32,
     /// The records the answer held (the end mark; 0 in the start mark).
     pub records: u32,
+    /// Which part of the answerer's answer this is (`0..parts`): a director whose table is
+    /// shared between workers answers with one part per worker.
+    pub part: u8,
+    /// How many parts the answerer's answer has (1 to [`MAX_ANSWER_PARTS`]).
+    pub parts: u8,
 }
 
+/// The most parts one director's answer to a bulk resync request may have.
+pub const MAX_ANSWER_PARTS: u8 = 64;
+
 impl ResyncMark {
-    /// A mark for `requester`'s request, from `answerer`, of `records` records.
+    /// A mark for `requester`'s request, from `answerer`, of `records` records, the whole
+    /// answer (part 0 of 1).
     pub const fn new(requester: u32, answerer: u32, records: u32) -> Self {
-        Self { requester, answerer, records }
+        Self { requester, answerer, records, part: 0, parts: 1 }
     }
 
-    /// The option's 12 bytes of data.
-    fn encode(&self) -> [u8; 12] {
-        let mut data = [0u8; 12];
+    /// The same mark, for part `part` of `parts`.
+    #[must_use]
+    pub const fn in_part(self, part: u8, parts: u8) -> Self {
+        Self { part, parts, ..self }
+    }
+
+    /// The option's 16 bytes of data: requester, answerer, records, part, parts, 2 bytes 0.
+    fn encode(&self) -> [u8; 16] {
+        let mut data = [0u8; 16];
         data[..4].copy_from_slice(&self.requester.to_be_bytes());
         data[4..8].copy_from_slice(&self.answerer.to_be_bytes());
-        data[8..].copy_from_slice(&self.records.to_be_bytes());
+        data[8..12].copy_from_slice(&self.records.to_be_bytes());
+        data[12] = self.part;
+        data[13] = self.parts;
         data
     }
 
-    /// The mark from an option's data: `None` unless exactly 12 bytes.
+    /// The mark from an option's data: `None` unless 16 bytes with a part below parts and
+    /// at most [`MAX_ANSWER_PARTS`] parts.
     fn decode(data: &[u8]) -> Option<Self> {
-        if data.len() != 12 {
+        if data.len() != 16 {
             return None;
         }
-        Some(Self { requester: be32(data, 0), answerer: be32(data, 4), records: be32(data, 8) })
+        let (part, parts) = (data[12], data[13]);
+        if parts == 0 || parts > MAX_ANSWER_PARTS || part >= parts {
+            return None;
+        }
+        Some(Self {
+            requester: be32(data, 0),
+            answerer: be32(data, 4),
+            records: be32(data, 8),
+            part,
+            parts,
+        })
     }
 }
 
@@ -615,10 +644,10 @@ pub fn resync_request_from(origin: u32) -> (SyncRecord, [u8; 6]) {
 /// The record that carries a mark of the start ([`options::RESYNC_BEGIN`]) or end
 /// ([`options::RESYNC_END`]) of a bulk resync answer: like the request's, protocol 0, so a
 /// kernel backup skips it and goes on with the message's next record.
-pub fn resync_mark_record(end: bool, mark: &ResyncMark) -> (SyncRecord, [u8; 14]) {
-    let mut option = [0u8; 14];
+pub fn resync_mark_record(end: bool, mark: &ResyncMark) -> (SyncRecord, [u8; 18]) {
+    let mut option = [0u8; 18];
     option[0] = if end { options::RESYNC_END } else { options::RESYNC_BEGIN };
-    option[1] = 12;
+    option[1] = 16;
     option[2..].copy_from_slice(&mark.encode());
     (marker_record(), option)
 }

@@ -618,7 +618,11 @@ fn run(args: &Args) -> Result<(), String> {
         if keepalived.is_none() {
             keepalived = plan;
         }
-        if let Some(config) = args.sync.config(origin, routes.resync_wait) {
+        if let Some(mut config) = args.sync.config(origin, routes.resync_wait) {
+            // Each worker answers a resync request with its own table, as one part of this
+            // process's answer.
+            config.part = u8::try_from(worker).unwrap_or(u8::MAX);
+            config.parts = u8::try_from(args.workers).unwrap_or(u8::MAX);
             director.start_sync(config).map_err(|e| format!("--sync: {e}"))?;
         }
         let vips: Vec<_> = director.vips().collect();
