@@ -612,13 +612,15 @@ fn run(args: &Args) -> Result<(), String> {
             route_settings = Some((
                 quorum_by_key(&director, &routes),
                 routes.announce_delay,
-                routes.resync_wait,
+                args.sync.resync_wait(routes.resync_wait),
             ));
         }
         if keepalived.is_none() {
             keepalived = plan;
         }
-        if let Some(mut config) = args.sync.config(origin, routes.resync_wait) {
+        if let Some(mut config) =
+            args.sync.config(origin, args.sync.resync_wait(routes.resync_wait))
+        {
             // Each worker answers a resync request with its own table, as one part of this
             // process's answer.
             config.part = u8::try_from(worker).unwrap_or(u8::MAX);

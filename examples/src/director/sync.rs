@@ -50,7 +50,8 @@ pub struct SyncArgs {
     /// this director's connections), backup (import a master's), or both (send its own and
     /// import its peers', for directors sharing the traffic behind ECMP; give them all the
     /// same --syncid). backup and both ask for a bulk resync at start and announce no VIP
-    /// until it ended (at most the resync_wait of the file's director table).
+    /// until it ended (at most --sync-resync-wait, or the resync_wait of the file's
+    /// director table).
     #[arg(long, value_name = "master|backup|both", value_parser = parse_mode)]
     pub sync: Option<SyncMode>,
     /// The interface the sync messages go out of and come in on (default: --iface).
@@ -75,6 +76,12 @@ pub struct SyncArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAXLEN, requires = "sync",
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_MAXLEN)))]
     pub sync_maxlen: u16,
+    /// With backup or both: the most seconds to wait for the bulk resync before announcing
+    /// (0 to 3600; default the configuration file's `[director] resync_wait`, 15 s
+    /// without one). 0 with kernel masters only, which do not answer.
+    #[arg(long, value_name = "SECS", requires = "sync",
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub sync_resync_wait: Option<u64>,
 }
 
 fn parse_mode(text: &str) -> Result<SyncMode, String> {
@@ -170,7 +177,12 @@ pub fn describe_resync(status: Option<&dr_core::sync::ResyncStatus>, own: u64) -
 }
 
 impl SyncArgs {
-    /// Whether the daemon asks for a resync at start and waits for it.
+    /// How long to wait for the bulk resync at most: `--sync-resync-wait`, else `file`'s.
+    pub fn resync_wait(&self, file: Duration) -> Duration {
+        self.sync_resync_wait.map_or(file, Duration::from_secs)
+    }
+
+    /// Whether this daemon asks for a bulk resync at start and waits for it.
     pub fn resyncs(&self) -> bool {
         self.sync.is_some_and(|m| m.is_backup())
     }
@@ -485,6 +497,16 @@ mod tests {
         );
         let config = cli.sync.config(9, Duration::from_secs(4)).unwrap();
         assert_eq!((config.origin, config.resync_wait), (9, Duration::from_secs(4)));
+        // The file's resync_wait, unless --sync-resync-wait says otherwise (0 to 3600).
+        assert_eq!(cli.sync.resync_wait(Duration::from_secs(15)), Duration::from_secs(15));
+        let zero = Cli::try_parse_from(["x", "--sync", "backup", "--sync-resync-wait", "0"]);
+        assert_eq!(zero.unwrap().sync.resync_wait(Duration::from_secs(15)), Duration::ZERO);
+        for bad in [
+            &["x", "--sync-resync-wait", "3"][..],
+            &["x", "--sync", "both", "--sync-resync-wait", "3601"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
         let err = Cli::try_parse_from(["x", "--sync", "all"]).err().unwrap().to_string();
         assert!(err.contains("give master, backup or both"), "{err}");
         let master = Cli::try_parse_from(["x", "--sync", "master"]).unwrap();
