@@ -437,6 +437,25 @@ fn hostile_marks_do_not_end_the_resync() {
 }
 
 #[test]
+fn a_both_director_counts_another_sync_ids_records_and_marks_as_ignored() {
+    // Sync ID 5, both: a datagram of sync ID 0 is taken for its requests only (a master
+    // answers 0's); its records and marks are another cluster's.
+    let mut a = director_of(&TWO, SyncMode::Master, 9);
+    forward(&mut a, at(0), tcp4(CLIENT, 6000, VIP, 80, SYN));
+    forward(&mut a, at(0), tcp4(CLIENT, 6000, VIP, 80, ACK));
+    forward(&mut a, at(0), data(6000));
+    let export = drain(&mut a, at(2000));
+    let mut b = backup(5, 7, 10);
+    b.request_resync(at(0));
+    b.import_sync(at(1), &export[0]).unwrap();
+    b.import_sync(at(1), &mark(0, true, ResyncMark::new(7, 11, 0))).unwrap();
+    assert_eq!(b.connection_count(), 0);
+    let c = b.sync_counters();
+    assert_eq!((c.syncid_ignored, c.not_backup, c.resync_marks_ignored), (1, 0, 1));
+    assert_eq!(b.resync_status(at(2)).unwrap().phase, ResyncPhase::Waiting);
+}
+
+#[test]
 fn a_director_does_not_answer_its_own_resync_request() {
     let mut b = backup(0, 7, 10);
     b.request_resync(at(0));

@@ -392,6 +392,9 @@ impl Director {
             } else if let Some(mark) = o.resync_begin.or(o.resync_end) {
                 if backup_ok {
                     self.resync_mark(now, &mark, o.resync_end.is_some());
+                } else {
+                    self.sync_counters.resync_marks_ignored =
+                        self.sync_counters.resync_marks_ignored.wrapping_add(1);
                 }
             } else if backup_ok {
                 self.import_entry(now, &entry, message.version);
@@ -400,7 +403,13 @@ impl Director {
             }
         }
         if refused {
-            self.sync_counters.not_backup = self.sync_counters.not_backup.wrapping_add(1);
+            // A master only; or a backup too (both) to whom the sync ID is another's.
+            if config.mode.is_backup() {
+                self.sync_counters.syncid_ignored =
+                    self.sync_counters.syncid_ignored.wrapping_add(1);
+            } else {
+                self.sync_counters.not_backup = self.sync_counters.not_backup.wrapping_add(1);
+            }
         }
         Ok(read)
     }
