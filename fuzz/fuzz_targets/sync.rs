@@ -89,7 +89,8 @@ fuzz_target!(|data: &[u8]| {
                 check(b);
             }
             // Whatever the marks said, the wait is over at its bound.
-            let status = b.resync_status(Instant::from_secs(9 + 10)).unwrap();
+            let wait = b.sync_config().unwrap().resync_wait.as_secs();
+            let status = b.resync_status(Instant::from_secs(9 + wait)).unwrap();
             assert!(status.phase.is_over());
             assert!(status.peers_ended <= status.peers);
             b.handle_timeout(Instant::from_secs(100_000));
