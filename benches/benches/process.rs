@@ -3,12 +3,17 @@
 //! - on established flows at several table sizes: frames come from a contiguous ring in
 //!   arrival order, one data segment per flow, shuffled, so lookups hit random entries;
 //! - on new connections: SYNs of flows that come round only after their entries expired,
-//!   so every frame schedules, inserts and (later) expires a connection.
+//!   so every frame schedules, inserts and (later) expires a connection;
+//! - on UDP datagrams to a service with one-packet scheduling (`ops`: each datagram
+//!   scheduled on its own, no entry), next to the same datagrams to a service without it
+//!   (each flow's entry found).
 //!
 //! Run with `cargo bench -p dr-benches --bench process`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dr_benches::{BURST, Baseline, Burst, Ring, established, new_connections, restore_macs};
+use dr_benches::{
+    BURST, Baseline, Burst, Ring, established, new_connections, restore_macs, udp_flows,
+};
 use dr_core::Instant;
 use std::hint::black_box;
 
@@ -104,5 +109,25 @@ fn new_flows(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, established_flows, new_flows);
+fn one_packet(c: &mut Criterion) {
+    let mut group = c.benchmark_group("process/one-packet");
+    group.throughput(Throughput::Elements(1));
+    let now = Instant::from_secs(2);
+    for (name, ops) in [("dr-ops", true), ("dr-entries", false)] {
+        let (mut director, frames) = udp_flows(10_000, 4, ops);
+        let mut ring = Ring::new(&frames);
+        group.bench_function(BenchmarkId::new(name, 10_000), |b| {
+            b.iter(|| {
+                let frame = ring.next_frame();
+                restore_macs(frame);
+                black_box(director.process(now, black_box(frame)))
+            });
+        });
+        // ops leaves no entry, whatever came; without, each flow kept its own.
+        assert_eq!(director.connection_count(), if ops { 0 } else { 10_000 });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, established_flows, new_flows, one_packet);
 criterion_main!(benches);

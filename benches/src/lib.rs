@@ -37,6 +37,42 @@ pub fn tcp_frame(i: usize, syn: bool, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// A UDP datagram of flow `i` to the VIP on port 53.
+pub fn udp_frame(i: usize) -> Vec<u8> {
+    let (addr, port) = client(i);
+    let builder = PacketBuilder::ethernet2(ROUTER_MAC, DIRECTOR_MAC)
+        .ipv4(addr.octets(), VIP.octets(), 64)
+        .udp(port, 53);
+    let payload: &[u8] = b"query";
+    let mut frame = Vec::with_capacity(builder.size(payload.len()));
+    builder.write(&mut frame, payload).expect("writing to a Vec cannot fail");
+    frame
+}
+
+/// A director with one UDP service on the VIP, port 53, of `reals` real servers scheduled
+/// round robin, with one-packet scheduling (`ops`) or without, and one datagram of each of
+/// `flows` flows; without ops each flow already has its entry.
+pub fn udp_flows(flows: usize, reals: usize, ops: bool) -> (Director, Vec<Vec<u8>>) {
+    let mut config = Config::new(MacAddr(DIRECTOR_MAC), [0x1234, 0x5678, 0x9abc, 0xdef0]);
+    config.capacity = flows.next_power_of_two();
+    let mut director = Director::new(config).expect("valid configuration");
+    let udp = ServiceConfig::new(Protocol::Udp, IpAddr::V4(VIP), 53, SchedulerKind::Rr)
+        .with_one_packet(ops);
+    let service = director.add_service(udp).expect("new service");
+    for r in 0..reals {
+        let addr = IpAddr::V4(Ipv4Addr::from(0x0a00_0100 + r as u32));
+        let mac = MacAddr([0x02, 0, 0, 1, (r >> 8) as u8, r as u8]);
+        director.add_real(service, RealConfig::new(addr).with_mac(mac)).expect("new real");
+    }
+    let frames: Vec<Vec<u8>> = shuffled((0..flows).map(udp_frame).collect());
+    for frame in &frames {
+        let verdict = director.process(Instant::from_secs(1), &mut frame.clone());
+        assert!(verdict.is_transmit(), "{verdict:?}");
+    }
+    assert_eq!(director.connection_count(), if ops { 0 } else { flows });
+    (director, frames)
+}
+
 /// The connection key of flow `i`.
 pub fn flow_key(i: usize) -> FlowKey {
     let (addr, port) = client(i);
