@@ -566,8 +566,18 @@ proptest! {
             let on_backup = b.connection(&c.key);
             prop_assert!(on_backup.is_some(), "{:?} missing", c.key);
             let on_backup = on_backup.unwrap();
+            let here = b.real(on_backup.real).unwrap().addr();
+            let there = m.real(c.real).unwrap().addr();
+            if here != there {
+                // ip_vs_proc_conn: an INACTIVE record (sent while not established) for an
+                // entry bound to another real server is taken for the late end of a replaced
+                // connection and ignored. A SYN that reused a closed flow's entry
+                // (conn_reuse_mode) and was scheduled elsewhere sends just that.
+                prop_assert!(c.state != ConnState::Established, "{:?}: {here} against {there}", c.key);
+                prop_assert!(b.sync_counters().stale > 0);
+                continue;
+            }
             prop_assert_eq!(on_backup.state, c.state);
-            prop_assert_eq!(b.real(on_backup.real).unwrap().addr(), m.real(c.real).unwrap().addr());
         }
     }
 
