@@ -310,14 +310,13 @@ impl Director {
                 return Verdict::Drop(reason);
             }
         };
-        if one_packet {
-            return self
-                .forward_one_packet(now, frame, packet, ip, service_id, key, real_id, template);
-        }
         let conn = match template {
             Some(template) => Conn::controlled_by(key, real_id, template),
             None => Conn::new(key, real_id),
         };
+        if one_packet {
+            return self.forward_one_packet(now, frame, packet, ip, service_id, &conn);
+        }
         // Room was made before the pick; forward() applies the first packet's transition and
         // arms the timer.
         let Ok(id) = self.conns.insert(hash, conn) else {
@@ -326,18 +325,30 @@ impl Director {
             }
             return Verdict::Drop(DropReason::ConnTableFull);
         };
-        let real = &mut self.reals[real_id.index()];
-        real.bind(false);
-        real.stats.count_conn();
-        self.services[service_id.index()].stats.count_conn();
-        self.totals.count_conn();
+        self.bind_new(now, service_id, real_id, template);
         self.counters.conns_created = self.counters.conns_created.wrapping_add(1);
+        self.forward(now, frame, packet, ip, id)
+    }
+
+    /// A new connection of `service` to `real` (`ip_vs_bind_dest`): bound to the real
+    /// server, counted as a connection of it, its service and the totals, and its template
+    /// re-armed (`ip_vs_sched_persist`: each new connection re-arms its template).
+    fn bind_new(
+        &mut self,
+        now: Instant,
+        service: ServiceId,
+        real: RealId,
+        template: Option<ConnId>,
+    ) {
+        let r = &mut self.reals[real.index()];
+        r.bind(false);
+        r.stats.count_conn();
+        self.services[service.index()].stats.count_conn();
+        self.totals.count_conn();
         if let Some(template) = template {
-            // ip_vs_sched_persist: each new connection re-arms its template.
             let timeout = self.template_timeout(self.conns.get(template));
             self.conns.rearm(template, expiry(now, timeout));
         }
-        self.forward(now, frame, packet, ip, id)
     }
 
     /// One-packet scheduling (`IP_VS_CONN_F_ONE_PACKET`): the datagram was scheduled on its
@@ -347,37 +358,26 @@ impl Director {
     /// bind and unbind (which may set and clear the overload flag), the template re-armed,
     /// and for the sync master the template that controls it (`ip_vs_sync_conn` skips the
     /// entry itself). No entry is made, so no table space is needed and nothing expires.
-    #[allow(clippy::too_many_arguments)]
     fn forward_one_packet(
         &mut self,
         now: Instant,
         frame: &mut [u8],
         packet: &Packet,
         ip: &IpPacket,
-        service_id: ServiceId,
-        key: FlowKey,
-        real_id: RealId,
-        template: Option<ConnId>,
+        service: ServiceId,
+        conn: &Conn,
     ) -> Verdict {
-        let conn = match template {
-            Some(template) => Conn::controlled_by(key, real_id, template),
-            None => Conn::new(key, real_id),
-        };
+        let (real_id, template) = (conn.real, conn.controller());
+        self.bind_new(now, service, real_id, template);
         let real = &mut self.reals[real_id.index()];
-        real.bind(false);
-        real.unbind(&conn);
+        real.unbind(conn);
         let mac = real.mac;
-        real.stats.count_conn();
-        self.services[service_id.index()].stats.count_conn();
-        self.totals.count_conn();
         self.counters.one_packet = self.counters.one_packet.wrapping_add(1);
         self.count_in(real_id, ip.stats_len(), true);
-        if let Some(template) = template {
-            let timeout = self.template_timeout(self.conns.get(template));
-            self.conns.rearm(template, expiry(now, timeout));
-            if self.sync.is_some() {
-                self.sync_controller(now, template);
-            }
+        if let Some(template) = template
+            && self.sync.is_some()
+        {
+            self.sync_controller(now, template);
         }
         let Some(mac) = mac else {
             return Verdict::Drop(DropReason::NoRealAvailable);
