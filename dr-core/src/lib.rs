@@ -185,7 +185,7 @@ pub use director::{BURST, ConnInfo, ConnKind, Director};
 pub use flow::{FlowKey, Protocol, SocketDisplay};
 #[cfg(feature = "alloc")]
 pub use io::MemoryIo;
-pub use io::{Batch, Driver, DriverOptions, FrameIo, RunStats};
+pub use io::{Batch, Driver, DriverOptions, FrameIo, RunStats, each_frame};
 pub use listing::{
     ConnectionListing, Counts, Listing, ListingFormat, ListingOptions, RealRow, ServiceRow, Table,
 };

@@ -459,15 +459,11 @@ fn program_error(interface: &str, e: ProgramError) -> Error {
 impl FrameIo for AfXdp {
     type Error = Error;
 
-    fn process_batch<F>(&mut self, mut handler: F) -> Result<Batch, Error>
+    fn process_batch<F>(&mut self, handler: F) -> Result<Batch, Error>
     where
         F: FnMut(Instant, &mut [u8]) -> Verdict,
     {
-        self.process_bursts(|now, frames, verdicts| {
-            for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
-                *verdict = handler(now, frame);
-            }
-        })
+        self.process_bursts(dr_core::each_frame(handler))
     }
 
     fn process_bursts<F>(&mut self, mut handler: F) -> Result<Batch, Error>

@@ -39,6 +39,21 @@ impl Batch {
     }
 }
 
+/// The bursts handler that hands each frame of a burst to `handler` alone, with the
+/// burst's timestamp: how a backend whose own method is
+/// [`FrameIo::process_bursts`] provides [`FrameIo::process_batch`]
+/// (`self.process_bursts(each_frame(handler))`).
+pub fn each_frame<F>(mut handler: F) -> impl FnMut(Instant, &mut [&mut [u8]], &mut [Verdict])
+where
+    F: FnMut(Instant, &mut [u8]) -> Verdict,
+{
+    move |now, frames, verdicts| {
+        for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
+            *verdict = handler(now, frame);
+        }
+    }
+}
+
 /// A source and sink of Ethernet frames.
 pub trait FrameIo {
     /// The backend's error.
