@@ -105,8 +105,10 @@ pub struct XdpStats {
     pub dropped: u64,
     /// Of those, frames dropped because the receive ring was full (`rx_ring_full`).
     pub ring_full: u64,
-    /// Of those, frames dropped because the fill ring had no free UMEM frame to take them
-    /// (`rx_fill_ring_empty_descs`).
+    /// Times the kernel found the fill ring without a free UMEM frame
+    /// (`rx_fill_ring_empty_descs`). In copy mode each is one of the dropped frames; with
+    /// zero-copy the driver counts its attempts to refill, which need not lose a frame, so
+    /// this may then exceed `dropped`.
     pub fill_empty: u64,
     /// Receive descriptors found invalid: by the kernel (`rx_invalid_descs`), or by this
     /// socket (pointing outside the UMEM). Never expected.

@@ -55,7 +55,7 @@
 //! | `dr_ring_frames_unsent_total` | counter | | frames to transmit that the kernel refused |
 //! | `dr_ring_freezes_total` | counter | | times the ring froze, its next block still in use |
 //! | `dr_xdp_rx_ring_full_total` | counter | | `--backend afxdp`: of the dropped frames, those the full receive ring had no room for |
-//! | `dr_xdp_fill_ring_empty_total` | counter | | `--backend afxdp`: of the dropped frames, those that found no free UMEM frame in the fill ring |
+//! | `dr_xdp_fill_ring_empty_total` | counter | | `--backend afxdp`: times the fill ring held no free UMEM frame (in copy mode, one dropped frame each) |
 //! | `dr_xdp_invalid_descriptors_total` | counter | `ring` (`rx`, `tx`) | `--backend afxdp`: descriptors found invalid (never expected) |
 //!
 //! "service" stands for the labels `protocol`, `vip` and `port`.
