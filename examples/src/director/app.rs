@@ -703,6 +703,9 @@ fn run(args: &Args) -> Result<(), String> {
     let mut ctl_edits: Vec<String> = Vec::new();
     let metrics = args.metrics.map(MetricsEndpoint::bind).transpose()?;
     let mut failure = None;
+    // `ctl -L --daemon`'s lines that do not change while the director runs.
+    let daemon_line = args.sync.describe(iface);
+    let resyncs = args.sync.resyncs();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(10));
         if let Some(e) = workers.failure() {
@@ -733,9 +736,7 @@ fn run(args: &Args) -> Result<(), String> {
             down: Arc::new(checks.down.clone()),
             held: std::cell::RefCell::default(),
         };
-        let daemon_line = args.sync.describe(iface);
         let own_dropped = daemon.as_ref().map_or(0, SyncDaemon::own_dropped);
-        let resyncs = args.sync.resyncs();
         control.serve(|request| {
             if control::is_daemon_listing(request) {
                 if !resyncs {
